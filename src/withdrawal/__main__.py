@@ -1,0 +1,3 @@
+from withdrawal.cli import main
+
+main()

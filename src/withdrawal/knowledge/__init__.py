@@ -1,0 +1,1 @@
+"""The versioned, cited knowledge base: data files validated at load time."""
