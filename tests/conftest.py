@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("WITHDRAWAL_SHARED", REPO.parent / "shared"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tests_support import shared_path  # noqa: E402
+from withdrawal.knowledge.loader import KnowledgeBase, default_kb  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The project's shared research folder (vignettes, reference outputs); must exist."""
-    assert SHARED.is_dir(), f"shared folder not found at {SHARED}; set WITHDRAWAL_SHARED"
-    return SHARED
+    return shared_path()
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    """The real, packaged knowledge base."""
+    return default_kb()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from withdrawal.cli.app import app, main
 from withdrawal.cli import core_cmd, evidence_cmd, pk_cmd  # noqa: F401  (registers commands)
+from withdrawal.cli.app import app, main
 
 __all__ = ["app", "main"]

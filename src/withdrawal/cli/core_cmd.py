@@ -1,5 +1,159 @@
-"""Commands of this module are registered on the shared app at import."""
+"""Core commands: ``assess``, ``cows``, ``interactions``."""
 
 from __future__ import annotations
 
-from withdrawal.cli.app import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.prompt import IntPrompt
+
+from withdrawal.assess import assess
+from withdrawal.cli.app import app, fail
+from withdrawal.cli.report import render_assessment, render_interactions
+from withdrawal.errors import InputError, WithdrawalError
+from withdrawal.knowledge.loader import default_kb
+from withdrawal.safety.interactions import check_interactions
+from withdrawal.scales import score
+
+console = Console()
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file, naming the file in any error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(str(path), "file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(str(path), f"cannot read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(str(path), f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+
+
+def _simulator() -> Any:
+    """The PK link for the plan, if the simulator is available."""
+    try:
+        from withdrawal.pk.plan_link import simulate_for_plan  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return simulate_for_plan
+
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text or json")]
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("text", "json"):
+        raise InputError("--format", "unknown format", value=fmt, allowed=["text", "json"])
+
+
+@app.command("assess")
+def assess_cmd(
+    patient_file: Annotated[Path, typer.Argument(help="Patient JSON (format version 1).")],
+    fmt: FormatOpt = "text",
+    simulate: Annotated[
+        bool, typer.Option(help="Simulate the proposed tramadol regimen (PK model).")
+    ] = True,
+) -> None:
+    """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources."""
+    try:
+        _check_format(fmt)
+        raw = read_json(patient_file)
+        result = assess(raw, default_kb(), simulate=_simulator() if simulate else None)
+    except WithdrawalError as exc:
+        raise fail(exc) from exc
+    if fmt == "json":
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        render_assessment(result, console)
+
+
+@app.command("cows")
+def cows_cmd(
+    item: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--item", "-i", help="ITEM=SCORE, e.g. resting_pulse_rate=2; repeat for each item."
+        ),
+    ] = None,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Score the COWS item by item, from --item flags or interactively."""
+    scale = default_kb().scales["cows"]
+    try:
+        _check_format(fmt)
+        if item:
+            values: dict[str, object] = {}
+            for pair in item:
+                key, sep, val = pair.partition("=")
+                if not sep:
+                    raise InputError("--item", "expected ITEM=SCORE", value=pair)
+                try:
+                    values[key.strip()] = int(val)
+                except ValueError as exc:
+                    raise InputError(
+                        f"cows.{key.strip()}", "score must be an integer", value=val
+                    ) from exc
+        else:
+            values = {}
+            for it in scale.items:
+                console.print(f"\n[bold]{it.number}. {it.label}[/] {it.instruction}")
+                for opt in it.options:
+                    console.print(f"  {opt.score}: {opt.anchor}")
+                values[it.id] = IntPrompt.ask(
+                    "Score", choices=[str(s) for s in it.allowed_scores], console=console
+                )
+        result = score(values, scale)
+    except WithdrawalError as exc:
+        raise fail(exc) from exc
+    if fmt == "json":
+        typer.echo(
+            json.dumps(
+                {
+                    "total": result.total,
+                    "band": result.band,
+                    "band_label": result.band_label,
+                    "items": dict(result.items),
+                    "sources": list(result.sources),
+                },
+                indent=2,
+            )
+        )
+    else:
+        band = result.band_label or "no band"
+        console.print(f"COWS total [bold]{result.total}[/] of {result.max_total}: [bold]{band}[/]")
+
+
+@app.command("interactions")
+def interactions_cmd(
+    drugs: Annotated[list[str], typer.Argument(help="Medication names, generic or brand.")],
+    fmt: FormatOpt = "text",
+) -> None:
+    """Check a medication list against tramadol and against each other."""
+    try:
+        _check_format(fmt)
+    except WithdrawalError as exc:
+        raise fail(exc) from exc
+    kb = default_kb()
+    report = check_interactions(drugs, kb)
+    if fmt == "json":
+        out = {
+            "drugs": list(report.drugs),
+            "with_tramadol": [
+                {"drug": h.drug, **h.interaction.model_dump(mode="json")}
+                for h in report.with_tramadol
+            ],
+            "between": [
+                {"first": h.first, "second": h.second, **h.interaction.model_dump(mode="json")}
+                for h in report.between
+            ],
+            "unrecognised": list(report.unrecognised),
+        }
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        render_interactions(report, kb, console)
+    if report.unrecognised and not report.drugs:
+        raise typer.Exit(2)

@@ -1,0 +1,247 @@
+"""Load the core knowledge base, check it whole, and index it for fast lookup.
+
+The loader refuses to return a knowledge base in which any entry lacks a
+source, cites an unregistered source, or refers to a drug, class or condition
+that is not defined: a half-valid knowledge base is worse than none.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from withdrawal.errors import KnowledgeBaseError
+from withdrawal.knowledge.base import (
+    Cited,
+    Source,
+    check_citations,
+    data_dir,
+    load_sources,
+    read_yaml,
+    validate,
+)
+from withdrawal.knowledge.models import (
+    Care,
+    Condition,
+    Drug,
+    DrugClass,
+    Match,
+    Scale,
+    Timeline,
+    TramadolRules,
+    Treatment,
+    Vocabulary,
+)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace("-", " ").split())
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """The validated knowledge base with lookup indexes."""
+
+    version: str
+    sources: Mapping[str, Source]
+    vocabulary: Vocabulary
+    tramadol: TramadolRules
+    scales: Mapping[str, Scale]
+    care: Care
+    drugs: Mapping[str, Drug] = field(repr=False)
+    classes: Mapping[str, DrugClass] = field(repr=False)
+    conditions: Mapping[str, Condition] = field(repr=False)
+    drug_names: Mapping[str, tuple[str, ...]] = field(repr=False)
+    drug_rxcui: Mapping[str, str] = field(repr=False)
+    condition_codes: Mapping[str, str] = field(repr=False)
+    drug_class_members: Mapping[str, frozenset[str]] = field(repr=False)
+
+    def lookup_drug(self, text: str) -> tuple[str, ...]:
+        """Ingredient ids for a generic, synonym or brand name (any case); () if unknown."""
+        return self.drug_names.get(_norm(text), ())
+
+    def lookup_condition(self, text: str) -> str | None:
+        """Condition key for a key, an ICD-10-CM code (child codes too) or a SNOMED CT id."""
+        raw = text.strip()
+        if raw.lower() in self.conditions:
+            return raw.lower()
+        code = raw.upper()
+        if code in self.condition_codes:
+            return self.condition_codes[code]
+        compact = code.replace(".", "")
+        # ICD-10-CM is hierarchical: G40.909 belongs to G40; try ever shorter prefixes.
+        for cut in range(len(compact) - 1, 2, -1):
+            key = self.condition_codes.get("ICD:" + compact[:cut])
+            if key:
+                return key
+        return self.condition_codes.get("ICD:" + compact) or self.condition_codes.get("SCT:" + raw)
+
+    def timeline(self, substance: str) -> Timeline | None:
+        for t in self.care.timelines:
+            if t.substance == substance:
+                return t
+        return None
+
+    def treatment(self, treatment_id: str) -> Treatment:
+        for t in self.care.treatments:
+            if t.id == treatment_id:
+                return t
+        raise KeyError(treatment_id)
+
+    def cite(self, ids: Iterable[str]) -> list[Source]:
+        return [self.sources[i] for i in ids]
+
+
+def _cited_entries(kb_parts: Iterable[tuple[str, Iterable[object]]]) -> list[tuple[str, Cited]]:
+    out: list[tuple[str, Cited]] = []
+    for where, items in kb_parts:
+        for item in items:
+            if isinstance(item, Cited):
+                name = getattr(item, "id", None) or getattr(item, "key", None) or where
+                out.append((f"{where}:{name}", item))
+    return out
+
+
+def _check_matches(
+    matches: Iterable[Match],
+    where: str,
+    drugs: Mapping[str, Drug],
+    classes: Mapping[str, DrugClass],
+    conditions: Mapping[str, Condition],
+) -> None:
+    for m in matches:
+        for d in (*m.drugs_any, *m.allergy_drugs_any):
+            if d not in drugs:
+                raise KnowledgeBaseError(f"{where}: unknown drug {d!r}")
+        for c in m.drug_classes_any:
+            if c not in classes:
+                raise KnowledgeBaseError(f"{where}: unknown drug class {c!r}")
+        for k in m.conditions_any:
+            if k not in conditions:
+                raise KnowledgeBaseError(f"{where}: unknown condition {k!r}")
+
+
+def _index_names(drugs: Iterable[Drug]) -> dict[str, tuple[str, ...]]:
+    names: dict[str, list[str]] = defaultdict(list)
+    for d in drugs:
+        for n in {d.id.replace("_", " "), d.name, *d.synonyms, *d.brands}:
+            key = _norm(n)
+            if d.id not in names[key]:
+                names[key].append(d.id)
+    return {k: tuple(v) for k, v in names.items()}
+
+
+def _index_conditions(conditions: Iterable[Condition]) -> dict[str, str]:
+    codes: dict[str, str] = {}
+    for c in conditions:
+        for icd in c.icd10cm:
+            codes[icd.upper()] = c.key
+            codes["ICD:" + icd.upper().replace(".", "")] = c.key
+        for sct in c.snomed:
+            codes[sct] = c.key
+            codes["SCT:" + sct] = c.key
+    return codes
+
+
+def load_kb(directory: Path | None = None) -> KnowledgeBase:
+    """Read, validate and cross-check every core knowledge-base file."""
+    directory = directory or data_dir()
+    sources = load_sources(directory)
+    vocab = validate(Vocabulary, read_yaml(directory / "vocabulary.yaml"), "vocabulary.yaml")
+    rules = validate(TramadolRules, read_yaml(directory / "tramadol.yaml"), "tramadol.yaml")
+    care = validate(Care, read_yaml(directory / "care.yaml"), "care.yaml")
+    scales: dict[str, Scale] = {
+        s.id: s
+        for s in (
+            validate(Scale, read_yaml(directory / f"{name}.yaml"), f"{name}.yaml")
+            for name in ("cows", "sows")
+        )
+    }
+    versions = {vocab.kb_version, rules.kb_version, care.kb_version}
+    if len(versions) != 1:
+        raise KnowledgeBaseError(f"knowledge-base files disagree on kb_version: {versions}")
+
+    drugs = {d.id: d for d in vocab.drugs}
+    classes = {c.id: c for c in vocab.classes}
+    conditions = {c.key: c for c in vocab.conditions}
+    for d in vocab.drugs:
+        for c in d.classes:
+            if c not in classes:
+                raise KnowledgeBaseError(f"vocabulary.yaml: drug {d.id} has unknown class {c!r}")
+    for r in rules.rules:
+        _check_matches(r.when, f"tramadol.yaml: rule {r.id}", drugs, classes, conditions)
+    for lim in rules.dose_limits:
+        _check_matches(lim.when, f"tramadol.yaml: dose limit {lim.id}", drugs, classes, conditions)
+    for ia in rules.interactions:
+        _check_matches(
+            [Match(drugs_any=ia.drugs_any, drug_classes_any=ia.drug_classes_any)]
+            if (ia.drugs_any or ia.drug_classes_any)
+            else [],
+            f"tramadol.yaml: interaction {ia.id}",
+            drugs,
+            classes,
+            conditions,
+        )
+    for pair in rules.pair_interactions:
+        for ref in (*pair.first, *pair.second):
+            if ref not in classes and ref not in drugs:
+                raise KnowledgeBaseError(f"tramadol.yaml: pair {pair.id} names unknown {ref!r}")
+    for adj in care.adjuncts:
+        if adj.drug not in drugs:
+            raise KnowledgeBaseError(f"care.yaml: adjunct {adj.id} names unknown drug {adj.drug!r}")
+    for res in care.resources:
+        for k in res.first_when_conditions:
+            if k not in conditions:
+                raise KnowledgeBaseError(f"care.yaml: resource {res.id} names unknown {k!r}")
+
+    parts: list[tuple[str, Iterable[object]]] = [
+        ("vocabulary.classes", vocab.classes),
+        ("vocabulary.drugs", vocab.drugs),
+        ("vocabulary.conditions", vocab.conditions),
+        ("tramadol.rules", rules.rules),
+        ("tramadol.dose_limits", rules.dose_limits),
+        ("tramadol.interactions", rules.interactions),
+        ("tramadol.pair_interactions", rules.pair_interactions),
+        ("tramadol.off_label", [rules.off_label_statement]),
+        ("care.tramadol_taper", [care.tramadol_taper]),
+        ("care.timelines", care.timelines),
+        ("care.treatments", care.treatments),
+        ("care.adjuncts", care.adjuncts),
+        ("care.resources", care.resources),
+        ("care.monitoring", care.monitoring),
+        ("care.evidence_summary", care.evidence_summary),
+        ("care.statements", care.statements),
+    ]
+    for scale in scales.values():
+        parts += [(f"{scale.id}", [scale]), (f"{scale.id}.items", scale.items)]
+        parts += [(f"{scale.id}.bands", scale.bands)]
+    check_citations(_cited_entries(parts), sources, "knowledge base")
+
+    members: dict[str, set[str]] = defaultdict(set)
+    for d in vocab.drugs:
+        for c in d.classes:
+            members[c].add(d.id)
+    return KnowledgeBase(
+        version=vocab.kb_version,
+        sources=sources,
+        vocabulary=vocab,
+        tramadol=rules,
+        scales=scales,
+        care=care,
+        drugs=drugs,
+        classes=classes,
+        conditions=conditions,
+        drug_names=_index_names(vocab.drugs),
+        drug_rxcui={d.rxcui: d.id for d in vocab.drugs if d.rxcui},
+        condition_codes=_index_conditions(vocab.conditions),
+        drug_class_members={k: frozenset(v) for k, v in members.items()},
+    )
+
+
+@cache
+def default_kb() -> KnowledgeBase:
+    """The packaged knowledge base, loaded and checked once per process."""
+    return load_kb()

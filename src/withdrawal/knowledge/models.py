@@ -1,0 +1,308 @@
+"""Schemas of the knowledge-base files.
+
+Each file under ``knowledge/data`` is validated against one of these models at
+load time; unknown keys, missing sources and bad cross-references are errors.
+Units live in field names (``_h``, ``_days``, ``_mg``, ``_ml_min``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from withdrawal.knowledge.base import Cited, Frozen
+
+Level = Literal["acceptable", "caution", "avoid", "contraindicated"]
+LEVELS: tuple[Level, ...] = ("acceptable", "caution", "avoid", "contraindicated")
+Phenotype = Literal["poor", "intermediate", "normal", "ultrarapid"]
+Substance = Literal[
+    "heroin",
+    "fentanyl",
+    "methadone",
+    "buprenorphine",
+    "oxycodone",
+    "morphine",
+    "hydrocodone",
+    "codeine",
+    "tramadol",
+    "other",
+]
+
+
+# --- vocabulary -------------------------------------------------------------------------
+
+
+class DrugClass(Cited):
+    """A pharmacological or interaction class used by the rules."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str
+    description: str
+
+
+class Drug(Cited):
+    """One ingredient; brand names of combination products appear under each ingredient."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    name: str
+    synonyms: tuple[str, ...] = ()
+    brands: tuple[str, ...] = ()
+    rxcui: str | None = Field(default=None, pattern=r"^[0-9]+$")
+    atc: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    code_note: str | None = None
+
+
+class Condition(Cited):
+    """A condition key of the patient format with the codes that map onto it."""
+
+    key: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str
+    icd10cm: tuple[str, ...] = ()
+    snomed: tuple[str, ...] = ()
+
+
+class Vocabulary(Frozen):
+    kb_version: str
+    classes: tuple[DrugClass, ...]
+    drugs: tuple[Drug, ...]
+    conditions: tuple[Condition, ...]
+
+
+# --- tramadol rules ---------------------------------------------------------------------
+
+
+class Match(Frozen):
+    """A conjunction of patient facts; a rule fires when any of its matches holds.
+
+    Unset fields are not tested. ``stopped_within_days`` widens the drug tests to
+    medications stopped no more than that many days ago (the MAOI 14-day rule).
+    """
+
+    age_below: int | None = None
+    age_above: int | None = None
+    age_at_least: int | None = None
+    pregnant: bool | None = None
+    breastfeeding: bool | None = None
+    conditions_any: tuple[str, ...] = ()
+    drugs_any: tuple[str, ...] = ()
+    drug_classes_any: tuple[str, ...] = ()
+    stopped_within_days: int | None = Field(default=None, ge=0)
+    allergy_drugs_any: tuple[str, ...] = ()
+    cyp2d6_phenotype_in: tuple[Phenotype, ...] = ()
+    crcl_below: float | None = None
+    child_pugh_in: tuple[Literal["A", "B", "C"], ...] = ()
+    substance_in: tuple[Substance, ...] = ()
+    before_withdrawal_onset: bool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Match:
+        if not self.model_dump(exclude_defaults=True):
+            raise ValueError("a match must test at least one fact")
+        return self
+
+
+class Rule(Cited):
+    """One reason against (or for care with) tramadol, with what to do about it."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    code: str = Field(pattern=r"^[a-z0-9_]+$")
+    level: Level
+    category: Literal["contraindication", "warning", "interaction", "population", "pharmacogenomic"]
+    when: tuple[Match, ...] = Field(min_length=1)
+    message: str
+    action: str
+
+
+class DoseLimit(Cited):
+    """A ceiling on the immediate-release daily dose; the lowest applicable one wins."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    max_daily_mg: int = Field(gt=0)
+    interval_h: int | None = None
+    reason: str
+    when: tuple[Match, ...] = ()
+
+
+class Interaction(Cited):
+    """How a drug class or drug interacts with tramadol, for the interaction checker."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    drugs_any: tuple[str, ...] = ()
+    drug_classes_any: tuple[str, ...] = ()
+    severity: str
+    mechanism: str
+    effect: str
+    management: str
+
+    @model_validator(mode="after")
+    def _targets(self) -> Interaction:
+        if not (self.drugs_any or self.drug_classes_any):
+            raise ValueError(f"interaction {self.id!r} names no drug or class")
+        return self
+
+
+class PairInteraction(Cited):
+    """An interaction between two non-tramadol drug classes the checker also reports."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    first: tuple[str, ...]
+    second: tuple[str, ...]
+    severity: str
+    effect: str
+    management: str
+
+
+class Statement(Cited):
+    """A sentence the software says, with its sources."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    text: str
+
+
+class TramadolRules(Frozen):
+    kb_version: str
+    off_label_statement: Statement
+    rules: tuple[Rule, ...]
+    dose_limits: tuple[DoseLimit, ...]
+    interactions: tuple[Interaction, ...]
+    pair_interactions: tuple[PairInteraction, ...] = ()
+
+
+# --- scales -----------------------------------------------------------------------------
+
+
+class ScaleOption(Frozen):
+    score: int = Field(ge=0)
+    anchor: str
+
+
+class ScaleItem(Cited):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    number: int = Field(ge=1)
+    label: str
+    instruction: str = ""
+    options: tuple[ScaleOption, ...] = Field(min_length=2)
+
+    @property
+    def allowed_scores(self) -> tuple[int, ...]:
+        return tuple(o.score for o in self.options)
+
+
+class Band(Cited):
+    key: str = Field(pattern=r"^[a-z_]+$")
+    label: str
+    min: int
+    max: int
+
+
+class Scale(Cited):
+    id: Literal["cows", "sows"]
+    name: str
+    citation: str
+    administration: str
+    total_min: int
+    total_max: int
+    items: tuple[ScaleItem, ...]
+    bands: tuple[Band, ...] = ()
+    bands_note: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scale:
+        ids = [i.id for i in self.items]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{self.id}: duplicate item ids")
+        if sum(max(i.allowed_scores) for i in self.items) != self.total_max:
+            raise ValueError(f"{self.id}: item maxima do not add up to total_max")
+        if self.bands:
+            edges = sorted((b.min, b.max) for b in self.bands)
+            if edges[0][0] != self.total_min or edges[-1][1] != self.total_max:
+                raise ValueError(f"{self.id}: bands do not cover the total range")
+            for (_, hi), (lo, _) in zip(edges, edges[1:], strict=False):
+                if lo != hi + 1:
+                    raise ValueError(f"{self.id}: bands leave a gap or overlap at {hi}")
+        return self
+
+
+# --- course, treatments, resources ------------------------------------------------------
+
+
+class Range(Frozen):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.low > self.high:
+            raise ValueError("range low exceeds high")
+        return self
+
+
+class Timeline(Cited):
+    """Expected course of withdrawal after the last use of one opioid."""
+
+    substance: Substance
+    acting: Literal["short", "long", "unknown"]
+    onset_h: Range | None = None
+    peak_h: Range | None = None
+    duration_days: Range | None = None
+    buprenorphine_wait_h: Range | None = None
+    note: str | None = None
+
+
+class Treatment(Cited):
+    """A management option the plan can rank."""
+
+    id: Literal["buprenorphine", "methadone", "lofexidine", "clonidine", "tramadol", "symptomatic"]
+    name: str
+    role: Literal["first_line", "alternative", "off_label", "supportive"]
+    base_rank: int = Field(ge=1)
+    summary: str
+    dosing: str
+    settings: tuple[Literal["inpatient", "outpatient", "otp"], ...] = ()
+    drug: str | None = None
+    cautions: tuple[str, ...] = ()
+    start_cows_min: int | None = Field(default=None, ge=0, le=48)
+
+
+class Adjunct(Cited):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    symptom: str
+    drug: str
+    dose: str
+
+
+class Resource(Cited):
+    """A public crisis or referral resource; never a private centre."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    name: str
+    contact: str
+    url: str | None = None
+    description: str
+    order: int
+    first_when_conditions: tuple[str, ...] = ()
+
+
+class TaperDesign(Cited):
+    """Shape of the tramadol taper the plan proposes, and where each number comes from."""
+
+    start_mg_per_day: int = Field(gt=0)
+    days: int = Field(ge=1)
+    hold_days: int = Field(ge=0)
+    step_mg: int = Field(gt=0)
+    max_single_dose_mg: int = Field(gt=0)
+    note: str
+
+
+class Care(Frozen):
+    kb_version: str
+    tramadol_taper: TaperDesign
+    timelines: tuple[Timeline, ...]
+    treatments: tuple[Treatment, ...]
+    adjuncts: tuple[Adjunct, ...]
+    resources: tuple[Resource, ...]
+    monitoring: tuple[Statement, ...]
+    evidence_summary: tuple[Statement, ...]
+    statements: tuple[Statement, ...]

@@ -1,0 +1,199 @@
+"""Patient input (format version 1) and its resolution against the vocabulary.
+
+The input is validated strictly: a bad value is refused with the field's path
+and the allowed values. Names and codes that the knowledge base does not know
+are not dropped: they are reported back under ``unrecognised`` so a clinician
+sees what the screen could not take into account.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from withdrawal.errors import InputError
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.models import Phenotype, Substance
+
+FORMAT_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpioidUse(_Strict):
+    substance: Substance
+    hours_since_last_use: float | None = Field(default=None, ge=0, le=24 * 365)
+
+
+class MedicationIn(_Strict):
+    name: str | None = Field(default=None, min_length=1)
+    rxnorm: str | None = Field(default=None, pattern=r"^[0-9]+$")
+    status: Literal["active", "stopped"] = "active"
+    days_since_stopped: float | None = Field(default=None, ge=0)
+    dose_mg_per_day: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _identified(self) -> MedicationIn:
+        if not (self.name or self.rxnorm):
+            raise ValueError("a medication needs a name or an rxnorm code")
+        if self.status == "active" and self.days_since_stopped is not None:
+            raise ValueError("days_since_stopped is only allowed when status is 'stopped'")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"rxnorm:{self.rxnorm}"
+
+
+class PatientIn(_Strict):
+    """One patient as the ``assess`` command and ``POST /assess`` read it."""
+
+    version: Literal[1] = 1
+    age_years: int = Field(ge=0, le=120)
+    sex: Literal["female", "male", "other", "unknown"] = "unknown"
+    weight_kg: float | None = Field(default=None, gt=0, le=500)
+    pregnant: bool = False
+    breastfeeding: bool = False
+    opioid: OpioidUse | None = None
+    conditions: tuple[str, ...] = ()
+    medications: tuple[MedicationIn, ...] = ()
+    allergies: tuple[str, ...] = ()
+    creatinine_clearance_ml_min: float | None = Field(default=None, ge=0, le=300)
+    child_pugh: Literal["A", "B", "C"] | None = None
+    cyp2d6_phenotype: Phenotype | None = None
+    setting: Literal["inpatient", "outpatient"] | None = None
+    cows: dict[str, int] | None = None
+    sows: dict[str, int] | None = None
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1:] = [f"{parts[-1]}[{p}]"] if parts else [f"[{p}]"]
+        else:
+            parts.append(p)
+    return ".".join(parts) or "patient"
+
+
+def parse_patient(raw: Any) -> PatientIn:
+    """Validate raw JSON data; a wrapper ``{"patient": {...}}`` is accepted too."""
+    if isinstance(raw, Mapping) and "patient" in raw and "age_years" not in raw:
+        raw = raw["patient"]
+    if not isinstance(raw, Mapping):
+        raise InputError("patient", "must be a JSON object")
+    try:
+        return PatientIn.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = _field_path(tuple(err["loc"]))
+        value = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        return _raise(path, msg, value)
+
+
+def _raise(path: str, msg: str, value: object) -> PatientIn:
+    shown = value if isinstance(value, str | int | float | bool) or value is None else "..."
+    raise InputError(path, f"{msg} (got {shown!r})", value=value)
+
+
+@dataclass(frozen=True)
+class Patient:
+    """A validated patient with names and codes resolved to knowledge-base ids."""
+
+    data: PatientIn
+    active_drugs: frozenset[str]
+    stopped_drugs: Mapping[str, float]
+    allergy_drugs: frozenset[str]
+    conditions: frozenset[str]
+    unrecognised: tuple[str, ...]
+    matched: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def pregnant(self) -> bool:
+        return self.data.pregnant or "pregnancy" in self.conditions
+
+    def drugs_within(self, days: float | None) -> frozenset[str]:
+        """Active drugs plus those stopped no more than ``days`` ago."""
+        if days is None:
+            return self.active_drugs
+        recent = {d for d, ago in self.stopped_drugs.items() if ago <= days}
+        return self.active_drugs | recent
+
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def _scan_names(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
+    """Find known names inside free text such as a product description."""
+    words = _WORD.findall(text.lower().replace("-", " "))
+    found: list[str] = []
+    for size in (4, 3, 2, 1):
+        for i in range(len(words) - size + 1):
+            for drug_id in kb.lookup_drug(" ".join(words[i : i + size])):
+                if drug_id not in found:
+                    found.append(drug_id)
+    return tuple(found)
+
+
+def resolve_drug_name(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
+    """Ingredient ids for a medication name: exact name first, then names inside it."""
+    return kb.lookup_drug(text) or _scan_names(text, kb)
+
+
+def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
+    """Map names and codes onto the vocabulary, collecting what is not recognised."""
+    unrecognised: list[str] = []
+    matched: dict[str, tuple[str, ...]] = {}
+    active: set[str] = set()
+    stopped: dict[str, float] = {}
+    for med in data.medications:
+        ids: tuple[str, ...] = ()
+        if med.rxnorm:
+            by_code = kb.drug_rxcui.get(med.rxnorm)
+            ids = (by_code,) if by_code else ()
+        if not ids and med.name:
+            ids = resolve_drug_name(med.name, kb)
+        if not ids:
+            unrecognised.append(med.label)
+            continue
+        matched[med.label] = ids
+        for drug_id in ids:
+            if med.status == "active":
+                active.add(drug_id)
+            else:
+                # NOTE: a stop date that is not given counts as today (the strict reading).
+                ago = med.days_since_stopped or 0.0
+                stopped[drug_id] = min(ago, stopped.get(drug_id, ago))
+    allergy: set[str] = set()
+    for name in data.allergies:
+        ids = resolve_drug_name(name, kb)
+        if ids:
+            allergy.update(ids)
+            matched[name] = ids
+        else:
+            unrecognised.append(name)
+    conditions: set[str] = set()
+    for text in data.conditions:
+        key = kb.lookup_condition(text)
+        if key:
+            conditions.add(key)
+        else:
+            unrecognised.append(text)
+    return Patient(
+        data=data,
+        active_drugs=frozenset(active),
+        stopped_drugs=stopped,
+        allergy_drugs=frozenset(allergy),
+        conditions=frozenset(conditions),
+        unrecognised=tuple(unrecognised),
+        matched=matched,
+    )
