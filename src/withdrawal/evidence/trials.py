@@ -1,0 +1,180 @@
+"""The tramadol trial base and the evidence summary statements, loaded as cited data.
+
+Files: ``knowledge/data/evidence/trials.yaml`` (studies and reviews) and
+``knowledge/data/evidence/summary.yaml`` (analyses to pool, what is not pooled,
+verdicts); sources in ``knowledge/data/sources_evidence.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from withdrawal.errors import KnowledgeBaseError
+from withdrawal.evidence.effects import Measure
+from withdrawal.evidence.meta import Method, Test
+from withdrawal.knowledge.base import (
+    Cited,
+    Frozen,
+    Source,
+    Verification,
+    check_citations,
+    data_dir,
+    default_sources,
+    read_yaml,
+    validate,
+)
+
+Role = Literal["tramadol", "buprenorphine", "clonidine", "methadone", "placebo", "other"]
+
+
+class Arm(Frozen):
+    """One arm (or cohort) of a study, with counts only where the source gives them."""
+
+    name: str
+    role: Role
+    n_randomised: int | None = Field(default=None, ge=1)
+    n_completed: int | None = Field(default=None, ge=0)
+    completed_pct: float | None = Field(default=None, ge=0, le=100)
+    dose: str | None = None
+
+
+class Trial(Cited):
+    """One study of tramadol for opioid withdrawal, as reported."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    study: str
+    design: str
+    kind: Literal["rct", "observational", "laboratory"]
+    setting: str | None
+    country: str | None
+    population: str
+    duration: str | None
+    arms: tuple[Arm, ...] = Field(min_length=1)
+    completion_outcome: str | None
+    outcomes: tuple[str, ...]
+    adverse_events: tuple[str, ...]
+    notes: str | None = None
+    counts_verification: Verification | None = None
+
+    def arm(self, role: Role) -> Arm:
+        """The single arm with this role; KnowledgeBaseError if none or several."""
+        found = [a for a in self.arms if a.role == role]
+        if len(found) != 1:
+            raise KnowledgeBaseError(f"trial {self.id}: {len(found)} arms with role {role!r}")
+        return found[0]
+
+
+class Review(Cited):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    title: str
+    findings: tuple[str, ...]
+
+
+class TrialBase(Frozen):
+    kb_version: str
+    trials: tuple[Trial, ...]
+    reviews: tuple[Review, ...]
+
+
+class Analysis(Cited):
+    """A comparison we pool (or show as a single study when only one trial exists)."""
+
+    id: str
+    title: str
+    comparator: Role
+    outcome: str
+    measure: Measure
+    method: Method
+    test: Test
+    trials: tuple[str, ...] = Field(min_length=1)
+    caveat: str
+
+
+class NotPooled(Cited):
+    id: str
+    what: str
+    reason: str
+
+
+class Verdict(Cited):
+    """A plain-language verdict on one of the article's claims."""
+
+    id: str
+    claim: str
+    verdict: str
+    statement: str
+
+
+class SummaryData(Frozen):
+    kb_version: str
+    analyses: tuple[Analysis, ...]
+    not_pooled: tuple[NotPooled, ...]
+    verdicts: tuple[Verdict, ...]
+
+
+def evidence_dir() -> Path:
+    """Folder of the evidence data files."""
+    return data_dir() / "evidence"
+
+
+def load_trial_base(
+    path: Path | None = None, sources: Mapping[str, Source] | None = None
+) -> TrialBase:
+    """Load and check trials.yaml: schema, unique ids, registered sources."""
+    path = path or evidence_dir() / "trials.yaml"
+    base = validate(TrialBase, read_yaml(path), path.name)
+    ids = [t.id for t in base.trials] + [r.id for r in base.reviews]
+    if len(set(ids)) != len(ids):
+        raise KnowledgeBaseError(f"{path.name}: duplicate study ids")
+    entries = [(t.id, t) for t in base.trials] + [(r.id, r) for r in base.reviews]
+    check_citations(entries, sources or default_sources(), path.name)
+    return base
+
+
+def load_summary_data(
+    path: Path | None = None,
+    sources: Mapping[str, Source] | None = None,
+    trials: TrialBase | None = None,
+) -> SummaryData:
+    """Load and check summary.yaml: sources registered, analysed trials exist with counts."""
+    path = path or evidence_dir() / "summary.yaml"
+    data = validate(SummaryData, read_yaml(path), path.name)
+    check_citations(iter_statements(data), sources or default_sources(), path.name)
+    base = trials or default_trial_base()
+    by_id = {t.id: t for t in base.trials}
+    for analysis in data.analyses:
+        for tid in analysis.trials:
+            if tid not in by_id:
+                raise KnowledgeBaseError(f"{path.name}: {analysis.id} names unknown trial {tid!r}")
+            roles: tuple[Role, Role] = ("tramadol", analysis.comparator)
+            for role in roles:
+                arm = by_id[tid].arm(role)
+                if arm.n_randomised is None or arm.n_completed is None:
+                    raise KnowledgeBaseError(
+                        f"{path.name}: {analysis.id}: trial {tid} has no counts for {role}"
+                    )
+    return data
+
+
+def iter_statements(data: SummaryData) -> Iterator[tuple[str, Cited]]:
+    """Every cited statement of the summary, with its id."""
+    yield from ((a.id, a) for a in data.analyses)
+    yield from ((n.id, n) for n in data.not_pooled)
+    yield from ((v.id, v) for v in data.verdicts)
+
+
+@cache
+def default_trial_base() -> TrialBase:
+    """The packaged trial base, loaded once."""
+    return load_trial_base()
+
+
+@cache
+def default_summary_data() -> SummaryData:
+    """The packaged summary statements, loaded once."""
+    return load_summary_data()
