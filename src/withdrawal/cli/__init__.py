@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from withdrawal.cli import core_cmd, evidence_cmd, pk_cmd  # noqa: F401  (registers commands)
+from withdrawal.cli import (  # noqa: F401  (importing registers the commands)
+    core_cmd,
+    evidence_cmd,
+    pk_cmd,
+    population_cmd,
+    serve_cmd,
+)
 from withdrawal.cli.app import app, main
 
 __all__ = ["app", "main"]
