@@ -147,7 +147,11 @@ def interactions_cmd(
                 for h in report.with_tramadol
             ],
             "between": [
-                {"first": h.first, "second": h.second, **h.interaction.model_dump(mode="json")}
+                {
+                    "drug_a": h.first,
+                    "drug_b": h.second,
+                    **h.interaction.model_dump(mode="json", exclude={"first", "second"}),
+                }
                 for h in report.between
             ],
             "unrecognised": list(report.unrecognised),
