@@ -15,6 +15,7 @@ from withdrawal.cli.app import app, fail
 from withdrawal.cli.report import render_assessment, render_interactions
 from withdrawal.errors import InputError, WithdrawalError
 from withdrawal.knowledge.loader import default_kb
+from withdrawal.plan.simulation import simulate_for_plan
 from withdrawal.safety.interactions import check_interactions
 from withdrawal.scales import score
 
@@ -31,15 +32,6 @@ def read_json(path: Path) -> Any:
         raise InputError(str(path), f"cannot read: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise InputError(str(path), f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-
-
-def _simulator() -> Any:
-    """The PK link for the plan, if the simulator is available."""
-    try:
-        from withdrawal.pk.plan_link import simulate_for_plan  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return simulate_for_plan
 
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text or json")]
@@ -62,7 +54,7 @@ def assess_cmd(
     try:
         _check_format(fmt)
         raw = read_json(patient_file)
-        result = assess(raw, default_kb(), simulate=_simulator() if simulate else None)
+        result = assess(raw, default_kb(), simulate=simulate_for_plan if simulate else None)
     except WithdrawalError as exc:
         raise fail(exc) from exc
     if fmt == "json":

@@ -7,7 +7,7 @@ import json
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,18 +16,11 @@ from rich.table import Table
 
 from withdrawal.cli.app import app, fail
 from withdrawal.errors import InputError, WithdrawalError
-from withdrawal.evidence.effects import (
-    BINARY_MEASURES,
-    CONTINUOUS_MEASURES,
-    EffectSizes,
-    Measure,
-    effect_sizes_given,
-    escalc_binary,
-    escalc_continuous,
-)
-from withdrawal.evidence.meta import MetaResult, pool
-from withdrawal.evidence.plots import forest_plot
-from withdrawal.evidence.summary import EvidenceSummary, build_summary, tramadol_forest
+
+if TYPE_CHECKING:  # the evidence modules load SciPy and matplotlib: import them on use
+    from withdrawal.evidence.effects import EffectSizes, Measure
+    from withdrawal.evidence.meta import MetaResult
+    from withdrawal.evidence.summary import EvidenceSummary
 
 BINARY_COLUMNS = ("events_treatment", "total_treatment", "events_control", "total_control")
 CONTINUOUS_COLUMNS = ("mean_treatment", "sd_treatment", "total_treatment",
@@ -67,6 +60,8 @@ class FormatOpt(StrEnum):
 
 
 def _required_columns(measure: Measure) -> tuple[str, ...]:
+    from withdrawal.evidence.effects import BINARY_MEASURES, CONTINUOUS_MEASURES
+
     if measure in BINARY_MEASURES:
         return BINARY_COLUMNS
     if measure in CONTINUOUS_MEASURES:
@@ -76,6 +71,14 @@ def _required_columns(measure: Measure) -> tuple[str, ...]:
 
 def read_effects(path: Path, measure: Measure) -> EffectSizes:
     """Read a ``withdrawal meta`` CSV and compute effect sizes; InputError names column/row."""
+    from withdrawal.evidence.effects import (
+        BINARY_MEASURES,
+        CONTINUOUS_MEASURES,
+        effect_sizes_given,
+        escalc_binary,
+        escalc_continuous,
+    )
+
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -156,6 +159,9 @@ def meta_command(
     = None,
 ) -> None:
     """Pool studies from a CSV file the way R's metafor does (rma + predict)."""
+    from withdrawal.evidence.meta import pool
+    from withdrawal.evidence.plots import forest_plot
+
     try:
         effects = read_effects(data, measure.value)
         res = pool(effects, method=method.value, test=test.value)
@@ -228,6 +234,8 @@ def evidence_command(
     = None,
 ) -> None:
     """The tramadol evidence summary: trials, pooled comparisons, gaps and verdicts."""
+    from withdrawal.evidence.summary import build_summary, tramadol_forest
+
     try:
         summary = build_summary()
         written: list[Path] = []

@@ -78,11 +78,15 @@ def data_dir() -> Path:
     return Path(str(resources.files(DATA_PACKAGE) / "data"))
 
 
+# libyaml's safe loader parses the knowledge base about ten times faster than pure Python.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path) -> Any:
     """Parse one YAML data file, naming the file in any error."""
     try:
         with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return yaml.load(fh, Loader=_LOADER)  # noqa: S506  (a safe loader)
     except (OSError, yaml.YAMLError) as exc:
         raise KnowledgeBaseError(f"{path.name}: cannot read: {exc}") from exc
 
