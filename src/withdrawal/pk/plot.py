@@ -1,0 +1,48 @@
+"""Concentration bands per phenotype over the heroin withdrawal timeline (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from withdrawal.pk.params import TramadolData, load_tramadol
+from withdrawal.pk.population import PopulationResult
+
+COLOURS = {"poor": "#1b9e77", "intermediate": "#7570b3", "normal": "#d95f02",
+           "ultrarapid": "#e7298a"}
+
+
+def plot_population(result: PopulationResult, path: Path, data: TramadolData | None = None
+                    ) -> Path:
+    """Write a PNG/SVG/PDF of M1 and tramadol 5-95% bands and medians per phenotype."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = data or load_tramadol()
+    course = data.withdrawal_course_heroin
+    days = result.times_h / 24.0
+    fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for ax, key, label in ((axes[0], "m1", "M1 (ng/mL)"), (axes[1], "tramadol",
+                                                          "tramadol base (ng/mL)")):
+        ax.axvspan(course.onset_h[0] / 24, course.onset_h[1] / 24, color="0.9",
+                   label="withdrawal onset (heroin)")
+        ax.axvspan(course.peak_h[0] / 24, course.peak_h[1] / 24, color="0.8",
+                   label="withdrawal peak (heroin)")
+        ax.axvline(course.acute_duration_days[1], color="0.5", ls=":",
+                   label="acute withdrawal ends (upper)")
+        for ph, g in result.groups.items():
+            pct = g.m1_pct if key == "m1" else g.tramadol_pct
+            ax.fill_between(days, pct[5.0], pct[95.0], color=COLOURS[ph], alpha=0.2)
+            ax.plot(days, pct[50.0], color=COLOURS[ph], lw=1.2, label=f"{ph} (n={g.n})")
+        ax.set_ylabel(label)
+    axes[0].axhline(result.threshold_ng_ml, color="k", ls="--", lw=0.8,
+                    label=f"M1 threshold {result.threshold_ng_ml:g} ng/mL")
+    axes[0].legend(fontsize=7, ncol=2)
+    axes[1].set_xlabel("days from first dose")
+    fig.suptitle("Simulated tramadol/M1 (median, 5-95%) by CYP2D6 phenotype. "
+                 "EXPLORATORY: not clinical guidance", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
