@@ -133,3 +133,40 @@ def test_renal_patient_taper_is_every_12_hours_within_200() -> None:
     regimen = run(creatinine_clearance_ml_min=20).plan.tramadol_regimen
     assert regimen is not None
     assert regimen[0].total_mg == 200 and regimen[0].interval_h == 12
+
+
+def _simulated(**changes: Any) -> dict[str, Any]:
+    from withdrawal.plan.simulation import simulate_for_plan
+
+    raw = {"age_years": 35, "opioid": {"substance": "heroin", "hours_since_last_use": 16}, **changes}
+    out = assess(raw, KB, simulate=simulate_for_plan).simulation
+    assert out is not None
+    return out
+
+
+def test_plan_shows_simulated_onset_and_coverage() -> None:
+    sim = _simulated()
+    assert sim["exploratory"] is True
+    assert sim["onset_h"] is not None and 0 < sim["onset_h"] < 24
+    assert 0 < sim["coverage_fraction"] < 1
+    assert sim["course_hours"] == 240 - 16
+    assert sim["sources"]
+
+
+def test_simulated_exposure_follows_phenotype_and_phenoconversion() -> None:
+    # M1 exposure ordering poor < normal < ultrarapid (CPIC; label); strong CYP2D6 inhibitors
+    # make a normal metaboliser behave like a poor one (label inhibitor statement).
+    poor = _simulated(cyp2d6_phenotype="poor")
+    normal = _simulated(cyp2d6_phenotype="normal")
+    inhibited = _simulated(cyp2d6_phenotype="normal", medications=[{"name": "Paxil"}])
+    assert poor["peak_m1_ng_ml"] < normal["peak_m1_ng_ml"]
+    assert poor["coverage_fraction"] <= normal["coverage_fraction"]
+    assert inhibited["phenotype_used"] == "poor"
+    assert inhibited["peak_m1_ng_ml"] == pytest.approx(poor["peak_m1_ng_ml"], rel=1e-6)
+
+
+def test_no_simulation_when_tramadol_is_excluded() -> None:
+    from withdrawal.plan.simulation import simulate_for_plan
+
+    raw = {"age_years": 8, "opioid": {"substance": "heroin", "hours_since_last_use": 16}}
+    assert assess(raw, KB, simulate=simulate_for_plan).simulation is None
