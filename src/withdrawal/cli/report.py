@@ -48,16 +48,10 @@ def render_assessment(a: Assessment, console: Console) -> None:
     )
     if a.cows:
         band = a.cows.band_label or "no band"
-        console.print(
-            f"[bold]COWS[/] {a.cows.total}/{a.cows.max_total}: {band}{ref(a.cows.sources)}"
-        )
+        console.print(f"[bold]COWS[/] {a.cows.total}/{a.cows.max_total}: {band}{ref(a.cows.sources)}")
     if a.sows:
-        console.print(
-            f"[bold]SOWS[/] {a.sows.total}/{a.sows.max_total} (no validated bands){ref(a.sows.sources)}"
-        )
-    console.print(
-        f"[bold]Course[/] ({p.course.stage.replace('_', ' ')}): {p.course.summary}{ref(p.course.sources)}"
-    )
+        console.print(f"[bold]SOWS[/] {a.sows.total}/{a.sows.max_total} (no validated bands){ref(a.sows.sources)}")
+    console.print(f"[bold]Course[/] ({p.course.stage.replace('_', ' ')}): {p.course.summary}{ref(p.course.sources)}")
 
     verdict = Text(s.verdict.upper(), style=_LEVEL_STYLE[s.verdict])
     console.print(Text.assemble("\n", ("Tramadol verdict: ", "bold"), verdict))
@@ -102,28 +96,23 @@ def render_assessment(a: Assessment, console: Console) -> None:
     for e in p.excluded:
         console.print(f"[red]Excluded:[/] {e.name}: {' '.join(e.reasons)}")
     if p.tramadol_regimen:
-        days = ", ".join(
-            f"day {d.day}: {d.total_mg} mg ({'+'.join(map(str, d.doses_mg))})"
-            for d in p.tramadol_regimen
-        )
+        title = "Tramadol taper if chosen"
+        if s.verdict == "avoid":
+            title = "Tramadol taper, only if a clinician chooses it despite the findings"
+        days = ", ".join(f"day {d.day}: {d.total_mg} mg ({'+'.join(map(str, d.doses_mg))})" for d in p.tramadol_regimen)
         console.print(
-            f"\n[bold]Tramadol taper if chosen[/] (every {p.tramadol_regimen[0].interval_h} h): "
+            f"\n[bold]{title}[/] "
+            f"(every {p.tramadol_regimen[0].interval_h} h): "
             f"{days}{ref(a.kb.care.tramadol_taper.sources)}"
         )
         console.print(f"[dim]{a.kb.care.tramadol_taper.note}[/]")
     if a.simulation:
         sim = a.simulation
-        console.print(
-            f"[bold]Simulated (exploratory):[/] {sim.get('summary', '')}{ref(sim.get('sources', ()))}"
-        )
+        console.print(f"[bold]Simulated (exploratory):[/] {sim.get('summary', '')}{ref(sim.get('sources', ()))}")
 
     console.print("\n[bold]Symptomatic adjuncts[/]")
     for adj in p.adjuncts:
-        mark = (
-            f" [yellow](interacts with tramadol: {adj.interaction})[/]"
-            if adj.interacts_with_tramadol
-            else ""
-        )
+        mark = f" [yellow](interacts with tramadol: {adj.interaction})[/]" if adj.interacts_with_tramadol else ""
         console.print(f"- {adj.symptom}: {adj.drug} {adj.dose}{mark}{ref(adj.sources)}")
     console.print("\n[bold]Monitoring[/]")
     for mon in p.monitoring:
@@ -136,9 +125,7 @@ def render_assessment(a: Assessment, console: Console) -> None:
     for ev in p.evidence:
         console.print(f"- {ev.text}{ref(ev.sources)}")
     if a.patient.unrecognised:
-        console.print(
-            f"\n[bold yellow]Not recognised (not screened):[/] {', '.join(a.patient.unrecognised)}"
-        )
+        console.print(f"\n[bold yellow]Not recognised (not screened):[/] {', '.join(a.patient.unrecognised)}")
     console.print("\n[bold]Sources[/]")
     for i, sid in enumerate(ref.order, 1):
         src = a.kb.sources[sid]
@@ -156,9 +143,7 @@ def render_interactions(report: InteractionReport, kb: KnowledgeBase, console: C
             table.add_column(col, overflow="fold")
         for h in report.with_tramadol:
             ia = h.interaction
-            table.add_row(
-                kb.drugs[h.drug].name, ia.severity, f"{ia.effect} {ia.management}{ref(ia.sources)}"
-            )
+            table.add_row(kb.drugs[h.drug].name, ia.severity, f"{ia.effect} {ia.management}{ref(ia.sources)}")
         console.print(table)
     else:
         console.print("No interaction with tramadol in the knowledge base for these drugs.")
