@@ -170,3 +170,13 @@ def test_no_simulation_when_tramadol_is_excluded() -> None:
 
     raw = {"age_years": 8, "opioid": {"substance": "heroin", "hours_since_last_use": 16}}
     assert assess(raw, KB, simulate=simulate_for_plan).simulation is None
+
+
+def test_option_notes_follow_the_patient() -> None:
+    out = run(setting="outpatient", medications=[{"name": "methadone"}], sex="female", pregnant=True).plan
+    by_id = {o.treatment: o for o in out.options}
+    assert any("opioid treatment programme" in r for r in by_id["methadone"].reasons)
+    assert any("Pregnancy" in r for r in by_id["buprenorphine"].reasons)
+    assert any("QT" in r for r in by_id["lofexidine"].reasons)
+    inpatient = {o.treatment: o for o in run(setting="inpatient").plan.options}
+    assert not any("opioid treatment programme (OTP); refer" in r for r in inpatient["methadone"].reasons)

@@ -46,9 +46,7 @@ class Source(Frozen):
     year: int | None = None
     url: str | None = None
     dailymed_setid: str | None = None
-    kind: Literal[
-        "label", "guideline", "paper", "code_system", "form", "website", "code", "dataset"
-    ]
+    kind: Literal["label", "guideline", "paper", "code_system", "form", "website", "code", "dataset"]
     trust: Literal["primary", "secondary", "low"] = "primary"
     note: str | None = None
 
@@ -128,9 +126,7 @@ def default_sources() -> Mapping[str, Source]:
     return load_sources()
 
 
-def check_citations(
-    entries: Iterable[tuple[str, Cited]], sources: Mapping[str, Source], where: str
-) -> None:
+def check_citations(entries: Iterable[tuple[str, Cited]], sources: Mapping[str, Source], where: str) -> None:
     """Fail when an entry cites a source id that is not registered."""
     for name, entry in entries:
         for sid in entry.sources:

@@ -155,10 +155,7 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
     care = validate(Care, read_yaml(directory / "care.yaml"), "care.yaml")
     scales: dict[str, Scale] = {
         s.id: s
-        for s in (
-            validate(Scale, read_yaml(directory / f"{name}.yaml"), f"{name}.yaml")
-            for name in ("cows", "sows")
-        )
+        for s in (validate(Scale, read_yaml(directory / f"{name}.yaml"), f"{name}.yaml") for name in ("cows", "sows"))
     }
     versions = {vocab.kb_version, rules.kb_version, care.kb_version}
     if len(versions) != 1:
@@ -189,6 +186,8 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         for ref in (*pair.first, *pair.second):
             if ref not in classes and ref not in drugs:
                 raise KnowledgeBaseError(f"tramadol.yaml: pair {pair.id} names unknown {ref!r}")
+    for note in care.option_notes:
+        _check_matches(note.when, f"care.yaml: option note {note.id}", drugs, classes, conditions)
     for adj in care.adjuncts:
         if adj.drug not in drugs:
             raise KnowledgeBaseError(f"care.yaml: adjunct {adj.id} names unknown drug {adj.drug!r}")
@@ -209,6 +208,7 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         ("care.tramadol_taper", [care.tramadol_taper]),
         ("care.timelines", care.timelines),
         ("care.treatments", care.treatments),
+        ("care.option_notes", care.option_notes),
         ("care.adjuncts", care.adjuncts),
         ("care.resources", care.resources),
         ("care.monitoring", care.monitoring),

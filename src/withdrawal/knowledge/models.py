@@ -94,6 +94,7 @@ class Match(Frozen):
     crcl_below: float | None = None
     child_pugh_in: tuple[Literal["A", "B", "C"], ...] = ()
     substance_in: tuple[Substance, ...] = ()
+    setting_in: tuple[Literal["inpatient", "outpatient"], ...] = ()
     before_withdrawal_onset: bool | None = None
 
     @model_validator(mode="after")
@@ -254,7 +255,7 @@ class Timeline(Cited):
 class Treatment(Cited):
     """A management option the plan can rank."""
 
-    id: Literal["buprenorphine", "methadone", "lofexidine", "clonidine", "tramadol", "symptomatic"]
+    id: TreatmentId
     name: str
     role: Literal["first_line", "alternative", "off_label", "supportive"]
     base_rank: int = Field(ge=1)
@@ -264,6 +265,19 @@ class Treatment(Cited):
     drug: str | None = None
     cautions: tuple[str, ...] = ()
     start_cows_min: int | None = Field(default=None, ge=0, le=48)
+
+
+TreatmentId = Literal["buprenorphine", "methadone", "lofexidine", "clonidine", "tramadol", "symptomatic"]
+
+
+class OptionNote(Cited):
+    """A patient-specific reason shown beside an option when its condition holds."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    treatments: tuple[TreatmentId, ...] = Field(min_length=1)
+    when: tuple[Match, ...] = Field(min_length=1)
+    text: str
+    first: bool = False  # the option goes first (the patient already takes it)
 
 
 class Adjunct(Cited):
@@ -301,6 +315,7 @@ class Care(Frozen):
     tramadol_taper: TaperDesign
     timelines: tuple[Timeline, ...]
     treatments: tuple[Treatment, ...]
+    option_notes: tuple[OptionNote, ...]
     adjuncts: tuple[Adjunct, ...]
     resources: tuple[Resource, ...]
     monitoring: tuple[Statement, ...]

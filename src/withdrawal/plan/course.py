@@ -53,8 +53,7 @@ def _summary(stage: Stage, hours: float, t: Timeline) -> str:
             f"they should begin to ease in about {until_peak_end:g} h."
         ),
         "peak": (
-            f"Peak withdrawal ({peak} after last use): symptoms should begin to ease "
-            f"within about {until_peak_end:g} h."
+            f"Peak withdrawal ({peak} after last use): symptoms should begin to ease within about {until_peak_end:g} h."
         ),
         "resolving": f"Past the peak: acute symptoms usually settle by {days} after last use.",
         "resolved": (
@@ -72,11 +71,7 @@ def course_status(patient: Patient, kb: KnowledgeBase) -> CourseStatus:
     substance = opioid.substance if opioid else None
     hours = opioid.hours_since_last_use if opioid else None
     timeline = kb.timeline(substance) if substance else None
-    if (
-        timeline is None
-        or hours is None
-        or not (timeline.onset_h and timeline.peak_h and timeline.duration_days)
-    ):
+    if timeline is None or hours is None or not (timeline.onset_h and timeline.peak_h and timeline.duration_days):
         why = (
             timeline.note
             if timeline and timeline.note and hours is not None

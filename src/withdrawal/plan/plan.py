@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.knowledge.models import Resource, Statement, Treatment
+from withdrawal.knowledge.models import OptionNote, Resource, Statement, Treatment
 from withdrawal.patient import Patient
 from withdrawal.plan.course import CourseStatus, course_status
 from withdrawal.plan.regimen import TaperDay, tramadol_taper
 from withdrawal.safety.interactions import tramadol_interactions
+from withdrawal.safety.matching import Facts, facts_for, fires
 from withdrawal.safety.screen import ScreenResult, level_rank
 from withdrawal.scales.scoring import ScaleScore
 
@@ -78,22 +79,21 @@ def _statement(kb: KnowledgeBase, sid: str) -> Statement:
     raise KeyError(sid)
 
 
-def _buprenorphine_timing(patient: Patient, cows: ScaleScore | None, kb: KnowledgeBase) -> str:
+def _buprenorphine_timing(patient: Patient, cows: ScaleScore | None, kb: KnowledgeBase) -> str | None:
     t = kb.treatment("buprenorphine")
     opioid = patient.data.opioid
     timeline = kb.timeline(opioid.substance) if opioid else None
     threshold = t.start_cows_min
     cows_text = f"COWS {threshold} or more" if threshold is not None else "objective withdrawal"
     if "buprenorphine" in patient.active_drugs:
-        return "Already on buprenorphine: review and adjust the current dose."
+        return None
     if not (opioid and timeline and timeline.buprenorphine_wait_h):
         return f"Start once objective withdrawal is present ({cows_text})."
     wait = timeline.buprenorphine_wait_h
     hours = opioid.hours_since_last_use
     if hours is None:
         return (
-            f"Start at least {wait.low:g}-{wait.high:g} h after the last {opioid.substance} "
-            f"use and once {cows_text}."
+            f"Start at least {wait.low:g}-{wait.high:g} h after the last {opioid.substance} use and once {cows_text}."
         )
     if hours < wait.low:
         return (
@@ -110,35 +110,15 @@ def _buprenorphine_timing(patient: Patient, cows: ScaleScore | None, kb: Knowled
     )
 
 
-def _base_reasons(t: Treatment, patient: Patient) -> list[str]:
-    reasons = [t.summary]
-    setting = patient.data.setting
-    if t.id == "methadone" and setting == "outpatient":
-        reasons.append(
-            "Outpatient: methadone is available only through an opioid treatment programme (OTP); refer."
-        )
-    if t.id in ("buprenorphine", "methadone") and patient.pregnant:
-        reasons.append("Pregnancy: opioid agonist treatment is the standard of care.")
-    if t.drug and t.drug in patient.active_drugs:
-        reasons.append(f"The patient already takes {t.drug}: continue and adjust it.")
-    return reasons
+def _notes(t: Treatment, facts: Facts, kb: KnowledgeBase) -> tuple[list[OptionNote], bool]:
+    """The option notes whose conditions hold for this patient, and whether one puts it first."""
+    hits = [n for n in kb.care.option_notes if t.id in n.treatments and fires(n.when, facts) is not None]
+    return hits, any(n.first for n in hits)
 
 
-def _lofexidine_reasons(patient: Patient) -> list[str]:
-    out = []
-    cp = patient.data.child_pugh
-    crcl = patient.data.creatinine_clearance_ml_min
-    if cp or (crcl is not None and crcl < 90):
-        out.append("Reduce the lofexidine dose for hepatic or renal impairment (see dosing).")
-    if "methadone" in patient.active_drugs:
-        out.append("With methadone: QT prolongation, monitor the ECG.")
-    return out
-
-
-def build_plan(
-    patient: Patient, screen: ScreenResult, cows: ScaleScore | None, kb: KnowledgeBase
-) -> Plan:
+def build_plan(patient: Patient, screen: ScreenResult, cows: ScaleScore | None, kb: KnowledgeBase) -> Plan:
     """Rank every option for this patient and gather what goes with them."""
+    facts = facts_for(patient, kb)
     ranked: list[tuple[int, int, Option]] = []
     excluded: list[Excluded] = []
     regimen: tuple[TaperDay, ...] | None = None
@@ -146,16 +126,12 @@ def build_plan(
         if t.drug and t.drug in patient.allergy_drugs:
             excluded.append(Excluded(t.id, t.name, ("Allergy recorded.",), t.sources))
             continue
-        reasons = _base_reasons(t, patient)
+        notes, first = _notes(t, facts, kb)
+        reasons = [t.summary, *(n.text for n in notes)]
+        sources = list(dict.fromkeys([*t.sources, *(s for n in notes for s in n.sources)]))
         status: Status = "recommended" if t.role == "first_line" else "available"
-        timing = None
+        timing = _buprenorphine_timing(patient, cows, kb) if t.id == "buprenorphine" else None
         dosing = t.dosing
-        if t.id == "buprenorphine":
-            timing = _buprenorphine_timing(patient, cows, kb)
-            if patient.data.opioid and patient.data.opioid.substance == "fentanyl":
-                reasons.append(_statement(kb, "precipitated_withdrawal_fentanyl").text)
-        if t.id == "lofexidine":
-            reasons += _lofexidine_reasons(patient)
         if t.id == "tramadol":
             if screen.verdict == "contraindicated":
                 blocking = [f.message for f in screen.findings if f.level == "contraindicated"]
@@ -171,9 +147,6 @@ def build_plan(
                 reasons += [f.message for f in screen.findings if f.level == "avoid"]
             elif screen.verdict == "caution":
                 reasons += [f.message for f in screen.findings if f.level == "caution"]
-        demote = 1 if status == "not_advised" else 0
-        # An agonist the patient already takes goes first: adjust it rather than switch.
-        first = 0 if (t.drug and t.drug in patient.active_drugs and t.role == "first_line") else 1
         option = Option(
             treatment=t.id,
             rank=0,
@@ -186,9 +159,10 @@ def build_plan(
             dosing=dosing,
             timing=timing,
             cautions=t.cautions,
-            sources=t.sources,
+            sources=tuple(sources),
         )
-        ranked.append((demote, first, option))
+        # Not-advised options go last; an agonist the patient already takes goes first.
+        ranked.append((1 if status == "not_advised" else 0, 0 if first else 1, option))
     ranked.sort(key=lambda r: (r[0], r[1], kb.treatment(r[2].treatment).base_rank))
     ordered = [o for _, _, o in ranked]
     options = tuple(_with_rank(o, i + 1) for i, o in enumerate(ordered))

@@ -36,21 +36,23 @@ def simulate_for_plan(patient: Patient, plan: Plan, kb: KnowledgeBase) -> dict[s
     from withdrawal.pk.course import summarise_regimen  # NumPy cost only when simulating
 
     inhibitors = kb.drug_class_members.get(STRONG_INHIBITOR_CLASS, frozenset())
-    recent = patient.drugs_within(7)
+    active = patient.active_drugs  # NOTE: how long a stopped inhibitor still acts is not in the sources
     course_h = remaining_course_h(patient, kb)
     data = patient.data
     s = summarise_regimen(
         phenotype=data.cyp2d6_phenotype,
-        strong_cyp2d6_inhibitor=bool(recent & inhibitors),
+        strong_cyp2d6_inhibitor=bool(active & inhibitors),
         crcl_ml_min=data.creatinine_clearance_ml_min,
         child_pugh=data.child_pugh,
         age_years=data.age_years,
         doses=doses_timeline(plan.tramadol_regimen),
         course_hours=course_h,
     )
-    onset = f"M1 reaches {s.threshold_ng_ml:g} ng/mL about {s.onset_h:.1f} h after the first dose" if (
-        s.onset_h is not None
-    ) else f"M1 never reaches {s.threshold_ng_ml:g} ng/mL"
+    onset = (
+        f"M1 reaches {s.threshold_ng_ml:g} ng/mL about {s.onset_h:.1f} h after the first dose"
+        if (s.onset_h is not None)
+        else f"M1 never reaches {s.threshold_ng_ml:g} ng/mL"
+    )
     summary = (
         f"{onset}; it stays above it for {s.coverage_fraction:.0%} of the remaining "
         f"{course_h:.0f} h of the expected course (phenotype simulated: {s.phenotype_used}; "

@@ -39,11 +39,7 @@ def _refs(drug_id: str, kb: KnowledgeBase) -> set[str]:
 def tramadol_interactions(drug_id: str, kb: KnowledgeBase) -> list[Interaction]:
     """Knowledge-base interactions of one drug with tramadol."""
     refs = _refs(drug_id, kb)
-    return [
-        ia
-        for ia in kb.tramadol.interactions
-        if refs & set(ia.drugs_any) or refs & set(ia.drug_classes_any)
-    ]
+    return [ia for ia in kb.tramadol.interactions if refs & set(ia.drugs_any) or refs & set(ia.drug_classes_any)]
 
 
 def _pair_hits(a: str, b: str, kb: KnowledgeBase) -> Iterable[PairHit]:
@@ -64,16 +60,9 @@ def check_interactions(names: Sequence[str], kb: KnowledgeBase) -> InteractionRe
             unrecognised.append(name)
         drugs.extend(i for i in ids if i not in drugs)
     with_tramadol = [
-        TramadolInteraction(d, ia)
-        for d in drugs
-        if d != "tramadol"
-        for ia in tramadol_interactions(d, kb)
+        TramadolInteraction(d, ia) for d in drugs if d != "tramadol" for ia in tramadol_interactions(d, kb)
     ]
-    between = [
-        hit
-        for a, b in combinations([d for d in drugs if d != "tramadol"], 2)
-        for hit in _pair_hits(a, b, kb)
-    ]
+    between = [hit for a, b in combinations([d for d in drugs if d != "tramadol"], 2) for hit in _pair_hits(a, b, kb)]
     return InteractionReport(
         drugs=tuple(drugs),
         with_tramadol=tuple(with_tramadol),
