@@ -183,3 +183,20 @@ def test_medication_order_does_not_change_the_answer(drugs: list[str], rnd: Any)
 @given(st.sampled_from(["acetaminophen", "ibuprofen", "loperamide", "Tylenol", "Advil", "digoxin"]))
 def test_clean_case_stays_clean_with_harmless_additions(name: str) -> None:
     assert run(base(medications=[med(name)])).verdict == "acceptable"
+
+
+def test_buprenorphine_blocks_tramadol() -> None:
+    # DDInter (Major): buprenorphine blocks tramadol's mu effect and may precipitate withdrawal.
+    result = run(base(medications=[med("Suboxone")]))
+    codes = {f.code: f.level for f in result.findings}
+    assert codes["opioid_antagonist"] == "avoid"
+    assert codes["cns_depressant"] == "avoid"
+
+
+def test_naloxone_rescue_kit_does_not_block() -> None:
+    assert run(base(medications=[med("Narcan")])).verdict == "acceptable"
+
+
+def test_methadone_is_serotonergic_with_tramadol() -> None:
+    codes = {f.code: f.level for f in run(base(medications=[med("methadone")])).findings}
+    assert codes["serotonergic_drug"] == "caution"
