@@ -1,0 +1,119 @@
+"""Render the knowledge base as Markdown tables, so clinicians review tables, not YAML.
+
+``python -m withdrawal.knowledge.docs > docs/knowledge.md`` regenerates the page; a test
+fails when the committed page no longer matches the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from withdrawal.knowledge.base import Cited
+from withdrawal.knowledge.loader import KnowledgeBase, default_kb
+from withdrawal.knowledge.models import Match
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _cites(entry: Cited) -> str:
+    return ", ".join(entry.sources) + f" ({entry.verification})"
+
+
+def _when(matches: Iterable[Match]) -> str:
+    parts = []
+    for m in matches:
+        fields = m.model_dump(exclude_defaults=True)
+        parts.append(" and ".join(f"{k}={v if not isinstance(v, tuple) else list(v)}" for k, v in fields.items()))
+    return " or ".join(parts) or "always"
+
+
+def _table(header: list[str], rows: Iterable[list[object]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def render(kb: KnowledgeBase) -> str:
+    """The whole page."""
+    t = kb.tramadol
+    lines = [
+        "# Knowledge base",
+        "",
+        f"Generated from the data files of knowledge-base version {kb.version} by",
+        "`python -m withdrawal.knowledge.docs`; do not edit by hand.",
+        "",
+        "## Tramadol rules",
+        "",
+    ]
+    lines += _table(
+        ["rule", "finding code", "level", "when", "message", "sources (verification)"],
+        ([r.id, r.code, r.level, _when(r.when), r.message, _cites(r)] for r in t.rules),
+    )
+    lines += ["## Dose limits (immediate release)", ""]
+    lines += _table(
+        ["limit", "max mg/day", "interval h", "when", "sources (verification)"],
+        ([d.id, d.max_daily_mg, d.interval_h or "", _when(d.when), _cites(d)] for d in t.dose_limits),
+    )
+    lines += ["## Interactions with tramadol", ""]
+    lines += _table(
+        ["interaction", "drugs or classes", "severity", "management", "sources (verification)"],
+        (
+            [i.id, ", ".join((*i.drugs_any, *i.drug_classes_any)), i.severity, i.management, _cites(i)]
+            for i in t.interactions
+        ),
+    )
+    lines += ["## Withdrawal course", ""]
+    lines += _table(
+        ["opioid", "acting", "onset h", "peak h", "duration days", "buprenorphine wait h", "sources"],
+        (
+            [
+                c.substance,
+                c.acting,
+                f"{c.onset_h.low:g}-{c.onset_h.high:g}" if c.onset_h else "unknown",
+                f"{c.peak_h.low:g}-{c.peak_h.high:g}" if c.peak_h else "unknown",
+                f"{c.duration_days.low:g}-{c.duration_days.high:g}" if c.duration_days else "unknown",
+                f"{c.buprenorphine_wait_h.low:g}-{c.buprenorphine_wait_h.high:g}" if c.buprenorphine_wait_h else "",
+                _cites(c),
+            ]
+            for c in kb.care.timelines
+        ),
+    )
+    lines += ["## Options", ""]
+    lines += _table(
+        ["option", "role", "base rank", "dosing", "sources"],
+        ([o.name, o.role, o.base_rank, o.dosing, _cites(o)] for o in kb.care.treatments),
+    )
+    lines += ["## Drugs", ""]
+    lines += _table(
+        ["drug", "brands", "RxCUI", "ATC", "classes", "sources"],
+        (
+            [d.name, ", ".join(d.brands), d.rxcui or "not found", ", ".join(d.atc), ", ".join(d.classes), _cites(d)]
+            for d in kb.vocabulary.drugs
+        ),
+    )
+    lines += ["## Conditions", ""]
+    lines += _table(
+        ["key", "ICD-10-CM", "SNOMED CT", "sources"],
+        ([c.key, ", ".join(c.icd10cm), ", ".join(c.snomed), _cites(c)] for c in kb.vocabulary.conditions),
+    )
+    cited: set[str] = set()
+    for group in (t.rules, t.dose_limits, t.interactions, kb.care.timelines, kb.care.treatments):
+        cited.update(s for e in group for s in e.sources)
+    cited.update(s for d in (*kb.vocabulary.drugs, *kb.vocabulary.conditions) for s in d.sources)
+    lines += ["## Sources cited above", ""]
+    lines += _table(
+        ["id", "title", "organisation", "trust", "link"],
+        (
+            [kb.sources[i].id, kb.sources[i].title, kb.sources[i].organisation, kb.sources[i].trust, kb.sources[i].link]
+            for i in sorted(cited)
+        ),
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(render(default_kb()))
