@@ -44,7 +44,7 @@ def _check_format(fmt: str) -> None:
 
 @app.command("assess")
 def assess_cmd(
-    patient_file: Annotated[Path, typer.Argument(help="Patient JSON (format version 1).")],
+    patient_file: Annotated[Path, typer.Argument(help="Patient JSON (format version 1) or a FHIR R4 Bundle.")],
     fmt: FormatOpt = "text",
     simulate: Annotated[
         bool, typer.Option(help="Simulate the proposed tramadol regimen (PK model).")
@@ -54,6 +54,12 @@ def assess_cmd(
     try:
         _check_format(fmt)
         raw = read_json(patient_file)
+        if isinstance(raw, dict) and raw.get("resourceType") == "Bundle":
+            from datetime import date
+
+            from withdrawal.fhir import to_patient
+
+            raw = to_patient(raw, default_kb(), as_of=date.today()).patient.model_dump(mode="json")
         result = assess(raw, default_kb(), simulate=simulate_for_plan if simulate else None)
     except WithdrawalError as exc:
         raise fail(exc) from exc

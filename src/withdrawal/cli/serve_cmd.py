@@ -1,5 +1,59 @@
-"""Commands of this module are registered on the shared app at import."""
+"""``withdrawal serve``: the REST API and CDS Hooks services under uvicorn."""
 
 from __future__ import annotations
 
-from withdrawal.cli.app import app  # noqa: F401
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from withdrawal.cli.app import app, err_console, fail
+from withdrawal.errors import WithdrawalError
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
+    database_url: Annotated[
+        str | None,
+        typer.Option(envvar="WITHDRAWAL_DATABASE_URL", help="SQLAlchemy URL; default SQLite in the data dir."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(envvar="WITHDRAWAL_DATA_DIR", help="Where the embedded SQLite database lives.")
+    ] = None,
+    demo: Annotated[bool, typer.Option(help="Seed a demo clinician, a demo patient account, demo patients.")] = False,
+) -> None:
+    """Start the service; the database is created and migrated on first start."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from withdrawal.knowledge.loader import default_kb
+    from withdrawal.service import Settings, create_app
+    from withdrawal.web.demo import seed_web
+
+    overrides: dict[str, Any] = {}
+    if database_url:
+        overrides["database_url"] = database_url
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    try:
+        settings = Settings(**overrides)
+        application = create_app(settings)
+    except ValidationError as exc:
+        err_console.print(f"[bold red]error:[/] invalid settings: {exc.errors()[0]['msg']}", highlight=False)
+        raise typer.Exit(2) from exc
+    except WithdrawalError as exc:
+        raise fail(exc) from exc
+    if demo:
+        creds = seed_web(application.state.sessions, settings, default_kb())
+        err_console.print(
+            f"demo clinician: [bold]{creds.clinician[0]}[/] / {creds.clinician[1]}\n"
+            f"demo patient:   [bold]{creds.patient[0]}[/] / {creds.patient[1]}",
+            highlight=False,
+        )
+    where = settings.database_url and "database from URL" or f"SQLite in {settings.data_dir}"
+    err_console.print(f"withdrawal service on http://{host}:{port} ({where}); API docs at /docs", highlight=False)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(application, host=host, port=port, access_log=False, log_level="info")

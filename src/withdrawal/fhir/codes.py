@@ -1,0 +1,51 @@
+"""Code systems and codes the FHIR mapping recognises.
+
+These are identifiers of terminologies (what a code *means*), not clinical
+thresholds. Each group names where it was read.
+"""
+
+from __future__ import annotations
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+ICD10CM = frozenset(
+    {
+        "http://hl7.org/fhir/sid/icd-10-cm",
+        "http://hl7.org/fhir/sid/icd-10",
+        "urn:oid:2.16.840.1.113883.6.90",
+    }
+)
+
+# SEE: https://hl7.org/fhir/uv/ips/ValueSet-pregnancy-status-uv-ips.html
+# LOINC 82810-3 "Pregnancy status"; answers LA15173-0 Pregnant (~ SNOMED 77386006),
+# LA26683-5 Not pregnant (~ SNOMED 60001007), LA4489-6 Unknown.
+PREGNANCY_STATUS = frozenset({"82810-3"})
+PREGNANT_ANSWERS = frozenset({"LA15173-0", "77386006"})
+NOT_PREGNANT_ANSWERS = frozenset({"LA26683-5", "60001007"})
+
+# Creatinine clearance (mL/min). NOTE: 2164-2 is the 24 h urine clearance; 35591-7 the
+# Cockcroft-Gault estimate. Codes as listed by LOINC (https://loinc.org/2164-2/).
+CREATININE_CLEARANCE = frozenset({"2164-2", "35591-7", "33558-4"})
+# eGFR (mL/min/1.73 m2): MDRD 33914-3, 48642-3, 48643-1; CKD-EPI 62238-1, 88293-6,
+# 88294-4; CKD-EPI 2021 98979-8. Used only as a stand-in when no clearance is recorded.
+EGFR = frozenset({"33914-3", "48642-3", "48643-1", "50044-7", "62238-1", "88293-6", "88294-4", "98979-8", "69405-9"})
+BODY_WEIGHT = frozenset({"29463-7", "3141-9"})
+
+# CYP2D6 phenotype: LOINC 79714-9 (CYP2D6 gene product metabolic activity interpretation)
+# and the genomics-reporting "Genetic variation's effect on drug metabolism" 53040-2.
+# NOTE: the value is read from its text/display ("poor metabolizer" ...), which every
+# coding scheme for phenotypes spells out; a value we cannot read is reported, not guessed.
+CYP2D6_PHENOTYPE = frozenset({"79714-9", "53040-2"})
+
+# FHIR value sets (R4): SEE: https://hl7.org/fhir/R4/valueset-condition-clinical.html,
+# https://hl7.org/fhir/R4/valueset-condition-ver-status.html,
+# https://hl7.org/fhir/R4/valueset-medicationrequest-status.html,
+# https://hl7.org/fhir/R4/valueset-medication-statement-status.html
+CONDITION_ACTIVE = frozenset({"active", "recurrence", "relapse"})
+CONDITION_REFUTED = frozenset({"refuted", "entered-in-error"})
+REQUEST_ACTIVE = frozenset({"active", "on-hold", "unknown", "draft"})
+REQUEST_STOPPED = frozenset({"stopped", "completed"})
+STATEMENT_ACTIVE = frozenset({"active", "intended", "on-hold", "unknown"})
+STATEMENT_STOPPED = frozenset({"stopped", "completed"})
+OBSERVATION_USABLE = frozenset({"final", "amended", "corrected", "preliminary", "registered"})

@@ -1,0 +1,19 @@
+"""Monitoring of a withdrawal course: trends and alerts (pure domain code, no I/O)."""
+
+from withdrawal.monitoring.alerts import Alert, DoseRecord, ScaleRecord, TrendPoint, band_of, evaluate, trend
+from withdrawal.monitoring.rules import AlertDefinition, MonitoringRules, Thresholds, default_rules, load_rules
+
+__all__ = [
+    "Alert",
+    "AlertDefinition",
+    "DoseRecord",
+    "MonitoringRules",
+    "ScaleRecord",
+    "Thresholds",
+    "TrendPoint",
+    "band_of",
+    "default_rules",
+    "evaluate",
+    "load_rules",
+    "trend",
+]

@@ -1,0 +1,148 @@
+"""The FastAPI application: ``create_app(settings)`` builds everything explicitly."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from withdrawal import __version__
+from withdrawal.knowledge.loader import KnowledgeBase, default_kb
+from withdrawal.monitoring import default_rules
+from withdrawal.service import errors
+from withdrawal.service.config import Settings
+from withdrawal.service.db import make_engine, migrate, session_factory
+
+log = logging.getLogger("withdrawal.service")
+
+DESCRIPTION = (
+    "Clinician decision support on tramadol and opioid withdrawal: patient records over time, "
+    "stateless assessment, monitoring alerts and CDS Hooks 2.0 services. Never a self-treatment guide."
+)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (413), declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await _send_413(send)
+                    return
+        seen = 0
+
+        async def limited() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _send_413(send)
+
+
+class AccessLog:
+    """One log line per request: method, route template, status, time; never ids, query or body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def capture(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                route = getattr(scope.get("route"), "path", "-")
+                log.info("%s %s %s %.1fms", scope.get("method"), route, status, 1000 * (time.perf_counter() - start))
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_413(send: Send) -> None:
+    body = b'{"detail":"request body too large"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    kb: KnowledgeBase | None = None,
+    fhir_transport: httpx.BaseTransport | None = None,
+) -> FastAPI:
+    """Build the app; the database is created and migrated to the latest schema first."""
+    from withdrawal.service.cds.routes import router as cds_router
+    from withdrawal.service.routes import api_router
+    from withdrawal.web import install as install_web
+
+    settings = settings or Settings()
+    kb = kb or default_kb()
+    default_rules(kb)  # refuse to start on a bad monitoring.yaml
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    app = FastAPI(
+        title="withdrawal",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "auth"},
+            {"name": "assess"},
+            {"name": "patients"},
+            {"name": "monitoring"},
+            {"name": "cds-hooks", "description": "CDS Hooks 2.0 services for EHRs"},
+        ],
+    )
+    app.state.settings = settings
+    app.state.kb = kb
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.fhir_transport = fhir_transport
+    errors.install(app)
+    app.include_router(api_router)
+    app.include_router(cds_router)
+    install_web(app)  # the HTML pages (issue 6): same database, accounts and audit log
+
+    app.add_middleware(AccessLog)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,248 @@
+"""CDS Hooks cards built from the assessment's findings, by one set of functions.
+
+Indicator: a contraindication is ``critical``, an ``avoid`` finding ``warning``, a
+``caution`` ``info``. Every card's ``source`` carries a URL from the assessment's
+cited sources. Suggestions (with ``selectionBehavior``) remove the tramadol order
+or replace it with buprenorphine/naloxone when buprenorphine is not excluded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from withdrawal.assess import Assessment
+from withdrawal.safety.screen import Finding
+
+INDICATOR = {"contraindicated": "critical", "avoid": "warning", "caution": "info", "acceptable": "info"}
+OVERRIDE_SYSTEM = "urn:withdrawal:cds:override-reason"
+OVERRIDE_REASONS = [
+    {"system": OVERRIDE_SYSTEM, "code": code, "display": display}
+    for code, display in (
+        ("benefit-outweighs-risk", "Benefit outweighs the risk for this patient"),
+        ("monitoring-in-place", "Risk accepted with close monitoring in place"),
+        ("data-incorrect", "The patient data behind this card is wrong"),
+        ("not-applicable", "Not applicable to this patient"),
+    )
+]
+TOPIC_SYSTEM = "urn:withdrawal:cds:finding"
+LABEL = "withdrawal decision support"
+
+
+@dataclass(frozen=True)
+class DraftOrder:
+    """A draft MedicationRequest: its id, ingredient ids and daily dose if readable."""
+
+    resource_id: str | None
+    drugs: tuple[str, ...]
+    dose_mg_per_day: float | None
+    name: str
+
+
+def _clip(text: str, n: int = 140) -> str:
+    return text if len(text) < n else text[: n - 2].rstrip() + "…"
+
+
+class _Cited:
+    """The sources the assessment cites, read from the knowledge base on demand.
+
+    The cards need a few titles and links, not the whole JSON answer, so the
+    assessment is not serialised (``Assessment.to_dict`` costs more than the screen).
+    """
+
+    def __init__(self, a: Assessment) -> None:
+        self.a = a
+        self.ids = a.cited_ids()
+        self._set = frozenset(self.ids)
+
+    def has(self, sid: str) -> bool:
+        return sid in self._set
+
+    def title(self, sid: str) -> str:
+        return self.a.kb.sources[sid].title
+
+    def link(self, sid: str) -> str:
+        return self.a.kb.sources[sid].link
+
+    @property
+    def off_label(self) -> str:
+        return self.a.screen.off_label.text
+
+    @property
+    def disclaimer(self) -> str:
+        return self.a.plan.notes[0].text
+
+
+def _source(cited: _Cited, ids: Sequence[str], topic: str | None = None) -> dict[str, Any]:
+    sid = next((s for s in ids if cited.has(s)), None) or next(iter(cited.ids), None)
+    if sid is None:
+        return {"label": LABEL, "url": "https://cds-hooks.hl7.org/2.0/"}
+    src = cited.a.kb.sources[sid]
+    out: dict[str, Any] = {"label": _clip(f"{src.title} ({src.organisation})", 200), "url": src.link}
+    if topic:
+        out["topic"] = {"system": TOPIC_SYSTEM, "code": topic, "display": topic.replace("_", " ")}
+    return out
+
+
+def _links_md(cited: _Cited, ids: Sequence[str]) -> str:
+    return "\n".join(f"- [{cited.title(s)}]({cited.link(s)})" for s in ids if cited.has(s))
+
+
+def _delete(order: DraftOrder) -> dict[str, Any]:
+    action: dict[str, Any] = {"type": "delete", "description": f"Remove the draft order: {order.name}"}
+    if order.resource_id:
+        action["resourceId"] = [f"MedicationRequest/{order.resource_id}"]
+    return action
+
+
+def _bup_nx(patient_ref: str | None) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "medicationCodeableConcept": {"text": "buprenorphine / naloxone, sublingual (dose per withdrawal protocol)"},
+    }
+    if patient_ref:
+        resource["subject"] = {"reference": patient_ref}
+    return {"type": "create", "description": "Propose buprenorphine/naloxone instead", "resource": resource}
+
+
+def _suggestions(a: Assessment, orders: Sequence[DraftOrder], patient_ref: str | None, replace: bool) -> list[Any]:
+    deletes = [_delete(o) for o in orders]
+    out: list[dict[str, Any]] = []
+    bup_excluded = any(e.treatment == "buprenorphine" for e in a.plan.excluded)
+    if replace and not bup_excluded:
+        out.append(
+            {
+                "label": "Replace with buprenorphine/naloxone",
+                "uuid": str(uuid.uuid4()),
+                "isRecommended": True,
+                "actions": [*deletes, _bup_nx(patient_ref)],
+            }
+        )
+    out.append({"label": "Remove the order", "uuid": str(uuid.uuid4()), "actions": deletes})
+    return out
+
+
+def _card(
+    summary: str, indicator: str, detail: str, source: dict[str, Any], suggestions: list[Any] | None = None
+) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": _clip(summary),
+        "indicator": indicator,
+        "detail": detail,
+        "source": source,
+    }
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "at-most-one"
+    if indicator in ("critical", "warning"):
+        card["overrideReasons"] = OVERRIDE_REASONS
+    return card
+
+
+def _finding_detail(f: Finding, cited: _Cited) -> str:
+    triggers = ", ".join(f.triggers)
+    return (
+        f"**{f.message}**\n\n{f.action}\n\nBecause of: {triggers}\n\nSources:\n{_links_md(cited, f.sources)}\n\n"
+        f"_{cited.off_label}_"
+    )
+
+
+def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_ref: str | None) -> list[dict[str, Any]]:
+    """Cards for draft tramadol orders: one per blocking or risky finding, cautions together, dose."""
+    cited = _Cited(a)
+    cards: list[dict[str, Any]] = []
+    for f in a.screen.findings:
+        if f.level not in ("contraindicated", "avoid"):
+            continue
+        cards.append(
+            _card(
+                f"Tramadol: {f.code.replace('_', ' ')} ({f.level}). {f.message}",
+                INDICATOR[f.level],
+                _finding_detail(f, cited),
+                _source(cited, f.sources, f.code),
+                _suggestions(a, orders, patient_ref, replace=True),
+            )
+        )
+    cautions = [f for f in a.screen.findings if f.level == "caution"]
+    if cautions:
+        detail = "\n\n".join(f"- **{f.code.replace('_', ' ')}**: {f.message} {f.action}" for f in cautions)
+        ids = [s for f in cautions for s in f.sources]
+        cards.append(
+            _card(
+                f"Tramadol: {len(cautions)} caution(s): " + ", ".join(f.code for f in cautions),
+                "info",
+                detail + "\n\nSources:\n" + _links_md(cited, list(dict.fromkeys(ids))),
+                _source(cited, ids, "cautions"),
+            )
+        )
+    limit = a.screen.dose_limit
+    for o in orders:
+        if o.dose_mg_per_day is not None and o.dose_mg_per_day > limit.max_daily_mg:
+            cards.append(
+                _card(
+                    f"Tramadol dose {o.dose_mg_per_day:g} mg/day exceeds this patient's limit "
+                    f"of {limit.max_daily_mg} mg/day",
+                    "warning",
+                    f"{limit.reason}\n\nSources:\n{_links_md(cited, limit.sources)}",
+                    _source(cited, limit.sources, "dose_limit"),
+                    _suggestions(a, orders, patient_ref, replace=False),
+                )
+            )
+    if not any(c["indicator"] in ("critical", "warning") for c in cards):
+        cards.append(
+            _card(
+                f"Tramadol: no patient-specific contraindication found (max {limit.max_daily_mg} mg/day)",
+                "info",
+                f"{cited.off_label}\n\nThis is not a recommendation: see the ranked options.",
+                _source(cited, limit.sources, "no_finding"),
+            )
+        )
+    return cards
+
+
+def interacting_order_cards(a: Assessment, orders: Sequence[DraftOrder]) -> list[dict[str, Any]]:
+    """Cards for draft orders of other drugs that interact with the patient's tramadol."""
+    cited = _Cited(a)
+    cards: list[dict[str, Any]] = []
+    for o in orders:
+        for f in a.screen.findings:
+            if f.level == "acceptable" or not set(o.drugs) & set(f.triggers):
+                continue
+            cards.append(
+                _card(
+                    f"{o.name[:60]} with the patient's tramadol: {f.code.replace('_', ' ')} ({f.level})",
+                    INDICATOR[f.level],
+                    _finding_detail(f, cited),
+                    _source(cited, f.sources, f.code),
+                    [{"label": "Remove the order", "uuid": str(uuid.uuid4()), "actions": [_delete(o)]}],
+                )
+            )
+    return cards
+
+
+def patient_view_card(a: Assessment) -> dict[str, Any]:
+    """Withdrawal status, tramadol verdict and the next step, in one card."""
+    cited = _Cited(a)
+    verdict = a.screen.verdict
+    on_tramadol = "tramadol" in a.patient.active_drugs
+    indicator = INDICATOR[verdict] if on_tramadol else "info"
+    top = a.plan.options[0] if a.plan.options else None
+    cows = a.cows
+    status = f"COWS {cows.total} ({cows.band_label or cows.band})" if cows else "no COWS recorded"
+    next_step = top.name if top else "see the plan"
+    lines = [f"- Withdrawal: {status}", f"- Tramadol verdict: **{verdict}** (max {a.screen.max_daily_dose_mg} mg/day)"]
+    lines += [f"  - {f.level}: {f.message}" for f in a.screen.findings]
+    if top:
+        lines.append(f"- Next step: **{top.name}**: {top.summary}")
+    ids = [s for f in a.screen.findings for s in f.sources] + (list(top.sources) if top else [])
+    return _card(
+        f"Opioid withdrawal: tramadol {verdict}; next step: {next_step}",
+        indicator,
+        "\n".join(lines) + f"\n\n_{cited.disclaimer}_",
+        _source(cited, ids, "patient_view"),
+    )

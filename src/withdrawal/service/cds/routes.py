@@ -1,0 +1,235 @@
+"""CDS Hooks 2.0 endpoints: discovery, the three services and feedback."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from withdrawal.assess import Assessment, assess_patient
+from withdrawal.fhir import read_medication, resources_of, to_patient
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.patient import resolve, resolve_drug_name
+from withdrawal.service import audit
+from withdrawal.service.cds import cards as cardlib
+from withdrawal.service.cds.jwt_auth import remember_jti, verify
+from withdrawal.service.cds.prefetch import PREFETCH, gather
+from withdrawal.service.deps import KbDep, SessionDep, SettingsDep
+from withdrawal.service.errors import CdsAuthError, MissingData
+from withdrawal.service.models import CdsFeedback, utcnow
+
+router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
+
+SERVICES: dict[str, dict[str, Any]] = {
+    "withdrawal-patient-view": {
+        "hook": "patient-view",
+        "title": "Opioid withdrawal and tramadol status",
+        "description": "Withdrawal status, the tramadol safety verdict and the next step for the patient in context.",
+    },
+    "withdrawal-order-select": {
+        "hook": "order-select",
+        "title": "Tramadol safety on order selection",
+        "description": "Checks selected draft medication orders: tramadol against the patient's record, "
+        "and other drugs against the patient's tramadol.",
+    },
+    "withdrawal-order-sign": {
+        "hook": "order-sign",
+        "title": "Tramadol safety at signing",
+        "description": "Checks draft medication orders before signing: tramadol against the patient's record, "
+        "and other drugs against the patient's tramadol.",
+    },
+}
+
+
+class FhirAuthorization(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    access_token: str = Field(max_length=8192)
+    token_type: str = "Bearer"
+    expires_in: int | None = None
+    scope: str | None = None
+    subject: str | None = None
+
+
+class CdsRequest(BaseModel):
+    """The body of a CDS Hooks service call (2.0)."""
+
+    model_config = ConfigDict(extra="allow")
+    hook: str = Field(max_length=200)
+    hookInstance: str = Field(max_length=200)  # noqa: N815 (spec field name)
+    fhirServer: str | None = Field(default=None, max_length=2000)  # noqa: N815
+    fhirAuthorization: FhirAuthorization | None = None  # noqa: N815
+    context: dict[str, Any]
+    prefetch: dict[str, Any] | None = None
+
+
+class Coding(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    code: str | None = None
+    system: str | None = None
+    display: str | None = None
+
+
+class OverrideReason(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    reason: Coding | None = None
+    userComment: str | None = Field(default=None, max_length=4000)  # noqa: N815
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    card: str = Field(max_length=100)
+    outcome: Literal["accepted", "overridden"]
+    acceptedSuggestions: list[dict[str, Any]] | None = None  # noqa: N815
+    overrideReason: OverrideReason | None = None  # noqa: N815
+    outcomeTimestamp: datetime | None = None  # noqa: N815
+
+
+class FeedbackRequest(BaseModel):
+    feedback: list[Feedback] = Field(min_length=1, max_length=100)
+
+
+def _authenticate(request: Request, settings: Any, session: Any) -> str:
+    """The verified issuer, or 'anonymous' where authentication is switched off (development)."""
+    if not settings.cds_auth_required:
+        return "anonymous"
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise CdsAuthError("a bearer JWT is required")
+    audiences = settings.cds_audiences or (str(request.url.replace(query="")),)
+    claims = verify(
+        token.strip(),
+        jwks=settings.jwks(),
+        issuers=settings.cds_allowed_issuers,
+        audiences=audiences,
+        leeway_s=settings.cds_jwt_leeway_s,
+    )
+    remember_jti(session, claims, utcnow())
+    return str(claims["iss"])
+
+
+@router.get("", summary="CDS Hooks discovery")
+def discovery(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    _authenticate(request, settings, session)
+    session.commit()
+    return {"services": [{**meta, "id": sid, "prefetch": PREFETCH} for sid, meta in SERVICES.items()]}
+
+
+def _drafts(context: Mapping[str, Any], kb: KnowledgeBase, today: Any, selected: set[str] | None) -> list[Any]:
+    orders = []
+    for res in resources_of(context.get("draftOrders")):
+        if res.get("resourceType") != "MedicationRequest":
+            continue
+        rid = res.get("id") if isinstance(res.get("id"), str) else None
+        if selected is not None and not ({rid, f"MedicationRequest/{rid}"} & selected):
+            continue
+        med = read_medication({**res, "status": "draft"}, kb, as_of=today)
+        if med is None:
+            continue
+        by_code = kb.drug_rxcui.get(med.rxnorm) if med.rxnorm else None
+        ids = (by_code,) if by_code else (resolve_drug_name(med.name, kb) if med.name else ())
+        orders.append(
+            (cardlib.DraftOrder(rid, tuple(ids), med.dose_mg_per_day, med.name or f"rxnorm {med.rxnorm}"), med)
+        )
+    return orders
+
+
+def _assess(
+    body: CdsRequest, kb: KnowledgeBase, settings: Any, request: Request, extra_meds: list[Any]
+) -> tuple[Assessment, frozenset[str]]:
+    """Assess the record plus the draft medications; also the record's own active drugs."""
+    pid = body.context.get("patientId")
+    if not isinstance(pid, str) or not pid or len(pid) > 200:
+        raise MissingData("context.patientId is required")
+    got = gather(
+        body.prefetch,
+        patient_id=pid,
+        fhir_server=body.fhirServer,
+        token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
+        allowed_servers=settings.cds_fhir_servers,
+        timeout_s=settings.cds_fhir_timeout_s,
+        transport=request.app.state.fhir_transport,
+    )
+    patients = [r for r in got.resources if r.get("resourceType") == "Patient"]
+    if not any(p.get("id") == pid for p in patients) and len(patients) != 1:
+        raise MissingData("the Patient resource for context.patientId is not available")
+    chosen = pid if any(p.get("id") == pid for p in patients) else None
+    mapped = to_patient(got.resources, kb, as_of=utcnow().date(), patient_id=chosen)
+    data = mapped.patient
+    record_drugs = resolve(data, kb).active_drugs
+    if extra_meds:
+        data = data.model_copy(update={"medications": (*data.medications, *extra_meds)})
+    return assess_patient(data, kb), record_drugs
+
+
+@router.post("/{service_id}", summary="Call a CDS service", responses={401: {}, 404: {}, 412: {}})
+def call_service(
+    service_id: str, body: CdsRequest, request: Request, session: SessionDep, settings: SettingsDep, kb: KbDep
+) -> dict[str, Any]:
+    if service_id not in SERVICES:
+        _authenticate(request, settings, session)
+        raise HTTPException(404, "no such CDS service")
+    client = _authenticate(request, settings, session)
+    hook = SERVICES[service_id]["hook"]
+    if body.hook != hook:
+        raise HTTPException(400, f"service {service_id} answers the {hook} hook")
+    today = utcnow().date()
+    pref = body.context.get("patientId")
+    patient_ref = f"Patient/{pref}" if isinstance(pref, str) else None
+    if hook == "patient-view":
+        a, _ = _assess(body, kb, settings, request, [])
+        relevant = "tramadol" in a.patient.active_drugs or bool(
+            {"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions
+        )
+        result = [cardlib.patient_view_card(a)] if relevant else []
+    else:
+        selected = None
+        if hook == "order-select":
+            sel = body.context.get("selections")
+            selected = {s for s in sel if isinstance(s, str)} if isinstance(sel, list) else set()
+        drafts = _drafts(body.context, kb, today, selected)
+        if not drafts:
+            result = []
+        else:
+            # NOTE: a draft tramadol order is what is being screened, not tramadol the patient
+            # already takes, so only the other draft orders join the medication list.
+            others_in = [m.to_input() for o, m in drafts if "tramadol" not in o.drugs]
+            a, record_drugs = _assess(body, kb, settings, request, others_in)
+            orders = [o for o, _ in drafts]
+            tram = [o for o in orders if "tramadol" in o.drugs]
+            others = [o for o in orders if "tramadol" not in o.drugs]
+            result = cardlib.tramadol_order_cards(a, tram, patient_ref) if tram else []
+            if others and "tramadol" in record_drugs:
+                result += cardlib.interacting_order_cards(a, others)
+    audit.record(
+        session, actor=f"cds:{client}"[:200], action="cds", resource=service_id, resource_id=body.hookInstance[:60]
+    )
+    session.commit()
+    return {"cards": result}
+
+
+@router.post("/{service_id}/feedback", summary="Feedback on cards", responses={401: {}, 404: {}})
+def feedback(
+    service_id: str, body: FeedbackRequest, request: Request, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    client = _authenticate(request, settings, session)
+    if service_id not in SERVICES:
+        raise HTTPException(404, "no such CDS service")
+    for fb in body.feedback:
+        session.add(
+            CdsFeedback(
+                service_id=service_id,
+                card=fb.card,
+                outcome=fb.outcome,
+                override_reason=fb.overrideReason.model_dump(exclude_none=True) if fb.overrideReason else None,
+                accepted_suggestions=fb.acceptedSuggestions,
+                outcome_at=fb.outcomeTimestamp,
+                client=client[:300],
+                received_at=utcnow(),
+            )
+        )
+    session.commit()
+    return {"received": len(body.feedback)}

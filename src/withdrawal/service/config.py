@@ -1,0 +1,108 @@
+"""Service settings, read from the environment (prefix ``WITHDRAWAL_``) or passed in.
+
+The embedded default is SQLite in a data directory, so ``withdrawal serve`` needs no
+database server. Monitoring numbers that no source gives are settings here (see
+``knowledge/data/monitoring.yaml`` for which alert uses which), documented as site
+configuration, not clinical knowledge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from withdrawal.monitoring import Thresholds
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "withdrawal"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="WITHDRAWAL_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<data_dir>/withdrawal.db``."""
+
+    token_ttl_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+
+    # --- CDS Hooks ---------------------------------------------------------------------
+    cds_auth_required: bool = True
+    cds_jwks: str | None = None
+    """JWK Set (JSON text) of the trusted EHRs' public keys."""
+    cds_jwks_file: Path | None = None
+    cds_allowed_issuers: Annotated[tuple[str, ...], NoDecode] = ()
+    cds_audiences: Annotated[tuple[str, ...], NoDecode] = ()
+    """Accepted ``aud`` values; when empty, the URL the request was sent to."""
+    cds_jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    cds_fhir_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    cds_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
+    """Allowed ``fhirServer`` URL prefixes for fetching missing prefetch; empty: any http(s)."""
+
+    # --- demo ---------------------------------------------------------------------------
+    demo_clinician_username: str = "clinician"
+    demo_clinician_password: str | None = None
+    demo_patient_username: str = "patient"
+    demo_patient_password: str | None = None
+
+    # --- monitoring (site configuration; no source gives these numbers) ----------------
+    monitoring_cows_rise_points: int | None = Field(default=None, ge=1, le=48)
+    monitoring_escalation_days: int = Field(default=3, ge=2, le=30)
+    monitoring_early_refill_days: int = Field(default=2, ge=1, le=60)
+    monitoring_taper_stall_days: int = Field(default=3, ge=2, le=60)
+    monitoring_craving_min_score: int = Field(default=3, ge=1, le=4)
+    monitoring_craving_days: int = Field(default=2, ge=2, le=30)
+
+    @field_validator("cds_allowed_issuers", "cds_audiences", "cds_fhir_servers", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return tuple(json.loads(v))
+            return tuple(p.strip() for p in v.split(",") if p.strip())
+        return v
+
+    @model_validator(mode="after")
+    def _safe(self) -> Settings:
+        if self.environment == "production" and self.cds_auth_required and not (self.cds_jwks or self.cds_jwks_file):
+            raise ValueError("production needs WITHDRAWAL_CDS_JWKS or WITHDRAWAL_CDS_JWKS_FILE for CDS Hooks")
+        if self.environment == "production" and not self.cds_auth_required:
+            raise ValueError("CDS Hooks authentication cannot be switched off in production")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'withdrawal.db'}"
+
+    def jwks(self) -> dict[str, Any] | None:
+        text = self.cds_jwks
+        if text is None and self.cds_jwks_file is not None:
+            text = self.cds_jwks_file.read_text(encoding="utf-8")
+        if text is None:
+            return None
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+            raise ValueError("CDS JWKS must be a JSON object with a 'keys' list")
+        return data
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            cows_rise_points=self.monitoring_cows_rise_points,
+            escalation_days=self.monitoring_escalation_days,
+            early_refill_days=self.monitoring_early_refill_days,
+            taper_stall_days=self.monitoring_taper_stall_days,
+            craving_min_score=self.monitoring_craving_min_score,
+            craving_days=self.monitoring_craving_days,
+        )

@@ -1,0 +1,79 @@
+"""Typed dependencies: the database session, the current user, settings and the KB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.service import audit
+from withdrawal.service.config import Settings
+from withdrawal.service.models import Patient, User, utcnow
+from withdrawal.service.security import user_for_token
+
+bearer = HTTPBearer(auto_error=False, description="Token from POST /auth/token")
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; routes commit, anything left uncommitted is rolled back."""
+    session: Session = request.app.state.sessions()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_kb(request: Request) -> KnowledgeBase:
+    kb: KnowledgeBase = request.app.state.kb
+    return kb
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+KbDep = Annotated[KnowledgeBase, Depends(get_kb)]
+
+
+def current_user(session: SessionDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise HTTPException(401, "not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    user = user_for_token(session, creds.credentials, utcnow())
+    if user is None:
+        raise HTTPException(401, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def clinician(user: CurrentUser) -> User:
+    if user.role != "clinician":
+        raise HTTPException(403, "clinicians only")
+    return user
+
+
+Clinician = Annotated[User, Depends(clinician)]
+
+
+def patient_for(session: Session, user: User, patient_id: int, *, action: str, resource: str) -> Patient:
+    """The patient record if this user may see it; the denial is audited too.
+
+    A patient user asking for another record gets 404, so record ids cannot be probed.
+    """
+    patient = session.get(Patient, patient_id)
+    allowed = patient is not None and (user.role == "clinician" or user.patient_id == patient_id)
+    if not allowed:
+        audit.record(session, actor=user, action=action, resource=resource, patient_id=patient_id, outcome="denied")
+        session.commit()
+        raise HTTPException(404, "patient not found")
+    assert patient is not None
+    return patient

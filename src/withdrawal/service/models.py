@@ -1,0 +1,128 @@
+"""Database tables (SQLAlchemy 2). The schema is created by the Alembic migrations only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))  # clinician | patient
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScaleAssessment(Base):
+    __tablename__ = "assessments"
+    __table_args__ = (Index("ix_assessments_patient_time", "patient_id", "recorded_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    scale: Mapped[str] = mapped_column(String(10))  # cows | sows
+    total: Mapped[int] = mapped_column(Integer)
+    band: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    items: Mapped[dict[str, int]] = mapped_column(JSON)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kb_version: Mapped[str] = mapped_column(String(40))
+    software_version: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # active | superseded
+    taper: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tramadol_verdict: Mapped[str] = mapped_column(String(20))
+    tramadol_max_daily_mg: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    kb_version: Mapped[str] = mapped_column(String(40))
+    software_version: Mapped[str] = mapped_column(String(40))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MedicationAdministration(Base):
+    __tablename__ = "medication_administrations"
+    __table_args__ = (Index("ix_admin_patient_time", "patient_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    drug: Mapped[str] = mapped_column(String(60))
+    dose_mg: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(20))  # administration | dispense
+    days_supply: Mapped[float | None] = mapped_column(Float, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(20))  # read | create | update | login | assess | cds
+    resource: Mapped[str] = mapped_column(String(60))
+    resource_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    outcome: Mapped[str] = mapped_column(String(20), default="ok")
+
+
+class CdsFeedback(Base):
+    __tablename__ = "cds_feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(100))
+    card: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(20))
+    override_reason: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    accepted_suggestions: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    client: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CdsJti(Base):
+    """Seen JWT ids, for replay protection until the token expires."""
+
+    __tablename__ = "cds_jti"
+    jti: Mapped[str] = mapped_column(String(300), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

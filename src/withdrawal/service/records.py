@@ -1,0 +1,202 @@
+"""Service layer: the patient course kept over time, built on the domain functions.
+
+Functions take keyword-only arguments and never commit: the route owns the
+transaction (one request, one transaction).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from withdrawal import __version__
+from withdrawal.assess import Assessment, assess_patient
+from withdrawal.errors import InputError
+from withdrawal.fhir import is_fhir, to_patient
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.monitoring import Alert, DoseRecord, ScaleRecord, Thresholds, default_rules, evaluate, trend
+from withdrawal.monitoring.alerts import daily_totals
+from withdrawal.patient import PatientIn, parse_patient, resolve_drug_name
+from withdrawal.scales import score
+from withdrawal.service import schemas
+from withdrawal.service.models import MedicationAdministration, Patient, Plan, ScaleAssessment, User, utcnow
+
+
+def aware(dt: datetime) -> datetime:
+    """Datetimes from SQLite come back naive; they were stored as UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def patient_input(raw: Any, kb: KnowledgeBase, *, today: date) -> PatientIn:
+    """Version-1 JSON or a FHIR Bundle/resource list, validated."""
+    if is_fhir(raw):
+        return to_patient(raw, kb, as_of=today).patient
+    return parse_patient(raw)
+
+
+def create_patient(*, session: Session, body: schemas.PatientCreate, user: User, kb: KnowledgeBase) -> Patient:
+    data = patient_input(body.data, kb, today=utcnow().date())
+    if body.external_id and session.scalar(select(Patient).where(Patient.external_id == body.external_id)):
+        raise InputError("external_id", "already used by another patient")
+    now = utcnow()
+    row = Patient(
+        display_name=body.display_name,
+        external_id=body.external_id,
+        data=data.model_dump(mode="json"),
+        created_by=user.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_patient(*, patient: Patient, body: schemas.PatientUpdate, kb: KnowledgeBase) -> Patient:
+    if body.data is not None:
+        patient.data = patient_input(body.data, kb, today=utcnow().date()).model_dump(mode="json")
+    if body.display_name is not None:
+        patient.display_name = body.display_name
+    patient.updated_at = utcnow()
+    return patient
+
+
+def add_scale(
+    *, session: Session, patient: Patient, body: schemas.ScaleAssessmentCreate, user: User, kb: KnowledgeBase
+) -> ScaleAssessment:
+    result = score(body.items, kb.scales[body.scale])
+    recorded = aware(body.recorded_at) if body.recorded_at else utcnow()
+    row = ScaleAssessment(
+        patient_id=patient.id,
+        scale=body.scale,
+        total=result.total,
+        band=result.band,
+        items=dict(result.items),
+        recorded_at=recorded,
+        recorded_by=user.id,
+        kb_version=kb.version,
+        software_version=__version__,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def latest_cows(session: Session, patient_id: int) -> ScaleAssessment | None:
+    return session.scalar(
+        select(ScaleAssessment)
+        .where(ScaleAssessment.patient_id == patient_id, ScaleAssessment.scale == "cows")
+        .order_by(ScaleAssessment.recorded_at.desc(), ScaleAssessment.id.desc())
+        .limit(1)
+    )
+
+
+def assess_record(session: Session, patient: Patient, kb: KnowledgeBase) -> Assessment:
+    """Assess the stored record with its latest COWS."""
+    data = dict(patient.data)
+    cows = latest_cows(session, patient.id)
+    if cows is not None:
+        data["cows"] = dict(cows.items)
+    return assess_patient(parse_patient(data), kb)
+
+
+def make_plan(*, session: Session, patient: Patient, body: schemas.PlanCreate, user: User, kb: KnowledgeBase) -> Plan:
+    result = assess_record(session, patient, kb)
+    for old in session.scalars(select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active")):
+        old.status = "superseded"
+    row = Plan(
+        patient_id=patient.id,
+        status="active",
+        taper=body.taper,
+        note=body.note,
+        tramadol_verdict=result.screen.verdict,
+        tramadol_max_daily_mg=result.screen.max_daily_dose_mg,
+        result=result.to_dict(),
+        kb_version=kb.version,
+        software_version=__version__,
+        created_by=user.id,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_administration(
+    *, session: Session, patient: Patient, body: schemas.AdministrationCreate, user: User, kb: KnowledgeBase
+) -> MedicationAdministration:
+    ids = resolve_drug_name(body.drug, kb)
+    if len(ids) != 1:
+        raise InputError(
+            "drug", "must name one known ingredient" if ids else "not recognised", value=body.drug, allowed=ids or None
+        )
+    row = MedicationAdministration(
+        patient_id=patient.id,
+        drug=ids[0],
+        dose_mg=body.dose_mg,
+        kind=body.kind,
+        days_supply=body.days_supply,
+        at=aware(body.at) if body.at else utcnow(),
+        recorded_by=user.id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _course(session: Session, patient_id: int) -> tuple[list[ScaleRecord], list[DoseRecord]]:
+    scores = [
+        ScaleRecord("cows" if a.scale == "cows" else "sows", a.total, a.items, aware(a.recorded_at))
+        for a in session.scalars(select(ScaleAssessment).where(ScaleAssessment.patient_id == patient_id))
+    ]
+    doses = [
+        DoseRecord(
+            m.drug, m.dose_mg, aware(m.at), "dispense" if m.kind == "dispense" else "administration", m.days_supply
+        )
+        for m in session.scalars(
+            select(MedicationAdministration).where(MedicationAdministration.patient_id == patient_id)
+        )
+    ]
+    return scores, doses
+
+
+def trends(*, session: Session, patient: Patient, kb: KnowledgeBase) -> schemas.TrendsOut:
+    scores, doses = _course(session, patient.id)
+
+    def pts(scale: str) -> list[schemas.TrendPointOut]:
+        return [
+            schemas.TrendPointOut(recorded_at=p.recorded_at, total=p.total, band=p.band)
+            for p in trend(scores, scale, kb)
+        ]
+
+    daily = {d.isoformat(): v for d, v in sorted(daily_totals(doses, "tramadol").items())}
+    return schemas.TrendsOut(patient_id=patient.id, cows=pts("cows"), sows=pts("sows"), tramadol_daily_mg=daily)
+
+
+def alerts(
+    *, session: Session, patient: Patient, kb: KnowledgeBase, thresholds: Thresholds, now: datetime
+) -> tuple[list[Alert], dict[str, dict[str, Any]]]:
+    scores, doses = _course(session, patient.id)
+    plan = session.scalar(
+        select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active").order_by(Plan.id.desc()).limit(1)
+    )
+    limit = plan.tramadol_max_daily_mg if plan else assess_record(session, patient, kb).screen.max_daily_dose_mg
+    found = evaluate(
+        scores=scores,
+        doses=doses,
+        kb=kb,
+        rules=default_rules(kb),
+        thresholds=thresholds,
+        tramadol_max_daily_mg=limit,
+        taper_active=bool(plan and plan.taper),
+        now=now,
+    )
+    cited = {s for a in found for s in a.sources}
+    sources = {
+        sid: {**kb.sources[sid].model_dump(mode="json", exclude_none=True), "link": kb.sources[sid].link}
+        for sid in sorted(cited)
+    }
+    return found, sources

@@ -1,0 +1,39 @@
+"""``POST /assess``: one patient in, one cited answer out; nothing is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+
+from withdrawal.assess import assess_patient
+from withdrawal.service import audit, schemas
+from withdrawal.service.deps import CurrentUser, KbDep, SessionDep
+from withdrawal.service.models import utcnow
+from withdrawal.service.records import patient_input
+
+router = APIRouter(tags=["assess"])
+
+EXAMPLE = {
+    "age_years": 34,
+    "sex": "female",
+    "opioid": {"substance": "heroin", "hours_since_last_use": 14},
+    "medications": [{"name": "sertraline"}],
+}
+
+
+@router.post("/assess", responses={422: {"model": schemas.ErrorOut}})
+def assess(
+    session: SessionDep,
+    user: CurrentUser,
+    kb: KbDep,
+    body: Any = Body(
+        ..., description="Patient input format version 1, or a FHIR R4 Bundle / resource list.", examples=[EXAMPLE]
+    ),
+) -> dict[str, Any]:
+    """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources, sources."""
+    data = patient_input(body, kb, today=utcnow().date())
+    result = assess_patient(data, kb).to_dict()
+    audit.record(session, actor=user, action="assess", resource="stateless")
+    session.commit()
+    return result

@@ -1,0 +1,64 @@
+"""Log in for a bearer token; who am I; accounts (clinicians create them)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, HTTPException
+from sqlalchemy import select
+
+from withdrawal.service import audit, schemas
+from withdrawal.service.deps import Clinician, CurrentUser, SessionDep, SettingsDep
+from withdrawal.service.models import Patient, User, utcnow
+from withdrawal.service.security import authenticate, hash_password, issue_token
+
+router = APIRouter(tags=["auth"])
+
+
+@router.get("/health", tags=["auth"], summary="Liveness (no data, no authentication)")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.post("/auth/token", response_model=schemas.TokenOut, responses={401: {"model": schemas.ErrorOut}})
+def login(body: schemas.LoginIn, session: SessionDep, settings: SettingsDep) -> schemas.TokenOut:
+    """Exchange a username and password for a bearer token."""
+    user = authenticate(session, body.username, body.password)
+    if user is None:
+        audit.record(session, actor=f"login:{body.username[:100]}", action="login", resource="user", outcome="denied")
+        session.commit()
+        raise HTTPException(401, "wrong username or password")
+    now = utcnow()
+    token, expires = issue_token(session, user, timedelta(minutes=settings.token_ttl_minutes), now)
+    audit.record(session, actor=user, action="login", resource="user", resource_id=user.id)
+    session.commit()
+    return schemas.TokenOut(access_token=token, expires_at=expires)
+
+
+@router.get("/auth/me", response_model=schemas.UserPublic)
+def me(user: CurrentUser) -> User:
+    return user
+
+
+@router.post("/users", response_model=schemas.UserPublic, status_code=201, responses={422: {"model": schemas.ErrorOut}})
+def create_user(body: schemas.UserCreate, session: SessionDep, user: Clinician) -> User:
+    """Create an account; a patient account must name the patient record it may see."""
+    if body.role == "patient" and (body.patient_id is None or session.get(Patient, body.patient_id) is None):
+        raise HTTPException(422, [{"field": "patient_id", "message": "a patient account needs an existing patient_id"}])
+    if body.role == "clinician" and body.patient_id is not None:
+        raise HTTPException(422, [{"field": "patient_id", "message": "only patient accounts are linked to a patient"}])
+    if session.scalar(select(User).where(User.username == body.username)):
+        raise HTTPException(409, "username taken")
+    new = User(
+        username=body.username,
+        password_hash=hash_password(body.password),
+        role=body.role,
+        patient_id=body.patient_id,
+        active=True,
+        created_at=utcnow(),
+    )
+    session.add(new)
+    session.flush()
+    audit.record(session, actor=user, action="create", resource="user", resource_id=new.id, patient_id=body.patient_id)
+    session.commit()
+    return new

@@ -1,0 +1,132 @@
+"""Patient records and their course: scale assessments, plans, medication administrations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy import select
+
+from withdrawal.service import audit, records, schemas
+from withdrawal.service.deps import Clinician, CurrentUser, KbDep, SessionDep, patient_for
+from withdrawal.service.models import MedicationAdministration, Patient, Plan, ScaleAssessment
+
+router = APIRouter(prefix="/patients", tags=["patients"])
+ERR: dict[int | str, dict[str, Any]] = {404: {"model": schemas.ErrorOut}, 422: {"model": schemas.ErrorOut}}
+
+
+@router.get("", response_model=list[schemas.PatientPublic])
+def list_patients(
+    session: SessionDep, user: CurrentUser, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
+) -> Sequence[Patient]:
+    """Clinicians see every record; a patient sees only their own."""
+    q = select(Patient).order_by(Patient.id).limit(limit).offset(offset)
+    if user.role != "clinician":
+        q = q.where(Patient.id == user.patient_id)
+    rows = session.scalars(q).all()
+    for p in rows:
+        audit.record(session, actor=user, action="read", resource="patient", resource_id=p.id, patient_id=p.id)
+    session.commit()
+    return rows
+
+
+@router.post("", response_model=schemas.PatientPublic, status_code=201, responses=ERR)
+def create_patient(body: schemas.PatientCreate, session: SessionDep, user: Clinician, kb: KbDep) -> Patient:
+    """Create a record from the version-1 input or a FHIR R4 Bundle."""
+    row = records.create_patient(session=session, body=body, user=user, kb=kb)
+    audit.record(session, actor=user, action="create", resource="patient", resource_id=row.id, patient_id=row.id)
+    session.commit()
+    return row
+
+
+@router.get("/{patient_id}", response_model=schemas.PatientPublic, responses=ERR)
+def read_patient(patient_id: int, session: SessionDep, user: CurrentUser) -> Patient:
+    row = patient_for(session, user, patient_id, action="read", resource="patient")
+    audit.record(session, actor=user, action="read", resource="patient", resource_id=row.id, patient_id=row.id)
+    session.commit()
+    return row
+
+
+@router.put("/{patient_id}", response_model=schemas.PatientPublic, responses=ERR)
+def update_patient(
+    patient_id: int, body: schemas.PatientUpdate, session: SessionDep, user: Clinician, kb: KbDep
+) -> Patient:
+    row = patient_for(session, user, patient_id, action="update", resource="patient")
+    records.update_patient(patient=row, body=body, kb=kb)
+    audit.record(session, actor=user, action="update", resource="patient", resource_id=row.id, patient_id=row.id)
+    session.commit()
+    return row
+
+
+@router.get("/{patient_id}/assessments", response_model=list[schemas.ScaleAssessmentPublic], responses=ERR)
+def list_assessments(patient_id: int, session: SessionDep, user: CurrentUser) -> Sequence[ScaleAssessment]:
+    patient_for(session, user, patient_id, action="read", resource="assessment")
+    rows = session.scalars(
+        select(ScaleAssessment).where(ScaleAssessment.patient_id == patient_id).order_by(ScaleAssessment.recorded_at)
+    ).all()
+    audit.record(session, actor=user, action="read", resource="assessment", patient_id=patient_id)
+    session.commit()
+    return rows
+
+
+@router.post("/{patient_id}/assessments", response_model=schemas.ScaleAssessmentPublic, status_code=201, responses=ERR)
+def add_assessment(
+    patient_id: int, body: schemas.ScaleAssessmentCreate, session: SessionDep, user: CurrentUser, kb: KbDep
+) -> ScaleAssessment:
+    """Record a COWS (clinicians) or a SOWS (clinicians, or the patient for themselves)."""
+    patient = patient_for(session, user, patient_id, action="create", resource="assessment")
+    if body.scale == "cows" and user.role != "clinician":
+        raise HTTPException(403, "the COWS is scored by a clinician")
+    row = records.add_scale(session=session, patient=patient, body=body, user=user, kb=kb)
+    audit.record(session, actor=user, action="create", resource="assessment", resource_id=row.id, patient_id=patient_id)
+    session.commit()
+    return row
+
+
+@router.get("/{patient_id}/plans", response_model=list[schemas.PlanPublic], responses=ERR)
+def list_plans(patient_id: int, session: SessionDep, user: CurrentUser) -> Sequence[Plan]:
+    patient_for(session, user, patient_id, action="read", resource="plan")
+    rows = session.scalars(select(Plan).where(Plan.patient_id == patient_id).order_by(Plan.id)).all()
+    audit.record(session, actor=user, action="read", resource="plan", patient_id=patient_id)
+    session.commit()
+    return rows
+
+
+@router.post("/{patient_id}/plans", response_model=schemas.PlanPublic, status_code=201, responses=ERR)
+def create_plan(patient_id: int, body: schemas.PlanCreate, session: SessionDep, user: Clinician, kb: KbDep) -> Plan:
+    """Assess the stored record (with its latest COWS) and keep the answer as the active plan."""
+    patient = patient_for(session, user, patient_id, action="create", resource="plan")
+    row = records.make_plan(session=session, patient=patient, body=body, user=user, kb=kb)
+    audit.record(session, actor=user, action="create", resource="plan", resource_id=row.id, patient_id=patient_id)
+    session.commit()
+    return row
+
+
+@router.get("/{patient_id}/administrations", response_model=list[schemas.AdministrationPublic], responses=ERR)
+def list_administrations(patient_id: int, session: SessionDep, user: CurrentUser) -> Sequence[MedicationAdministration]:
+    patient_for(session, user, patient_id, action="read", resource="administration")
+    rows = session.scalars(
+        select(MedicationAdministration)
+        .where(MedicationAdministration.patient_id == patient_id)
+        .order_by(MedicationAdministration.at)
+    ).all()
+    audit.record(session, actor=user, action="read", resource="administration", patient_id=patient_id)
+    session.commit()
+    return rows
+
+
+@router.post(
+    "/{patient_id}/administrations", response_model=schemas.AdministrationPublic, status_code=201, responses=ERR
+)
+def add_administration(
+    patient_id: int, body: schemas.AdministrationCreate, session: SessionDep, user: Clinician, kb: KbDep
+) -> MedicationAdministration:
+    """Record a dose given or a supply dispensed."""
+    patient = patient_for(session, user, patient_id, action="create", resource="administration")
+    row = records.add_administration(session=session, patient=patient, body=body, user=user, kb=kb)
+    audit.record(
+        session, actor=user, action="create", resource="administration", resource_id=row.id, patient_id=patient_id
+    )
+    session.commit()
+    return row

@@ -1,0 +1,89 @@
+"""Passwords (scrypt) and opaque bearer tokens stored as SHA-256 digests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from withdrawal.service.models import ApiToken, User
+
+# NOTE: scrypt parameters per RFC 7914's interactive-login example (N=2^14, r=8, p=1),
+# also the minimum the OWASP password storage cheat sheet lists for scrypt.
+_N, _R, _P, _DKLEN = 2**14, 8, 1, 32
+
+
+def _b64(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def _unb64(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    dk = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN)
+    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(dk)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        algo, n, r, p, salt, digest = stored.split("$")
+        if algo != "scrypt":
+            return False
+        want = _unb64(digest)
+        dk = hashlib.scrypt(
+            password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(want), maxmem=2**26
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(dk, want)
+
+
+_DUMMY = hash_password(secrets.token_urlsafe(16))
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active:
+        verify_password(password, _DUMMY)  # same work either way: no user enumeration by timing
+        return None
+    return user if verify_password(password, user.password_hash) else None
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, user: User, ttl: timedelta, now: datetime) -> tuple[str, datetime]:
+    token = secrets.token_urlsafe(32)
+    expires = now + ttl
+    session.add(ApiToken(token_hash=_digest(token), user_id=user.id, created_at=now, expires_at=expires))
+    return token, expires
+
+
+def user_for_token(session: Session, token: str, now: datetime) -> User | None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    if row is None:
+        return None
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    if expires <= now:
+        return None
+    user = session.get(User, row.user_id)
+    return user if user is not None and user.active else None
+
+
+def revoke_token(session: Session, token: str) -> None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    if row is not None:
+        session.delete(row)
+
+
+def expired_before(now: datetime, minutes: int) -> datetime:
+    return now - timedelta(minutes=minutes)

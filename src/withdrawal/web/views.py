@@ -1,0 +1,507 @@
+"""The pages: clinicians (patients, COWS, result, course, simulator, interactions, evidence),
+patients (their own SOWS diary) and the public plain-language pages for patients and families.
+
+Every read and write of patient data goes into the service's audit log, the same as the REST API;
+a patient asking for another patient's page gets the same 404 as for a record that does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from withdrawal import __version__
+from withdrawal.assess import Assessment
+from withdrawal.errors import WithdrawalError
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.models import Scale
+from withdrawal.safety.interactions import check_interactions
+from withdrawal.service import audit, records, schemas
+from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
+from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, utcnow
+from withdrawal.service.security import authenticate
+from withdrawal.web import auth
+from withdrawal.web.charts import DoseMark, Point, concentration_chart, course_chart
+from withdrawal.web.content import patient_info
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+LEVEL_TEXT = {
+    "contraindicated": "Contraindicated: do not use tramadol",
+    "avoid": "Avoid tramadol",
+    "caution": "Use tramadol only with caution",
+    "acceptable": "No reason against tramadol found",
+}
+
+
+class LoginRequired(Exception):
+    """A page that needs a signed-in user was asked for without one."""
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def render(request: Request, name: str, ctx: dict[str, Any], *, user: User | None = None,
+           status: int = 200) -> HTMLResponse:
+    kb: KnowledgeBase = request.app.state.kb
+    context = {
+        "user": user,
+        "csrf": auth.csrf_token(request),
+        "crisis": sorted(kb.care.resources, key=lambda r: r.order),
+        "version": __version__,
+        "sources": kb.sources,
+        "level_text": LEVEL_TEXT,
+        **ctx,
+    }
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    auth.set_login_csrf_cookie(request, response)
+    return response
+
+
+def require_user(request: Request, session: Session) -> User:
+    user = auth.web_user(request, session)
+    if user is None:
+        raise LoginRequired
+    return user
+
+
+def require_clinician(request: Request, session: Session) -> User:
+    user = require_user(request, session)
+    if user.role != "clinician":
+        raise HTTPException(403, "clinicians only")
+    return user
+
+
+def open_patient(session: Session, user: User, patient_id: int, *, action: str, resource: str) -> Patient:
+    """The patient if this user may see it (audited); otherwise a 404 page, the denial audited too."""
+    patient = patient_for(session, user, patient_id, action=action, resource=resource)
+    audit.record(session, actor=user, action=action, resource=resource, resource_id=patient.id, patient_id=patient.id)
+    return patient
+
+
+def safe_next(value: str | None) -> str | None:
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value and len(value) < 300:
+        return value
+    return None
+
+
+def home_for(user: User) -> str:
+    if user.role == "clinician":
+        return "/app/patients"
+    return f"/app/patients/{user.patient_id}"
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def latest(session: Session, patient_id: int, scale: str) -> ScaleAssessment | None:
+    return session.scalar(
+        select(ScaleAssessment).where(ScaleAssessment.patient_id == patient_id, ScaleAssessment.scale == scale)
+        .order_by(ScaleAssessment.recorded_at.desc(), ScaleAssessment.id.desc()).limit(1)
+    )
+
+
+def parse_scale_form(form: dict[str, Any], scale: Scale) -> tuple[dict[str, int], dict[str, str]]:
+    """Chosen scores by item and an error message per item left out or invalid."""
+    chosen: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for item in scale.items:
+        raw = form.get(item.id)
+        if raw is None or raw == "":
+            errors[item.id] = f"Choose an answer for “{item.label}”."
+            continue
+        try:
+            value = int(str(raw))
+        except ValueError:
+            errors[item.id] = f"“{item.label}”: not a score."
+            continue
+        if value not in item.allowed_scores:
+            errors[item.id] = f"“{item.label}”: {value} is not one of the scores on the form."
+            continue
+        chosen[item.id] = value
+    return chosen, errors
+
+
+def band_json(scale: Scale) -> list[dict[str, Any]]:
+    return [{"min": b.min, "max": b.max, "key": b.key, "label": b.label} for b in scale.bands]
+
+
+# --- public pages -------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: SessionDep) -> HTMLResponse:
+    return render(request, "home.html", {"info": patient_info()}, user=auth.web_user(request, session))
+
+
+@router.get("/info", response_class=HTMLResponse)
+def info_index(request: Request, session: SessionDep) -> HTMLResponse:
+    return render(request, "info_index.html", {"info": patient_info()}, user=auth.web_user(request, session))
+
+
+@router.get("/info/questions", response_class=HTMLResponse)
+def info_faq(request: Request, session: SessionDep) -> HTMLResponse:
+    return render(request, "info_faq.html", {"info": patient_info()}, user=auth.web_user(request, session))
+
+
+@router.get("/info/help", response_class=HTMLResponse)
+def info_help(request: Request, session: SessionDep) -> HTMLResponse:
+    info = patient_info()
+    return render(request, "info_section.html", {"info": info, "section": info.section("help_now"), "help": True},
+                  user=auth.web_user(request, session))
+
+
+@router.get("/info/{section_id}", response_class=HTMLResponse)
+def info_section(section_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+    info = patient_info()
+    section = info.section(section_id.replace("-", "_"))
+    user = auth.web_user(request, session)
+    if section is None:
+        return render(request, "error.html", {"title": "Page not found", "message": "There is no such page."},
+                      user=user, status=404)
+    return render(request, "info_section.html", {"info": info, "section": section,
+                                                 "help": section.id == "help_now"}, user=user)
+
+
+@cache
+def _static(name: str) -> tuple[bytes, str]:
+    path = HERE / "static" / name
+    media = {"css": "text/css", "js": "text/javascript", "svg": "image/svg+xml"}[name.rsplit(".", 1)[1]]
+    return path.read_bytes(), media
+
+
+@router.get("/static/web/{name}")
+def static(name: str) -> Response:
+    if not re.fullmatch(r"[a-z0-9_-]+\.(css|js|svg)", name) or not (HERE / "static" / name).is_file():
+        raise HTTPException(404, "not found")
+    body, media = _static(name)
+    return Response(body, media_type=media, headers={"Cache-Control": "public, max-age=3600",
+                                                     "X-Content-Type-Options": "nosniff"})
+
+
+# --- sign in / out ------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, session: SessionDep, next: str | None = None) -> Response:  # noqa: A002
+    user = auth.web_user(request, session)
+    if user is not None:
+        return redirect(safe_next(next) or home_for(user))
+    return render(request, "login.html", {"next": safe_next(next) or "", "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    form = await request.form()
+    auth.check_csrf(request, form.get("csrf"))
+    username = str(form.get("username") or "")[:100]
+    password = str(form.get("password") or "")[:200]
+    nxt = safe_next(str(form.get("next") or ""))
+    user = authenticate(session, username, password) if username and password else None
+    if user is None:
+        audit.record(session, actor=f"login:{username}", action="login", resource="user", outcome="denied")
+        session.commit()
+        return render(request, "login.html", {"next": nxt or "", "error": "Wrong username or password.",
+                                              "username": username}, status=401)
+    response = redirect(nxt or home_for(user))
+    auth.sign_in(session, response, request, user, settings)
+    audit.record(session, actor=user, action="login", resource="user", resource_id=user.id)
+    session.commit()
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, session: SessionDep) -> Response:
+    form = await request.form()
+    auth.check_csrf(request, form.get("csrf"))
+    response = redirect("/")
+    auth.sign_out(session, response, request)
+    session.commit()
+    return response
+
+
+@router.get("/app")
+def app_home(request: Request, session: SessionDep) -> Response:
+    return redirect(home_for(require_user(request, session)))
+
+
+# --- clinician: patient list --------------------------------------------------------------
+
+
+@router.get("/app/patients", response_class=HTMLResponse)
+def patients(request: Request, session: SessionDep, kb: KbDep, settings: SettingsDep) -> Response:
+    user = require_user(request, session)
+    if user.role != "clinician":
+        return redirect(home_for(user))
+    rows = []
+    now = utcnow()
+    for p in session.scalars(select(Patient).order_by(Patient.display_name, Patient.id).limit(500)):
+        cows = latest(session, p.id, "cows")
+        try:
+            result = records.assess_record(session, p, kb)
+            verdict: str | None = result.screen.verdict
+            found, _ = records.alerts(session=session, patient=p, kb=kb, thresholds=settings.thresholds(), now=now)
+        except WithdrawalError:
+            verdict, found = None, []
+        audit.record(session, actor=user, action="read", resource="patient", resource_id=p.id, patient_id=p.id)
+        opioid = p.data.get("opioid") or {}
+        rows.append({"patient": p, "cows": cows, "verdict": verdict, "alerts": found,
+                     "substance": opioid.get("substance"), "age": p.data.get("age_years")})
+    session.commit()
+    band_labels = {b.key: b.label for b in kb.scales["cows"].bands}
+    return render(request, "patients.html", {"rows": rows, "band_labels": band_labels}, user=user)
+
+
+# --- one patient --------------------------------------------------------------------------
+
+
+def _assessment_ctx(session: Session, patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
+    result: Assessment = records.assess_record(session, patient, kb)
+    return {"a": result.to_dict(), "result": result}
+
+
+@router.get("/app/patients/{patient_id}", response_class=HTMLResponse)
+def patient_page(patient_id: int, request: Request, session: SessionDep, kb: KbDep, settings: SettingsDep,
+                 recorded: str | None = None) -> Response:
+    user = require_user(request, session)
+    patient = open_patient(session, user, patient_id, action="read", resource="patient")
+    if user.role != "clinician":
+        ctx = _course_ctx(session, patient, kb, show_cows=False)
+        session.commit()
+        return render(request, "patient_home.html", {"patient": patient, "recorded": recorded, **ctx}, user=user)
+    ctx = _assessment_ctx(session, patient, kb)
+    found, alert_sources = records.alerts(session=session, patient=patient, kb=kb,
+                                          thresholds=settings.thresholds(), now=utcnow())
+    audit.record(session, actor=user, action="read", resource="alerts", patient_id=patient.id)
+    session.commit()
+    return render(request, "result.html", {
+        "patient": patient, "alerts": found, "alert_sources": alert_sources, "recorded": recorded,
+        "cows_row": latest(session, patient.id, "cows"), **ctx,
+    }, user=user)
+
+
+@router.get("/app/patients/{patient_id}/cows", response_class=HTMLResponse)
+def cows_form(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
+    user = require_clinician(request, session)
+    patient = open_patient(session, user, patient_id, action="read", resource="patient")
+    session.commit()
+    scale = kb.scales["cows"]
+    return render(request, "cows_form.html", {"patient": patient, "scale": scale, "chosen": {}, "errors": {},
+                                              "bands": band_json(scale)}, user=user)
+
+
+@router.post("/app/patients/{patient_id}/cows", response_class=HTMLResponse)
+async def cows_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
+    user = require_clinician(request, session)
+    form = dict(await request.form())
+    auth.check_csrf(request, form.get("csrf"))
+    patient = open_patient(session, user, patient_id, action="create", resource="assessment")
+    scale = kb.scales["cows"]
+    chosen, errors = parse_scale_form(form, scale)
+    if errors:
+        session.commit()
+        return render(request, "cows_form.html", {"patient": patient, "scale": scale, "chosen": chosen,
+                                                  "errors": errors, "bands": band_json(scale)},
+                      user=user, status=422)
+    row = records.add_scale(session=session, patient=patient, user=user, kb=kb,
+                            body=schemas.ScaleAssessmentCreate(scale="cows", items=chosen))
+    audit.record(session, actor=user, action="create", resource="assessment", resource_id=row.id,
+                 patient_id=patient.id)
+    session.commit()
+    return redirect(f"/app/patients/{patient.id}?recorded=cows")
+
+
+@router.get("/app/patients/{patient_id}/sows", response_class=HTMLResponse)
+def sows_form(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
+    user = require_user(request, session)
+    patient = open_patient(session, user, patient_id, action="read", resource="patient")
+    session.commit()
+    return render(request, "sows_form.html", {"patient": patient, "scale": kb.scales["sows"], "chosen": {},
+                                              "errors": {}}, user=user)
+
+
+@router.post("/app/patients/{patient_id}/sows", response_class=HTMLResponse)
+async def sows_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
+    user = require_user(request, session)
+    form = dict(await request.form())
+    auth.check_csrf(request, form.get("csrf"))
+    patient = open_patient(session, user, patient_id, action="create", resource="assessment")
+    scale = kb.scales["sows"]
+    chosen, errors = parse_scale_form(form, scale)
+    if errors:
+        session.commit()
+        return render(request, "sows_form.html", {"patient": patient, "scale": scale, "chosen": chosen,
+                                                  "errors": errors}, user=user, status=422)
+    row = records.add_scale(session=session, patient=patient, user=user, kb=kb,
+                            body=schemas.ScaleAssessmentCreate(scale="sows", items=chosen))
+    audit.record(session, actor=user, action="create", resource="assessment", resource_id=row.id,
+                 patient_id=patient.id)
+    session.commit()
+    target = f"/app/patients/{patient.id}" if user.role != "clinician" else f"/app/patients/{patient.id}/course"
+    return redirect(f"{target}?recorded=sows#chart")
+
+
+def _course_ctx(session: Session, patient: Patient, kb: KnowledgeBase, *, show_cows: bool) -> dict[str, Any]:
+    rows = session.scalars(select(ScaleAssessment).where(ScaleAssessment.patient_id == patient.id)
+                           .order_by(ScaleAssessment.recorded_at, ScaleAssessment.id)).all()
+    doses = session.scalars(select(MedicationAdministration)
+                            .where(MedicationAdministration.patient_id == patient.id)
+                            .order_by(MedicationAdministration.at)).all()
+    cows_scale = kb.scales["cows"]
+    cows = [Point(records.aware(r.recorded_at), r.total, r.band or "") for r in rows if r.scale == "cows"]
+    sows = [Point(records.aware(r.recorded_at), r.total) for r in rows if r.scale == "sows"]
+    marks = [DoseMark(records.aware(d.at), d.drug, d.dose_mg) for d in doses if d.kind == "administration"]
+    chart = course_chart(cows=cows if show_cows else [], sows=sows, doses=marks, cows_scale=cows_scale,
+                         sows_max=kb.scales["sows"].total_max, show_cows=show_cows, width=760 if show_cows else 440,
+                         title=f"Withdrawal scores over time for {patient.display_name}")
+    band_labels = {b.key: b.label for b in cows_scale.bands}
+    return {"chart": chart, "score_rows": [r for r in rows if show_cows or r.scale == "sows"], "doses": doses,
+            "band_labels": band_labels, "show_cows": show_cows}
+
+
+@router.get("/app/patients/{patient_id}/course", response_class=HTMLResponse)
+def course(patient_id: int, request: Request, session: SessionDep, kb: KbDep, recorded: str | None = None
+           ) -> Response:
+    user = require_user(request, session)
+    patient = open_patient(session, user, patient_id, action="read", resource="trends")
+    if user.role != "clinician":
+        session.commit()
+        return redirect(f"/app/patients/{patient.id}#chart")
+    ctx = _course_ctx(session, patient, kb, show_cows=True)
+    session.commit()
+    return render(request, "course.html", {"patient": patient, "recorded": recorded, **ctx}, user=user)
+
+
+PHENOTYPES = ("poor", "intermediate", "normal", "ultrarapid")
+
+
+@router.get("/app/patients/{patient_id}/simulator", response_class=HTMLResponse)
+def simulator(patient_id: int, request: Request, session: SessionDep, kb: KbDep,
+              phenotype: str | None = None) -> Response:
+    from withdrawal.web.pk_view import curves
+
+    user = require_clinician(request, session)
+    patient = open_patient(session, user, patient_id, action="read", resource="plan")
+    result = records.assess_record(session, patient, kb)
+    session.commit()
+    recorded_ph = result.patient.data.cyp2d6_phenotype
+    chosen = phenotype if phenotype in PHENOTYPES else recorded_ph
+    c = curves(result.patient, result.plan, kb, chosen)
+    chart = None
+    if c is not None:
+        chart = concentration_chart(
+            hours=c.hours, m1=c.m1, tramadol=c.tramadol, threshold=c.threshold, dose_times_h=c.dose_times_h,
+            course_marks=c.course_marks,
+            title=f"Simulated M1 and tramadol for the proposed taper, {c.phenotype_used} metabolizer",
+        )
+    return render(request, "simulator.html", {
+        "patient": patient, "a": result.to_dict(), "curves": c, "chart": chart, "phenotypes": PHENOTYPES,
+        "chosen": chosen, "recorded_ph": recorded_ph,
+    }, user=user)
+
+
+# --- tools --------------------------------------------------------------------------------
+
+
+@router.get("/app/interactions", response_class=HTMLResponse)
+def interactions(request: Request, session: SessionDep, kb: KbDep, drugs: str = "") -> Response:
+    user = require_clinician(request, session)
+    names = [n.strip() for n in re.split(r"[,\n;]+", drugs[:2000]) if n.strip()][:30]
+    report = check_interactions(names, kb) if names else None
+    return render(request, "interactions.html", {"drugs": drugs[:2000], "report": report,
+                                                 "drug_names": {d: kb.drugs[d].name for d in kb.drugs}}, user=user)
+
+
+@cache
+def _evidence() -> tuple[Any, str]:
+    import tempfile
+
+    from withdrawal.evidence.summary import build_summary, tramadol_forest
+
+    summary = build_summary()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "forest.svg"
+        tramadol_forest(summary, path)
+        svg = path.read_text(encoding="utf-8")
+    return summary, svg
+
+
+@router.get("/app/evidence", response_class=HTMLResponse)
+def evidence(request: Request, session: SessionDep, kb: KbDep) -> Response:
+    user = require_clinician(request, session)
+    summary, _ = _evidence()
+    return render(request, "evidence.html", {"summary": summary, "points": kb.care.evidence_summary}, user=user)
+
+
+@router.get("/app/evidence/forest.svg")
+def forest_svg(request: Request, session: SessionDep) -> Response:
+    require_clinician(request, session)
+    _, svg = _evidence()
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600",
+                                                              "X-Content-Type-Options": "nosniff"})
+
+
+# --- error pages --------------------------------------------------------------------------
+
+
+def login_required_handler(request: Request, _: Exception) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return redirect(f"/login?next={quote(target, safe='/')}")
+
+
+def csrf_handler(request: Request, _: Exception) -> Response:
+    return render(request, "error.html", {"title": "Form expired",
+                                          "message": "This form could not be accepted. Go back, reload the page "
+                                                     "and try again."}, status=403)
+
+
+def is_web_path(path: str) -> bool:
+    return path == "/" or path.startswith(("/app", "/info", "/login", "/logout"))
+
+
+def http_error_page(request: Request, exc: StarletteHTTPException) -> Response:
+    session: Session = request.app.state.sessions()
+    try:
+        user = auth.web_user(request, session)
+    finally:
+        session.close()
+    if exc.status_code == 404:
+        title, message = "Page not found", "There is no such page, or you do not have access to it."
+    elif exc.status_code == 403:
+        title, message = "Not available", "This page is for clinicians."
+    else:
+        title, message = "Something went wrong", "The request could not be completed."
+    return render(request, "error.html", {"title": title, "message": message}, user=user, status=exc.status_code)
+
+
+def fmt_time(value: datetime) -> str:
+    return records.aware(value).strftime("%d %b %Y %H:%M UTC")
+
+
+templates.env.filters["when"] = fmt_time
+templates.env.globals["LEVEL_TEXT"] = LEVEL_TEXT
