@@ -1,0 +1,406 @@
+"""One rule set, three evaluators: the per-patient screen, DuckDB SQL and Spark SQL.
+
+The tramadol rules are the knowledge base's :class:`~withdrawal.knowledge.models.Rule` data.
+:func:`compile_screen` turns each rule's ``when`` matches into a SQL boolean over a per-patient
+facts row (``facts.py``), so the population query is generated from the same data the
+per-patient :func:`~withdrawal.safety.screen_tramadol` interprets. Population flags are defined
+here as conjunctions of KB matches, KB finding codes and the MME threshold; per patient they are
+evaluated by running ``screen_tramadol`` on a knowledge base whose rules are the flags' tests
+(:func:`evaluate_patient`), and in the engines by the same compiler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from withdrawal.errors import KnowledgeBaseError
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.models import LEVELS, Level, Match, Rule
+from withdrawal.patient import PatientIn, resolve
+from withdrawal.population.mme import MmeTable, mg_per_day_to_mme
+from withdrawal.safety import screen_tramadol
+
+# --- population flags -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Holds when any of the matches holds (the semantics of ``Rule.when``)."""
+
+    matches: tuple[Match, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Holds when the tramadol screen reports this finding code."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class HighMme:
+    """Holds when the active opioid dose reaches the high-dose MME threshold of ``mme.yaml``."""
+
+
+Test = Facts | Finding | HighMme
+
+
+@dataclass(frozen=True)
+class Flag:
+    id: str
+    label: str
+    basis: str
+    sources: tuple[str, ...]
+    all_of: tuple[Test, ...] = ()
+    any_of: tuple[Test, ...] = ()
+    none_of: tuple[Test, ...] = ()
+
+
+_TRAMADOL = Facts((Match(drugs_any=("tramadol",)),))
+_OUD = Facts((Match(conditions_any=("opioid_use_disorder",)),))
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("tramadol_serotonergic", "Active tramadol with a serotonergic drug",
+         "tramadol active and the screen's serotonergic_drug finding", ("tramadol_er_label_extract",),
+         all_of=(_TRAMADOL, Finding("serotonergic_drug"))),
+    Flag("tramadol_cns_depressant", "Active tramadol with a CNS depressant",
+         "tramadol active and the screen's cns_depressant finding", ("openfda_tramadol_labels",),
+         all_of=(_TRAMADOL, Finding("cns_depressant"))),
+    Flag("tramadol_cyp2d6_inhibitor", "Active tramadol with a CYP2D6 inhibitor",
+         "tramadol active and the screen's cyp2d6_inhibitor finding", ("tramadol_apap_label_copy",),
+         all_of=(_TRAMADOL, Finding("cyp2d6_inhibitor"))),
+    Flag("tramadol_maoi_14d", "Active tramadol with an MAOI active or stopped within 14 days",
+         "tramadol active and the screen's maoi finding (14-day window)", ("dailymed_tramadol_ir",),
+         all_of=(_TRAMADOL, Finding("maoi"))),
+    Flag("oud_untreated", "Opioid use disorder without buprenorphine, methadone or naltrexone",
+         "active OUD diagnosis and none of the three FDA-approved medicines active", ("fda_moud", "asam_2020"),
+         all_of=(_OUD,),
+         none_of=(Facts((Match(drugs_any=("buprenorphine", "methadone", "naltrexone")),)),)),
+    Flag("opioid_benzodiazepine", "Opioid and benzodiazepine both active",
+         "an active opioid (agonist, partial agonist or tramadol) with an active benzodiazepine",
+         ("openfda_tramadol_labels", "pop_cdc_2022"),
+         all_of=(Facts((Match(drug_classes_any=("opioid_agonist", "opioid_partial_agonist", "tramadol_product")),)),
+                 Facts((Match(drug_classes_any=("benzodiazepine",)),)))),
+    Flag("naloxone_missing", "OUD or high opioid dose without naloxone",
+         "OUD or MME/day at or above the threshold, and no naloxone active or stopped within 365 days",
+         ("pop_cdc_2022",),
+         any_of=(_OUD, HighMme()),
+         none_of=(Facts((Match(drugs_any=("naloxone",), stopped_within_days=365),)),)),
+)
+
+FLAG_IDS: tuple[str, ...] = tuple(f.id for f in FLAGS)
+
+
+def _flag_tests(flags: Sequence[Flag]) -> list[tuple[str, Facts]]:
+    """Every Facts test of the flags with a stable synthetic rule code."""
+    out: list[tuple[str, Facts]] = []
+    for flag in flags:
+        for part, tests in (("all", flag.all_of), ("any", flag.any_of), ("none", flag.none_of)):
+            for i, t in enumerate(tests):
+                if isinstance(t, Facts):
+                    out.append((f"pop_{flag.id}_{part}{i}", t))
+    return out
+
+
+def check_flags(kb: KnowledgeBase, flags: Sequence[Flag] = FLAGS) -> None:
+    """Flags may only name sources, drugs, classes, conditions and codes the KB defines."""
+    codes = {r.code for r in kb.tramadol.rules}
+    for flag in flags:
+        for sid in flag.sources:
+            if sid not in kb.sources:
+                raise KnowledgeBaseError(f"population flag {flag.id}: unknown source {sid!r}")
+        for t in (*flag.all_of, *flag.any_of, *flag.none_of):
+            if isinstance(t, Finding) and t.code not in codes:
+                raise KnowledgeBaseError(f"population flag {flag.id}: unknown finding code {t.code!r}")
+            if isinstance(t, Facts):
+                for m in t.matches:
+                    for d in (*m.drugs_any, *m.allergy_drugs_any):
+                        if d not in kb.drugs:
+                            raise KnowledgeBaseError(f"population flag {flag.id}: unknown drug {d!r}")
+                    for c in m.drug_classes_any:
+                        if c not in kb.classes:
+                            raise KnowledgeBaseError(f"population flag {flag.id}: unknown class {c!r}")
+                    for k in m.conditions_any:
+                        if k not in kb.conditions:
+                            raise KnowledgeBaseError(f"population flag {flag.id}: unknown condition {k!r}")
+
+
+def _test_kb(kb: KnowledgeBase, flags: Sequence[Flag]) -> KnowledgeBase:
+    """A knowledge base whose rules are the flags' fact tests, for the per-patient screen."""
+    rules = tuple(
+        Rule(id=code, code=code, level="caution", category="population", when=t.matches,
+             message="population flag test", action="none", sources=("pop_cdc_2022",),
+             verification="verified_secondary")
+        for code, t in _flag_tests(flags)
+    )
+    return dataclasses.replace(kb, tramadol=kb.tramadol.model_copy(update={"rules": rules}))
+
+
+# --- per-patient evaluation (ground truth and equality tests) -----------------------------
+
+
+@dataclass(frozen=True)
+class PatientScreen:
+    verdict: Level
+    codes: tuple[str, ...]
+    flags: Mapping[str, bool]
+    mme: float
+    tramadol_active: bool
+
+
+def patient_mme(data: PatientIn, kb: KnowledgeBase, table: MmeTable) -> float:
+    """MME/day of the active medications with a daily dose, rounded to 3 decimals."""
+    total = 0.0
+    for med in data.medications:
+        if med.status != "active" or med.dose_mg_per_day is None:
+            continue
+        single = resolve(PatientIn(age_years=0, medications=(med,)), kb)
+        for drug in sorted(single.active_drugs):
+            total += mg_per_day_to_mme(drug, med.dose_mg_per_day, table)
+    return round(total, 3)
+
+
+class PatientEvaluator:
+    """Screen one ``PatientIn`` with the KB rules and the population flags."""
+
+    def __init__(self, kb: KnowledgeBase, table: MmeTable, flags: Sequence[Flag] = FLAGS) -> None:
+        check_flags(kb, flags)
+        self.kb, self.table, self.flags = kb, table, tuple(flags)
+        self._tests_kb = _test_kb(kb, self.flags)
+        self._codes = {id(t): code for code, t in _flag_tests(self.flags)}
+
+    def __call__(self, data: PatientIn) -> PatientScreen:
+        patient = resolve(data, self.kb)
+        result = screen_tramadol(patient, self.kb)
+        fired_tests = set(screen_tramadol(patient, self._tests_kb).codes)
+        codes = set(result.codes)
+        mme = patient_mme(data, self.kb, self.table)
+
+        def holds(t: Test) -> bool:
+            if isinstance(t, Finding):
+                return t.code in codes
+            if isinstance(t, HighMme):
+                return mme >= self.table.threshold
+            return self._codes[id(t)] in fired_tests
+
+        flags = {}
+        for f in self.flags:
+            flags[f.id] = (
+                all(holds(t) for t in f.all_of)
+                and (not f.any_of or any(holds(t) for t in f.any_of))
+                and not any(holds(t) for t in f.none_of)
+            )
+        return PatientScreen(
+            verdict=result.verdict,
+            codes=tuple(sorted(codes)),
+            flags=flags,
+            mme=mme,
+            tramadol_active="tramadol" in patient.active_drugs,
+        )
+
+
+# --- SQL compilation --------------------------------------------------------------------
+
+
+class Dialect:
+    """The few SQL spellings that differ between DuckDB and Spark SQL."""
+
+    name = "duckdb"
+
+    def array(self, items: Iterable[str]) -> str:
+        return "[" + ", ".join(_lit(i) for i in items) + "]"
+
+    def has_any(self, col: str, items: Sequence[str]) -> str:
+        return f"list_has_any({col}, {self.array(items)})"
+
+    def contains(self, col: str, item: str) -> str:
+        return f"list_contains({col}, {_lit(item)})"
+
+    def compact(self, items: Sequence[str]) -> str:
+        """A list of the non-null values of the expressions, in order."""
+        return f"list_filter([{', '.join(items)}], lambda x: x IS NOT NULL)"
+
+    def days_between(self, start: str, end: str) -> str:
+        return f"date_diff('day', {start}, {end})"
+
+    def agg_set(self, expr: str, cond: str) -> str:
+        """Non-null values of ``expr`` over the rows where ``cond`` holds (order and repeats do not matter)."""
+        return f"coalesce(list({expr}) FILTER (WHERE {cond} AND {expr} IS NOT NULL), [])"
+
+    def empty_list(self) -> str:
+        return "CAST([] AS VARCHAR[])"
+
+
+class SparkDialect(Dialect):
+    name = "spark"
+
+    def array(self, items: Iterable[str]) -> str:
+        return "array(" + ", ".join(_lit(i) for i in items) + ")"
+
+    def has_any(self, col: str, items: Sequence[str]) -> str:
+        return f"arrays_overlap({col}, {self.array(items)})"
+
+    def contains(self, col: str, item: str) -> str:
+        return f"array_contains({col}, {_lit(item)})"
+
+    def compact(self, items: Sequence[str]) -> str:
+        return f"filter(array({', '.join(items)}), x -> x IS NOT NULL)"
+
+    def days_between(self, start: str, end: str) -> str:
+        return f"datediff({end}, {start})"
+
+    def agg_set(self, expr: str, cond: str) -> str:
+        return f"array_sort(collect_set(CASE WHEN {cond} THEN {expr} END))"
+
+    def empty_list(self) -> str:
+        return "CAST(array() AS ARRAY<STRING>)"
+
+
+def _lit(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_ .\-]*", text):
+        raise ValueError(f"unsafe SQL literal {text!r}")
+    return f"'{text}'"
+
+
+def window_column(days: int | None) -> str:
+    """Facts column of drug ids active, or stopped no more than ``days`` ago."""
+    return "drugs_active" if days is None else f"drugs_within_{days}"
+
+
+def windows(kb: KnowledgeBase, flags: Sequence[Flag] = FLAGS) -> tuple[int, ...]:
+    """Every ``stopped_within_days`` the rules and flags use: one facts column each."""
+    found: set[int] = set()
+    matches = [m for r in kb.tramadol.rules for m in r.when]
+    matches += [m for _, t in _flag_tests(flags) for m in t.matches]
+    for m in matches:
+        if m.stopped_within_days is not None:
+            found.add(m.stopped_within_days)
+    return tuple(sorted(found))
+
+
+# Facts the NDJSON export does not carry take the per-patient defaults of PatientIn:
+# breastfeeding False; CYP2D6 phenotype, Child-Pugh class, withdrawal substance and last use unknown.
+_ABSENT_BREASTFEEDING = PatientIn.model_fields["breastfeeding"].default
+
+
+_ABSENT_FIELDS = ("cyp2d6_phenotype_in", "child_pugh_in", "substance_in", "setting_in", "before_withdrawal_onset")
+_COMPILED_FIELDS = frozenset({
+    "age_below", "age_above", "age_at_least", "pregnant", "breastfeeding", "conditions_any", "drugs_any",
+    "drug_classes_any", "stopped_within_days", "allergy_drugs_any", "crcl_below", *_ABSENT_FIELDS,
+})
+
+
+def compile_match(m: Match, kb: KnowledgeBase, d: Dialect) -> str:
+    """SQL boolean for one match over a facts row; mirrors ``safety.matching``.
+
+    A ``Match`` field this compiler does not know is an error, never silently ignored."""
+    unknown = set(m.model_dump(exclude_defaults=True)) - _COMPILED_FIELDS
+    if unknown:
+        raise KnowledgeBaseError(f"population screen cannot compile match field(s) {sorted(unknown)}")
+    parts: list[str] = []
+    if m.age_below is not None:
+        parts.append(f"age < {int(m.age_below)}")
+    if m.age_above is not None:
+        parts.append(f"age > {int(m.age_above)}")
+    if m.age_at_least is not None:
+        parts.append(f"age >= {int(m.age_at_least)}")
+    if m.pregnant is not None:
+        preg = f"(pregnant_obs OR {d.contains('conditions', 'pregnancy')})"
+        parts.append(preg if m.pregnant else f"NOT {preg}")
+    if m.breastfeeding is not None:
+        parts.append("TRUE" if m.breastfeeding == _ABSENT_BREASTFEEDING else "FALSE")
+    if m.conditions_any:
+        parts.append(d.has_any("conditions", m.conditions_any))
+    if m.drugs_any or m.drug_classes_any:
+        ids = set(m.drugs_any)
+        for cls in m.drug_classes_any:
+            ids |= kb.drug_class_members.get(cls, frozenset())
+        col = window_column(m.stopped_within_days)
+        parts.append(d.has_any(col, sorted(ids)) if ids else "FALSE")
+    if m.allergy_drugs_any:
+        parts.append(d.has_any("allergies", m.allergy_drugs_any))
+    if any(getattr(m, f) not in (None, ()) for f in _ABSENT_FIELDS):
+        parts.append("FALSE")  # not in the export: None never matches, as in the per-patient screen
+    if m.crcl_below is not None:
+        parts.append(f"(crcl IS NOT NULL AND crcl < {float(m.crcl_below)!r})")
+    return "(" + " AND ".join(parts) + ")"
+
+
+def compile_when(matches: Iterable[Match], kb: KnowledgeBase, d: Dialect) -> str:
+    return "coalesce(" + " OR ".join(compile_match(m, kb, d) for m in matches) + ", FALSE)"
+
+
+def _ident(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_]+", text):
+        raise ValueError(f"unsafe SQL identifier {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class CompiledScreen:
+    """SELECT statements over a ``facts`` relation producing one output row per patient."""
+
+    rules_sql: str
+    output_sql: str
+    codes: tuple[str, ...]
+
+
+def compile_screen(kb: KnowledgeBase, table: MmeTable, d: Dialect, flags: Sequence[Flag] = FLAGS) -> CompiledScreen:
+    """Two SELECTs: ``rules_sql`` (FROM facts) adds r_<rule> and t_<test> booleans;
+    ``output_sql`` (FROM ruled) computes findings, verdict, flags."""
+    check_flags(kb, flags)
+    rank = {lvl: i for i, lvl in enumerate(LEVELS)}
+    rule_cols = [f"{compile_when(r.when, kb, d)} AS r_{_ident(r.id)}" for r in kb.tramadol.rules]
+    test_cols = [f"{compile_when(t.matches, kb, d)} AS t_{_ident(code)}" for code, t in _flag_tests(flags)]
+    rules_sql = "SELECT facts.*, " + ", ".join(rule_cols + test_cols) + " FROM facts"
+
+    by_code: dict[str, list[Rule]] = {}
+    for r in kb.tramadol.rules:
+        by_code.setdefault(r.code, []).append(r)
+    codes = tuple(sorted(by_code))
+    finding = {c: "(" + " OR ".join(f"r_{r.id}" for r in rs) + ")" for c, rs in by_code.items()}
+    rank_exprs = []
+    for c in codes:
+        rs = sorted(by_code[c], key=lambda r: -rank[r.level])
+        whens = " ".join(f"WHEN r_{r.id} THEN {rank[r.level]}" for r in rs)
+        rank_exprs.append(f"CASE {whens} ELSE 0 END")
+    verdict_rank = f"greatest({', '.join(rank_exprs)})" if len(rank_exprs) > 1 else rank_exprs[0]
+    verdict = "CASE " + " ".join(f"WHEN vr = {i} THEN {_lit(lvl)}" for i, lvl in enumerate(LEVELS)) + " END"
+
+    test_code = {id(t): code for code, t in _flag_tests(flags)}
+
+    def test_sql(t: Test) -> str:
+        if isinstance(t, Finding):
+            return finding[t.code]
+        if isinstance(t, HighMme):
+            return f"(mme >= {table.threshold!r})"
+        return f"t_{test_code[id(t)]}"
+
+    flag_cols = []
+    for f in flags:
+        terms = [test_sql(t) for t in f.all_of]
+        if f.any_of:
+            terms.append("(" + " OR ".join(test_sql(t) for t in f.any_of) + ")")
+        terms += [f"NOT {test_sql(t)}" for t in f.none_of]
+        flag_cols.append(f"({' AND '.join(terms) or 'TRUE'}) AS flag_{_ident(f.id)}")
+
+    code_list = d.compact([f"CASE WHEN {finding[c]} THEN {_lit(c)} END" for c in codes])
+    output_sql = (
+        "SELECT patient_id, age, "
+        "CASE WHEN age IS NULL THEN 'unknown' WHEN age < 18 THEN '0-17' WHEN age < 35 THEN '18-34' "
+        "WHEN age < 50 THEN '35-49' WHEN age < 65 THEN '50-64' ELSE '65+' END AS age_band, "
+        f"sex, {verdict} AS verdict, {code_list} AS codes, "
+        f"{d.contains('drugs_active', 'tramadol')} AS tramadol_active, "
+        f"(vr >= {rank['avoid']}) AS tramadol_blocked, "
+        f"mme, (mme >= {table.threshold!r}) AS high_mme, "
+        + ", ".join(flag_cols)
+        + ", "
+        + ", ".join(f"{finding[c]} AS finding_{_ident(c)}" for c in codes)
+        + f" FROM (SELECT ruled.*, {verdict_rank} AS vr FROM ruled) AS ranked"
+    )
+    return CompiledScreen(rules_sql=rules_sql, output_sql=output_sql, codes=codes)
+
+FLAG_COLUMNS: tuple[str, ...] = tuple(f"flag_{f}" for f in FLAG_IDS)

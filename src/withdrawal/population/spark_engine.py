@@ -1,0 +1,255 @@
+"""Population screen on Apache Spark (``local[*]`` or a cluster given by its master URL).
+
+The same staging columns, facts SQL and compiled rules as the DuckDB engine, in Spark SQL
+(:class:`~withdrawal.population.rules.SparkDialect`). NDJSON is read with an explicit schema in
+PERMISSIVE mode; a line that does not parse lands in ``_corrupt_record`` and is skipped. The bad
+lines are then located by scanning only the files that had such rows, with the same line checker
+as DuckDB, inside Spark (``textFile().zipWithIndex()``), so a cluster needs no local copy.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.population.duckdb_engine import EngineResult, Progress
+from withdrawal.population.export import BadLine, Export, ExportFile, check_lines
+from withdrawal.population.facts import (
+    RXNORM_SYSTEM,
+    allergy_map,
+    condition_map,
+    facts_sql,
+    medication_map,
+    summary_sql,
+)
+from withdrawal.population.mme import MmeTable
+from withdrawal.population.rules import FLAG_COLUMNS, SparkDialect, compile_screen, windows
+
+_CODING = "ARRAY<STRUCT<system: STRING, code: STRING, display: STRING>>"
+_CONCEPT = f"STRUCT<coding: {_CODING}, text: STRING>"
+_REF = "STRUCT<reference: STRING>"
+_DOSAGE = ("ARRAY<STRUCT<timing: STRUCT<`repeat`: STRUCT<frequency: DOUBLE, period: DOUBLE, periodUnit: STRING>>, "
+           "doseAndRate: ARRAY<STRUCT<doseQuantity: STRUCT<value: DOUBLE, unit: STRING, code: STRING>>>>>")
+SCHEMAS: dict[str, str] = {
+    "Patient": "gender STRING, birthDate STRING",
+    "Condition": (f"subject {_REF}, clinicalStatus {_CONCEPT}, verificationStatus {_CONCEPT}, code {_CONCEPT}, "
+                  "onsetDateTime STRING, abatementDateTime STRING"),
+    "MedicationRequest": (f"status STRING, subject {_REF}, authoredOn STRING, medicationCodeableConcept {_CONCEPT}, "
+                          f"dosageInstruction {_DOSAGE}, "
+                          "dispenseRequest STRUCT<validityPeriod: STRUCT<start: STRING, `end`: STRING>>"),
+    "MedicationStatement": (f"status STRING, subject {_REF}, medicationCodeableConcept {_CONCEPT}, "
+                            "effectivePeriod STRUCT<start: STRING, `end`: STRING>, effectiveDateTime STRING, "
+                            f"dosage {_DOSAGE}"),
+    "AllergyIntolerance": f"patient {_REF}, clinicalStatus {_CONCEPT}, verificationStatus {_CONCEPT}, code {_CONCEPT}",
+    "Observation": (f"status STRING, subject {_REF}, code {_CONCEPT}, effectiveDateTime STRING, "
+                    f"valueQuantity STRUCT<value: DOUBLE, unit: STRING>, valueCodeableConcept {_CONCEPT}"),
+}
+
+
+def _ref(col: str) -> str:
+    return f"replace(replace({col}.reference, 'Patient/', ''), 'urn:uuid:', '')"
+
+
+def _date(col: str) -> str:
+    return f"try_cast(substr({col}, 1, 10) AS DATE)"
+
+
+def _first(arr: str) -> str:
+    return f"try_element_at({arr}, 1)"
+
+
+def _rx(concept: str) -> str:
+    return _first(f"filter({concept}.coding, x -> x.system = '{RXNORM_SYSTEM}')") + ".code"
+
+
+def _text(concept: str) -> str:
+    return f"coalesce({concept}.text, {_first(concept + '.coding')}.display)"
+
+
+def _dose(col: str) -> str:
+    q = _first(f"{_first(col)}.doseAndRate") + ".doseQuantity"
+    r = f"{_first(col)}.timing.`repeat`"
+    return (f"{q}.value AS dose_value, coalesce({q}.code, {q}.unit) AS dose_unit, {r}.frequency AS frequency, "
+            f"{r}.period AS period, {r}.periodUnit AS period_unit")
+
+
+STAGE: dict[str, str] = {
+    "Patient": f"id AS patient_id, {_date('birthDate')} AS birth_date, gender AS sex",
+    "Condition": (f"{_ref('subject')} AS patient_id, transform(code.coding, x -> x.code) AS codes, "
+                  f"{_first('clinicalStatus.coding')}.code AS clinical, "
+                  f"{_first('verificationStatus.coding')}.code AS verification, "
+                  f"{_date('onsetDateTime')} AS onset, {_date('abatementDateTime')} AS abatement"),
+    "MedicationRequest": (f"{_ref('subject')} AS patient_id, status, {_date('authoredOn')} AS start_date, "
+                          f"{_date('dispenseRequest.validityPeriod.`end`')} AS end_date, "
+                          f"{_rx('medicationCodeableConcept')} AS rx_code, "
+                          f"{_text('medicationCodeableConcept')} AS text, {_dose('dosageInstruction')}"),
+    "MedicationStatement": (f"{_ref('subject')} AS patient_id, status, "
+                            f"coalesce({_date('effectivePeriod.start')}, {_date('effectiveDateTime')}) AS start_date, "
+                            f"{_date('effectivePeriod.`end`')} AS end_date, "
+                            f"{_rx('medicationCodeableConcept')} AS rx_code, "
+                            f"{_text('medicationCodeableConcept')} AS text, {_dose('dosage')}"),
+    "AllergyIntolerance": (f"{_ref('patient')} AS patient_id, {_first('clinicalStatus.coding')}.code AS clinical, "
+                           f"{_first('verificationStatus.coding')}.code AS verification, "
+                           f"{_rx('code')} AS rx_code, {_text('code')} AS text"),
+    "Observation": (f"{_ref('subject')} AS patient_id, status, "
+                    + _first("filter(code.coding, x -> x.system = 'http://loinc.org')") + ".code AS loinc, "
+                    f"{_date('effectiveDateTime')} AS effective, valueQuantity.value AS value, "
+                    f"{_first('valueCodeableConcept.coding')}.code AS value_code"),
+}
+
+
+def session(master: str = "local[*]", shuffle_partitions: int = 8) -> Any:
+    """A SparkSession for ``master`` (``local[*]``, ``spark://HOST:7077``, ...)."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    if master.startswith("local"):
+        builder = builder.config("spark.pyspark.python", sys.executable)
+    spark = (
+        builder.master(master)
+        .appName("withdrawal-population-screen")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _read(spark: Any, rtype: str, files: Sequence[ExportFile]) -> tuple[Any, list[BadLine]]:
+    schema = f"resourceType STRING, id STRING, {SCHEMAS[rtype]}, _corrupt_record STRING"
+    raw = (
+        spark.read.schema(schema)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", "_corrupt_record")
+        .json([str(f.path) for f in files])
+        .selectExpr("*", "_metadata.file_path AS filename")
+    )
+    view = f"src_{rtype.lower()}"
+    raw.createOrReplaceTempView(view)
+    staged = spark.sql(
+        f"SELECT {STAGE[rtype]}, coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '' "
+        f"AND _corrupt_record IS NULL, FALSE) AS ok, filename FROM {view}"
+    ).cache()
+    dirty = staged.where("NOT ok").groupBy("filename").count().collect()
+    bad: list[BadLine] = []
+    by_name = {f.path.name: f for f in files}
+    for row in sorted(dirty, key=lambda r: str(r["filename"])):
+        name = str(row["filename"]).rsplit("/", 1)[-1]
+        f = by_name.get(name)
+        found = _locate(spark, f) if f is not None else []
+        if len(found) < int(row["count"]):
+            found.append(BadLine(name, 0, f"{int(row['count']) - len(found)} row(s) rejected without a located line"))
+        bad.extend(found)
+    staged.where("ok").createOrReplaceTempView(f"raw_{rtype.lower()}")
+    return staged, bad
+
+
+def _locate(spark: Any, f: ExportFile) -> list[BadLine]:
+    from pyspark import cloudpickle
+
+    from withdrawal.population import export as export_module
+
+    # ship the line checker by value: executors of a cluster need not have this package installed
+    cloudpickle.register_pickle_by_value(export_module)  # type: ignore[no-untyped-call]
+    rtype, name = f.type, f.path.name
+    lines = spark.sparkContext.textFile(str(f.path)).zipWithIndex()
+    found = lines.mapPartitions(
+        lambda part: ((b.line, b.error) for b in check_lines(((i + 1, t) for t, i in part), rtype, name))
+    ).collect()
+    return [BadLine(name, int(line), str(err)) for line, err in sorted(found)]
+
+
+def _empty_view(spark: Any, rtype: str) -> None:
+    schema = f"resourceType STRING, id STRING, {SCHEMAS[rtype]}"
+    spark.createDataFrame([], schema).createOrReplaceTempView(f"src_{rtype.lower()}")
+    spark.sql(f"SELECT {STAGE[rtype]} FROM src_{rtype.lower()}").createOrReplaceTempView(f"raw_{rtype.lower()}")
+
+
+def screen(
+    export: Export,
+    out: Path,
+    as_of: date,
+    kb: KnowledgeBase,
+    table: MmeTable,
+    *,
+    master: str = "local[*]",
+    spark: Any = None,
+    progress: Progress | None = None,
+) -> EngineResult:
+    """Screen every patient of the export; write ``out/patients/`` (Parquet part files)."""
+    steps = len(SCHEMAS) + 3
+    done = 0
+
+    def tick(stage: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(stage, done, steps)
+
+    spark = spark or session(master)
+    cached = []
+    try:
+        bad: list[BadLine] = []
+        for rtype in SCHEMAS:
+            files = export.of_type(rtype)
+            if files:
+                staged, found = _read(spark, rtype, files)
+                cached.append(staged)
+                bad.extend(found)
+            else:
+                _empty_view(spark, rtype)
+            tick(f"read {rtype}")
+        spark.sql("SELECT patient_id, birth_date, sex FROM raw_patient").createOrReplaceTempView("pat")
+        spark.sql("SELECT patient_id, explode(codes) AS code, clinical, verification, onset, abatement "
+                  "FROM raw_condition").createOrReplaceTempView("cond")
+        med_cols = ("patient_id, status, start_date, end_date, rx_code, text, dose_value, dose_unit, frequency, "
+                    "period, period_unit")
+        spark.sql(f"SELECT {med_cols} FROM raw_medicationrequest UNION ALL "
+                  f"SELECT {med_cols} FROM raw_medicationstatement").createOrReplaceTempView("med")
+        spark.sql("SELECT patient_id, clinical, verification, rx_code, text FROM raw_allergyintolerance"
+                  ).createOrReplaceTempView("alg")
+        spark.sql("SELECT patient_id, status, loinc, effective, value, value_code FROM raw_observation"
+                  ).createOrReplaceTempView("obs")
+
+        codes = [r[0] for r in spark.sql("SELECT DISTINCT code FROM cond WHERE code IS NOT NULL").collect()]
+        med_pairs = [(r[0], r[1]) for r in spark.sql("SELECT DISTINCT rx_code, text FROM med").collect()]
+        alg_pairs = [(r[0], r[1]) for r in spark.sql("SELECT DISTINCT rx_code, text FROM alg").collect()]
+        spark.createDataFrame(condition_map(codes, kb), "code STRING, key STRING").createOrReplaceTempView("cond_map")
+        spark.createDataFrame(medication_map(med_pairs, kb), "rx_code STRING, text STRING, drug STRING"
+                              ).createOrReplaceTempView("med_map")
+        spark.createDataFrame(allergy_map(alg_pairs, kb), "rx_code STRING, text STRING, drug STRING"
+                              ).createOrReplaceTempView("alg_map")
+        tick("map codes")
+
+        d = SparkDialect()
+        compiled = compile_screen(kb, table, d)
+        spark.sql(facts_sql(d, as_of, table, windows(kb))).createOrReplaceTempView("facts")
+        spark.sql(compiled.rules_sql).createOrReplaceTempView("ruled")
+        result = spark.sql(compiled.output_sql)
+        target = out / "patients"
+        result.write.mode("overwrite").parquet(str(target))
+        tick("screen")
+        spark.read.parquet(str(target)).createOrReplaceTempView("screened")
+        rows = [r.asDict() for r in spark.sql(summary_sql(FLAG_COLUMNS)).collect()]
+        n = int(spark.sql("SELECT count(*) FROM screened").collect()[0][0])
+        tick("summary")
+        return EngineResult(patients_path=target, by_group=_to_arrow(rows), bad_lines=tuple(bad), patients=n)
+    finally:
+        for df in cached:
+            df.unpersist()
+
+
+def _to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
+    if not rows:
+        cols = ["age_band", "sex", "patients", "tramadol_active", "tramadol_blocked", "high_mme", *FLAG_COLUMNS]
+        return pa.table({c: pa.array([], pa.string() if c in ("age_band", "sex") else pa.int64()) for c in cols})
+    return pa.Table.from_pylist(rows)

@@ -1,0 +1,93 @@
+"""CLI commands, rule compilation and the MME table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from population_support import rows_by_id, truth_by_id
+from typer.testing import CliRunner
+
+from withdrawal.cli import app
+from withdrawal.errors import KnowledgeBaseError
+from withdrawal.knowledge.base import default_sources
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.models import Match
+from withdrawal.population.mme import default_mme, load_mme, mg_per_day_to_mme
+from withdrawal.population.rules import FLAGS, Dialect, SparkDialect, compile_match, compile_screen, windows
+
+runner = CliRunner()
+
+
+def test_cli_synth_then_screen(tmp_path: Path) -> None:
+    export, out = tmp_path / "bulk", tmp_path / "out"
+    res = runner.invoke(app, ["population", "synth", "250", "--out", str(export), "--seed", "2", "--gzip"])
+    assert res.exit_code == 0, res.output
+    assert (export / "manifest.json").is_file() and (export / "Patient.ndjson.gz").is_file()
+    res = runner.invoke(app, ["population", "screen", str(export), "--out", str(out), "--as-of", "2026-01-01"])
+    assert res.exit_code == 0, res.output
+    assert "screened 250 patients with duckdb as of 2026-01-01" in res.output
+    assert "tramadol 0.2" in res.output
+    got, truth = rows_by_id(out / "patients"), truth_by_id(export)
+    assert {k: v["codes"] for k, v in got.items()} == {k: v["codes"] for k, v in truth.items()}
+    assert json.loads((out / "summary.json").read_text())["engine"] == "duckdb"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "oracle"], "allowed: duckdb, spark"),
+        (["--as-of", "yesterday"], "as_of"),
+        (["--spark-master", "spark://h:7077"], "only with --engine spark"),
+    ],
+)
+def test_cli_screen_errors_exit_2(args: list[str], message: str, export_small: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["population", "screen", str(export_small), "--out", str(tmp_path), *args])
+    assert res.exit_code == 2
+    assert message in res.output
+
+
+def test_cli_screen_missing_export(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["population", "screen", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "not a directory" in res.output
+
+
+def test_cli_synth_bad_n(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["population", "synth", "0", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "at least 1" in res.output
+
+
+def test_every_rule_is_compiled_for_both_dialects(kb: KnowledgeBase) -> None:
+    for d in (Dialect(), SparkDialect()):
+        compiled = compile_screen(kb, default_mme(), d)
+        for rule in kb.tramadol.rules:
+            assert f"AS r_{rule.id}" in compiled.rules_sql
+        for flag in FLAGS:
+            assert f"AS flag_{flag.id}" in compiled.output_sql
+    assert windows(kb) == (14, 30, 365)
+
+
+def test_facts_absent_from_the_export_never_match(kb: KnowledgeBase) -> None:
+    d = Dialect()
+    assert compile_match(Match(cyp2d6_phenotype_in=("poor",)), kb, d) == "(FALSE)"
+    assert compile_match(Match(breastfeeding=True), kb, d) == "(FALSE)"
+    assert compile_match(Match(setting_in=("inpatient",)), kb, d) == "(FALSE)"
+    assert compile_match(Match(breastfeeding=False), kb, d) == "(TRUE)"
+    assert "drugs_within_14" in compile_match(Match(drug_classes_any=("maoi",), stopped_within_days=14), kb, d)
+
+
+def test_mme_table_is_cdc_2022_and_cited(kb: KnowledgeBase, tmp_path: Path) -> None:
+    table = default_mme()
+    factors = {f.drug: f.factor for f in table.factors}
+    assert factors["tramadol"] == 0.2 and factors["methadone"] == 4.7 and factors["hydromorphone"] == 5
+    assert "buprenorphine" not in factors
+    assert table.threshold == 50
+    assert all(s.startswith("pop_") for s in table.sources)
+    assert {"pop_cdc_2022", "pop_opioid_mme_ig"} <= set(default_sources())
+    assert mg_per_day_to_mme("fentanyl", 25 * 24 / 1000, table) == pytest.approx(60.0)
+    bad = tmp_path / "mme.yaml"
+    bad.write_text((Path(__file__).parents[2] / "src/withdrawal/knowledge/data/mme.yaml").read_text()
+                   .replace("drug: codeine", "drug: unobtainium"))
+    with pytest.raises(KnowledgeBaseError, match="unknown drug"):
+        load_mme(kb, bad)

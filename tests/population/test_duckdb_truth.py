@@ -1,0 +1,76 @@
+"""DuckDB screen against the generator's ground truth (the per-patient screen) and the summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from population_support import AS_OF, N, rows_by_id, truth_by_id
+
+from withdrawal.population.rules import FLAG_COLUMNS
+from withdrawal.population.screen import ScreenRun
+
+
+def _compare(got: dict[str, dict[str, object]], truth: dict[str, dict[str, object]]) -> list[str]:
+    problems = []
+    for pid, t in truth.items():
+        g = got[pid]
+        for col in ("verdict", "codes", "mme", "tramadol_active", "age", "sex", *FLAG_COLUMNS):
+            if g[col] != t[col]:
+                problems.append(f"{pid} {col}: engine {g[col]!r} truth {t[col]!r}")
+    return problems
+
+
+def test_every_flag_occurs_and_is_absent_in_the_sample(export_small: Path) -> None:
+    truth = truth_by_id(export_small)
+    assert len(truth) == N
+    for col in FLAG_COLUMNS:
+        positives = sum(1 for r in truth.values() if r[col])
+        assert 0 < positives < N, col
+    codes = {c for r in truth.values() for c in r["codes"]}
+    assert {"maoi", "serotonergic_drug", "pregnancy", "renal_impairment", "hypersensitivity", "age_under_12",
+            "opioid_agonist_treatment", "cns_depressant", "cyp2d6_inhibitor"} <= codes
+
+
+def test_duckdb_equals_ground_truth(export_small: Path, duck_run: ScreenRun) -> None:
+    assert duck_run.patients == N
+    assert duck_run.bad_lines == ()
+    assert duck_run.as_of == AS_OF  # from the manifest's transactionTime
+    got = rows_by_id(duck_run.patients_path)
+    assert set(got) == set(truth_by_id(export_small))
+    assert _compare(got, truth_by_id(export_small)) == []
+
+
+def test_summary_counts_match_the_truth(export_small: Path, duck_run: ScreenRun) -> None:
+    truth = truth_by_id(export_small)
+    summary = json.loads(duck_run.summary_path.read_text())
+    assert summary["patients"] == N
+    assert "tramadol 0.2" in summary["mme_table"]
+    for col in FLAG_COLUMNS:
+        assert summary["overall"]["counts"][col] == sum(1 for r in truth.values() if r[col])
+    assert sum(b["patients"] for b in summary["by_age_band"].values()) == N
+    assert sum(b["patients"] for b in summary["by_sex"].values()) == N
+    assert duck_run.chart_path.stat().st_size > 10_000
+    assert duck_run.malformed_path.read_text().strip() == "file,line,error"
+
+
+def test_gzip_without_manifest(tmp_path: Path) -> None:
+    from withdrawal.population.screen import run_screen
+    from withdrawal.population.synth import synthesize
+
+    export = tmp_path / "bulk"
+    report = synthesize(export, 300, seed=11, as_of=AS_OF, compress=True, manifest=False)
+    assert not (export / "manifest.json").exists()
+    assert all(p.name.endswith(".ndjson.gz") for p in report.files)
+    run = run_screen(export, tmp_path / "out", as_of=AS_OF)
+    assert _compare(rows_by_id(run.patients_path), truth_by_id(export)) == []
+    assert json.loads(run.summary_path.read_text())["manifest"] is False
+
+
+def test_synth_is_seeded(tmp_path: Path) -> None:
+    from withdrawal.population.synth import synthesize
+
+    a = synthesize(tmp_path / "a", 200, seed=5, truth=False)
+    b = synthesize(tmp_path / "b", 200, seed=5, truth=False)
+    for fa, fb in zip(a.files, b.files, strict=True):
+        assert fa.read_bytes() == fb.read_bytes()
