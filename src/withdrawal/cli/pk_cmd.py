@@ -115,13 +115,14 @@ def simulate(
     threshold: Annotated[float | None, typer.Option(
         help="M1 threshold ng/mL (default 84, Lee 2019 via pk_lee2019)")] = None,
     course_days: Annotated[float | None, typer.Option(
-        "--course-days", help="withdrawal course for coverage (default: regimen length)")] = None,
+        "--course-days", help="withdrawal course for coverage, days from the first dose "
+        "(default: upper end of the acute heroin course in the knowledge base)")] = None,
     backend: Annotated[str, typer.Option(help="numpy or jax")] = "numpy",
     fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
     plot: Annotated[Path | None, typer.Option(help="write a plot (PNG/SVG/PDF)")] = None,
 ) -> None:
     """Simulate a tramadol regimen in a virtual population (exploratory, not clinical advice)."""
-    from withdrawal.pk.params import Patient
+    from withdrawal.pk.params import Patient, withdrawal_course
     from withdrawal.pk.population import Regimen, percentile_table, simulate_population
 
     try:
@@ -129,7 +130,16 @@ def simulate(
             raise InputError("format", "unknown format", value=fmt, allowed=("text", "json"))
         regimen = Regimen.build(dose_mg=dose_mg, interval_h=interval_h, days=days,
                                 taper=_parse_taper(taper), release=release)
-        course_h = None if course_days is None else course_days * 24.0
+        course = withdrawal_course("heroin")
+        if course_days is None:
+            course_h = course.default_course_h
+            course_note = (f"coverage window {course_h:g} h: upper end of the acute "
+                           f"{course.substance} withdrawal course "
+                           f"({course.duration_days[0]:g}-{course.duration_days[1]:g} days; "
+                           f"knowledge base: {', '.join(course.sources)})")
+        else:
+            course_h = course_days * 24.0
+            course_note = f"coverage window {course_h:g} h (--course-days)"
         with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed:,}"
                       " / {task.total:,} patients"), TimeElapsedColumn(),
                       console=Console(stderr=True), transient=True,
@@ -143,10 +153,11 @@ def simulate(
         if plot is not None:
             from withdrawal.pk.plot import plot_population
 
-            plot_population(result, plot)
+            plot_population(result, plot, course)
     except WithdrawalError as exc:
         raise fail(exc) from None
-    summary = percentile_table(result)
+    summary = {**percentile_table(result), "course_note": course_note,
+               "course_sources": list(course.sources) if course_days is None else []}
     if fmt == "json":
         typer.echo(json.dumps(summary))
         return
@@ -162,5 +173,5 @@ def simulate(
                       f"{g.m1_cmax_pct[50.0]:.0f} / {g.m1_cmax_pct[95.0]:.0f}",
                       f"{g.tramadol_cmax_pct[50.0]:.0f} / {g.tramadol_cmax_pct[95.0]:.0f}")
     console.print(table)
-    for note in result.assumptions:
+    for note in (course_note, *result.assumptions):
         console.print(f"- {note}", highlight=False)

@@ -10,11 +10,11 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from withdrawal.errors import InputError
+from withdrawal.errors import InputError, KnowledgeBaseError
 from withdrawal.knowledge.base import (
     Cited,
     Frozen,
@@ -25,6 +25,9 @@ from withdrawal.knowledge.base import (
     read_yaml,
     validate,
 )
+
+if TYPE_CHECKING:
+    from withdrawal.knowledge.models import Timeline
 
 Phenotype = Literal["poor", "intermediate", "normal", "ultrarapid"]
 PHENOTYPES: tuple[Phenotype, ...] = ("poor", "intermediate", "normal", "ultrarapid")
@@ -83,13 +86,6 @@ class Frequencies(Cited):
         return {p: v / total for p, v in raw.items()}
 
 
-class Timeline(Cited):
-    onset_h: tuple[float, float]
-    peak_h: tuple[float, float]
-    acute_duration_days: tuple[float, float]
-    note: str
-
-
 class TramadolData(Frozen):
     """The whole tramadol parameter file."""
 
@@ -102,7 +98,6 @@ class TramadolData(Frozen):
     variability: dict[str, Quantity]
     phenotype_frequencies: Frequencies
     m1_threshold: Quantity
-    withdrawal_course_heroin: Timeline
 
     def cited_entries(self) -> Iterator[tuple[str, Cited]]:
         """Every cited entry with a dotted name, for citation checks."""
@@ -117,7 +112,6 @@ class TramadolData(Frozen):
         yield "phenoconversion", self.phenoconversion
         yield "phenotype_frequencies", self.phenotype_frequencies
         yield "m1_threshold", self.m1_threshold
-        yield "withdrawal_course_heroin", self.withdrawal_course_heroin
 
     @property
     def salt_base_per_hcl(self) -> float:
@@ -148,6 +142,41 @@ def load_tramadol_from(
 def load_tramadol() -> TramadolData:
     """The packaged tramadol parameters, validated and citation-checked once."""
     return load_tramadol_from()
+
+
+@dataclass(frozen=True)
+class WithdrawalCourse:
+    """The withdrawal course the simulator plots and covers, from the core knowledge base."""
+
+    substance: str
+    onset_h: tuple[float, float]
+    peak_h: tuple[float, float]
+    duration_days: tuple[float, float]
+    sources: tuple[str, ...]
+
+    @property
+    def default_course_h(self) -> float:
+        """Default coverage window: the upper end of the acute course, in hours."""
+        return self.duration_days[1] * 24.0
+
+
+def withdrawal_course(substance: str = "heroin") -> WithdrawalCourse:
+    """The withdrawal timeline of ``substance`` from the core knowledge base (one source of
+    truth, shared with the management plan), with its sources."""
+    from withdrawal.knowledge.loader import default_kb
+
+    timeline: Timeline | None = default_kb().timeline(substance)
+    if (timeline is None or timeline.onset_h is None or timeline.peak_h is None
+            or timeline.duration_days is None):
+        raise KnowledgeBaseError(f"the knowledge base has no complete {substance} withdrawal "
+                                 "timeline (onset, peak, duration)")
+    return WithdrawalCourse(
+        substance=substance,
+        onset_h=(timeline.onset_h.low, timeline.onset_h.high),
+        peak_h=(timeline.peak_h.low, timeline.peak_h.high),
+        duration_days=(timeline.duration_days.low, timeline.duration_days.high),
+        sources=tuple(timeline.sources),
+    )
 
 
 @dataclass(frozen=True)
