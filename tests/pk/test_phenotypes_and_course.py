@@ -108,3 +108,17 @@ def test_jax_backend_missing_is_a_clear_error() -> None:
                                 n_patients=10, seed=1, backend="jax")
     else:
         pytest.skip("jax installed")
+
+
+def test_jax_backend_matches_numpy() -> None:
+    """The optional JAX backend (CPU here; GPU where present) gives the NumPy results."""
+    pytest.importorskip("jax")
+    runs = {
+        backend: simulate_population(Regimen.build(dose_mg=100, interval_h=6, days=3), n_patients=300, seed=3,
+                                     backend=backend)
+        for backend in ("numpy", "jax")
+    }
+    for ph, g in runs["numpy"].groups.items():
+        other = runs["jax"].groups[ph]
+        assert other.n == g.n
+        np.testing.assert_allclose(other.m1_pct[50.0], g.m1_pct[50.0], rtol=1e-4, atol=1e-3)
