@@ -16,7 +16,7 @@ from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.monitoring import default_rules
 from withdrawal.service import errors
 from withdrawal.service.config import Settings
-from withdrawal.service.db import make_engine, migrate, session_factory
+from withdrawal.service.db import make_engine, migrate, session_factory, write_lock
 
 log = logging.getLogger("withdrawal.service")
 
@@ -112,6 +112,7 @@ def create_app(
     fhir_transport: httpx.BaseTransport | None = None,
 ) -> FastAPI:
     """Build the app; the database is created and migrated to the latest schema first."""
+    from withdrawal.service.cds.jwt_auth import KeyRing, ReplayGuard
     from withdrawal.service.cds.routes import router as cds_router
     from withdrawal.service.routes import api_router
     from withdrawal.web import install as install_web
@@ -138,6 +139,9 @@ def create_app(
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.fhir_transport = fhir_transport
+    app.state.write_lock = write_lock(engine)
+    app.state.cds_keys = KeyRing.from_settings(settings)  # parsed once; a changed JWKS file is reloaded
+    app.state.cds_replay = ReplayGuard()
     errors.install(app)
     app.include_router(api_router)
     app.include_router(cds_router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -13,6 +13,7 @@ from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.service import audit
 from withdrawal.service.config import Settings
 from withdrawal.service.models import Patient, User, utcnow
+from withdrawal.service.schemas import MAX_ID
 from withdrawal.service.security import user_for_token
 
 bearer = HTTPBearer(auto_error=False, description="Token from POST /auth/token")
@@ -28,17 +29,21 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def get_settings(request: Request) -> Settings:
+# NOTE: async so that FastAPI calls them on the event loop; a plain ``def`` dependency
+# costs a round trip through the thread pool on every request.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_kb(request: Request) -> KnowledgeBase:
+async def get_kb(request: Request) -> KnowledgeBase:
     kb: KnowledgeBase = request.app.state.kb
     return kb
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="Patient record id")]
+"""A path id within 64 bits: a larger one is a 422, never a database overflow (500)."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KbDep = Annotated[KnowledgeBase, Depends(get_kb)]
 

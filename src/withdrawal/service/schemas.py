@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_ID = 2**63 - 1
+"""Row ids are 64-bit integers in every database; a larger number can name no record."""
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -40,7 +43,7 @@ class UserCreate(_In):
     username: str = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=12, max_length=200)
     role: Literal["clinician", "patient"]
-    patient_id: int | None = None
+    patient_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class PatientCreate(_In):
@@ -178,3 +181,12 @@ class ErrorItem(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str | list[ErrorItem]
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses``: these status codes answer with :class:`ErrorOut` (never FastAPI's default 422 body).
+
+    400 is a body that cannot be decoded at all (FastAPI's own answer), 422 one that
+    is decoded but invalid.
+    """
+    return {code: {"model": ErrorOut} for code in codes}

@@ -9,13 +9,17 @@ an allowed issuer, ``aud`` the service URL (or a configured audience), ``exp``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
 from jwt import PyJWK, PyJWKSet
-from sqlalchemy import delete
+from sqlalchemy import Connection, delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,14 +27,62 @@ from withdrawal.service.errors import CdsAuthError
 from withdrawal.service.models import CdsJti
 
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
+REQUIRED_CLAIMS = {"require": ["iss", "aud", "exp", "iat", "jti"]}
 
 
-def _key_for(jwks: dict[str, Any], kid: str | None, alg: str) -> PyJWK:
-    try:
-        keyset = PyJWKSet.from_dict(jwks)
-    except jwt.PyJWTError as exc:
-        raise CdsAuthError("the configured JWK Set cannot be read") from exc
-    keys = [k for k in keyset.keys if kid is None or k.key_id == kid]
+class KeyRing:
+    """The trusted public keys, parsed once into key objects (not once per request).
+
+    ``load`` returns the JWK Set as a dict (or None when none is configured). When
+    ``stamp`` is given (the JWKS file's mtime and size), a changed stamp reloads the
+    set, so a key rotation in the file needs no restart.
+    """
+
+    def __init__(self, load: Callable[[], dict[str, Any] | None], stamp: Callable[[], object] | None = None) -> None:
+        self._load, self._stamp_of = load, stamp
+        self._lock = threading.Lock()
+        self._stamp: object = object()
+        self._keys: tuple[PyJWK, ...] | None = None
+        self._error: str | None = None
+        self._refresh()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> KeyRing:
+        path: Path | None = settings.cds_jwks_file if settings.cds_jwks is None else None
+
+        def stamp() -> object:
+            assert path is not None
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            return (st.st_mtime_ns, st.st_size)
+
+        return cls(settings.jwks, stamp if path is not None else None)
+
+    def _refresh(self) -> None:
+        stamp = self._stamp_of() if self._stamp_of else None
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            try:
+                data = self._load()
+                self._keys = None if data is None else tuple(PyJWKSet.from_dict(data).keys)
+                self._error = None
+            except (jwt.PyJWTError, ValueError, OSError, TypeError, KeyError):
+                self._keys, self._error = None, "the configured JWK Set cannot be read"
+            self._stamp = stamp
+
+    def keys(self) -> tuple[PyJWK, ...] | None:
+        if self._stamp_of is not None and self._stamp_of() != self._stamp:
+            self._refresh()
+        if self._error:
+            raise CdsAuthError(self._error)
+        return self._keys
+
+
+def _key_for(keyset: Sequence[PyJWK], kid: str | None, alg: str) -> PyJWK:
+    keys = [k for k in keyset if kid is None or k.key_id == kid]
     if kid is None and len(keys) != 1:
         raise CdsAuthError("JWT header has no 'kid' and the key set holds several keys")
     if not keys:
@@ -47,13 +99,21 @@ def _key_for(jwks: dict[str, Any], kid: str | None, alg: str) -> PyJWK:
 def verify(
     token: str,
     *,
-    jwks: dict[str, Any] | None,
+    keys: KeyRing | dict[str, Any] | None,
     issuers: Sequence[str],
     audiences: Sequence[str],
     leeway_s: int,
 ) -> dict[str, Any]:
-    """Verified claims of a CDS Hooks bearer JWT, or :class:`CdsAuthError`."""
-    if jwks is None:
+    """Verified claims of a CDS Hooks bearer JWT, or :class:`CdsAuthError`.
+
+    Checks signature, ``iss``, ``aud``, ``exp``, ``iat`` and ``jti``; it does not
+    consume the ``jti`` (see :func:`remember_jti`), and touches no database.
+    """
+    if isinstance(keys, dict):
+        jwks = keys
+        keys = KeyRing(lambda: jwks)
+    keyset = keys.keys() if keys is not None else None
+    if keyset is None:
         raise CdsAuthError("no trusted keys configured for CDS Hooks")
     try:
         header = jwt.get_unverified_header(token)
@@ -63,7 +123,7 @@ def verify(
     if not isinstance(alg, str) or alg not in ASYMMETRIC:
         raise CdsAuthError(f"JWT algorithm {str(alg)[:20]!r} not accepted (asymmetric only)")
     kid = header.get("kid")
-    key = _key_for(jwks, kid if isinstance(kid, str) else None, alg)
+    key = _key_for(keyset, kid if isinstance(kid, str) else None, alg)
     if not issuers:
         raise CdsAuthError("no allowed issuers configured")
     try:
@@ -74,7 +134,7 @@ def verify(
             audience=list(audiences),
             issuer=list(issuers),
             leeway=leeway_s,
-            options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            options=REQUIRED_CLAIMS,  # type: ignore[arg-type]
         )
     except jwt.ExpiredSignatureError as exc:
         raise CdsAuthError("JWT expired") from exc
@@ -89,16 +149,32 @@ def verify(
     return claims
 
 
-def remember_jti(session: Session, claims: dict[str, Any], now: datetime) -> None:
-    """Accept each (iss, jti) once until the token expires; expired entries are pruned."""
-    session.execute(delete(CdsJti).where(CdsJti.expires_at < now - timedelta(minutes=10)))
-    key = f"{claims['iss']}|{claims['jti']}"[:300]
-    expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
-    if session.get(CdsJti, key) is not None:
-        raise CdsAuthError("JWT 'jti' already used")
-    session.add(CdsJti(jti=key, expires_at=expires))
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        session.rollback()
-        raise CdsAuthError("JWT 'jti' already used") from exc
+_INSERT_JTI = insert(CdsJti)
+PRUNE_EVERY_S = 60.0
+
+
+class ReplayGuard:
+    """Accept each (iss, jti) once until the token expires.
+
+    The seen ids are rows of ``cds_jti`` (primary key ``iss|jti``), inserted in the
+    caller's transaction: a replay fails on the primary key, so two concurrent
+    requests with one ``jti`` cannot both succeed. Expired rows are pruned at most
+    once a minute, not on every request.
+    """
+
+    def __init__(self, prune_every_s: float = PRUNE_EVERY_S) -> None:
+        self.prune_every_s = prune_every_s
+        self._next_prune = 0.0
+
+    def remember(self, conn: Connection | Session, claims: dict[str, Any], now: datetime) -> None:
+        """Insert the claim's jti; :class:`CdsAuthError` when it was seen (the caller rolls back)."""
+        mono = time.monotonic()
+        if mono >= self._next_prune:
+            self._next_prune = mono + self.prune_every_s
+            conn.execute(delete(CdsJti).where(CdsJti.expires_at < now - timedelta(minutes=10)))
+        key = f"{claims['iss']}|{claims['jti']}"[:300]
+        expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
+        try:
+            conn.execute(_INSERT_JTI, {"jti": key, "expires_at": expires})
+        except IntegrityError as exc:
+            raise CdsAuthError("JWT 'jti' already used") from exc

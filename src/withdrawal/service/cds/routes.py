@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import insert
 
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import read_medication, resources_of, to_patient
@@ -15,13 +17,14 @@ from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import resolve, resolve_drug_name
 from withdrawal.service import audit
 from withdrawal.service.cds import cards as cardlib
-from withdrawal.service.cds.jwt_auth import remember_jti, verify
+from withdrawal.service.cds.jwt_auth import verify
 from withdrawal.service.cds.prefetch import PREFETCH, gather
-from withdrawal.service.deps import KbDep, SessionDep, SettingsDep
+from withdrawal.service.config import Settings
 from withdrawal.service.errors import CdsAuthError, MissingData
 from withdrawal.service.models import CdsFeedback, utcnow
+from withdrawal.service.schemas import errors
 
-router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
+router = APIRouter(prefix="/cds-services", tags=["cds-hooks"], responses=errors(400, 401, 422))
 
 SERVICES: dict[str, dict[str, Any]] = {
     "withdrawal-patient-view": {
@@ -42,6 +45,8 @@ SERVICES: dict[str, dict[str, Any]] = {
         "and other drugs against the patient's tramadol.",
     },
 }
+ServiceId = Annotated[str, Path(max_length=200, examples=list(SERVICES), description="A service id from discovery")]
+DISCOVERY = {"services": [{**meta, "id": sid, "prefetch": PREFETCH} for sid, meta in SERVICES.items()]}
 
 
 class FhirAuthorization(BaseModel):
@@ -91,31 +96,108 @@ class FeedbackRequest(BaseModel):
     feedback: list[Feedback] = Field(min_length=1, max_length=100)
 
 
-def _authenticate(request: Request, settings: Any, session: Any) -> str:
-    """The verified issuer, or 'anonymous' where authentication is switched off (development)."""
+class Service(BaseModel):
+    hook: str
+    id: str
+    title: str
+    description: str
+    prefetch: dict[str, str]
+
+
+class Discovery(BaseModel):
+    services: list[Service]
+
+
+class Link(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    label: str
+    url: str
+
+
+class CardSource(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    label: str
+    url: str | None = None
+    topic: Coding | None = None
+
+
+class Suggestion(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    label: str
+    uuid: str | None = None
+    isRecommended: bool | None = None  # noqa: N815
+    actions: list[dict[str, Any]] = []
+
+
+class Card(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    uuid: str | None = None
+    summary: str = Field(max_length=140)
+    indicator: Literal["info", "warning", "critical"]
+    detail: str | None = None
+    source: CardSource
+    suggestions: list[Suggestion] | None = None
+    selectionBehavior: Literal["at-most-one", "any"] | None = None  # noqa: N815
+    overrideReasons: list[Coding] | None = None  # noqa: N815
+    links: list[Link] | None = None
+
+
+class CdsResponse(BaseModel):
+    cards: list[Card]
+
+
+class FeedbackReceived(BaseModel):
+    received: int
+
+
+def _claims(request: Request, settings: Settings) -> dict[str, Any] | None:
+    """The verified JWT claims (no database touched), or None where authentication is off (development)."""
     if not settings.cds_auth_required:
-        return "anonymous"
+        return None
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise CdsAuthError("a bearer JWT is required")
     audiences = settings.cds_audiences or (str(request.url.replace(query="")),)
-    claims = verify(
+    return verify(
         token.strip(),
-        jwks=settings.jwks(),
+        keys=request.app.state.cds_keys,
         issuers=settings.cds_allowed_issuers,
         audiences=audiences,
         leeway_s=settings.cds_jwt_leeway_s,
     )
-    remember_jti(session, claims, utcnow())
-    return str(claims["iss"])
 
 
-@router.get("", summary="CDS Hooks discovery")
-def discovery(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    _authenticate(request, settings, session)
-    session.commit()
-    return {"services": [{**meta, "id": sid, "prefetch": PREFETCH} for sid, meta in SERVICES.items()]}
+def _client(claims: dict[str, Any] | None) -> str:
+    return "anonymous" if claims is None else str(claims["iss"])
+
+
+def _record(
+    request: Request, claims: dict[str, Any] | None, rows: list[dict[str, Any]] | None = None, **audit_kw: Any
+) -> None:
+    """One short write transaction: consume the ``jti``, the audit row, any feedback rows.
+
+    Done after the answer is computed, so the SQLite write lock is held for two or
+    three INSERTs and the commit only; the answer is sent only if this commits, so a
+    replayed ``jti`` still gets no answer.
+    """
+    if claims is None and not audit_kw and not rows:
+        return
+    state = request.app.state
+    with state.write_lock, state.engine.begin() as conn:
+        if claims is not None:
+            state.cds_replay.remember(conn, claims, utcnow())
+        if audit_kw:
+            audit.write(conn, **audit_kw)
+        if rows:
+            conn.execute(insert(CdsFeedback), rows)
+
+
+@router.get("", summary="CDS Hooks discovery", response_model=Discovery)
+def discovery(request: Request) -> JSONResponse:
+    claims = _claims(request, request.app.state.settings)
+    _record(request, claims)
+    return JSONResponse(DISCOVERY)
 
 
 def _drafts(context: Mapping[str, Any], kb: KnowledgeBase, today: Any, selected: set[str] | None) -> list[Any]:
@@ -138,9 +220,9 @@ def _drafts(context: Mapping[str, Any], kb: KnowledgeBase, today: Any, selected:
 
 
 def _assess(
-    body: CdsRequest, kb: KnowledgeBase, settings: Any, request: Request, extra_meds: list[Any]
+    body: CdsRequest, kb: KnowledgeBase, settings: Settings, request: Request, extra_meds: list[Any], *, record: bool
 ) -> tuple[Assessment, frozenset[str]]:
-    """Assess the record plus the draft medications; also the record's own active drugs."""
+    """Assess the record plus the draft medications; also the record's own active drugs if ``record``."""
     pid = body.context.get("patientId")
     if not isinstance(pid, str) or not pid or len(pid) > 200:
         raise MissingData("context.patientId is required")
@@ -159,20 +241,20 @@ def _assess(
     chosen = pid if any(p.get("id") == pid for p in patients) else None
     mapped = to_patient(got.resources, kb, as_of=utcnow().date(), patient_id=chosen)
     data = mapped.patient
-    record_drugs = resolve(data, kb).active_drugs
+    record_drugs = resolve(data, kb).active_drugs if record else frozenset()
     if extra_meds:
         data = data.model_copy(update={"medications": (*data.medications, *extra_meds)})
     return assess_patient(data, kb), record_drugs
 
 
-@router.post("/{service_id}", summary="Call a CDS service", responses={401: {}, 404: {}, 412: {}})
-def call_service(
-    service_id: str, body: CdsRequest, request: Request, session: SessionDep, settings: SettingsDep, kb: KbDep
-) -> dict[str, Any]:
+@router.post("/{service_id}", summary="Call a CDS service", response_model=CdsResponse, responses=errors(404, 412))
+def call_service(service_id: ServiceId, body: CdsRequest, request: Request) -> JSONResponse:
+    state = request.app.state
+    settings: Settings = state.settings
+    kb: KnowledgeBase = state.kb
+    claims = _claims(request, settings)
     if service_id not in SERVICES:
-        _authenticate(request, settings, session)
         raise HTTPException(404, "no such CDS service")
-    client = _authenticate(request, settings, session)
     hook = SERVICES[service_id]["hook"]
     if body.hook != hook:
         raise HTTPException(400, f"service {service_id} answers the {hook} hook")
@@ -180,7 +262,7 @@ def call_service(
     pref = body.context.get("patientId")
     patient_ref = f"Patient/{pref}" if isinstance(pref, str) else None
     if hook == "patient-view":
-        a, _ = _assess(body, kb, settings, request, [])
+        a, _ = _assess(body, kb, settings, request, [], record=False)
         relevant = "tramadol" in a.patient.active_drugs or bool(
             {"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions
         )
@@ -197,39 +279,44 @@ def call_service(
             # NOTE: a draft tramadol order is what is being screened, not tramadol the patient
             # already takes, so only the other draft orders join the medication list.
             others_in = [m.to_input() for o, m in drafts if "tramadol" not in o.drugs]
-            a, record_drugs = _assess(body, kb, settings, request, others_in)
             orders = [o for o, _ in drafts]
             tram = [o for o in orders if "tramadol" in o.drugs]
             others = [o for o in orders if "tramadol" not in o.drugs]
+            a, record_drugs = _assess(body, kb, settings, request, others_in, record=bool(others))
             result = cardlib.tramadol_order_cards(a, tram, patient_ref) if tram else []
             if others and "tramadol" in record_drugs:
                 result += cardlib.interacting_order_cards(a, others)
-    audit.record(
-        session, actor=f"cds:{client}"[:200], action="cds", resource=service_id, resource_id=body.hookInstance[:60]
+    _record(
+        request,
+        claims,
+        actor=f"cds:{_client(claims)}"[:200],
+        action="cds",
+        resource=service_id,
+        resource_id=body.hookInstance[:60],
     )
-    session.commit()
-    return {"cards": result}
+    return JSONResponse({"cards": result})
 
 
-@router.post("/{service_id}/feedback", summary="Feedback on cards", responses={401: {}, 404: {}})
-def feedback(
-    service_id: str, body: FeedbackRequest, request: Request, session: SessionDep, settings: SettingsDep
-) -> dict[str, Any]:
-    client = _authenticate(request, settings, session)
+@router.post(
+    "/{service_id}/feedback", summary="Feedback on cards", response_model=FeedbackReceived, responses=errors(404)
+)
+def feedback(service_id: ServiceId, body: FeedbackRequest, request: Request) -> FeedbackReceived:
+    claims = _claims(request, request.app.state.settings)
     if service_id not in SERVICES:
         raise HTTPException(404, "no such CDS service")
-    for fb in body.feedback:
-        session.add(
-            CdsFeedback(
-                service_id=service_id,
-                card=fb.card,
-                outcome=fb.outcome,
-                override_reason=fb.overrideReason.model_dump(exclude_none=True) if fb.overrideReason else None,
-                accepted_suggestions=fb.acceptedSuggestions,
-                outcome_at=fb.outcomeTimestamp,
-                client=client[:300],
-                received_at=utcnow(),
-            )
-        )
-    session.commit()
-    return {"received": len(body.feedback)}
+    now, client = utcnow(), _client(claims)[:300]
+    rows = [
+        {
+            "service_id": service_id,
+            "card": fb.card,
+            "outcome": fb.outcome,
+            "override_reason": fb.overrideReason.model_dump(exclude_none=True) if fb.overrideReason else None,
+            "accepted_suggestions": fb.acceptedSuggestions,
+            "outcome_at": fb.outcomeTimestamp,
+            "client": client,
+            "received_at": now,
+        }
+        for fb in body.feedback
+    ]
+    _record(request, claims, rows)
+    return FeedbackReceived(received=len(body.feedback))

@@ -12,7 +12,7 @@ from withdrawal.service.deps import CurrentUser, KbDep, SessionDep
 from withdrawal.service.models import utcnow
 from withdrawal.service.records import patient_input
 
-router = APIRouter(tags=["assess"])
+router = APIRouter(tags=["assess"], responses=schemas.errors(400, 401, 422))
 
 EXAMPLE = {
     "age_years": 34,

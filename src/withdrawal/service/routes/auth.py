@@ -20,7 +20,7 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.post("/auth/token", response_model=schemas.TokenOut, responses={401: {"model": schemas.ErrorOut}})
+@router.post("/auth/token", response_model=schemas.TokenOut, responses=schemas.errors(400, 401, 422))
 def login(body: schemas.LoginIn, session: SessionDep, settings: SettingsDep) -> schemas.TokenOut:
     """Exchange a username and password for a bearer token."""
     user = authenticate(session, body.username, body.password)
@@ -35,12 +35,14 @@ def login(body: schemas.LoginIn, session: SessionDep, settings: SettingsDep) -> 
     return schemas.TokenOut(access_token=token, expires_at=expires)
 
 
-@router.get("/auth/me", response_model=schemas.UserPublic)
+@router.get("/auth/me", response_model=schemas.UserPublic, responses=schemas.errors(401))
 def me(user: CurrentUser) -> User:
     return user
 
 
-@router.post("/users", response_model=schemas.UserPublic, status_code=201, responses={422: {"model": schemas.ErrorOut}})
+@router.post(
+    "/users", response_model=schemas.UserPublic, status_code=201, responses=schemas.errors(400, 401, 403, 409, 422)
+)
 def create_user(body: schemas.UserCreate, session: SessionDep, user: Clinician) -> User:
     """Create an account; a patient account must name the patient record it may see."""
     if body.role == "patient" and (body.patient_id is None or session.get(Patient, body.patient_id) is None):

@@ -9,15 +9,15 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from withdrawal.service import audit, records, schemas
-from withdrawal.service.deps import Clinician, CurrentUser, KbDep, SessionDep, SettingsDep, patient_for
+from withdrawal.service.deps import Clinician, CurrentUser, KbDep, PatientId, SessionDep, SettingsDep, patient_for
 from withdrawal.service.models import AuditEntry, utcnow
 
-router = APIRouter(tags=["monitoring"])
+router = APIRouter(tags=["monitoring"], responses=schemas.errors(401, 403, 404, 422))
 ERR: dict[int | str, dict[str, Any]] = {404: {"model": schemas.ErrorOut}}
 
 
 @router.get("/patients/{patient_id}/trends", response_model=schemas.TrendsOut, responses=ERR)
-def trends(patient_id: int, session: SessionDep, user: CurrentUser, kb: KbDep) -> schemas.TrendsOut:
+def trends(patient_id: PatientId, session: SessionDep, user: CurrentUser, kb: KbDep) -> schemas.TrendsOut:
     """COWS and SOWS totals over time with their bands, and tramadol given per day."""
     patient = patient_for(session, user, patient_id, action="read", resource="trends")
     out = records.trends(session=session, patient=patient, kb=kb)
@@ -28,7 +28,7 @@ def trends(patient_id: int, session: SessionDep, user: CurrentUser, kb: KbDep) -
 
 @router.get("/patients/{patient_id}/alerts", response_model=schemas.AlertsOut, responses=ERR)
 def alerts(
-    patient_id: int, session: SessionDep, user: CurrentUser, kb: KbDep, settings: SettingsDep
+    patient_id: PatientId, session: SessionDep, user: CurrentUser, kb: KbDep, settings: SettingsDep
 ) -> schemas.AlertsOut:
     """Monitoring alerts at this moment, most severe first, with their sources."""
     patient = patient_for(session, user, patient_id, action="read", resource="alerts")
@@ -46,7 +46,7 @@ def alerts(
 def audit_log(
     session: SessionDep,
     user: Clinician,
-    patient_id: int | None = None,
+    patient_id: int | None = Query(None, ge=1, le=schemas.MAX_ID),
     limit: int = Query(200, ge=1, le=5000),
 ) -> Sequence[AuditEntry]:
     """Who read or wrote what, and when (newest first)."""

@@ -9,16 +9,19 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
 from withdrawal.service import audit, records, schemas
-from withdrawal.service.deps import Clinician, CurrentUser, KbDep, SessionDep, patient_for
+from withdrawal.service.deps import Clinician, CurrentUser, KbDep, PatientId, SessionDep, patient_for
 from withdrawal.service.models import MedicationAdministration, Patient, Plan, ScaleAssessment
 
-router = APIRouter(prefix="/patients", tags=["patients"])
+router = APIRouter(prefix="/patients", tags=["patients"], responses=schemas.errors(400, 401, 403, 404, 422))
 ERR: dict[int | str, dict[str, Any]] = {404: {"model": schemas.ErrorOut}, 422: {"model": schemas.ErrorOut}}
 
 
 @router.get("", response_model=list[schemas.PatientPublic])
 def list_patients(
-    session: SessionDep, user: CurrentUser, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
+    session: SessionDep,
+    user: CurrentUser,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=schemas.MAX_ID),
 ) -> Sequence[Patient]:
     """Clinicians see every record; a patient sees only their own."""
     q = select(Patient).order_by(Patient.id).limit(limit).offset(offset)
@@ -41,7 +44,7 @@ def create_patient(body: schemas.PatientCreate, session: SessionDep, user: Clini
 
 
 @router.get("/{patient_id}", response_model=schemas.PatientPublic, responses=ERR)
-def read_patient(patient_id: int, session: SessionDep, user: CurrentUser) -> Patient:
+def read_patient(patient_id: PatientId, session: SessionDep, user: CurrentUser) -> Patient:
     row = patient_for(session, user, patient_id, action="read", resource="patient")
     audit.record(session, actor=user, action="read", resource="patient", resource_id=row.id, patient_id=row.id)
     session.commit()
@@ -50,7 +53,7 @@ def read_patient(patient_id: int, session: SessionDep, user: CurrentUser) -> Pat
 
 @router.put("/{patient_id}", response_model=schemas.PatientPublic, responses=ERR)
 def update_patient(
-    patient_id: int, body: schemas.PatientUpdate, session: SessionDep, user: Clinician, kb: KbDep
+    patient_id: PatientId, body: schemas.PatientUpdate, session: SessionDep, user: Clinician, kb: KbDep
 ) -> Patient:
     row = patient_for(session, user, patient_id, action="update", resource="patient")
     records.update_patient(patient=row, body=body, kb=kb)
@@ -60,7 +63,7 @@ def update_patient(
 
 
 @router.get("/{patient_id}/assessments", response_model=list[schemas.ScaleAssessmentPublic], responses=ERR)
-def list_assessments(patient_id: int, session: SessionDep, user: CurrentUser) -> Sequence[ScaleAssessment]:
+def list_assessments(patient_id: PatientId, session: SessionDep, user: CurrentUser) -> Sequence[ScaleAssessment]:
     patient_for(session, user, patient_id, action="read", resource="assessment")
     rows = session.scalars(
         select(ScaleAssessment).where(ScaleAssessment.patient_id == patient_id).order_by(ScaleAssessment.recorded_at)
@@ -72,7 +75,7 @@ def list_assessments(patient_id: int, session: SessionDep, user: CurrentUser) ->
 
 @router.post("/{patient_id}/assessments", response_model=schemas.ScaleAssessmentPublic, status_code=201, responses=ERR)
 def add_assessment(
-    patient_id: int, body: schemas.ScaleAssessmentCreate, session: SessionDep, user: CurrentUser, kb: KbDep
+    patient_id: PatientId, body: schemas.ScaleAssessmentCreate, session: SessionDep, user: CurrentUser, kb: KbDep
 ) -> ScaleAssessment:
     """Record a COWS (clinicians) or a SOWS (clinicians, or the patient for themselves)."""
     patient = patient_for(session, user, patient_id, action="create", resource="assessment")
@@ -85,7 +88,7 @@ def add_assessment(
 
 
 @router.get("/{patient_id}/plans", response_model=list[schemas.PlanPublic], responses=ERR)
-def list_plans(patient_id: int, session: SessionDep, user: CurrentUser) -> Sequence[Plan]:
+def list_plans(patient_id: PatientId, session: SessionDep, user: CurrentUser) -> Sequence[Plan]:
     patient_for(session, user, patient_id, action="read", resource="plan")
     rows = session.scalars(select(Plan).where(Plan.patient_id == patient_id).order_by(Plan.id)).all()
     audit.record(session, actor=user, action="read", resource="plan", patient_id=patient_id)
@@ -94,7 +97,9 @@ def list_plans(patient_id: int, session: SessionDep, user: CurrentUser) -> Seque
 
 
 @router.post("/{patient_id}/plans", response_model=schemas.PlanPublic, status_code=201, responses=ERR)
-def create_plan(patient_id: int, body: schemas.PlanCreate, session: SessionDep, user: Clinician, kb: KbDep) -> Plan:
+def create_plan(
+    patient_id: PatientId, body: schemas.PlanCreate, session: SessionDep, user: Clinician, kb: KbDep
+) -> Plan:
     """Assess the stored record (with its latest COWS) and keep the answer as the active plan."""
     patient = patient_for(session, user, patient_id, action="create", resource="plan")
     row = records.make_plan(session=session, patient=patient, body=body, user=user, kb=kb)
@@ -104,7 +109,9 @@ def create_plan(patient_id: int, body: schemas.PlanCreate, session: SessionDep, 
 
 
 @router.get("/{patient_id}/administrations", response_model=list[schemas.AdministrationPublic], responses=ERR)
-def list_administrations(patient_id: int, session: SessionDep, user: CurrentUser) -> Sequence[MedicationAdministration]:
+def list_administrations(
+    patient_id: PatientId, session: SessionDep, user: CurrentUser
+) -> Sequence[MedicationAdministration]:
     patient_for(session, user, patient_id, action="read", resource="administration")
     rows = session.scalars(
         select(MedicationAdministration)
@@ -120,7 +127,7 @@ def list_administrations(patient_id: int, session: SessionDep, user: CurrentUser
     "/{patient_id}/administrations", response_model=schemas.AdministrationPublic, status_code=201, responses=ERR
 )
 def add_administration(
-    patient_id: int, body: schemas.AdministrationCreate, session: SessionDep, user: Clinician, kb: KbDep
+    patient_id: PatientId, body: schemas.AdministrationCreate, session: SessionDep, user: Clinician, kb: KbDep
 ) -> MedicationAdministration:
     """Record a dose given or a supply dispensed."""
     patient = patient_for(session, user, patient_id, action="create", resource="administration")
