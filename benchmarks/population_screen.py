@@ -5,17 +5,24 @@ subprocess so that peak memory (ru_maxrss) is per phase:
 
 * floor: DuckDB merely reading the same NDJSON files with the same column types into memory;
 * duckdb: the full screen (read, map codes, facts, compiled rules, Parquet, summary and chart);
-* spark (with --spark): the full screen on Spark local[*], on --spark-n patients.
+* spark (with --spark): the full screen on Spark local[*], on --spark-n patients (driver and JVM
+  peak memory; when it screens the same export, its rows are checked equal to DuckDB's).
+
+Floor and full runs are interleaved (load from other processes hits both alike); it reports best
+and median wall time, median CPU time (user + sys, less sensitive to other load) and the ratios,
+and the engine's seconds per stage for the best full run.
 
     .venv/bin/python benchmarks/population_screen.py [--n 1000000] [--dir /tmp/pop_bench] [--repeat 3]
-        [--spark [--spark-n 100000]] [--reuse]
+        [--spark [--spark-n N]] [--reuse]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -24,6 +31,8 @@ from pathlib import Path
 
 def _phase(name: str, export: Path, out: Path) -> dict[str, float]:
     start = time.perf_counter()
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage0.ru_utime + usage0.ru_stime
     extra: dict[str, float] = {}
     if name == "floor":
         import duckdb
@@ -51,14 +60,33 @@ def _phase(name: str, export: Path, out: Path) -> dict[str, float]:
         run = run_screen(export, out, engine=name)
         extra["patients"] = run.patients
         extra["engine_seconds"] = run.seconds
+        extra.update({f"stage {k}": v for k, v in run.stages.items()})
+        if name == "spark":
+            extra["jvm_peak_rss_mb"] = _children_peak_mb()
     elif name == "synth":
         from withdrawal.population.synth import synthesize
 
         n = int(out.name)
         synthesize(export, n, seed=7, truth=False)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_rss_mb": peak_mb, **extra}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu0
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": usage.ru_maxrss / 1024, **extra}
+
+
+def _children_peak_mb() -> float:
+    """Peak RSS (VmHWM) of this process's live children, e.g. Spark's JVM (Linux /proc; 0 elsewhere)."""
+    me, total = os.getpid(), 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == me:
+                for line in (stat.parent / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def _run(name: str, export: Path, out: Path) -> dict[str, float]:
@@ -100,22 +128,46 @@ def main() -> None:
         fulls.append(_run("duckdb", export, args.dir / "out_duckdb"))
     floor = min(floors, key=lambda r: r["seconds"])
     full = min(fulls, key=lambda r: r["seconds"])
+    med_floor = statistics.median(r["seconds"] for r in floors)
+    med_full = statistics.median(r["seconds"] for r in fulls)
+    cpu_floor = statistics.median(r["cpu_seconds"] for r in floors)
+    cpu_full = statistics.median(r["cpu_seconds"] for r in fulls)
     print("runs (s)   floor " + " ".join(f"{r['seconds']:.1f}" for r in floors)
           + " | full " + " ".join(f"{r['seconds']:.1f}" for r in fulls))
-    print(f"floor      DuckDB read_json of the same NDJSON   {floor['seconds']:8.1f} s  "
-          f"peak {floor['peak_rss_mb']:7.0f} MiB  ({int(floor['rows']):,} resources)")
-    print(f"duckdb     full screen                           {full['seconds']:8.1f} s  "
-          f"peak {full['peak_rss_mb']:7.0f} MiB  ({int(full['patients']):,} patients)")
-    print(f"ratio      full screen / floor (best of {len(floors)})        {full['seconds'] / floor['seconds']:8.2f}x  "
-          "(target <= 2x)")
+    print(f"floor      DuckDB read_json of the same NDJSON   {floor['seconds']:6.1f} s best, {med_floor:.1f} s median, "
+          f"cpu {cpu_floor:.1f} s, peak {floor['peak_rss_mb']:.0f} MiB  ({int(floor['rows']):,} resources)")
+    print(f"duckdb     full screen                           {full['seconds']:6.1f} s best, {med_full:.1f} s median, "
+          f"cpu {cpu_full:.1f} s, peak {full['peak_rss_mb']:.0f} MiB  ({int(full['patients']):,} patients)")
+    print("stages     " + ", ".join(f"{k[6:]} {v:.2f}" for k, v in full.items() if k.startswith("stage ")))
+    print(f"ratio      full / floor: best {full['seconds'] / floor['seconds']:.2f}x, "
+          f"median {med_full / med_floor:.2f}x, cpu {cpu_full / cpu_floor:.2f}x, per pair "
+          + " ".join(f"{b['seconds'] / a['seconds']:.2f}" for a, b in zip(floors, fulls, strict=True))
+          + "  (target <= 2x)")
     if args.spark:
         spark_export = export
         if args.spark_n and args.spark_n != args.n:
             spark_export, _ = export_of(args.spark_n)
         sp = _run("spark", spark_export, args.dir / "out_spark")
         print(f"spark      local[*] full screen, incl. JVM start {sp['seconds']:8.1f} s  "
-              f"(engine {sp['engine_seconds']:.1f} s)  driver peak {sp['peak_rss_mb']:7.0f} MiB  "
+              f"(engine {sp['engine_seconds']:.1f} s)  driver peak {sp['peak_rss_mb']:.0f} MiB, "
+              f"JVM peak {sp['jvm_peak_rss_mb']:.0f} MiB  "
               f"({int(sp['patients']):,} patients)")
+        if spark_export == export:
+            print(f"identical  Spark rows == DuckDB rows (every column): {_same_rows(args.dir)}")
+
+
+def _same_rows(root: Path) -> bool:
+    import duckdb
+
+    con = duckdb.connect()
+    a, b = (f"read_parquet('{root / d / 'patients'}/*.parquet')" for d in ("out_duckdb", "out_spark"))
+    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {a}").fetchall()]
+    if cols != [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {b}").fetchall()]:
+        return False
+    sel = ", ".join(cols)
+    diff = (f"SELECT count(*) FROM (SELECT {sel} FROM {a} EXCEPT ALL SELECT {sel} FROM {b}) "
+            f"UNION ALL SELECT count(*) FROM (SELECT {sel} FROM {b} EXCEPT ALL SELECT {sel} FROM {a})")
+    return all(int(r[0]) == 0 for r in con.execute(diff).fetchall())
 
 
 if __name__ == "__main__":

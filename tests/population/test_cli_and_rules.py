@@ -69,12 +69,11 @@ def test_every_rule_is_compiled_for_both_dialects(kb: KnowledgeBase) -> None:
 
 
 def test_facts_absent_from_the_export_never_match(kb: KnowledgeBase) -> None:
-    d = Dialect()
-    assert compile_match(Match(cyp2d6_phenotype_in=("poor",)), kb, d) == "(FALSE)"
-    assert compile_match(Match(breastfeeding=True), kb, d) == "(FALSE)"
-    assert compile_match(Match(setting_in=("inpatient",)), kb, d) == "(FALSE)"
-    assert compile_match(Match(breastfeeding=False), kb, d) == "(TRUE)"
-    assert "drugs_within_14" in compile_match(Match(drug_classes_any=("maoi",), stopped_within_days=14), kb, d)
+    assert compile_match(Match(cyp2d6_phenotype_in=("poor",)), kb) == "(FALSE)"
+    assert compile_match(Match(breastfeeding=True), kb) == "(FALSE)"
+    assert compile_match(Match(setting_in=("inpatient",)), kb) == "(FALSE)"
+    assert compile_match(Match(breastfeeding=False), kb) == "(TRUE)"
+    assert "drugs_within_14_" in compile_match(Match(drug_classes_any=("maoi",), stopped_within_days=14), kb)
 
 
 def test_mme_table_is_cdc_2022_and_cited(kb: KnowledgeBase, tmp_path: Path) -> None:
@@ -91,3 +90,19 @@ def test_mme_table_is_cdc_2022_and_cited(kb: KnowledgeBase, tmp_path: Path) -> N
                    .replace("drug: codeine", "drug: unobtainium"))
     with pytest.raises(KnowledgeBaseError, match="unknown drug"):
         load_mme(kb, bad)
+
+
+def test_bit_layout_of_the_kb(kb: KnowledgeBase) -> None:
+    from withdrawal.population.rules import WORD_BITS, BitLayout, bits_any
+
+    bits = BitLayout.of(kb)
+    assert bits.words("drugs") == -(-len(kb.drugs) // WORD_BITS) and bits.words("conditions") == 1
+    every = bits.masks("drugs", kb.drugs)
+    assert sum(bin(w).count("1") for w in every) == len(kb.drugs)
+    assert all(0 <= w < 2**63 for w in every)  # the sign bit is never used
+    last = bits.drugs[-1]
+    assert bits.masks("drugs", (last,))[-1] == 1 << ((len(bits.drugs) - 1) % WORD_BITS)
+    assert bits_any("allergies", bits.masks("drugs", ())) == "FALSE"
+    assert "((conditions_0 & " in bits_any("conditions", bits.masks("conditions", ("pregnancy",)))
+    with pytest.raises(KnowledgeBaseError, match="unknown drug"):
+        bits.masks("drugs", ("unobtainium",))

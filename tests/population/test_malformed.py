@@ -48,3 +48,24 @@ def test_a_corrupted_resource_only_affects_its_patient(export_small: Path, duck_
     clean, dirty = rows_by_id(duck_run.patients_path), rows_by_id(run.patients_path)
     changed = {k for k in clean if clean[k] != dirty[k]}
     assert changed <= {pid}
+
+
+def test_several_files_of_one_type(export_small: Path, duck_run: ScreenRun, tmp_path: Path) -> None:
+    """A type split over several files (no manifest): bad lines are named by file, results unchanged."""
+    import shutil
+
+    from withdrawal.population.synth import TRUTH_FILE
+
+    root = tmp_path / "bulk"
+    shutil.copytree(export_small, root)
+    (root / "manifest.json").unlink()
+    (root / TRUTH_FILE).unlink()
+    lines = (root / "Condition.ndjson").read_text(encoding="utf-8").splitlines()
+    (root / "Condition.ndjson").unlink()
+    half = len(lines) // 2
+    (root / "Condition_1.ndjson").write_text("\n".join(lines[:half]) + "\n", encoding="utf-8")
+    (root / "Condition_2.ndjson").write_text("\n".join([*lines[half:half + 3], "{oops", *lines[half + 3:]]) + "\n",
+                                             encoding="utf-8")
+    run = run_screen(root, tmp_path / "out", as_of=AS_OF)
+    assert [(b.file, b.line) for b in run.bad_lines] == [("Condition_2.ndjson", 4)]
+    assert rows_by_id(run.patients_path) == rows_by_id(duck_run.patients_path)

@@ -28,3 +28,54 @@ def test_spark_equals_duckdb_and_truth(dirty_export: tuple[Path, list[tuple[str,
     s_sum, d_sum = json.loads(run.summary_path.read_text()), json.loads(duck.summary_path.read_text())
     for key in ("patients", "overall", "by_age_band", "by_sex"):
         assert s_sum[key] == d_sum[key]
+
+
+_ISOLATED = r"""
+import json, sys
+from pathlib import Path
+from withdrawal.population.screen import run_screen
+from withdrawal.population.spark_engine import session
+
+export, out, worker = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+
+
+def probe(_):
+    import importlib.util
+    return importlib.util.find_spec("withdrawal") is not None
+
+
+result = {}
+for ship in (False, True):
+    spark = session("local[1]", 1, python=worker, ship_package=ship)
+    can = spark.sparkContext.parallelize([0], 1).map(probe).collect()[0]
+    run = run_screen(export, out / str(ship), engine="spark", spark=spark)
+    result[str(ship)] = {"import": can, "bad": [[b.file, b.line] for b in run.bad_lines], "patients": run.patients}
+    spark.stop()
+print(json.dumps(result))
+"""
+
+
+def test_spark_workers_without_the_package(tmp_path: Path) -> None:
+    """Python workers are separate processes: the screen (incl. locating bad lines, which runs Python on
+    the workers) works when they cannot import ``withdrawal``; with ship_package they can import it."""
+    import subprocess
+    import sys
+
+    from withdrawal.population.synth import synthesize
+
+    export = tmp_path / "bulk"
+    synthesize(export, 40, seed=4, as_of=AS_OF, truth=False)
+    cond = export / "Condition.ndjson"
+    lines = cond.read_text(encoding="utf-8").splitlines()
+    cond.write_text("\n".join([lines[0], "not json", *lines[1:]]) + "\n", encoding="utf-8")
+    worker = tmp_path / "python-no-site"  # -S: no site-packages, so no (editable) install of withdrawal
+    worker.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n', encoding="utf-8")
+    worker.chmod(0o755)
+    script = tmp_path / "isolated.py"
+    script.write_text(_ISOLATED, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script), str(export), str(tmp_path / "out"), str(worker)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["False"] == {"import": False, "bad": [["Condition.ndjson", 2]], "patients": 40}
+    assert result["True"] == {"import": True, "bad": [["Condition.ndjson", 2]], "patients": 40}

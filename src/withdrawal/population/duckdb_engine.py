@@ -9,8 +9,9 @@ facts, compiled rules and output are one pipelined query written to Parquet.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -19,16 +20,9 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.export import BadLine, Export, ExportFile, locate_bad_lines
-from withdrawal.population.facts import (
-    RXNORM_SYSTEM,
-    allergy_map,
-    condition_map,
-    facts_sql,
-    medication_map,
-    summary_sql,
-)
+from withdrawal.population.facts import RXNORM_SYSTEM, MapTable, facts_sql, map_tables, summary_sql
 from withdrawal.population.mme import MmeTable
-from withdrawal.population.rules import FLAG_COLUMNS, Dialect, compile_screen, windows
+from withdrawal.population.rules import FLAG_COLUMNS, BitLayout, Dialect, compile_screen, windows
 
 Progress = Callable[[str, int, int], None]
 
@@ -122,6 +116,7 @@ class EngineResult:
     by_group: pa.Table
     bad_lines: tuple[BadLine, ...]
     patients: int
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, in order
 
 
 def _sql_list(paths: Sequence[Path]) -> str:
@@ -132,18 +127,22 @@ def _read(con: duckdb.DuckDBPyConnection, rtype: str, files: Sequence[ExportFile
     """Stage one resource type into table ``raw_<type>``; return the bad lines of its files."""
     table = f"raw_{rtype.lower()}"
     if not files:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {_EMPTY[rtype]}, TRUE AS ok, '' AS filename "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {_EMPTY[rtype]}, TRUE AS ok "
                     "LIMIT 0")
         return []
     cols = {"resourceType": "VARCHAR", "id": "VARCHAR", **COLUMNS[rtype]}
     spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in cols.items()) + "}"
+    # the file name column only when there are several files (one file: a constant in the query below)
+    several = len(files) > 1
+    filename = "filename" if several else "'" + str(files[0].path).replace("'", "''") + "'"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {STAGE[rtype]}, "
-        f"coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '', FALSE) AS ok, filename "
+        f"coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '', FALSE) AS ok"
+        + (", filename " if several else " ") +
         f"FROM read_json({_sql_list([f.path for f in files])}, format = 'newline_delimited', "
-        f"ignore_errors = true, filename = true, columns = {spec}, maximum_object_size = 67108864)"
+        f"ignore_errors = true, filename = {str(several).lower()}, columns = {spec}, maximum_object_size = 67108864)"
     )
-    dirty = con.execute(f"SELECT filename, count(*) FROM {table} WHERE NOT ok GROUP BY filename").fetchall()
+    dirty = con.execute(f"SELECT {filename} AS f, count(*) FROM {table} WHERE NOT ok GROUP BY f").fetchall()
     bad: list[BadLine] = []
     by_path = {str(f.path): f for f in files}
     for filename, count in sorted(dirty):
@@ -169,10 +168,15 @@ def screen(
     """Screen every patient of the export; write ``out/patients/part-0.parquet``."""
     steps = len(COLUMNS) + 3
     done = 0
+    stages: dict[str, float] = {}
+    last = time.perf_counter()
 
     def tick(stage: str) -> None:
-        nonlocal done
+        nonlocal done, last
         done += 1
+        now = time.perf_counter()
+        stages[stage] = round(now - last, 3)
+        last = now
         if progress is not None:
             progress(stage, done, steps)
 
@@ -198,34 +202,30 @@ def screen(
                     "FROM raw_observation WHERE ok")
 
         codes = [r[0] for r in con.execute("SELECT DISTINCT code FROM cond WHERE code IS NOT NULL").fetchall()]
-        cmap = pa.table({k: list(v) for k, v in zip(("code", "key"), zip(*condition_map(codes, kb), strict=False),
-                                                     strict=False)} or {"code": [], "key": []},
-                        schema=pa.schema([("code", pa.string()), ("key", pa.string())]))
         med_pairs = con.execute("SELECT DISTINCT rx_code, text FROM med").fetchall()
         alg_pairs = con.execute("SELECT DISTINCT rx_code, text FROM alg").fetchall()
-        mmap = _map_table(medication_map(med_pairs, kb))
-        amap = _map_table(allergy_map(alg_pairs, kb))
-        con.register("cond_map", cmap)
-        con.register("med_map", mmap)
-        con.register("alg_map", amap)
+        layout = BitLayout.of(kb)
+        for m in map_tables(kb, layout, codes, med_pairs, alg_pairs):
+            con.register(m.name, _arrow(m))
         tick("map codes")
 
         d = Dialect()
         compiled = compile_screen(kb, table, d)
-        query = (f"WITH facts AS ({facts_sql(d, as_of, table, windows(kb))}), "
+        query = (f"WITH facts AS ({facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words)}), "
                  f"ruled AS ({compiled.rules_sql}) {compiled.output_sql}")
         target = out / "patients"
         target.mkdir(parents=True, exist_ok=True)
         for old in target.glob("*.parquet"):
             old.unlink()
         path = target / "part-0.parquet"
-        con.execute(f"COPY ({query}) TO '{_esc(path)}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({query}) TO '{_esc(path)}' (FORMAT parquet, COMPRESSION snappy)")
         tick("screen")
         con.execute(f"CREATE TEMP VIEW screened AS SELECT * FROM read_parquet('{_esc(path)}')")
         groups = con.sql(summary_sql(FLAG_COLUMNS)).to_arrow_table()
         n = int(con.execute("SELECT count(*) FROM screened").fetchone()[0])  # type: ignore[index]
         tick("summary")
-        return EngineResult(patients_path=target, by_group=groups, bad_lines=tuple(bad), patients=n)
+        return EngineResult(patients_path=target, by_group=groups, bad_lines=tuple(bad), patients=n,
+                            stages=stages)
     finally:
         con.close()
 
@@ -234,7 +234,7 @@ def _esc(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _map_table(rows: list[tuple[str, str, str]]) -> pa.Table:
-    schema = pa.schema([("rx_code", pa.string()), ("text", pa.string()), ("drug", pa.string())])
-    return pa.table({"rx_code": [r[0] for r in rows], "text": [r[1] for r in rows], "drug": [r[2] for r in rows]},
-                    schema=schema)
+def _arrow(m: MapTable) -> pa.Table:
+    types = {"STRING": pa.string(), "BIGINT": pa.int64()}
+    schema = pa.schema([(n, types[t]) for n, t in m.columns])
+    return pa.table({n: [r[i] for r in m.rows] for i, (n, _) in enumerate(m.columns)}, schema=schema)

@@ -12,7 +12,9 @@ functions, see ``duckdb_engine.py`` and ``spark_engine.py``):
 
 Codes and names are mapped onto the knowledge base by the per-patient code itself
 (:func:`withdrawal.patient.resolve`) over the *distinct* values only, which the engines join back
-(``cond_map``, ``med_map``, ``alg_map``). How FHIR statuses and dates become "active" or "stopped
+(``cond_map``, ``med_map``, ``alg_map``); the maps carry the KB ids as bit mask words
+(:class:`~withdrawal.population.rules.BitLayout`), so a patient's sets are ``bit_or`` aggregates and
+every compiled rule test is a ``&`` per word. How FHIR statuses and dates become "active" or "stopped
 N days ago" is decided here, once, for both engines:
 
 * Condition: counted when clinicalStatus is absent, active, recurrence or relapse, the
@@ -31,13 +33,14 @@ N days ago" is decided here, once, for both engines:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import date
 
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import MedicationIn, PatientIn, resolve, resolve_drug_name
 from withdrawal.population.mme import MmeTable
-from withdrawal.population.rules import Dialect, window_column
+from withdrawal.population.rules import BitLayout, Dialect, window_column
 
 RXNORM_SYSTEM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CRCL_LOINC = "2164-2"
@@ -84,12 +87,58 @@ def allergy_map(pairs: Iterable[tuple[str | None, str | None]], kb: KnowledgeBas
     return out
 
 
+@dataclass(frozen=True)
+class MapTable:
+    """A code map for the engines: rows with the KB sets as bit mask words (:class:`BitLayout`)."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, SQL type: STRING or BIGINT)
+    rows: tuple[tuple[str | int, ...], ...]
+
+    def ddl(self) -> str:
+        return ", ".join(f"{n} {t}" for n, t in self.columns)
+
+
+def map_tables(
+    kb: KnowledgeBase,
+    layout: BitLayout,
+    codes: Iterable[str],
+    med_pairs: Iterable[tuple[str | None, str | None]],
+    alg_pairs: Iterable[tuple[str | None, str | None]],
+) -> tuple[MapTable, MapTable, MapTable]:
+    """``cond_map(code, conditions_*)``, ``med_map(rx_code, text, drug, drugs_*)`` (one row per drug, for
+    the MME) and ``alg_map(rx_code, text, allergies_*)`` from the distinct values of the export."""
+    cwords, dwords = layout.columns("conditions", "conditions"), layout.columns("drugs", "drugs")
+    keys: dict[str, set[str]] = {}
+    for code, key in condition_map(codes, kb):
+        keys.setdefault(code, set()).add(key)
+    cond = MapTable("cond_map", (("code", "STRING"), *((c, "BIGINT") for c in cwords)),
+                    tuple((code, *layout.masks("conditions", ks)) for code, ks in sorted(keys.items())))
+    med = MapTable("med_map", (("rx_code", "STRING"), ("text", "STRING"), ("drug", "STRING"),
+                               *((c, "BIGINT") for c in dwords)),
+                   tuple((c, t, drug, *layout.masks("drugs", (drug,))) for c, t, drug in medication_map(med_pairs, kb)))
+    drugs: dict[tuple[str, str], set[str]] = {}
+    for c, t, drug in allergy_map(alg_pairs, kb):
+        drugs.setdefault((c, t), set()).add(drug)
+    alg = MapTable("alg_map", (("rx_code", "STRING"), ("text", "STRING"),
+                               *((c, "BIGINT") for c in layout.columns("allergies", "drugs"))),
+                   tuple((c, t, *layout.masks("drugs", ds)) for (c, t), ds in sorted(drugs.items())))
+    return cond, med, alg
+
+
 def _in(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int]) -> str:
-    """SELECT producing the ``facts`` relation the compiled rules read."""
+def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], layout: BitLayout,
+              words: Collection[str] | None = None) -> str:
+    """SELECT producing the ``facts`` relation the compiled rules read: one row per patient.
+
+    Every source contributes rows to one ``UNION ALL`` (patients, mapped conditions, medications,
+    allergies, observations), aggregated in a single ``GROUP BY patient_id``: sets with ``bit_or``
+    over the mask words, the latest observation as the least (days ago, value) pair, the MME as a sum.
+    No joins between sources, no lists. ``words``: the set words the rules read (default all); only
+    those are aggregated."""
     asof = f"DATE '{as_of.isoformat()}'"
     factors = table.by_drug()
     mme_case = " ".join(
@@ -104,89 +153,93 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int]) 
         "THEN dose_value * frequency / (" + period_days + ") "
         "WHEN dose_unit IN ('ug/h', 'mcg/h', '[mcg]/h') THEN dose_value * 24 / 1000 END"
     )
-    windows = tuple(windows)
-    win_cols = ", ".join(
-        f"{d.agg_set('drug', f'state = {chr(39)}active{chr(39)} OR days <= {w}')} AS {window_column(w)}"
-        for w in windows
-    )
-    win_out = "".join(f", coalesce(m.{window_column(w)}, {d.empty_list()}) AS {window_column(w)}" for w in windows)
-    return f"""
-WITH p AS (
-  SELECT patient_id, min(birth_date) AS birth_date, min(sex) AS sex FROM pat
-  WHERE patient_id IS NOT NULL GROUP BY patient_id
-),
-c AS (
-  SELECT cond.patient_id, {d.agg_set('cond_map.key', 'TRUE')} AS conditions
+    def used(cols: Iterable[str]) -> list[str]:
+        return [c for c in cols if words is None or c in words]
+
+    cwords = used(layout.columns("conditions", "conditions"))
+    dwords = layout.columns("drugs", "drugs")
+    awords = used(layout.columns("allergies", "drugs"))
+    win: list[tuple[str, str]] = [(window_column(None), "active")]
+    win += [(window_column(w), f"active OR days <= {int(w)}") for w in tuple(windows)]
+    win_words = [(f"{col}_{i}", f"CASE WHEN {cond} THEN drugs_{i} END")
+                 for col, cond in win for i in range(len(dwords)) if words is None or f"{col}_{i}" in words]
+
+    cols: list[tuple[str, str]] = [("patient_id", "STRING"), ("is_pat", "INT"), ("birth_date", "DATE"),
+                                   ("sex", "STRING"), *((c, "BIGINT") for c in cwords),
+                                   *((c, "BIGINT") for c, _ in win_words), ("mme_part", "DOUBLE"),
+                                   *((c, "BIGINT") for c in awords), ("crcl", "DOUBLE"), ("pregnant", "INT")]
+
+    def branch(exprs: dict[str, str], rest: str) -> str:
+        select = ", ".join(f"{exprs[c]} AS {c}" if c in exprs else f"CAST(NULL AS {t}) AS {c}" for c, t in cols)
+        return f"SELECT {select} {rest}"
+
+    days_ago = f"CAST({d.days_between('effective', asof)} AS INT)"
+    branches = [
+        branch({"patient_id": "patient_id", "is_pat": "1", "birth_date": "birth_date", "sex": "sex"}, "FROM pat"),
+        "" if not cwords else branch({"patient_id": "cond.patient_id", **{c: f"cond_map.{c}" for c in cwords}}, f"""
   FROM cond JOIN cond_map ON cond.code = cond_map.code
   WHERE (clinical IS NULL OR clinical IN ('active', 'recurrence', 'relapse'))
     AND (verification IS NULL OR verification NOT IN ('refuted', 'entered-in-error'))
     AND (onset IS NULL OR onset <= {asof})
-    AND (abatement IS NULL OR abatement > {asof})
-  GROUP BY cond.patient_id
-),
-ms AS (
-  SELECT med.patient_id, med_map.drug,
-    CASE WHEN status IN {_in(MED_ACTIVE)} AND (end_date IS NULL OR end_date > {asof}) THEN 'active'
-         ELSE 'stopped' END AS state,
-    CASE WHEN status IN {_in(MED_ACTIVE)} AND (end_date IS NULL OR end_date > {asof}) THEN NULL
+    AND (abatement IS NULL OR abatement > {asof})"""),
+        branch({"patient_id": "patient_id", **dict(win_words),
+                "mme_part": f"CASE WHEN active THEN CASE drug {mme_case} ELSE 0.0 END END"}, "FROM ms"),
+        "" if not awords else branch({"patient_id": "alg.patient_id", **{c: f"alg_map.{c}" for c in awords}}, """
+  FROM alg JOIN alg_map ON coalesce(alg.rx_code, '') = alg_map.rx_code AND coalesce(alg.text, '') = alg_map.text
+  WHERE (clinical IS NULL OR clinical = 'active')
+    AND (verification IS NULL OR verification NOT IN ('refuted', 'entered-in-error'))"""),
+        branch({"patient_id": "patient_id", "crcl": "crcl",
+                "pregnant": f"CASE WHEN preg_code = '{PREGNANT_SCT}' THEN 1 END"}, "FROM ob"),
+    ]
+    union = "\n  UNION ALL\n".join(b for b in branches if b)  # a set no test reads: no branch
+    sets = [*cwords, *(c for c, _ in win_words), *awords]
+    set_aggs = "".join(f"coalesce(bit_or({c}), 0) AS {c}, " for c in sets)
+    active = f"(status IN {_in(MED_ACTIVE)} AND (end_date IS NULL OR end_date > {asof}))"
+    return f"""
+WITH ms AS (
+  SELECT med.patient_id, med_map.drug, {", ".join(f"med_map.{c}" for c in dwords)},
+    {active} AS active,
+    CASE WHEN {active} THEN NULL
          WHEN end_date IS NULL OR end_date > {asof} THEN 0
          ELSE {d.days_between('end_date', asof)} END AS days,
     {mg_day} AS mg_day
   FROM med JOIN med_map ON coalesce(med.rx_code, '') = med_map.rx_code AND coalesce(med.text, '') = med_map.text
   WHERE status IN {_in(MED_ACTIVE + MED_ENDED)} AND (start_date IS NULL OR start_date <= {asof})
 ),
-m AS (
+oa AS (
+  SELECT patient_id, value, value_code, loinc, {days_ago} AS days FROM obs
+  WHERE loinc IN ('{CRCL_LOINC}', '{PREGNANCY_STATUS_LOINC}') AND status IN {_in(FINAL_OBS)}
+    AND effective IS NOT NULL AND effective <= {asof} AND patient_id IS NOT NULL
+),
+ob AS (
   SELECT patient_id,
-    {d.agg_set('drug', "state = 'active'")} AS drugs_active,
-    {win_cols},
-    sum(CASE WHEN state = 'active' THEN CASE drug {mme_case} ELSE 0.0 END END) AS mme
-  FROM ms GROUP BY patient_id
+    {d.min_pair('days', 'value', f"loinc = '{CRCL_LOINC}' AND value IS NOT NULL")} AS crcl,
+    {d.min_pair('days', 'value_code',
+                f"loinc = '{PREGNANCY_STATUS_LOINC}' AND value_code IS NOT NULL AND days <= {PREGNANCY_OBS_DAYS}")}
+      AS preg_code
+  FROM oa GROUP BY patient_id
 ),
-a AS (
-  SELECT alg.patient_id, {d.agg_set('alg_map.drug', 'TRUE')} AS allergies
-  FROM alg JOIN alg_map ON coalesce(alg.rx_code, '') = alg_map.rx_code AND coalesce(alg.text, '') = alg_map.text
-  WHERE (clinical IS NULL OR clinical = 'active')
-    AND (verification IS NULL OR verification NOT IN ('refuted', 'entered-in-error'))
-  GROUP BY alg.patient_id
+u AS (
+  {union}
 ),
-k AS (
-  SELECT patient_id, value AS crcl FROM (
-    SELECT patient_id, value,
-      row_number() OVER (PARTITION BY patient_id ORDER BY effective DESC, value ASC) AS rn
-    FROM obs
-    WHERE loinc = '{CRCL_LOINC}' AND status IN {_in(FINAL_OBS)} AND value IS NOT NULL
-      AND effective IS NOT NULL AND effective <= {asof}
-  ) AS ranked_obs WHERE rn = 1
-),
-g AS (
-  SELECT patient_id, (value_code = '{PREGNANT_SCT}') AS pregnant FROM (
-    SELECT patient_id, value_code,
-      row_number() OVER (PARTITION BY patient_id ORDER BY effective DESC, value_code ASC) AS rn
-    FROM obs
-    WHERE loinc = '{PREGNANCY_STATUS_LOINC}' AND status IN {_in(FINAL_OBS)} AND value_code IS NOT NULL
-      AND effective IS NOT NULL AND effective <= {asof}
-      AND {d.days_between('effective', asof)} <= {PREGNANCY_OBS_DAYS}
-  ) AS ranked_preg WHERE rn = 1
+agg AS (
+  SELECT patient_id, min(birth_date) AS birth_date, min(sex) AS sex, {set_aggs}
+    sum(mme_part) AS mme,
+    max(crcl) AS crcl, max(pregnant) AS pregnant
+  FROM u WHERE patient_id IS NOT NULL
+  GROUP BY patient_id HAVING max(is_pat) = 1
 )
-SELECT p.patient_id,
-  CASE WHEN p.birth_date IS NULL OR p.birth_date > {asof} THEN NULL
-       ELSE year({asof}) - year(p.birth_date)
-         - CASE WHEN month({asof}) < month(p.birth_date)
-                  OR (month({asof}) = month(p.birth_date) AND day({asof}) < day(p.birth_date)) THEN 1 ELSE 0 END
+SELECT patient_id,
+  CASE WHEN birth_date IS NULL OR birth_date > {asof} THEN NULL
+       ELSE year({asof}) - year(birth_date)
+         - CASE WHEN month({asof}) < month(birth_date)
+                  OR (month({asof}) = month(birth_date) AND day({asof}) < day(birth_date)) THEN 1 ELSE 0 END
   END AS age,
-  coalesce(p.sex, 'unknown') AS sex,
-  coalesce(g.pregnant, FALSE) AS pregnant_obs,
-  coalesce(c.conditions, {d.empty_list()}) AS conditions,
-  coalesce(m.drugs_active, {d.empty_list()}) AS drugs_active{win_out},
-  coalesce(a.allergies, {d.empty_list()}) AS allergies,
-  k.crcl AS crcl,
-  round(coalesce(m.mme, 0.0), 3) AS mme
-FROM p
-LEFT JOIN c ON c.patient_id = p.patient_id
-LEFT JOIN m ON m.patient_id = p.patient_id
-LEFT JOIN a ON a.patient_id = p.patient_id
-LEFT JOIN k ON k.patient_id = p.patient_id
-LEFT JOIN g ON g.patient_id = p.patient_id
+  coalesce(sex, 'unknown') AS sex,
+  coalesce(pregnant = 1, FALSE) AS pregnant_obs,
+  {"".join(f"{c}, " for c in sets)}crcl,
+  round(coalesce(mme, 0.0), 3) AS mme
+FROM agg
 """
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.loader import KnowledgeBase
@@ -204,59 +205,83 @@ class PatientEvaluator:
 
 # --- SQL compilation --------------------------------------------------------------------
 
+WORD_BITS = 63  # set members per BIGINT word (bit 63, the sign bit, is left unused)
+SetKind = Literal["drugs", "conditions"]
+
+
+@dataclass(frozen=True)
+class BitLayout:
+    """Sets of KB drug ids and condition keys as bit masks: one BIGINT word per 63 members.
+
+    A drug's bit is its rank among the KB's sorted drug ids, a condition key's its rank among the
+    sorted condition keys; a facts set column ``col`` is the words ``col_0``, ``col_1``, ... A rule's
+    "any of these" test is then one ``&`` per word, and the per-patient sets aggregate with ``bit_or``."""
+
+    drugs: tuple[str, ...]
+    conditions: tuple[str, ...]
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase) -> BitLayout:
+        return cls(drugs=tuple(sorted(kb.drugs)), conditions=tuple(sorted(kb.conditions)))
+
+    def _members(self, kind: SetKind) -> tuple[str, ...]:
+        return self.drugs if kind == "drugs" else self.conditions
+
+    def words(self, kind: SetKind) -> int:
+        return max(1, -(-len(self._members(kind)) // WORD_BITS))
+
+    def masks(self, kind: SetKind, items: Iterable[str]) -> tuple[int, ...]:
+        """The words of the set ``items`` (an id the KB does not define is an error)."""
+        members = self._members(kind)
+        index = {m: i for i, m in enumerate(members)}
+        out = [0] * self.words(kind)
+        for item in items:
+            if item not in index:
+                raise KnowledgeBaseError(f"population screen: unknown {kind[:-1]} {item!r}")
+            i = index[item]
+            out[i // WORD_BITS] |= 1 << (i % WORD_BITS)
+        return tuple(out)
+
+    def columns(self, col: str, kind: SetKind) -> tuple[str, ...]:
+        return tuple(f"{col}_{w}" for w in range(self.words(kind)))
+
+
+def bits_any(col: str, masks: Sequence[int]) -> str:
+    """SQL boolean: the set ``col`` (words ``col_0``, ...) has a member of ``masks`` (same in both dialects)."""
+    terms = [f"(({col}_{w} & {int(m)}) <> 0)" for w, m in enumerate(masks) if m]
+    return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+
 
 class Dialect:
     """The few SQL spellings that differ between DuckDB and Spark SQL."""
 
     name = "duckdb"
 
-    def array(self, items: Iterable[str]) -> str:
-        return "[" + ", ".join(_lit(i) for i in items) + "]"
-
-    def has_any(self, col: str, items: Sequence[str]) -> str:
-        return f"list_has_any({col}, {self.array(items)})"
-
-    def contains(self, col: str, item: str) -> str:
-        return f"list_contains({col}, {_lit(item)})"
-
-    def compact(self, items: Sequence[str]) -> str:
-        """A list of the non-null values of the expressions, in order."""
-        return f"list_filter([{', '.join(items)}], lambda x: x IS NOT NULL)"
+    def select(self, pairs: Sequence[tuple[str, str]]) -> str:
+        """The list of the literals whose (non-null) boolean holds, in order, from (boolean, literal) pairs."""
+        return (f"list_where([{', '.join(_lit(v) for _, v in pairs)}], "
+                f"[{', '.join(c for c, _ in pairs)}])")
 
     def days_between(self, start: str, end: str) -> str:
         return f"date_diff('day', {start}, {end})"
 
-    def agg_set(self, expr: str, cond: str) -> str:
-        """Non-null values of ``expr`` over the rows where ``cond`` holds (order and repeats do not matter)."""
-        return f"coalesce(list({expr}) FILTER (WHERE {cond} AND {expr} IS NOT NULL), [])"
-
-    def empty_list(self) -> str:
-        return "CAST([] AS VARCHAR[])"
+    def min_pair(self, key: str, value: str, cond: str) -> str:
+        """Aggregate: ``value`` of the row with the least (``key``, ``value``) among the rows where ``cond``."""
+        return f"min(CASE WHEN {cond} THEN struct_pack(k := {key}, v := {value}) END).v"
 
 
 class SparkDialect(Dialect):
     name = "spark"
 
-    def array(self, items: Iterable[str]) -> str:
-        return "array(" + ", ".join(_lit(i) for i in items) + ")"
-
-    def has_any(self, col: str, items: Sequence[str]) -> str:
-        return f"arrays_overlap({col}, {self.array(items)})"
-
-    def contains(self, col: str, item: str) -> str:
-        return f"array_contains({col}, {_lit(item)})"
-
-    def compact(self, items: Sequence[str]) -> str:
-        return f"filter(array({', '.join(items)}), x -> x IS NOT NULL)"
+    def select(self, pairs: Sequence[tuple[str, str]]) -> str:
+        items = ", ".join(f"CASE WHEN {c} THEN {_lit(v)} END" for c, v in pairs)
+        return f"filter(array({items}), x -> x IS NOT NULL)"
 
     def days_between(self, start: str, end: str) -> str:
         return f"datediff({end}, {start})"
 
-    def agg_set(self, expr: str, cond: str) -> str:
-        return f"array_sort(collect_set(CASE WHEN {cond} THEN {expr} END))"
-
-    def empty_list(self) -> str:
-        return "CAST(array() AS ARRAY<STRING>)"
+    def min_pair(self, key: str, value: str, cond: str) -> str:
+        return f"min(CASE WHEN {cond} THEN named_struct('k', {key}, 'v', {value}) END).v"
 
 
 def _lit(text: str) -> str:
@@ -266,7 +291,7 @@ def _lit(text: str) -> str:
 
 
 def window_column(days: int | None) -> str:
-    """Facts column of drug ids active, or stopped no more than ``days`` ago."""
+    """Facts set (drug bit mask words) of the drugs active, or stopped no more than ``days`` ago."""
     return "drugs_active" if days is None else f"drugs_within_{days}"
 
 
@@ -293,13 +318,14 @@ _COMPILED_FIELDS = frozenset({
 })
 
 
-def compile_match(m: Match, kb: KnowledgeBase, d: Dialect) -> str:
+def compile_match(m: Match, kb: KnowledgeBase) -> str:
     """SQL boolean for one match over a facts row; mirrors ``safety.matching``.
 
     A ``Match`` field this compiler does not know is an error, never silently ignored."""
     unknown = set(m.model_dump(exclude_defaults=True)) - _COMPILED_FIELDS
     if unknown:
         raise KnowledgeBaseError(f"population screen cannot compile match field(s) {sorted(unknown)}")
+    bits = BitLayout.of(kb)
     parts: list[str] = []
     if m.age_below is not None:
         parts.append(f"age < {int(m.age_below)}")
@@ -308,20 +334,20 @@ def compile_match(m: Match, kb: KnowledgeBase, d: Dialect) -> str:
     if m.age_at_least is not None:
         parts.append(f"age >= {int(m.age_at_least)}")
     if m.pregnant is not None:
-        preg = f"(pregnant_obs OR {d.contains('conditions', 'pregnancy')})"
+        preg = f"(pregnant_obs OR {bits_any('conditions', bits.masks('conditions', ('pregnancy',)))})"
         parts.append(preg if m.pregnant else f"NOT {preg}")
     if m.breastfeeding is not None:
         parts.append("TRUE" if m.breastfeeding == _ABSENT_BREASTFEEDING else "FALSE")
     if m.conditions_any:
-        parts.append(d.has_any("conditions", m.conditions_any))
+        parts.append(bits_any("conditions", bits.masks("conditions", m.conditions_any)))
     if m.drugs_any or m.drug_classes_any:
         ids = set(m.drugs_any)
         for cls in m.drug_classes_any:
             ids |= kb.drug_class_members.get(cls, frozenset())
         col = window_column(m.stopped_within_days)
-        parts.append(d.has_any(col, sorted(ids)) if ids else "FALSE")
+        parts.append(bits_any(col, bits.masks("drugs", ids)))
     if m.allergy_drugs_any:
-        parts.append(d.has_any("allergies", m.allergy_drugs_any))
+        parts.append(bits_any("allergies", bits.masks("drugs", m.allergy_drugs_any)))
     if any(getattr(m, f) not in (None, ()) for f in _ABSENT_FIELDS):
         parts.append("FALSE")  # not in the export: None never matches, as in the per-patient screen
     if m.crcl_below is not None:
@@ -329,8 +355,8 @@ def compile_match(m: Match, kb: KnowledgeBase, d: Dialect) -> str:
     return "(" + " AND ".join(parts) + ")"
 
 
-def compile_when(matches: Iterable[Match], kb: KnowledgeBase, d: Dialect) -> str:
-    return "coalesce(" + " OR ".join(compile_match(m, kb, d) for m in matches) + ", FALSE)"
+def compile_when(matches: Iterable[Match], kb: KnowledgeBase) -> str:
+    return "coalesce(" + " OR ".join(compile_match(m, kb) for m in matches) + ", FALSE)"
 
 
 def _ident(text: str) -> str:
@@ -346,6 +372,7 @@ class CompiledScreen:
     rules_sql: str
     output_sql: str
     codes: tuple[str, ...]
+    set_words: frozenset[str]  # the facts set words (``drugs_active_0``, ...) that some test reads
 
 
 def compile_screen(kb: KnowledgeBase, table: MmeTable, d: Dialect, flags: Sequence[Flag] = FLAGS) -> CompiledScreen:
@@ -353,8 +380,8 @@ def compile_screen(kb: KnowledgeBase, table: MmeTable, d: Dialect, flags: Sequen
     ``output_sql`` (FROM ruled) computes findings, verdict, flags."""
     check_flags(kb, flags)
     rank = {lvl: i for i, lvl in enumerate(LEVELS)}
-    rule_cols = [f"{compile_when(r.when, kb, d)} AS r_{_ident(r.id)}" for r in kb.tramadol.rules]
-    test_cols = [f"{compile_when(t.matches, kb, d)} AS t_{_ident(code)}" for code, t in _flag_tests(flags)]
+    rule_cols = [f"{compile_when(r.when, kb)} AS r_{_ident(r.id)}" for r in kb.tramadol.rules]
+    test_cols = [f"{compile_when(t.matches, kb)} AS t_{_ident(code)}" for code, t in _flag_tests(flags)]
     rules_sql = "SELECT facts.*, " + ", ".join(rule_cols + test_cols) + " FROM facts"
 
     by_code: dict[str, list[Rule]] = {}
@@ -387,13 +414,13 @@ def compile_screen(kb: KnowledgeBase, table: MmeTable, d: Dialect, flags: Sequen
         terms += [f"NOT {test_sql(t)}" for t in f.none_of]
         flag_cols.append(f"({' AND '.join(terms) or 'TRUE'}) AS flag_{_ident(f.id)}")
 
-    code_list = d.compact([f"CASE WHEN {finding[c]} THEN {_lit(c)} END" for c in codes])
+    code_list = d.select([(finding[c], c) for c in codes])
     output_sql = (
         "SELECT patient_id, age, "
         "CASE WHEN age IS NULL THEN 'unknown' WHEN age < 18 THEN '0-17' WHEN age < 35 THEN '18-34' "
         "WHEN age < 50 THEN '35-49' WHEN age < 65 THEN '50-64' ELSE '65+' END AS age_band, "
         f"sex, {verdict} AS verdict, {code_list} AS codes, "
-        f"{d.contains('drugs_active', 'tramadol')} AS tramadol_active, "
+        f"{bits_any('drugs_active', BitLayout.of(kb).masks('drugs', ('tramadol',)))} AS tramadol_active, "
         f"(vr >= {rank['avoid']}) AS tramadol_blocked, "
         f"mme, (mme >= {table.threshold!r}) AS high_mme, "
         + ", ".join(flag_cols)
@@ -401,6 +428,8 @@ def compile_screen(kb: KnowledgeBase, table: MmeTable, d: Dialect, flags: Sequen
         + ", ".join(f"{finding[c]} AS finding_{_ident(c)}" for c in codes)
         + f" FROM (SELECT ruled.*, {verdict_rank} AS vr FROM ruled) AS ranked"
     )
-    return CompiledScreen(rules_sql=rules_sql, output_sql=output_sql, codes=codes)
+    # every set test is spelled "((<col>_<w> & <mask>) <> 0)" by bits_any
+    words = frozenset(re.findall(r"\(\(([a-z0-9_]+_[0-9]+) & [0-9]+\) <> 0\)", rules_sql + output_sql))
+    return CompiledScreen(rules_sql=rules_sql, output_sql=output_sql, codes=codes, set_words=words)
 
 FLAG_COLUMNS: tuple[str, ...] = tuple(f"flag_{f}" for f in FLAG_IDS)

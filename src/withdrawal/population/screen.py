@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +18,7 @@ from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.population.duckdb_engine import EngineResult, Progress
 from withdrawal.population.export import BadLine, open_export
 from withdrawal.population.mme import default_mme
-from withdrawal.population.summary import build_summary, write_summary
+from withdrawal.population.summary import build_summary, preload_chart, write_summary
 
 Engine = Literal["duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
@@ -36,6 +36,7 @@ class ScreenRun:
     malformed_path: Path
     seconds: float
     summary: dict[str, Any]
+    stages: dict[str, float] = field(default_factory=dict)  # engine seconds per stage
 
 
 def run_screen(
@@ -59,6 +60,7 @@ def run_screen(
     export = open_export(export_dir)
     as_of = as_of or export.transaction_time or date.today()
     out.mkdir(parents=True, exist_ok=True)
+    preload_chart()  # import matplotlib in a thread while the engine runs (the engines release the GIL)
     start = time.perf_counter()
     result: EngineResult
     chosen: Engine = "duckdb" if engine == "duckdb" else "spark"
@@ -92,4 +94,5 @@ def run_screen(
     summary_path, chart_path = write_summary(summary, out)
     return ScreenRun(engine=chosen, as_of=as_of, patients=result.patients, bad_lines=result.bad_lines,
                      patients_path=result.patients_path, summary_path=summary_path, chart_path=chart_path,
-                     malformed_path=malformed, seconds=seconds, summary=summary)
+                     malformed_path=malformed, seconds=seconds, summary=summary,
+                     stages=dict(result.stages))

@@ -10,6 +10,7 @@ as DuckDB, inside Spark (``textFile().zipWithIndex()``), so a cluster needs no l
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -20,16 +21,9 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.duckdb_engine import EngineResult, Progress
 from withdrawal.population.export import BadLine, Export, ExportFile, check_lines
-from withdrawal.population.facts import (
-    RXNORM_SYSTEM,
-    allergy_map,
-    condition_map,
-    facts_sql,
-    medication_map,
-    summary_sql,
-)
+from withdrawal.population.facts import RXNORM_SYSTEM, facts_sql, map_tables, summary_sql
 from withdrawal.population.mme import MmeTable
-from withdrawal.population.rules import FLAG_COLUMNS, SparkDialect, compile_screen, windows
+from withdrawal.population.rules import FLAG_COLUMNS, BitLayout, SparkDialect, compile_screen, windows
 
 _CODING = "ARRAY<STRUCT<system: STRING, code: STRING, display: STRING>>"
 _CONCEPT = f"STRUCT<coding: {_CODING}, text: STRING>"
@@ -104,13 +98,35 @@ STAGE: dict[str, str] = {
 }
 
 
-def session(master: str = "local[*]", shuffle_partitions: int = 8) -> Any:
-    """A SparkSession for ``master`` (``local[*]``, ``spark://HOST:7077``, ...)."""
+def package_root() -> Path:
+    """The directory holding the ``withdrawal`` package (``src/`` of a checkout, or site-packages)."""
+    import withdrawal
+
+    return Path(withdrawal.__file__).resolve().parent.parent
+
+
+def session(master: str = "local[*]", shuffle_partitions: int = 8, *, python: str | None = None,
+            ship_package: bool = True) -> Any:
+    """A SparkSession for ``master`` (``local[*]``, ``spark://HOST:7077``, ...).
+
+    Spark's Python workers are separate processes. ``python`` is their interpreter: by default this
+    interpreter (``sys.executable``) on a local master, ``$PYSPARK_PYTHON`` (else Spark's default) on a
+    cluster. The screen ships no Python that needs this package (rules go as SQL, the line checker is
+    pickled by value), but with ``ship_package`` the workers can import ``withdrawal`` anyway: on a
+    local master through ``spark.executorEnv.PYTHONPATH`` (the package's parent directory), on a
+    cluster as a zip added with ``addPyFile``."""
+    import os
+
     from pyspark.sql import SparkSession
 
+    local = master.startswith("local")
+    worker_python = python or (sys.executable if local else os.environ.get("PYSPARK_PYTHON"))
     builder = SparkSession.builder
-    if master.startswith("local"):
-        builder = builder.config("spark.pyspark.python", sys.executable)
+    if worker_python:
+        builder = builder.config("spark.pyspark.python", worker_python)
+    if ship_package and local:
+        paths = [str(package_root()), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        builder = builder.config("spark.executorEnv.PYTHONPATH", os.pathsep.join(paths))
     spark = (
         builder.master(master)
         .appName("withdrawal-population-screen")
@@ -121,7 +137,23 @@ def session(master: str = "local[*]", shuffle_partitions: int = 8) -> Any:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
+    if ship_package and not local:
+        spark.sparkContext.addPyFile(str(_package_zip()))
     return spark
+
+
+def _package_zip() -> Path:
+    """``withdrawal.zip`` of the installed package (sources and data, no caches), for ``addPyFile``."""
+    import tempfile
+    import zipfile
+
+    root = package_root()
+    target = Path(tempfile.mkdtemp(prefix="withdrawal-pkg-")) / "withdrawal.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((root / "withdrawal").rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                zf.write(path, path.relative_to(root).as_posix())
+    return target
 
 
 def _read(spark: Any, rtype: str, files: Sequence[ExportFile]) -> tuple[Any, list[BadLine]]:
@@ -188,10 +220,15 @@ def screen(
     """Screen every patient of the export; write ``out/patients/`` (Parquet part files)."""
     steps = len(SCHEMAS) + 3
     done = 0
+    stages: dict[str, float] = {}
+    last = time.perf_counter()
 
     def tick(stage: str) -> None:
-        nonlocal done
+        nonlocal done, last
         done += 1
+        now = time.perf_counter()
+        stages[stage] = round(now - last, 3)
+        last = now
         if progress is not None:
             progress(stage, done, steps)
 
@@ -223,16 +260,14 @@ def screen(
         codes = [r[0] for r in spark.sql("SELECT DISTINCT code FROM cond WHERE code IS NOT NULL").collect()]
         med_pairs = [(r[0], r[1]) for r in spark.sql("SELECT DISTINCT rx_code, text FROM med").collect()]
         alg_pairs = [(r[0], r[1]) for r in spark.sql("SELECT DISTINCT rx_code, text FROM alg").collect()]
-        spark.createDataFrame(condition_map(codes, kb), "code STRING, key STRING").createOrReplaceTempView("cond_map")
-        spark.createDataFrame(medication_map(med_pairs, kb), "rx_code STRING, text STRING, drug STRING"
-                              ).createOrReplaceTempView("med_map")
-        spark.createDataFrame(allergy_map(alg_pairs, kb), "rx_code STRING, text STRING, drug STRING"
-                              ).createOrReplaceTempView("alg_map")
+        layout = BitLayout.of(kb)
+        for m in map_tables(kb, layout, codes, med_pairs, alg_pairs):
+            spark.createDataFrame(list(m.rows), m.ddl()).createOrReplaceTempView(m.name)
         tick("map codes")
 
         d = SparkDialect()
         compiled = compile_screen(kb, table, d)
-        spark.sql(facts_sql(d, as_of, table, windows(kb))).createOrReplaceTempView("facts")
+        spark.sql(facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words)).createOrReplaceTempView("facts")
         spark.sql(compiled.rules_sql).createOrReplaceTempView("ruled")
         result = spark.sql(compiled.output_sql)
         target = out / "patients"
@@ -242,7 +277,8 @@ def screen(
         rows = [r.asDict() for r in spark.sql(summary_sql(FLAG_COLUMNS)).collect()]
         n = int(spark.sql("SELECT count(*) FROM screened").collect()[0][0])
         tick("summary")
-        return EngineResult(patients_path=target, by_group=_to_arrow(rows), bad_lines=tuple(bad), patients=n)
+        return EngineResult(patients_path=target, by_group=_to_arrow(rows), bad_lines=tuple(bad), patients=n,
+                            stages=stages)
     finally:
         for df in cached:
             df.unpersist()
