@@ -155,6 +155,25 @@ def _read(con: duckdb.DuckDBPyConnection, rtype: str, files: Sequence[ExportFile
     return bad
 
 
+class StageClock:
+    """Seconds spent in each stage, in order, with the progress callback told after each."""
+
+    def __init__(self, steps: int, progress: Progress | None) -> None:
+        self.steps = steps
+        self.progress = progress
+        self.done = 0
+        self.stages: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def tick(self, stage: str) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        self.stages[stage] = round(now - self._last, 3)
+        self._last = now
+        if self.progress is not None:
+            self.progress(stage, self.done, self.steps)
+
+
 def screen(
     export: Export,
     out: Path,
@@ -166,19 +185,8 @@ def screen(
     threads: int | None = None,
 ) -> EngineResult:
     """Screen every patient of the export; write ``out/patients/part-0.parquet``."""
-    steps = len(COLUMNS) + 3
-    done = 0
-    stages: dict[str, float] = {}
-    last = time.perf_counter()
-
-    def tick(stage: str) -> None:
-        nonlocal done, last
-        done += 1
-        now = time.perf_counter()
-        stages[stage] = round(now - last, 3)
-        last = now
-        if progress is not None:
-            progress(stage, done, steps)
+    clock = StageClock(len(COLUMNS) + 3, progress)
+    tick, stages = clock.tick, clock.stages
 
     con = duckdb.connect(":memory:")
     try:

@@ -10,7 +10,6 @@ as DuckDB, inside Spark (``textFile().zipWithIndex()``), so a cluster needs no l
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.population.duckdb_engine import EngineResult, Progress
+from withdrawal.population.duckdb_engine import EngineResult, Progress, StageClock
 from withdrawal.population.export import BadLine, Export, ExportFile, check_lines
 from withdrawal.population.facts import RXNORM_SYSTEM, facts_sql, map_tables, summary_sql
 from withdrawal.population.mme import MmeTable
@@ -218,19 +217,8 @@ def screen(
     progress: Progress | None = None,
 ) -> EngineResult:
     """Screen every patient of the export; write ``out/patients/`` (Parquet part files)."""
-    steps = len(SCHEMAS) + 3
-    done = 0
-    stages: dict[str, float] = {}
-    last = time.perf_counter()
-
-    def tick(stage: str) -> None:
-        nonlocal done, last
-        done += 1
-        now = time.perf_counter()
-        stages[stage] = round(now - last, 3)
-        last = now
-        if progress is not None:
-            progress(stage, done, steps)
+    clock = StageClock(len(SCHEMAS) + 3, progress)
+    tick, stages = clock.tick, clock.stages
 
     spark = spark or session(master)
     cached = []
