@@ -56,6 +56,19 @@ def _entries(value: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return out
 
 
+def _given(prefetch: Mapping[str, Any], key: str) -> bool:
+    """Whether the client supplied this prefetch key: usable data, or null meaning "no data"."""
+    value = prefetch.get(key)
+    if key in prefetch and value is None and key != "patient":
+        return True  # null: the client has no such data (an empty result)
+    return isinstance(value, Mapping) and _usable(value)
+
+
+def needs_fetch(prefetch: Mapping[str, Any] | None) -> bool:
+    """Whether answering would mean fetching from the FHIR server (network I/O)."""
+    return not all(_given(prefetch or {}, key) for key in PREFETCH)
+
+
 def gather(
     prefetch: Mapping[str, Any] | None,
     *,
@@ -71,12 +84,10 @@ def gather(
     client: httpx.Client | None = None
     try:
         for key, template in PREFETCH.items():
-            present = key in prefetch
             value = prefetch.get(key)
-            if present and value is None and key != "patient":
-                continue  # null: the client has no such data (an empty result)
-            if isinstance(value, Mapping) and _usable(value):
-                out.resources.extend(_entries(value))
+            if _given(prefetch, key):
+                if value is not None:
+                    out.resources.extend(_entries(value))
                 continue
             if fhir_server is None or not _server_allowed(fhir_server, allowed_servers):
                 if key in REQUIRED:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert
@@ -18,7 +19,7 @@ from withdrawal.patient import resolve, resolve_drug_name
 from withdrawal.service import audit
 from withdrawal.service.cds import cards as cardlib
 from withdrawal.service.cds.jwt_auth import verify
-from withdrawal.service.cds.prefetch import PREFETCH, gather
+from withdrawal.service.cds.prefetch import PREFETCH, gather, needs_fetch
 from withdrawal.service.config import Settings
 from withdrawal.service.errors import CdsAuthError, MissingData
 from withdrawal.service.models import CdsFeedback, utcnow
@@ -248,7 +249,17 @@ def _assess(
 
 
 @router.post("/{service_id}", summary="Call a CDS service", response_model=CdsResponse, responses=errors(404, 412))
-def call_service(service_id: ServiceId, body: CdsRequest, request: Request) -> JSONResponse:
+async def call_service(service_id: ServiceId, body: CdsRequest, request: Request) -> JSONResponse:
+    # NOTE: the work is CPU-bound and short; a hop to the thread pool costs as much as the work.
+    # It runs on the event loop unless it must fetch from the FHIR server or write to a database
+    # over the network, which would block the loop.
+    local = request.app.state.settings.db_url.startswith("sqlite")
+    if local and not (body.fhirServer and needs_fetch(body.prefetch)):
+        return _call_service(service_id, body, request)
+    return await run_in_threadpool(_call_service, service_id, body, request)
+
+
+def _call_service(service_id: str, body: CdsRequest, request: Request) -> JSONResponse:
     state = request.app.state
     settings: Settings = state.settings
     kb: KnowledgeBase = state.kb
