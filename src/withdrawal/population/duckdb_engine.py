@@ -21,6 +21,8 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.export import BadLine, Export, ExportFile, locate_bad_lines
 from withdrawal.population.facts import RXNORM_SYSTEM, MapTable, facts_sql, map_tables, summary_sql
+from withdrawal.population.facts import date_sql as _date
+from withdrawal.population.facts import patient_ref_sql as _ref
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.rules import FLAG_COLUMNS, BitLayout, Dialect, compile_screen, windows
 
@@ -47,14 +49,6 @@ COLUMNS: dict[str, dict[str, str]] = {
     "Observation": {"status": "VARCHAR", "subject": _REF, "code": _CONCEPT, "effectiveDateTime": "VARCHAR",
                     "valueQuantity": "STRUCT(value DOUBLE, unit VARCHAR)", "valueCodeableConcept": _CONCEPT},
 }
-
-
-def _ref(col: str) -> str:
-    return f"replace(replace({col}.reference, 'Patient/', ''), 'urn:uuid:', '')"
-
-
-def _date(col: str) -> str:
-    return f"try_cast(substr({col}, 1, 10) AS DATE)"
 
 
 def _rx(concept: str) -> str:

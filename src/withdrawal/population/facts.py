@@ -52,6 +52,16 @@ MED_ACTIVE = ("active", "on-hold")
 MED_ENDED = ("stopped", "completed")
 
 
+
+def patient_ref_sql(col: str) -> str:
+    """SQL for the patient id in a FHIR Reference column (the same text in DuckDB and Spark)."""
+    return f"replace(replace({col}.reference, 'Patient/', ''), 'urn:uuid:', '')"
+
+
+def date_sql(col: str) -> str:
+    """SQL for the calendar date of a FHIR date or dateTime string (both dialects)."""
+    return f"try_cast(substr({col}, 1, 10) AS DATE)"
+
 def condition_map(codes: Iterable[str], kb: KnowledgeBase) -> list[tuple[str, str]]:
     """(code, condition key) for every code the per-patient screen recognises."""
     out: list[tuple[str, str]] = []

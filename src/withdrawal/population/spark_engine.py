@@ -21,6 +21,8 @@ from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.duckdb_engine import EngineResult, Progress, StageClock
 from withdrawal.population.export import BadLine, Export, ExportFile, check_lines
 from withdrawal.population.facts import RXNORM_SYSTEM, facts_sql, map_tables, summary_sql
+from withdrawal.population.facts import date_sql as _date
+from withdrawal.population.facts import patient_ref_sql as _ref
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.rules import FLAG_COLUMNS, BitLayout, SparkDialect, compile_screen, windows
 
@@ -43,14 +45,6 @@ SCHEMAS: dict[str, str] = {
     "Observation": (f"status STRING, subject {_REF}, code {_CONCEPT}, effectiveDateTime STRING, "
                     f"valueQuantity STRUCT<value: DOUBLE, unit: STRING>, valueCodeableConcept {_CONCEPT}"),
 }
-
-
-def _ref(col: str) -> str:
-    return f"replace(replace({col}.reference, 'Patient/', ''), 'urn:uuid:', '')"
-
-
-def _date(col: str) -> str:
-    return f"try_cast(substr({col}, 1, 10) AS DATE)"
 
 
 def _first(arr: str) -> str:
