@@ -106,3 +106,19 @@ def test_bit_layout_of_the_kb(kb: KnowledgeBase) -> None:
     assert "((conditions_0 & " in bits_any("conditions", bits.masks("conditions", ("pregnancy",)))
     with pytest.raises(KnowledgeBaseError, match="unknown drug"):
         bits.masks("drugs", ("unobtainium",))
+
+
+def test_population_flags_are_cited_data(tmp_path: Path) -> None:
+    import yaml
+
+    from withdrawal.errors import KnowledgeBaseError
+    from withdrawal.knowledge.base import data_dir
+    from withdrawal.population.rules import load_flags
+
+    assert [f.id for f in load_flags()] == [f.id for f in FLAGS]
+    raw = yaml.safe_load((data_dir() / "population_flags.yaml").read_text())
+    raw["flags"][0]["sources"] = []
+    bad = tmp_path / "population_flags.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(KnowledgeBaseError, match="sources"):
+        load_flags(bad)

@@ -3,9 +3,9 @@
 The tramadol rules are the knowledge base's :class:`~withdrawal.knowledge.models.Rule` data.
 :func:`compile_screen` turns each rule's ``when`` matches into a SQL boolean over a per-patient
 facts row (``facts.py``), so the population query is generated from the same data the
-per-patient :func:`~withdrawal.safety.screen_tramadol` interprets. Population flags are defined
-here as conjunctions of KB matches, KB finding codes and the MME threshold; per patient they are
-evaluated by running ``screen_tramadol`` on a knowledge base whose rules are the flags' tests
+per-patient :func:`~withdrawal.safety.screen_tramadol` interprets. Population flags are data too
+(``population_flags.yaml``): conjunctions of KB matches, KB finding codes and the MME threshold;
+per patient they are evaluated by running ``screen_tramadol`` on a knowledge base whose rules are the flags' tests
 (:func:`evaluate_patient`), and in the engines by the same compiler.
 """
 
@@ -15,9 +15,13 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, model_validator
+
 from withdrawal.errors import KnowledgeBaseError
+from withdrawal.knowledge.base import Cited, Frozen, data_dir, read_yaml, validate
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import LEVELS, Level, Match, Rule
 from withdrawal.patient import PatientIn, resolve
@@ -60,37 +64,59 @@ class Flag:
     none_of: tuple[Test, ...] = ()
 
 
-_TRAMADOL = Facts((Match(drugs_any=("tramadol",)),))
-_OUD = Facts((Match(conditions_any=("opioid_use_disorder",)),))
+class _TestIn(Frozen):
+    """One flag test in ``population_flags.yaml``: matches, a finding code, or the MME threshold."""
 
-FLAGS: tuple[Flag, ...] = (
-    Flag("tramadol_serotonergic", "Active tramadol with a serotonergic drug",
-         "tramadol active and the screen's serotonergic_drug finding", ("tramadol_er_label_extract",),
-         all_of=(_TRAMADOL, Finding("serotonergic_drug"))),
-    Flag("tramadol_cns_depressant", "Active tramadol with a CNS depressant",
-         "tramadol active and the screen's cns_depressant finding", ("openfda_tramadol_labels",),
-         all_of=(_TRAMADOL, Finding("cns_depressant"))),
-    Flag("tramadol_cyp2d6_inhibitor", "Active tramadol with a CYP2D6 inhibitor",
-         "tramadol active and the screen's cyp2d6_inhibitor finding", ("tramadol_apap_label_copy",),
-         all_of=(_TRAMADOL, Finding("cyp2d6_inhibitor"))),
-    Flag("tramadol_maoi_14d", "Active tramadol with an MAOI active or stopped within 14 days",
-         "tramadol active and the screen's maoi finding (14-day window)", ("dailymed_tramadol_ir",),
-         all_of=(_TRAMADOL, Finding("maoi"))),
-    Flag("oud_untreated", "Opioid use disorder without buprenorphine, methadone or naltrexone",
-         "active OUD diagnosis and none of the three FDA-approved medicines active", ("fda_moud", "asam_2020"),
-         all_of=(_OUD,),
-         none_of=(Facts((Match(drugs_any=("buprenorphine", "methadone", "naltrexone")),)),)),
-    Flag("opioid_benzodiazepine", "Opioid and benzodiazepine both active",
-         "an active opioid (agonist, partial agonist or tramadol) with an active benzodiazepine",
-         ("openfda_tramadol_labels", "pop_cdc_2022"),
-         all_of=(Facts((Match(drug_classes_any=("opioid_agonist", "opioid_partial_agonist", "tramadol_product")),)),
-                 Facts((Match(drug_classes_any=("benzodiazepine",)),)))),
-    Flag("naloxone_missing", "OUD or high opioid dose without naloxone",
-         "OUD or MME/day at or above the threshold, and no naloxone active or stopped within 365 days",
-         ("pop_cdc_2022",),
-         any_of=(_OUD, HighMme()),
-         none_of=(Facts((Match(drugs_any=("naloxone",), stopped_within_days=365),)),)),
-)
+    matches: tuple[Match, ...] = ()
+    finding: str | None = None
+    high_mme: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> _TestIn:
+        if sum((bool(self.matches), self.finding is not None, self.high_mme)) != 1:
+            raise ValueError("a flag test is exactly one of: matches, finding, high_mme")
+        return self
+
+    def to_test(self) -> Test:
+        if self.matches:
+            return Facts(self.matches)
+        return Finding(self.finding) if self.finding is not None else HighMme()
+
+
+class _FlagIn(Cited):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str
+    basis: str
+    note: str | None = None
+    all_of: tuple[_TestIn, ...] = ()
+    any_of: tuple[_TestIn, ...] = ()
+    none_of: tuple[_TestIn, ...] = ()
+
+
+class _FlagFile(Frozen):
+    kb_version: str
+    flags: tuple[_FlagIn, ...] = Field(min_length=1)
+
+
+def load_flags(path: Path | None = None) -> tuple[Flag, ...]:
+    """The population flags, as cited data (``knowledge/data/population_flags.yaml``)."""
+    path = path or data_dir() / "population_flags.yaml"
+    data = validate(_FlagFile, read_yaml(path), path.name)
+    return tuple(
+        Flag(
+            f.id,
+            f.label,
+            f.basis,
+            f.sources,
+            all_of=tuple(t.to_test() for t in f.all_of),
+            any_of=tuple(t.to_test() for t in f.any_of),
+            none_of=tuple(t.to_test() for t in f.none_of),
+        )
+        for f in data.flags
+    )
+
+
+FLAGS: tuple[Flag, ...] = load_flags()
 
 FLAG_IDS: tuple[str, ...] = tuple(f.id for f in FLAGS)
 
