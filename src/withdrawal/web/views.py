@@ -315,25 +315,33 @@ def cows_form(patient_id: int, request: Request, session: SessionDep, kb: KbDep)
                                               "bands": band_json(scale)}, user=user)
 
 
-@router.post("/app/patients/{patient_id}/cows", response_class=HTMLResponse)
-async def cows_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
-    user = require_clinician(request, session)
+async def _save_scale(request: Request, session: Session, kb: KnowledgeBase, user: User, patient_id: int,
+                      scale_id: str, extra: dict[str, Any]) -> tuple[Patient, Response | None]:
+    """Record a submitted COWS or SOWS; on invalid items, the form again with the errors (422)."""
     form = dict(await request.form())
     auth.check_csrf(request, form.get("csrf"))
     patient = open_patient(session, user, patient_id, action="create", resource="assessment")
-    scale = kb.scales["cows"]
+    scale = kb.scales[scale_id]
     chosen, errors = parse_scale_form(form, scale)
     if errors:
         session.commit()
-        return render(request, "cows_form.html", {"patient": patient, "scale": scale, "chosen": chosen,
-                                                  "errors": errors, "bands": band_json(scale)},
-                      user=user, status=422)
+        return patient, render(request, f"{scale_id}_form.html", {"patient": patient, "scale": scale,
+                                                                 "chosen": chosen, "errors": errors, **extra},
+                               user=user, status=422)
     row = records.add_scale(session=session, patient=patient, user=user, kb=kb,
-                            body=schemas.ScaleAssessmentCreate(scale="cows", items=chosen))
+                            body=schemas.ScaleAssessmentCreate(scale=scale_id, items=chosen))
     audit.record(session, actor=user, action="create", resource="assessment", resource_id=row.id,
                  patient_id=patient.id)
     session.commit()
-    return redirect(f"/app/patients/{patient.id}?recorded=cows")
+    return patient, None
+
+
+@router.post("/app/patients/{patient_id}/cows", response_class=HTMLResponse)
+async def cows_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
+    user = require_clinician(request, session)
+    patient, failed = await _save_scale(request, session, kb, user, patient_id, "cows",
+                                        {"bands": band_json(kb.scales["cows"])})
+    return failed or redirect(f"/app/patients/{patient.id}?recorded=cows")
 
 
 @router.get("/app/patients/{patient_id}/sows", response_class=HTMLResponse)
@@ -348,20 +356,9 @@ def sows_form(patient_id: int, request: Request, session: SessionDep, kb: KbDep)
 @router.post("/app/patients/{patient_id}/sows", response_class=HTMLResponse)
 async def sows_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
     user = require_user(request, session)
-    form = dict(await request.form())
-    auth.check_csrf(request, form.get("csrf"))
-    patient = open_patient(session, user, patient_id, action="create", resource="assessment")
-    scale = kb.scales["sows"]
-    chosen, errors = parse_scale_form(form, scale)
-    if errors:
-        session.commit()
-        return render(request, "sows_form.html", {"patient": patient, "scale": scale, "chosen": chosen,
-                                                  "errors": errors}, user=user, status=422)
-    row = records.add_scale(session=session, patient=patient, user=user, kb=kb,
-                            body=schemas.ScaleAssessmentCreate(scale="sows", items=chosen))
-    audit.record(session, actor=user, action="create", resource="assessment", resource_id=row.id,
-                 patient_id=patient.id)
-    session.commit()
+    patient, failed = await _save_scale(request, session, kb, user, patient_id, "sows", {})
+    if failed:
+        return failed
     target = f"/app/patients/{patient.id}" if user.role != "clinician" else f"/app/patients/{patient.id}/course"
     return redirect(f"{target}?recorded=sows#chart")
 
