@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from withdrawal.errors import InputError
 from withdrawal.pk.closed_form import concentrations, tramadol_modes
@@ -31,6 +32,44 @@ class RegimenSummary:
     threshold_source: str
     course_hours: float
     assumptions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TypicalCurves:
+    """Typical-patient tramadol (base) and M1 concentrations on a regular time grid."""
+
+    times_h: NDArray[np.float64]
+    tramadol_ng_ml: NDArray[np.float64]
+    m1_ng_ml: NDArray[np.float64]
+    phenotype_used: Phenotype
+    assumptions: tuple[str, ...]
+
+
+def typical_curves(
+    *,
+    phenotype: str | None,
+    strong_cyp2d6_inhibitor: bool,
+    crcl_ml_min: float | None,
+    child_pugh: str | None,
+    age_years: int,
+    doses: list[tuple[float, float]],
+    course_hours: float,
+    step_h: float = STEP_H,
+) -> TypicalCurves:
+    """Concentrations for IR doses ``(time_h, dose_mg HCl)``; an unknown phenotype is simulated as normal."""
+    data = load_tramadol()
+    notes: list[str] = []
+    ph = check_phenotype(phenotype)
+    if ph is None:
+        ph = "normal"
+        notes.append("CYP2D6 phenotype unknown: simulated as normal metabolizer")
+    adj = adjust_for_patient(Patient(ph, strong_cyp2d6_inhibitor, crcl_ml_min, child_pugh, age_years), data)
+    notes += adj.assumptions
+    p = {k: np.array([v]) for k, v in tramadol_defaults().items()}
+    p["MCL"][:], p["MF"][:], p["MCLM"][:] = adj.cl_mult, adj.m1_formation_mult, adj.m1_clearance_mult
+    times = np.arange(0.0, course_hours + step_h / 2, step_h)
+    ct, cm = concentrations(tramadol_modes(p, "ir"), doses, times)
+    return TypicalCurves(times, ct[0], cm[0], adj.phenotype_used, tuple(notes))
 
 
 def summarise_regimen(
@@ -56,24 +95,22 @@ def summarise_regimen(
     for t, d in doses:
         if not (math.isfinite(t) and t >= 0 and math.isfinite(d) and 0 <= d <= 1000):
             raise InputError("doses", "each dose needs time_h >= 0 and 0-1000 mg", value=(t, d))
-    notes: list[str] = []
-    ph = check_phenotype(phenotype)
-    if ph is None:
-        ph = "normal"
-        notes.append("CYP2D6 phenotype unknown: simulated as normal metabolizer")
-    adj = adjust_for_patient(
-        Patient(ph, strong_cyp2d6_inhibitor, crcl_ml_min, child_pugh, age_years), data)
-    notes += adj.assumptions
+    curves = typical_curves(
+        phenotype=phenotype,
+        strong_cyp2d6_inhibitor=strong_cyp2d6_inhibitor,
+        crcl_ml_min=crcl_ml_min,
+        child_pugh=child_pugh,
+        age_years=age_years,
+        doses=doses,
+        course_hours=course_hours,
+    )
+    notes = list(curves.assumptions)
     thr_q = data.m1_threshold
     thr = thr_q.value if m1_threshold_ng_ml is None else float(m1_threshold_ng_ml)
     if not (thr > 0 and math.isfinite(thr)):
         raise InputError("m1_threshold_ng_ml", "must be > 0", value=m1_threshold_ng_ml)
     source = ",".join(thr_q.sources) if m1_threshold_ng_ml is None else "user"
-    p = {k: np.array([v]) for k, v in tramadol_defaults().items()}
-    p["MCL"][:], p["MF"][:], p["MCLM"][:] = adj.cl_mult, adj.m1_formation_mult, adj.m1_clearance_mult
-    times = np.arange(0.0, course_hours + STEP_H / 2, STEP_H)
-    ct, cm = concentrations(tramadol_modes(p, "ir"), doses, times)
-    m1 = cm[0]
+    times, ct, m1 = curves.times_h, curves.tramadol_ng_ml, curves.m1_ng_ml
     above = m1 >= thr
     onset = float(times[int(np.argmax(above))]) if above.any() else None
     notes += [
@@ -85,9 +122,9 @@ def summarise_regimen(
     return RegimenSummary(
         onset_h=onset,
         coverage_fraction=float(above.mean()),
-        peak_tramadol_ng_ml=float(ct[0].max()),
+        peak_tramadol_ng_ml=float(ct.max()),
         peak_m1_ng_ml=float(m1.max()),
-        phenotype_used=adj.phenotype_used,
+        phenotype_used=curves.phenotype_used,
         threshold_ng_ml=thr,
         threshold_source=source,
         course_hours=float(course_hours),

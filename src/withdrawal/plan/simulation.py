@@ -29,22 +29,29 @@ def remaining_course_h(patient: Patient, kb: KnowledgeBase) -> float:
     return max(total - since, 24.0)
 
 
+def patient_pk_inputs(patient: Patient, kb: KnowledgeBase, phenotype: str | None = None) -> dict[str, Any]:
+    """The patient's covariates for the PK model; ``phenotype`` overrides the recorded one."""
+    # NOTE: how long a stopped inhibitor still acts is not in the sources: active ones only.
+    inhibitors = kb.drug_class_members.get(STRONG_INHIBITOR_CLASS, frozenset())
+    data = patient.data
+    return {
+        "phenotype": phenotype or data.cyp2d6_phenotype,
+        "strong_cyp2d6_inhibitor": bool(patient.active_drugs & inhibitors),
+        "crcl_ml_min": data.creatinine_clearance_ml_min,
+        "child_pugh": data.child_pugh,
+        "age_years": data.age_years,
+    }
+
+
 def simulate_for_plan(patient: Patient, plan: Plan, kb: KnowledgeBase) -> dict[str, Any] | None:
     """Simulated M1 onset and coverage of the plan's tramadol taper, or None without one."""
     if not plan.tramadol_regimen:
         return None
     from withdrawal.pk.course import summarise_regimen  # NumPy cost only when simulating
 
-    inhibitors = kb.drug_class_members.get(STRONG_INHIBITOR_CLASS, frozenset())
-    active = patient.active_drugs  # NOTE: how long a stopped inhibitor still acts is not in the sources
     course_h = remaining_course_h(patient, kb)
-    data = patient.data
     s = summarise_regimen(
-        phenotype=data.cyp2d6_phenotype,
-        strong_cyp2d6_inhibitor=bool(active & inhibitors),
-        crcl_ml_min=data.creatinine_clearance_ml_min,
-        child_pugh=data.child_pugh,
-        age_years=data.age_years,
+        **patient_pk_inputs(patient, kb),
         doses=doses_timeline(plan.tramadol_regimen),
         course_hours=course_h,
     )
