@@ -177,3 +177,10 @@ def test_rxcui_codes_are_unique(kb: KnowledgeBase) -> None:
     codes = [d.rxcui for d in kb.vocabulary.drugs if d.rxcui]
     assert len(codes) == len(set(codes))
     assert kb.drug_rxcui["10689"] == "tramadol"
+
+
+def test_a_base_dose_limit_with_an_interval_is_required(tmp_path: Path) -> None:
+    d = _copy_kb(tmp_path)
+    _edit(d / "tramadol.yaml", lambda y: y["dose_limits"][0].pop("interval_h"))
+    with pytest.raises(KnowledgeBaseError, match="interval_h"):
+        load_kb(d)

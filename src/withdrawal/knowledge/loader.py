@@ -91,9 +91,6 @@ class KnowledgeBase:
                 return t
         raise KeyError(treatment_id)
 
-    def cite(self, ids: Iterable[str]) -> list[Source]:
-        return [self.sources[i] for i in ids]
-
 
 def _cited_entries(kb_parts: Iterable[tuple[str, Iterable[object]]]) -> list[tuple[str, Cited]]:
     out: list[tuple[str, Cited]] = []
@@ -170,6 +167,8 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
                 raise KnowledgeBaseError(f"vocabulary.yaml: drug {d.id} has unknown class {c!r}")
     for r in rules.rules:
         _check_matches(r.when, f"tramadol.yaml: rule {r.id}", drugs, classes, conditions)
+    if not any(not lim.when and lim.interval_h for lim in rules.dose_limits):
+        raise KnowledgeBaseError("tramadol.yaml: no unconditional dose limit with an interval_h")
     for lim in rules.dose_limits:
         _check_matches(lim.when, f"tramadol.yaml: dose limit {lim.id}", drugs, classes, conditions)
     for ia in rules.interactions:

@@ -94,7 +94,7 @@ def dose_limit(patient: Patient, kb: KnowledgeBase) -> DoseLimitResult:
     facts = Facts(patient, kb, None)
     applicable: list[DoseLimit] = [lim for lim in kb.tramadol.dose_limits if not lim.when or fires(lim.when, facts)]
     lowest = min(applicable, key=lambda lim: lim.max_daily_mg)
-    interval = max(lim.interval_h or 0 for lim in applicable) or 6
+    interval = max(lim.interval_h for lim in applicable if lim.interval_h is not None)
     return DoseLimitResult(
         max_daily_mg=lowest.max_daily_mg,
         interval_h=interval,
