@@ -26,7 +26,7 @@ def remaining_course_h(patient: Patient, kb: KnowledgeBase) -> float:
     assert timeline is not None and timeline.duration_days is not None
     total = timeline.duration_days.high * 24
     since = opioid.hours_since_last_use if opioid and opioid.hours_since_last_use else 0.0
-    return max(total - since, 24.0)
+    return max(total - since, 24.0)  # NOTE: at least a day is simulated (display choice, not a clinical fact)
 
 
 def patient_pk_inputs(patient: Patient, kb: KnowledgeBase, phenotype: str | None = None) -> dict[str, Any]:
