@@ -5,8 +5,10 @@ JWK Set it generates), warms up, then alternates rounds of ``GET /health`` (triv
 and ``POST /cds-services/withdrawal-order-sign`` (a valid JWT with a fresh ``jti`` per
 request, a draft tramadol order, a realistic prefetch: patient, conditions, active and
 stopped medications, an allergy, eGFR) with a fixed request count and concurrency
-(threads, one keep-alive httpx client each). Prints req/s, p50 and p99 for both, and
-the ratio order-sign / trivial; the summary is the median over the rounds.
+(threads, one keep-alive httpx client each). Prints req/s, p50 and p99 for both, the
+server process's CPU time per request (from ``/proc``: shows which side of the loopback
+was the bottleneck) and the ratio order-sign / trivial; the summary is the median over
+the rounds.
 
 JWTs and request bodies are made before a round starts, so the client's signing is not
 measured; every order-sign request is for a different patient (id and age).
@@ -238,6 +240,15 @@ def run_load(url: str, send: Request, n: int, concurrency: int) -> tuple[float, 
     return n / elapsed, latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
@@ -288,20 +299,33 @@ def main() -> None:
             run_load(server.url, sign_with(server.tokens(args.warmup), 0), args.warmup, args.concurrency)
 
             print(f"{args.requests} requests per endpoint per round, concurrency {args.concurrency}, loopback")
-            print(_line("round", ["trivial req/s", "p50 ms", "p99 ms", "sign req/s", "p50 ms", "p99 ms", "ratio"]))
+            print(
+                _line(
+                    "round",
+                    ["trivial req/s", "p50 ms", "p99 ms", "cpu ms/req", "sign req/s", "p50 ms", "p99 ms", "cpu ms/req"]
+                    + ["ratio"],
+                )
+            )
             rows: list[list[float]] = []
+            pid = server.proc.pid
             for rnd in range(args.rounds):
                 sign = sign_with(server.tokens(args.requests), (rnd + 1) * args.requests)
+                c0 = cpu_seconds(pid)
                 t_rps, t_lat = run_load(server.url, trivial, args.requests, args.concurrency)
+                c1 = cpu_seconds(pid)
                 s_rps, s_lat = run_load(server.url, sign, args.requests, args.concurrency)
-                row = [t_rps, _pct(t_lat, 0.5), _pct(t_lat, 0.99), s_rps, _pct(s_lat, 0.5), _pct(s_lat, 0.99)]
+                c2 = cpu_seconds(pid)
+                t_cpu, s_cpu = 1000 * (c1 - c0) / args.requests, 1000 * (c2 - c1) / args.requests
+                row = [t_rps, _pct(t_lat, 0.5), _pct(t_lat, 0.99), t_cpu]
+                row += [s_rps, _pct(s_lat, 0.5), _pct(s_lat, 0.99), s_cpu]
                 rows.append([*row, s_rps / t_rps])
                 print(_line(str(rnd + 1), rows[-1]))
-            med = [statistics.median(r[i] for r in rows) for i in range(7)]
+            med = [statistics.median(r[i] for r in rows) for i in range(9)]
             print(_line("median", med))
             print(
-                f"trivial /health: {med[0]:.0f} req/s, p50 {med[1]:.1f} ms, p99 {med[2]:.1f} ms | "
-                f"order-sign: {med[3]:.0f} req/s, p50 {med[4]:.1f} ms, p99 {med[5]:.1f} ms | ratio {med[6]:.2f} "
+                f"trivial /health: {med[0]:.0f} req/s, p50 {med[1]:.1f} ms, p99 {med[2]:.1f} ms, "
+                f"server CPU {med[3]:.2f} ms/req | order-sign: {med[4]:.0f} req/s, p50 {med[5]:.1f} ms, "
+                f"p99 {med[6]:.1f} ms, server CPU {med[7]:.2f} ms/req | ratio {med[8]:.2f} "
                 f"(target >= 0.70, p99 < 25 ms)"
             )
         finally:

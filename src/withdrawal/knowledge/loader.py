@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.base import (
@@ -28,6 +29,7 @@ from withdrawal.knowledge.models import (
     Condition,
     Drug,
     DrugClass,
+    Interaction,
     Match,
     Scale,
     Timeline,
@@ -35,6 +37,9 @@ from withdrawal.knowledge.models import (
     Treatment,
     Vocabulary,
 )
+
+ICD10_MAX_LEN = 7
+MEMO_MAX = 4096
 
 
 def _norm(text: str) -> str:
@@ -58,6 +63,22 @@ class KnowledgeBase:
     drug_rxcui: Mapping[str, str] = field(repr=False)
     condition_codes: Mapping[str, str] = field(repr=False)
     drug_class_members: Mapping[str, frozenset[str]] = field(repr=False)
+    tramadol_interactions_of: Mapping[str, tuple[Interaction, ...]] = field(repr=False)
+    """Drug id -> the interactions with tramadol naming it or one of its classes; built at load
+    from ``tramadol.interactions`` (rebuild it if those change)."""
+    _memo: dict[str, dict[str, Any]] = field(init=False, default_factory=dict, repr=False, compare=False)
+
+    def memo(self, name: str) -> dict[str, Any]:
+        """A cache for a pure lookup on this knowledge base, keyed by the text looked up.
+
+        The same medication and condition texts recur from patient to patient, and a
+        loaded knowledge base never changes; ``dataclasses.replace`` gives a copy an
+        empty cache. Bounded: emptied when it reaches ``MEMO_MAX`` entries.
+        """
+        table = self._memo.get(name)
+        if table is None or len(table) >= MEMO_MAX:
+            table = self._memo[name] = {}
+        return table
 
     def lookup_drug(self, text: str) -> tuple[str, ...]:
         """Ingredient ids for a generic, synonym or brand name (any case); () if unknown."""
@@ -65,6 +86,13 @@ class KnowledgeBase:
 
     def lookup_condition(self, text: str) -> str | None:
         """Condition key for a key, an ICD-10-CM code (child codes too) or a SNOMED CT id."""
+        memo = self.memo("condition")
+        if text in memo:
+            return memo[text]  # type: ignore[no-any-return]
+        key = memo[text] = self._lookup_condition(text)
+        return key
+
+    def _lookup_condition(self, text: str) -> str | None:
         raw = text.strip()
         if raw.lower() in self.conditions:
             return raw.lower()
@@ -73,7 +101,9 @@ class KnowledgeBase:
             return self.condition_codes[code]
         compact = code.replace(".", "")
         # ICD-10-CM is hierarchical: G40.909 belongs to G40; try ever shorter prefixes.
-        for cut in range(len(compact) - 1, 2, -1):
+        # An ICD-10-CM code has at most 7 characters without the dot, so longer prefixes
+        # (of a display text, say) cannot match and are not tried.
+        for cut in range(min(len(compact) - 1, ICD10_MAX_LEN), 2, -1):
             key = self.condition_codes.get("ICD:" + compact[:cut])
             if key:
                 return key
@@ -223,6 +253,14 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
     for d in vocab.drugs:
         for c in d.classes:
             members[c].add(d.id)
+    interactions_of = {
+        d.id: tuple(
+            ia
+            for ia in rules.interactions
+            if d.id in ia.drugs_any or any(c in ia.drug_classes_any for c in d.classes)
+        )
+        for d in vocab.drugs
+    }
     return KnowledgeBase(
         version=vocab.kb_version,
         sources=sources,
@@ -237,6 +275,7 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         drug_rxcui={d.rxcui: d.id for d in vocab.drugs if d.rxcui},
         condition_codes=_index_conditions(vocab.conditions),
         drug_class_members={k: frozenset(v) for k, v in members.items()},
+        tramadol_interactions_of=interactions_of,
     )
 
 

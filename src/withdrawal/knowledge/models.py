@@ -7,7 +7,7 @@ Units live in field names (``_h``, ``_days``, ``_mg``, ``_ml_min``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -59,7 +59,8 @@ class Condition(Cited):
 
     key: str = Field(pattern=r"^[a-z0-9_]+$")
     label: str
-    icd10cm: tuple[str, ...] = ()
+    icd10cm: tuple[Annotated[str, Field(pattern=r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")], ...] = ()
+    """ICD-10-CM codes as written (dot after the category), at most 7 characters without the dot."""
     snomed: tuple[str, ...] = ()
 
 

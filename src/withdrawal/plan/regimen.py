@@ -9,6 +9,7 @@ immediate-release doses of whole steps, never above the patient's daily maximum.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from withdrawal.knowledge.models import TaperDesign
 from withdrawal.safety.screen import DoseLimitResult
@@ -38,20 +39,36 @@ def _split(total: int, slots: int, step: int) -> tuple[int, ...]:
 
 def tramadol_taper(limit: DoseLimitResult, design: TaperDesign) -> tuple[TaperDay, ...]:
     """Day-by-day immediate-release taper within ``limit``."""
-    step = design.step_mg
-    slots = max(1, 24 // limit.interval_h)
-    ceiling = min(design.start_mg_per_day, limit.max_daily_mg, slots * design.max_single_dose_mg)
+    return _taper(
+        limit.max_daily_mg,
+        limit.interval_h,
+        design.start_mg_per_day,
+        design.step_mg,
+        design.max_single_dose_mg,
+        design.days,
+        design.hold_days,
+    )
+
+
+@lru_cache(maxsize=512)
+def _taper(
+    max_daily_mg: int, interval_h: int, start_mg: int, step: int, max_single_mg: int, n_days: int, hold_days: int
+) -> tuple[TaperDay, ...]:
+    # NOTE: a pure function of a few numbers (the result is immutable), so it is cached:
+    # every assessment lays out a taper and only a handful of limits exist.
+    slots = max(1, 24 // interval_h)
+    ceiling = min(start_mg, max_daily_mg, slots * max_single_mg)
     start = ceiling - ceiling % step
-    steps_down = design.days - design.hold_days + 1
+    steps_down = n_days - hold_days + 1
     days = []
-    for day in range(1, design.days + 1):
-        if day <= design.hold_days:
+    for day in range(1, n_days + 1):
+        if day <= hold_days:
             total = start
         else:
-            fraction = (design.days - day + 1) / steps_down
+            fraction = (n_days - day + 1) / steps_down
             total = max(step, int(round(start * fraction / step)) * step)
         doses = _split(total, slots, step)
-        days.append(TaperDay(day, sum(doses), doses, limit.interval_h))
+        days.append(TaperDay(day, sum(doses), doses, interval_h))
     return tuple(days)
 
 

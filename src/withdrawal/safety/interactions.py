@@ -37,9 +37,8 @@ def _refs(drug_id: str, kb: KnowledgeBase) -> set[str]:
 
 
 def tramadol_interactions(drug_id: str, kb: KnowledgeBase) -> list[Interaction]:
-    """Knowledge-base interactions of one drug with tramadol."""
-    refs = _refs(drug_id, kb)
-    return [ia for ia in kb.tramadol.interactions if refs & set(ia.drugs_any) or refs & set(ia.drug_classes_any)]
+    """Knowledge-base interactions of one drug with tramadol (indexed at load: this runs per adjunct and drug)."""
+    return list(kb.tramadol_interactions_of[drug_id])
 
 
 def _pair_hits(a: str, b: str, kb: KnowledgeBase) -> Iterable[PairHit]:

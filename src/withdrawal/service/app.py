@@ -112,6 +112,7 @@ def create_app(
     fhir_transport: httpx.BaseTransport | None = None,
 ) -> FastAPI:
     """Build the app; the database is created and migrated to the latest schema first."""
+    from withdrawal.service.audit import AuditWriter
     from withdrawal.service.cds.jwt_auth import KeyRing, ReplayGuard
     from withdrawal.service.cds.routes import router as cds_router
     from withdrawal.service.routes import api_router
@@ -141,7 +142,8 @@ def create_app(
     app.state.fhir_transport = fhir_transport
     app.state.write_lock = write_lock(engine)
     app.state.cds_keys = KeyRing.from_settings(settings)  # parsed once; a changed JWKS file is reloaded
-    app.state.cds_replay = ReplayGuard()
+    app.state.cds_replay = ReplayGuard(engine)
+    app.state.audit_writer = AuditWriter(engine)
     errors.install(app)
     app.include_router(api_router)
     app.include_router(cds_router)

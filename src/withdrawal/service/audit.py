@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.orm import Session
 
 from withdrawal.service.models import AuditEntry, User, utcnow
-
-_INSERT = insert(AuditEntry)
+from withdrawal.service.prepared import prepared_insert
 
 
 def _row(
@@ -50,15 +50,25 @@ def record(
     session.add(AuditEntry(**_row(actor, action, resource, resource_id, patient_id, outcome)))
 
 
-def write(
-    conn: Connection | Session,
-    *,
-    actor: User | str,
-    action: str,
-    resource: str,
-    resource_id: object = None,
-    patient_id: int | None = None,
-    outcome: str = "ok",
-) -> None:
-    """Insert an audit row now, in the transaction ``conn`` is in (one prepared INSERT, no ORM unit of work)."""
-    conn.execute(_INSERT, _row(actor, action, resource, resource_id, patient_id, outcome))
+COLUMNS = ("at", "user_id", "actor", "action", "resource", "resource_id", "patient_id", "outcome")
+
+
+class AuditWriter:
+    """The audit INSERT compiled once for an engine, for the CDS calls' driver transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._insert = prepared_insert(AuditEntry, engine.dialect, COLUMNS)
+
+    def write(
+        self,
+        cursor: DBAPICursor | Connection,
+        *,
+        actor: User | str,
+        action: str,
+        resource: str,
+        resource_id: object = None,
+        patient_id: int | None = None,
+        outcome: str = "ok",
+    ) -> None:
+        """Insert an audit row now, in the transaction ``cursor`` is in."""
+        self._insert.run(cursor, _row(actor, action, resource, resource_id, patient_id, outcome))

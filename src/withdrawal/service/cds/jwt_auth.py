@@ -9,7 +9,11 @@ an allowed issuer, ``aud`` the service URL (or a configured audience), ``exp``,
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,12 +23,12 @@ from typing import Any
 
 import jwt
 from jwt import PyJWK, PyJWKSet
-from sqlalchemy import Connection, delete, insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, bindparam, delete
+from sqlalchemy.engine.interfaces import DBAPICursor
 
 from withdrawal.service.errors import CdsAuthError
 from withdrawal.service.models import CdsJti
+from withdrawal.service.prepared import Prepared, integrity_errors, prepared_insert
 
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 REQUIRED_CLAIMS = {"require": ["iss", "aud", "exp", "iat", "jti"]}
@@ -96,6 +100,25 @@ def _key_for(keyset: Sequence[PyJWK], kid: str | None, alg: str) -> PyJWK:
     return key
 
 
+_B64URL = re.compile(rb"[A-Za-z0-9_-]+")
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, read only to pick the key and algorithm; ``jwt.decode`` then parses
+    and checks the whole token itself (``get_unverified_header`` would parse it all twice)."""
+    raw = token.encode("ascii", "replace")
+    segment = raw.split(b".", 1)[0]
+    if raw.count(b".") != 2 or not _B64URL.fullmatch(segment):
+        raise CdsAuthError("malformed JWT")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise CdsAuthError("malformed JWT") from exc
+    if not isinstance(header, dict):
+        raise CdsAuthError("malformed JWT")
+    return header
+
+
 def verify(
     token: str,
     *,
@@ -115,10 +138,7 @@ def verify(
     keyset = keys.keys() if keys is not None else None
     if keyset is None:
         raise CdsAuthError("no trusted keys configured for CDS Hooks")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise CdsAuthError("malformed JWT") from exc
+    header = _unverified_header(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ASYMMETRIC:
         raise CdsAuthError(f"JWT algorithm {str(alg)[:20]!r} not accepted (asymmetric only)")
@@ -149,7 +169,6 @@ def verify(
     return claims
 
 
-_INSERT_JTI = insert(CdsJti)
 PRUNE_EVERY_S = 60.0
 
 
@@ -158,23 +177,27 @@ class ReplayGuard:
 
     The seen ids are rows of ``cds_jti`` (primary key ``iss|jti``), inserted in the
     caller's transaction: a replay fails on the primary key, so two concurrent
-    requests with one ``jti`` cannot both succeed. Expired rows are pruned at most
-    once a minute, not on every request.
+    requests with one ``jti`` cannot both succeed, in one process or several. Expired
+    rows are pruned at most once a minute, not on every request.
     """
 
-    def __init__(self, prune_every_s: float = PRUNE_EVERY_S) -> None:
+    def __init__(self, engine: Engine, prune_every_s: float = PRUNE_EVERY_S) -> None:
         self.prune_every_s = prune_every_s
         self._next_prune = 0.0
+        self._insert = prepared_insert(CdsJti, engine.dialect, ("jti", "expires_at"))
+        cutoff = bindparam("cutoff", type_=CdsJti.expires_at.type)
+        self._prune = Prepared(delete(CdsJti).where(CdsJti.expires_at < cutoff), engine.dialect)
+        self._duplicate = integrity_errors(engine)
 
-    def remember(self, conn: Connection | Session, claims: dict[str, Any], now: datetime) -> None:
+    def remember(self, cursor: DBAPICursor | Connection, claims: dict[str, Any], now: datetime) -> None:
         """Insert the claim's jti; :class:`CdsAuthError` when it was seen (the caller rolls back)."""
         mono = time.monotonic()
         if mono >= self._next_prune:
             self._next_prune = mono + self.prune_every_s
-            conn.execute(delete(CdsJti).where(CdsJti.expires_at < now - timedelta(minutes=10)))
+            self._prune.run(cursor, {"cutoff": now - timedelta(minutes=10)})
         key = f"{claims['iss']}|{claims['jti']}"[:300]
         expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
         try:
-            conn.execute(_INSERT_JTI, {"jti": key, "expires_at": expires})
-        except IntegrityError as exc:
+            self._insert.run(cursor, {"jti": key, "expires_at": expires})
+        except self._duplicate as exc:
             raise CdsAuthError("JWT 'jti' already used") from exc

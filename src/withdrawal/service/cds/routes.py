@@ -16,13 +16,14 @@ from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import read_medication, resources_of, to_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import resolve, resolve_drug_name
-from withdrawal.service import audit
 from withdrawal.service.cds import cards as cardlib
 from withdrawal.service.cds.jwt_auth import verify
 from withdrawal.service.cds.prefetch import PREFETCH, gather, needs_fetch
 from withdrawal.service.config import Settings
 from withdrawal.service.errors import CdsAuthError, MissingData
 from withdrawal.service.models import CdsFeedback, utcnow
+from withdrawal.service.prepared import driver_transaction
+from withdrawal.service.responses import FastJSONResponse
 from withdrawal.service.schemas import errors
 
 router = APIRouter(prefix="/cds-services", tags=["cds-hooks"], responses=errors(400, 401, 422))
@@ -180,18 +181,26 @@ def _record(
 
     Done after the answer is computed, so the SQLite write lock is held for two or
     three INSERTs and the commit only; the answer is sent only if this commits, so a
-    replayed ``jti`` still gets no answer.
+    replayed ``jti`` still gets no answer. The ``jti`` and audit INSERTs are prepared
+    statements run on the driver connection (see ``service/prepared.py``); feedback
+    rows (JSON columns, rare) go through SQLAlchemy in the same transaction.
     """
     if claims is None and not audit_kw and not rows:
         return
     state = request.app.state
-    with state.write_lock, state.engine.begin() as conn:
-        if claims is not None:
-            state.cds_replay.remember(conn, claims, utcnow())
-        if audit_kw:
-            audit.write(conn, **audit_kw)
-        if rows:
+    if rows:
+        with state.write_lock, state.engine.begin() as conn:
+            if claims is not None:
+                state.cds_replay.remember(conn, claims, utcnow())
+            if audit_kw:
+                state.audit_writer.write(conn, **audit_kw)
             conn.execute(insert(CdsFeedback), rows)
+        return
+    with state.write_lock, driver_transaction(state.engine) as cursor:
+        if claims is not None:
+            state.cds_replay.remember(cursor, claims, utcnow())
+        if audit_kw:
+            state.audit_writer.write(cursor, **audit_kw)
 
 
 @router.get("", summary="CDS Hooks discovery", response_model=Discovery)
@@ -305,7 +314,7 @@ def _call_service(service_id: str, body: CdsRequest, request: Request) -> JSONRe
         resource=service_id,
         resource_id=body.hookInstance[:60],
     )
-    return JSONResponse({"cards": result})
+    return FastJSONResponse({"cards": result})
 
 
 @router.post(
