@@ -7,13 +7,14 @@ so that every interface gives the same answer for the same patient.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from withdrawal import __version__
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.patient import Patient, PatientIn, parse_patient, resolve
 from withdrawal.plan import Plan, build_plan
+from withdrawal.plan.plan import Excluded, exclusions
 from withdrawal.safety import ScreenResult, screen_tramadol
 from withdrawal.scales import ScaleScore, score
 
@@ -26,9 +27,24 @@ class Assessment:
     cows: ScaleScore | None
     sows: ScaleScore | None
     screen: ScreenResult
-    plan: Plan
     simulation: dict[str, Any] | None
     kb: KnowledgeBase
+    _plan: Plan | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def plan(self) -> Plan:
+        """The management plan, built on first use (a CDS order check needs the screen only)."""
+        if self._plan is None:
+            object.__setattr__(self, "_plan", build_plan(self.patient, self.screen, self.cows, self.kb))
+        assert self._plan is not None
+        return self._plan
+
+    @property
+    def excluded(self) -> tuple[Excluded, ...]:
+        """The plan's excluded options, without building the whole plan."""
+        if self._plan is not None:
+            return self._plan.excluded
+        return exclusions(self.patient, self.screen, self.kb)
 
     def cited_ids(self) -> list[str]:
         ids: list[str] = []
@@ -131,9 +147,11 @@ def assess_patient(
     cows = score(data.cows, kb.scales["cows"]) if data.cows is not None else None
     sows = score(data.sows, kb.scales["sows"]) if data.sows is not None else None
     screen = screen_tramadol(patient, kb)
+    if simulate is None:
+        return Assessment(patient, cows, sows, screen, None, kb)
     plan = build_plan(patient, screen, cows, kb)
-    simulation = simulate(patient, plan, kb) if simulate and plan.tramadol_regimen else None
-    return Assessment(patient, cows, sows, screen, plan, simulation, kb)
+    simulation = simulate(patient, plan, kb) if plan.tramadol_regimen else None
+    return Assessment(patient, cows, sows, screen, simulation, kb, plan)
 
 
 def assess(raw: Any, kb: KnowledgeBase | None = None, **kwargs: Any) -> Assessment:

@@ -116,15 +116,31 @@ def _notes(t: Treatment, facts: Facts, kb: KnowledgeBase) -> tuple[list[OptionNo
     return hits, any(n.first for n in hits)
 
 
+def exclusions(patient: Patient, screen: ScreenResult, kb: KnowledgeBase) -> tuple[Excluded, ...]:
+    """The options this patient cannot have: an allergy to the drug, or tramadol contraindicated.
+
+    Its own function because a CDS order check needs it (may it propose
+    buprenorphine instead?) without the rest of the plan.
+    """
+    out: list[Excluded] = []
+    for t in sorted(kb.care.treatments, key=lambda t: t.base_rank):
+        if t.drug and t.drug in patient.allergy_drugs:
+            out.append(Excluded(t.id, t.name, ("Allergy recorded.",), t.sources))
+        elif t.id == "tramadol" and screen.verdict == "contraindicated":
+            blocking = [f.message for f in screen.findings if f.level == "contraindicated"]
+            out.append(Excluded(t.id, t.name, tuple(blocking), t.sources))
+    return tuple(out)
+
+
 def build_plan(patient: Patient, screen: ScreenResult, cows: ScaleScore | None, kb: KnowledgeBase) -> Plan:
     """Rank every option for this patient and gather what goes with them."""
     facts = facts_for(patient, kb)
     ranked: list[tuple[int, int, Option]] = []
-    excluded: list[Excluded] = []
+    excluded = exclusions(patient, screen, kb)
+    gone = {e.treatment for e in excluded}
     regimen: tuple[TaperDay, ...] | None = None
     for t in sorted(kb.care.treatments, key=lambda t: t.base_rank):
-        if t.drug and t.drug in patient.allergy_drugs:
-            excluded.append(Excluded(t.id, t.name, ("Allergy recorded.",), t.sources))
+        if t.id in gone:
             continue
         notes, first = _notes(t, facts, kb)
         reasons = [t.summary, *(n.text for n in notes)]
@@ -133,10 +149,6 @@ def build_plan(patient: Patient, screen: ScreenResult, cows: ScaleScore | None, 
         timing = _buprenorphine_timing(patient, cows, kb) if t.id == "buprenorphine" else None
         dosing = t.dosing
         if t.id == "tramadol":
-            if screen.verdict == "contraindicated":
-                blocking = [f.message for f in screen.findings if f.level == "contraindicated"]
-                excluded.append(Excluded(t.id, t.name, tuple(blocking), t.sources))
-                continue
             regimen = tramadol_taper(screen.dose_limit, kb.care.tramadol_taper)
             dosing = (
                 f"{t.dosing} For this patient: at most {screen.max_daily_dose_mg} mg a day, "
@@ -169,7 +181,7 @@ def build_plan(patient: Patient, screen: ScreenResult, cows: ScaleScore | None, 
     return Plan(
         course=course_status(patient, kb),
         options=options,
-        excluded=tuple(excluded),
+        excluded=excluded,
         tramadol_regimen=regimen,
         adjuncts=_adjuncts(patient, kb),
         monitoring=kb.care.monitoring,

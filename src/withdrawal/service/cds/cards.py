@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from withdrawal.assess import Assessment
@@ -50,15 +51,21 @@ class _Cited:
 
     The cards need a few titles and links, not the whole JSON answer, so the
     assessment is not serialised (``Assessment.to_dict`` costs more than the screen).
+    A card cites the sources of its finding, dose limit or option, which the
+    assessment cites too, and every cited id is a registered source (checked at
+    load); so ``has`` asks the registry, and the full list (which needs the whole
+    plan) is built only when a card has no source of its own.
     """
 
     def __init__(self, a: Assessment) -> None:
         self.a = a
-        self.ids = a.cited_ids()
-        self._set = frozenset(self.ids)
+
+    @cached_property
+    def ids(self) -> list[str]:
+        return self.a.cited_ids()
 
     def has(self, sid: str) -> bool:
-        return sid in self._set
+        return sid in self.a.kb.sources
 
     def title(self, sid: str) -> str:
         return self.a.kb.sources[sid].title
@@ -112,7 +119,7 @@ def _bup_nx(patient_ref: str | None) -> dict[str, Any]:
 def _suggestions(a: Assessment, orders: Sequence[DraftOrder], patient_ref: str | None, replace: bool) -> list[Any]:
     deletes = [_delete(o) for o in orders]
     out: list[dict[str, Any]] = []
-    bup_excluded = any(e.treatment == "buprenorphine" for e in a.plan.excluded)
+    bup_excluded = any(e.treatment == "buprenorphine" for e in a.excluded)
     if replace and not bup_excluded:
         out.append(
             {
