@@ -515,16 +515,13 @@ def to_patient(
         fields["creatinine_clearance_ml_min"] = min(max(float(renal[1]), 0.0), 300.0)
     fields["conditions"] = conditions
     fields["allergies"] = allergies
-    fields["medications"] = [_merge_input(m) for m in _dedupe(meds)]
+    # Validated MedicationIn instances: the patient model takes them as they are.
+    fields["medications"] = [m.to_input() for m in _dedupe(meds)]
     if extra:
         fields.update(extra)
     if "age_years" not in fields:
         raise InputError("Patient.birthDate", "needed to compute age_years; none usable in the data")
     return FhirPatient(patient=parse_patient(fields), skipped=tuple(skipped), medications=tuple(meds))
-
-
-def _merge_input(m: Medication) -> dict[str, Any]:
-    return m.to_input().model_dump(exclude_none=True)
 
 
 def _dedupe(meds: Sequence[Medication]) -> list[Medication]:
