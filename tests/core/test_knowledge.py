@@ -146,6 +146,44 @@ def test_condition_codes_resolve_with_child_codes(kb: KnowledgeBase) -> None:
     assert kb.lookup_condition("SEIZURE_DISORDER") == "seizure_disorder"
     assert kb.lookup_condition("Z99.99") is None
     assert kb.lookup_condition("123") is None
+    # a display text is not walked as a code, and gives the same answer every time (memo)
+    long_text = "Major depressive disorder, single episode, unspecified"
+    assert kb.lookup_condition(long_text) is None
+    assert kb.lookup_condition(long_text) is None
+    assert kb.lookup_condition("g40.909 (from the problem list)") == "seizure_disorder"  # code first, as before
+
+
+def test_lookup_memo_is_bounded_and_not_shared_by_copies(kb: KnowledgeBase) -> None:
+    import dataclasses
+
+    from withdrawal.knowledge.loader import MEMO_MAX
+
+    fresh = dataclasses.replace(kb)
+    assert fresh.memo("drug_name") is not kb.memo("drug_name")
+    table = fresh.memo("test")
+    table.update((str(i), i) for i in range(MEMO_MAX))
+    assert len(fresh.memo("test")) == 0  # emptied at the bound, not grown without limit
+
+
+def test_interaction_index_equals_a_scan_of_the_interactions(kb: KnowledgeBase) -> None:
+    from withdrawal.safety.interactions import tramadol_interactions
+
+    assert set(kb.tramadol_interactions_of) == set(kb.drugs)
+    for drug_id, drug in kb.drugs.items():
+        refs = {drug_id, *drug.classes}
+        scanned = [
+            ia for ia in kb.tramadol.interactions if refs & {*ia.drugs_any, *ia.drug_classes_any}
+        ]
+        assert tramadol_interactions(drug_id, kb) == scanned, drug_id
+    assert [ia.id for ia in tramadol_interactions("sertraline", kb)] == ["ssri_snri_tca"]
+
+
+@pytest.mark.parametrize("bad", ["G40.", "g40.9", "G4", "G40.90912", "40.9", "G40 .9"])
+def test_malformed_icd10cm_code_stops_the_load(tmp_path: Path, bad: str) -> None:
+    data = _copy_kb(tmp_path)
+    _edit(data / "vocabulary.yaml", lambda d: d["conditions"][0].__setitem__("icd10cm", [bad]))
+    with pytest.raises(KnowledgeBaseError):
+        load_kb(data)
 
 
 @pytest.mark.parametrize(

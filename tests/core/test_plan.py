@@ -180,3 +180,43 @@ def test_option_notes_follow_the_patient() -> None:
     assert any("QT" in r for r in by_id["lofexidine"].reasons)
     inpatient = {o.treatment: o for o in run(setting="inpatient").plan.options}
     assert not any("opioid treatment programme (OTP); refer" in r for r in inpatient["methadone"].reasons)
+
+
+def _vignette_patients() -> list[Any]:
+    import json
+
+    from tests_support import shared_path
+    from withdrawal.assess import assess_patient
+    from withdrawal.errors import InputError
+    from withdrawal.patient import parse_patient
+
+    out = []
+    for path in sorted((shared_path() / "vignettes").glob("*.json")):
+        try:
+            data = parse_patient(json.loads(path.read_text())["patient"])
+            assess_patient(data, default_kb())
+        except InputError:
+            continue  # the vignettes of bad input
+        out.append(data)
+    return out
+
+
+def test_plan_built_on_first_use_equals_the_eager_plan() -> None:
+    """The lazy plan and the exclusions a CDS card reads without it are the plan's own (all vignettes)."""
+    from withdrawal.assess import assess_patient
+    from withdrawal.patient import resolve
+    from withdrawal.plan import build_plan
+    from withdrawal.safety import screen_tramadol
+
+    kb = default_kb()
+    patients = _vignette_patients()
+    assert len(patients) >= 10
+    for data in patients:
+        a = assess_patient(data, kb)
+        assert a._plan is None  # nothing asked for it yet
+        excluded = a.excluded
+        patient = resolve(data, kb)
+        eager = build_plan(patient, screen_tramadol(patient, kb), a.cows, kb)
+        assert excluded == eager.excluded
+        assert a.plan == eager
+        assert a.plan is a.plan  # built once

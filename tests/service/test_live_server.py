@@ -104,11 +104,12 @@ def _main_flows(url: str, keys: Keys) -> None:
                 },
             },
         }
-        r = c.post(
-            "/cds-services/withdrawal-order-sign", json=body, headers={"Authorization": f"Bearer {keys.token(aud)}"}
-        )
+        token = keys.token(aud)
+        r = c.post("/cds-services/withdrawal-order-sign", json=body, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200, r.text
         assert any(card["indicator"] == "warning" for card in r.json()["cards"])
+        replay = c.post("/cds-services/withdrawal-order-sign", json=body, headers={"Authorization": f"Bearer {token}"})
+        assert replay.status_code == 401 and "already used" in replay.text
         r = c.post("/cds-services/withdrawal-order-sign", json=body)  # no JWT
         assert r.status_code == 401
         assert c.get("/cds-services").status_code == 401
