@@ -146,11 +146,7 @@ def _scan_names(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
 
 def resolve_drug_name(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
     """Ingredient ids for a medication name: exact name first, then names inside it."""
-    memo = kb.memo("drug_name")
-    ids: tuple[str, ...] | None = memo.get(text)
-    if ids is None:
-        ids = memo[text] = kb.lookup_drug(text) or _scan_names(text, kb)
-    return ids
+    return kb.memoized("drug_name", text, lambda t: kb.lookup_drug(t) or _scan_names(t, kb))
 
 
 def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:

@@ -163,6 +163,9 @@ def test_lookup_memo_is_bounded_and_not_shared_by_copies(kb: KnowledgeBase) -> N
     table = fresh.memo("test")
     table.update((str(i), i) for i in range(MEMO_MAX))
     assert len(fresh.memo("test")) == 0  # emptied at the bound, not grown without limit
+    long_name = "sertraline " + "x" * 300
+    assert fresh.memoized("drug_name", long_name, lambda t: ("computed",)) == ("computed",)
+    assert long_name not in fresh.memo("drug_name")  # long keys are computed, not kept
 
 
 def test_interaction_index_equals_a_scan_of_the_interactions(kb: KnowledgeBase) -> None:

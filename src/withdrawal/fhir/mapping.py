@@ -196,10 +196,7 @@ def _label(res: JSON) -> str:
 
 def strengths_mg(display: str, kb: KnowledgeBase) -> dict[str, float]:
     """Per-ingredient strength from an RxNorm SCD/SBD name (``A 325 MG / B 5 MG Oral Tablet``)."""
-    memo = kb.memo("strengths")
-    if display not in memo:
-        memo[display] = _strengths(display, kb)
-    return dict(memo[display])
+    return dict(kb.memoized("strengths", display, lambda d: _strengths(d, kb)))
 
 
 def _strengths(display: str, kb: KnowledgeBase) -> dict[str, float]:

@@ -8,11 +8,11 @@ that is not defined: a half-valid knowledge base is worse than none.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.base import (
@@ -40,6 +40,8 @@ from withdrawal.knowledge.models import (
 
 ICD10_MAX_LEN = 7
 MEMO_MAX = 4096
+MEMO_KEY_MAX = 256
+T = TypeVar("T")
 
 
 def _norm(text: str) -> str:
@@ -69,16 +71,28 @@ class KnowledgeBase:
     _memo: dict[str, dict[str, Any]] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def memo(self, name: str) -> dict[str, Any]:
-        """A cache for a pure lookup on this knowledge base, keyed by the text looked up.
-
-        The same medication and condition texts recur from patient to patient, and a
-        loaded knowledge base never changes; ``dataclasses.replace`` gives a copy an
-        empty cache. Bounded: emptied when it reaches ``MEMO_MAX`` entries.
-        """
+        """The cache table ``name`` (see :meth:`memoized`); emptied when it reaches ``MEMO_MAX`` entries."""
         table = self._memo.get(name)
         if table is None or len(table) >= MEMO_MAX:
             table = self._memo[name] = {}
         return table
+
+    def memoized(self, name: str, text: str, compute: Callable[[str], T]) -> T:
+        """``compute(text)``, cached: for pure lookups of text on this knowledge base.
+
+        The same medication and condition texts recur from patient to patient, and a
+        loaded knowledge base never changes; ``dataclasses.replace`` gives a copy an
+        empty cache. Bounded in entries (``MEMO_MAX``) and in key length
+        (``MEMO_KEY_MAX``: longer texts are computed, not kept), so input cannot
+        grow it without limit.
+        """
+        if len(text) > MEMO_KEY_MAX:
+            return compute(text)
+        table = self.memo(name)
+        if text in table:
+            return table[text]  # type: ignore[no-any-return]
+        value = table[text] = compute(text)
+        return value
 
     def lookup_drug(self, text: str) -> tuple[str, ...]:
         """Ingredient ids for a generic, synonym or brand name (any case); () if unknown."""
@@ -86,11 +100,7 @@ class KnowledgeBase:
 
     def lookup_condition(self, text: str) -> str | None:
         """Condition key for a key, an ICD-10-CM code (child codes too) or a SNOMED CT id."""
-        memo = self.memo("condition")
-        if text in memo:
-            return memo[text]  # type: ignore[no-any-return]
-        key = memo[text] = self._lookup_condition(text)
-        return key
+        return self.memoized("condition", text, self._lookup_condition)
 
     def _lookup_condition(self, text: str) -> str | None:
         raw = text.strip()
