@@ -13,7 +13,7 @@ the rounds.
 JWTs and request bodies are made before a round starts, so the client's signing is not
 measured; every order-sign request is for a different patient (id and age).
 
-Run: .venv/bin/python benchmarks/cds_order_sign.py [--requests 1000] [--concurrency 4] [--rounds 3]
+Run: .venv/bin/python benchmarks/cds_order_sign.py [--requests 1000] [--concurrency 4] [--rounds 3] [--workers 1]
 Target (issue 5): ratio >= 0.70 and order-sign p99 < 25 ms on this machine.
 """
 
@@ -145,7 +145,7 @@ def order_sign_body(seq: int = 0) -> dict[str, Any]:
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, workers: int = 1) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         jwks = {"keys": [{**jwk, "kid": "bench1", "alg": "RS384", "use": "sig"}]}
@@ -160,7 +160,8 @@ class Server:
         self.log = data_dir / "server.log"
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "withdrawal", "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
+                [sys.executable, "-m", "withdrawal", "serve", "--port", str(self.port), "--data-dir", str(data_dir)]
+                + ["--workers", str(workers)],
                 env=env,
                 stdout=fh,
                 stderr=fh,
@@ -240,13 +241,24 @@ def run_load(url: str, send: Request, n: int, concurrency: int) -> tuple[float, 
     return n / elapsed, latencies
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``); NaN elsewhere."""
+def _stat(path: Path) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return path.read_text().rsplit(")", 1)[1].split()
     except OSError:
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and its children (the workers); Linux ``/proc``, NaN elsewhere."""
+    own = _stat(Path(f"/proc/{pid}/stat"))
+    if own is None:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = int(own[11]) + int(own[12])
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat(stat)
+        if fields is not None and fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -267,11 +279,12 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=1, help="server worker processes (withdrawal serve --workers)")
     args = ap.parse_args()
 
     headers = {"content-type": "application/json"}
     with tempfile.TemporaryDirectory(prefix="withdrawal-bench-") as tmp:
-        server = Server(Path(tmp))
+        server = Server(Path(tmp), args.workers)
         try:
             path = f"/cds-services/{SERVICE}"
             with httpx.Client(base_url=server.url, timeout=30) as c:
@@ -298,7 +311,10 @@ def main() -> None:
             run_load(server.url, trivial, args.warmup, args.concurrency)
             run_load(server.url, sign_with(server.tokens(args.warmup), 0), args.warmup, args.concurrency)
 
-            print(f"{args.requests} requests per endpoint per round, concurrency {args.concurrency}, loopback")
+            print(
+                f"{args.requests} requests per endpoint per round, concurrency {args.concurrency}, "
+                f"{args.workers} server worker(s), loopback"
+            )
             print(
                 _line(
                     "round",

@@ -213,7 +213,12 @@ class LiveServer:
 
 
 def start_server(
-    data_dir: Path, *, database_url: str | None = None, keys: Keys | None = None, port: int | None = None
+    data_dir: Path,
+    *,
+    database_url: str | None = None,
+    keys: Keys | None = None,
+    port: int | None = None,
+    workers: int = 1,
 ) -> LiveServer:
     port = port or free_port()
     env = {
@@ -231,7 +236,8 @@ def start_server(
     data_dir.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "withdrawal", "serve", "--port", str(port), "--data-dir", str(data_dir), "--demo"],
+            [sys.executable, "-m", "withdrawal", "serve", "--port", str(port), "--data-dir", str(data_dir), "--demo"]
+            + ["--workers", str(workers)],
             env=env,
             stdout=fh,
             stderr=fh,

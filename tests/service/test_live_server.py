@@ -47,6 +47,46 @@ COWS = {
 }
 
 
+def _order_sign_body() -> dict[str, Any]:
+    """A draft tramadol order for a patient on sertraline (a warning card)."""
+    return {
+        "hook": "order-sign",
+        "hookInstance": "1",
+        "context": {
+            "patientId": "p1",
+            "draftOrders": {
+                "resourceType": "Bundle",
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "MedicationRequest",
+                            "id": "d1",
+                            "status": "draft",
+                            "medicationCodeableConcept": {"text": "tramadol 50 mg tablet"},
+                        }
+                    }
+                ],
+            },
+        },
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-01"},
+            "conditions": None,
+            "medications": {
+                "resourceType": "Bundle",
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "MedicationRequest",
+                            "status": "active",
+                            "medicationCodeableConcept": {"text": "sertraline 50 mg"},
+                        }
+                    }
+                ],
+            },
+        },
+    }
+
+
 def _token(c: httpx.Client, role: str) -> dict[str, str]:
     r = c.post("/auth/token", json={"username": role, "password": PASSWORDS[role]})
     assert r.status_code == 200, r.text
@@ -68,42 +108,7 @@ def _main_flows(url: str, keys: Keys) -> None:
         assert c.get(f"/patients/{pid}", headers=hp).status_code == 404  # not the patient's own record
         assert any(a["patient_id"] == pid for a in c.get("/audit", headers=hc).json())
         aud = f"{url}/cds-services/withdrawal-order-sign"
-        body = {
-            "hook": "order-sign",
-            "hookInstance": "1",
-            "context": {
-                "patientId": "p1",
-                "draftOrders": {
-                    "resourceType": "Bundle",
-                    "entry": [
-                        {
-                            "resource": {
-                                "resourceType": "MedicationRequest",
-                                "id": "d1",
-                                "status": "draft",
-                                "medicationCodeableConcept": {"text": "tramadol 50 mg tablet"},
-                            }
-                        }
-                    ],
-                },
-            },
-            "prefetch": {
-                "patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-01"},
-                "conditions": None,
-                "medications": {
-                    "resourceType": "Bundle",
-                    "entry": [
-                        {
-                            "resource": {
-                                "resourceType": "MedicationRequest",
-                                "status": "active",
-                                "medicationCodeableConcept": {"text": "sertraline 50 mg"},
-                            }
-                        }
-                    ],
-                },
-            },
-        }
+        body = _order_sign_body()
         token = keys.token(aud)
         r = c.post("/cds-services/withdrawal-order-sign", json=body, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200, r.text
@@ -194,3 +199,45 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path, keys: Keys, backend
             assert c.get("/health").status_code == 200
     finally:
         stop_server(server2)
+
+
+def test_several_workers_share_the_database(tmp_path: Path, keys: Keys) -> None:
+    """``serve --workers 2``: migrated once, every worker answers, a JWT id is refused across workers."""
+    server = start_server(tmp_path / "data", keys=keys, workers=2)
+    try:
+        aud = f"{server.url}/cds-services/withdrawal-order-sign"
+        tokens = [keys.token(aud) for _ in range(24)]
+        results: list[int] = []
+
+        def call(chunk: list[str]) -> None:
+            with httpx.Client(base_url=server.url, timeout=10) as c:
+                for tok in chunk:
+                    r = c.post(
+                        "/cds-services/withdrawal-order-sign",
+                        json=_order_sign_body(),
+                        headers={"Authorization": f"Bearer {tok}"},
+                    )
+                    results.append(r.status_code)
+
+        threads = [threading.Thread(target=call, args=(tokens[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results == [200] * 24
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            for tok in tokens[:4]:  # whichever worker gets the replay, the database has the id
+                r = c.post(
+                    "/cds-services/withdrawal-order-sign",
+                    json=_order_sign_body(),
+                    headers={"Authorization": f"Bearer {tok}"},
+                )
+                assert r.status_code == 401
+            h = _token(c, "clinician")  # the demo accounts were seeded once, before the workers started
+            cds_rows = [a for a in c.get("/audit", headers=h, params={"limit": 500}).json() if a["action"] == "cds"]
+        assert len(cds_rows) == 24
+    finally:
+        stop_server(server)
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert log.count("Started server process") == 2

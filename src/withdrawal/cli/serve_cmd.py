@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,15 @@ def serve_cmd(
         Path | None, typer.Option(envvar="WITHDRAWAL_DATA_DIR", help="Where the embedded SQLite database lives.")
     ] = None,
     demo: Annotated[bool, typer.Option(help="Seed a demo clinician, a demo patient account, demo patients.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes, each with its own copy of the app (PostgreSQL in production; "
+            "on SQLite they share the file, one writer at a time).",
+        ),
+    ] = 1,
 ) -> None:
     """Start the service; the database is created and migrated on first start."""
     import uvicorn
@@ -31,13 +41,16 @@ def serve_cmd(
 
     from withdrawal.knowledge.loader import default_kb
     from withdrawal.service import Settings, create_app
+    from withdrawal.service.workers import LOG_FORMAT, NoDelayH11
     from withdrawal.web.demo import seed_web
 
     overrides: dict[str, Any] = {}
     if database_url:
         overrides["database_url"] = database_url
+        os.environ["WITHDRAWAL_DATABASE_URL"] = database_url  # the workers read their settings from here
     if data_dir:
         overrides["data_dir"] = data_dir
+        os.environ["WITHDRAWAL_DATA_DIR"] = str(data_dir)
     try:
         settings = Settings(**overrides)
         application = create_app(settings)
@@ -54,6 +67,23 @@ def serve_cmd(
             highlight=False,
         )
     where = settings.database_url and "database from URL" or f"SQLite in {settings.data_dir}"
-    err_console.print(f"withdrawal service on http://{host}:{port} ({where}); API docs at /docs", highlight=False)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(application, host=host, port=port, access_log=False, log_level="info")
+    procs = f", {workers} workers" if workers > 1 else ""
+    err_console.print(
+        f"withdrawal service on http://{host}:{port} ({where}{procs}); API docs at /docs", highlight=False
+    )
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, access_log=False, log_level="info")
+        return
+    # The database is migrated (and seeded) above, once; each worker builds its own app.
+    application.state.engine.dispose()
+    uvicorn.run(
+        "withdrawal.service.workers:app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        http=NoDelayH11,
+        access_log=False,
+        log_level="info",
+    )
