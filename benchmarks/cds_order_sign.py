@@ -161,7 +161,7 @@ class Server:
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "withdrawal", "serve", "--port", str(self.port), "--data-dir", str(data_dir)]
-                + ["--workers", str(workers)],
+                + (["--workers", str(workers)] if workers > 1 else []),
                 env=env,
                 stdout=fh,
                 stderr=fh,
