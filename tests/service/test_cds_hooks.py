@@ -129,6 +129,25 @@ def test_tramadol_with_sertraline_gives_a_warning_card(cds) -> None:
     assert sero[0]["overrideReasons"][0]["code"]
 
 
+def test_breastfeeding_status_in_prefetch_gives_a_card(cds, keys) -> None:
+    """LOINC 63895-7 = LA29252-6 (currently breastfeeding): tramadol is not recommended (label 8.2)."""
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-11-20",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "63895-7"}]},
+        "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA29252-6"}]},
+    }
+    cards = cds.call(SIGN, request(prefetch={"observations": bundle(obs)})).json()["cards"]
+    flagged = [c for c in cards if "breastfeeding" in c["summary"].lower()]
+    assert flagged and flagged[0]["indicator"] in ("warning", "critical")
+    clean = cds.call(SIGN, request()).json()["cards"]
+    assert not any("breastfeeding" in c["summary"].lower() for c in clean)
+    services = cds.get("/cds-services", headers={"Authorization": f"Bearer {keys.token(BASE)}"}).json()["services"]
+    assert all("63895-7" in s["prefetch"]["observations"] for s in services)
+
+
 def test_tramadol_with_phenelzine_stopped_within_14_days_is_critical(cds) -> None:
     stopped = med(
         "m2",

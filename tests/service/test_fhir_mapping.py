@@ -109,6 +109,20 @@ def test_stopped_order_without_end_date_counts_as_stopped_today(kb: KnowledgeBas
             True,
         ),
         (
+            # LOINC 63895-7 Breastfeeding status, LA29252-6 Currently breastfeeding (https://loinc.org/63895-7/)
+            {
+                "code": {"coding": [{"system": LOINC, "code": "63895-7"}]},
+                "valueCodeableConcept": {"coding": [{"system": LOINC, "code": "LA29252-6"}]},
+            },
+            "breastfeeding",
+            True,
+        ),
+        (
+            {"code": {"coding": [{"system": LOINC, "code": "63895-7"}]}, "valueBoolean": True},
+            "breastfeeding",
+            True,
+        ),
+        (
             {"code": {"coding": [{"system": LOINC, "code": "2164-2"}]}, "valueQuantity": {"value": 22}},
             "creatinine_clearance_ml_min",
             22.0,
@@ -255,3 +269,28 @@ def test_cli_assess_accepts_a_bundle(tmp_path, kb: KnowledgeBase) -> None:
     out = CliRunner().invoke(app, ["assess", str(path), "--format", "json", "--no-simulate"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["tramadol"]["verdict"]
+
+
+def test_latest_breastfeeding_status_wins_and_reaches_the_screen(kb: KnowledgeBase) -> None:
+    """Breastfeeding is a reason against tramadol (label 8.2); the newest recorded status counts."""
+
+    def status(day: str, answer: str) -> dict:
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "effectiveDateTime": day,
+            "code": {"coding": [{"system": LOINC, "code": "63895-7"}]},
+            "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer}]},
+        }
+
+    patient = {"resourceType": "Patient", "birthDate": "1995-05-05", "gender": "female"}
+    feeding = to_patient([patient, status("2026-10-01", "LA29253-4"), status("2026-11-20", "LA29252-6")], kb,
+                         as_of=AS_OF).patient
+    assert feeding.breastfeeding is True
+    assert "breastfeeding" in assess_patient(feeding, kb).screen.codes
+    weaned = to_patient([patient, status("2026-10-01", "LA29252-6"), status("2026-11-20", "LA29253-4")], kb,
+                        as_of=AS_OF).patient
+    assert weaned.breastfeeding is False
+    assert "breastfeeding" not in assess_patient(weaned, kb).screen.codes
+    unknown = to_patient([patient, status("2026-11-20", "LA4489-6")], kb, as_of=AS_OF).patient
+    assert unknown.breastfeeding is False  # not recorded: the default

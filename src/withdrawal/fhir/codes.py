@@ -24,6 +24,13 @@ PREGNANCY_STATUS = frozenset({"82810-3"})
 PREGNANT_ANSWERS = frozenset({"LA15173-0", "77386006"})
 NOT_PREGNANT_ANSWERS = frozenset({"LA26683-5", "60001007"})
 
+# SEE: https://loinc.org/63895-7/ LOINC 63895-7 "Breastfeeding status"; answers
+# LA29252-6 Currently breastfeeding, LA29253-4 Not currently breastfeeding (the answer list
+# national profiles bind, e.g. ISiK Stillstatus); a valueBoolean is read as well.
+BREASTFEEDING_STATUS = frozenset({"63895-7"})
+BREASTFEEDING_ANSWERS = frozenset({"LA29252-6"})
+NOT_BREASTFEEDING_ANSWERS = frozenset({"LA29253-4"})
+
 # Creatinine clearance (mL/min). NOTE: 2164-2 is the 24 h urine clearance; 35591-7 the
 # Cockcroft-Gault estimate. Codes as listed by LOINC (https://loinc.org/2164-2/).
 CREATININE_CLEARANCE = frozenset({"2164-2", "35591-7", "33558-4"})

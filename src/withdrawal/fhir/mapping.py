@@ -552,6 +552,15 @@ def _observation(res: JSON, keep: Any) -> None:
             keep("pregnant", when, True)
         elif answers & codes.NOT_PREGNANT_ANSWERS:
             keep("pregnant", when, False)
+    elif loinc & codes.BREASTFEEDING_STATUS:
+        # NOTE: tramadol is not recommended while breastfeeding (label 8.2): a recorded status is
+        # read; "unknown" or an unreadable answer leaves the field unset, as it was.
+        answers = set(_codes(res.get("valueCodeableConcept"), codes.LOINC))
+        flag = res.get("valueBoolean")
+        if answers & codes.BREASTFEEDING_ANSWERS or flag is True:
+            keep("breastfeeding", when, True)
+        elif answers & codes.NOT_BREASTFEEDING_ANSWERS or flag is False:
+            keep("breastfeeding", when, False)
     elif loinc & codes.CREATININE_CLEARANCE and value is not None:
         keep("crcl", when, value)
     elif loinc & codes.EGFR and value is not None:

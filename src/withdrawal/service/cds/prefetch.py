@@ -20,7 +20,13 @@ from withdrawal.service.errors import MissingData
 
 _OBS_CODES = ",".join(
     f"{codes.LOINC}|{c}"
-    for c in sorted(codes.PREGNANCY_STATUS | codes.CREATININE_CLEARANCE | codes.EGFR | codes.CYP2D6_PHENOTYPE)
+    for c in sorted(
+        codes.PREGNANCY_STATUS
+        | codes.BREASTFEEDING_STATUS
+        | codes.CREATININE_CLEARANCE
+        | codes.EGFR
+        | codes.CYP2D6_PHENOTYPE
+    )
 )
 PREFETCH: dict[str, str] = {
     "patient": "Patient/{{context.patientId}}",
