@@ -70,9 +70,10 @@ def test_every_rule_is_compiled_for_both_dialects(kb: KnowledgeBase) -> None:
 
 def test_facts_absent_from_the_export_never_match(kb: KnowledgeBase) -> None:
     assert compile_match(Match(cyp2d6_phenotype_in=("poor",)), kb) == "(FALSE)"
-    assert compile_match(Match(breastfeeding=True), kb) == "(FALSE)"
     assert compile_match(Match(setting_in=("inpatient",)), kb) == "(FALSE)"
-    assert compile_match(Match(breastfeeding=False), kb) == "(TRUE)"
+    # breastfeeding status is read from Observations (LOINC 63895-7)
+    assert compile_match(Match(breastfeeding=True), kb) == "(breastfeeding_obs)"
+    assert compile_match(Match(breastfeeding=False), kb) == "(NOT breastfeeding_obs)"
     assert "drugs_within_14_" in compile_match(Match(drug_classes_any=("maoi",), stopped_within_days=14), kb)
 
 

@@ -29,7 +29,11 @@ def test_every_flag_occurs_and_is_absent_in_the_sample(export_small: Path) -> No
         assert 0 < positives < N, col
     codes = {c for r in truth.values() for c in r["codes"]}
     assert {"maoi", "serotonergic_drug", "pregnancy", "renal_impairment", "hypersensitivity", "age_under_12",
-            "opioid_agonist_treatment", "cns_depressant", "cyp2d6_inhibitor"} <= codes
+            "opioid_agonist_treatment", "cns_depressant", "cyp2d6_inhibitor", "breastfeeding"} <= codes
+    # pregnancy recorded as the LOINC answer LA15173-0 as well as SNOMED CT 77386006 (both read)
+    observations = (export_small / "Observation.ndjson").read_text()
+    assert '"code":"LA15173-0"' in observations and '"code":"77386006"' in observations
+    assert '"code":"LA29252-6"' in observations and '"code":"LA29253-4"' in observations
 
 
 def test_duckdb_equals_ground_truth(export_small: Path, duck_run: ScreenRun) -> None:

@@ -28,7 +28,10 @@ N days ago" is decided here, once, for both engines:
 * AllergyIntolerance: clinicalStatus absent or active, not refuted or entered-in-error.
 * Observation (final, amended or corrected, not after the as-of date): the latest creatinine
   clearance (LOINC 2164-2; ties: the lower value) is ``crcl``; the latest pregnancy status
-  (LOINC 82810-3) within 280 days, if SNOMED 77386006 (pregnant), sets ``pregnant_obs``.
+  (LOINC 82810-3) within 280 days, if pregnant (SNOMED 77386006 or LOINC LA15173-0, the answers
+  the per-patient mapper reads), sets ``pregnant_obs``; the latest breastfeeding status (LOINC
+  63895-7; ties: the stricter answer), if LA29252-6 (currently breastfeeding), sets
+  ``breastfeeding_obs``. Coded answers only: a ``valueBoolean`` is not read here.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ RXNORM_SYSTEM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CRCL_LOINC = "2164-2"
 PREGNANCY_STATUS_LOINC = "82810-3"
 PREGNANT_SCT = "77386006"
+PREGNANT_ANSWERS = (PREGNANT_SCT, "LA15173-0")
+BREASTFEEDING_STATUS_LOINC = "63895-7"
+BREASTFEEDING_ANSWER = "LA29252-6"
 PREGNANCY_OBS_DAYS = 280
 FINAL_OBS = ("final", "amended", "corrected")
 MED_ACTIVE = ("active", "on-hold")
@@ -177,7 +183,8 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     cols: list[tuple[str, str]] = [("patient_id", "STRING"), ("is_pat", "INT"), ("birth_date", "DATE"),
                                    ("sex", "STRING"), *((c, "BIGINT") for c in cwords),
                                    *((c, "BIGINT") for c, _ in win_words), ("mme_part", "DOUBLE"),
-                                   *((c, "BIGINT") for c in awords), ("crcl", "DOUBLE"), ("pregnant", "INT")]
+                                   *((c, "BIGINT") for c in awords), ("crcl", "DOUBLE"), ("pregnant", "INT"),
+                                   ("breastfeeding", "INT")]
 
     def branch(exprs: dict[str, str], rest: str) -> str:
         select = ", ".join(f"{exprs[c]} AS {c}" if c in exprs else f"CAST(NULL AS {t}) AS {c}" for c, t in cols)
@@ -199,7 +206,8 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
   WHERE (clinical IS NULL OR clinical = 'active')
     AND (verification IS NULL OR verification NOT IN ('refuted', 'entered-in-error'))"""),
         branch({"patient_id": "patient_id", "crcl": "crcl",
-                "pregnant": f"CASE WHEN preg_code = '{PREGNANT_SCT}' THEN 1 END"}, "FROM ob"),
+                "pregnant": f"CASE WHEN preg_code IN {_in(PREGNANT_ANSWERS)} THEN 1 END",
+                "breastfeeding": f"CASE WHEN bf_code = '{BREASTFEEDING_ANSWER}' THEN 1 END"}, "FROM ob"),
     ]
     union = "\n  UNION ALL\n".join(b for b in branches if b)  # a set no test reads: no branch
     sets = [*cwords, *(c for c, _ in win_words), *awords]
@@ -218,7 +226,8 @@ WITH ms AS (
 ),
 oa AS (
   SELECT patient_id, value, value_code, loinc, {days_ago} AS days FROM obs
-  WHERE loinc IN ('{CRCL_LOINC}', '{PREGNANCY_STATUS_LOINC}') AND status IN {_in(FINAL_OBS)}
+  WHERE loinc IN ('{CRCL_LOINC}', '{PREGNANCY_STATUS_LOINC}', '{BREASTFEEDING_STATUS_LOINC}')
+    AND status IN {_in(FINAL_OBS)}
     AND effective IS NOT NULL AND effective <= {asof} AND patient_id IS NOT NULL
 ),
 ob AS (
@@ -226,7 +235,9 @@ ob AS (
     {d.min_pair('days', 'value', f"loinc = '{CRCL_LOINC}' AND value IS NOT NULL")} AS crcl,
     {d.min_pair('days', 'value_code',
                 f"loinc = '{PREGNANCY_STATUS_LOINC}' AND value_code IS NOT NULL AND days <= {PREGNANCY_OBS_DAYS}")}
-      AS preg_code
+      AS preg_code,
+    {d.min_pair('days', 'value_code', f"loinc = '{BREASTFEEDING_STATUS_LOINC}' AND value_code IS NOT NULL")}
+      AS bf_code
   FROM oa GROUP BY patient_id
 ),
 u AS (
@@ -235,7 +246,7 @@ u AS (
 agg AS (
   SELECT patient_id, min(birth_date) AS birth_date, min(sex) AS sex, {set_aggs}
     sum(mme_part) AS mme,
-    max(crcl) AS crcl, max(pregnant) AS pregnant
+    max(crcl) AS crcl, max(pregnant) AS pregnant, max(breastfeeding) AS breastfeeding
   FROM u WHERE patient_id IS NOT NULL
   GROUP BY patient_id HAVING max(is_pat) = 1
 )
@@ -247,6 +258,7 @@ SELECT patient_id,
   END AS age,
   coalesce(sex, 'unknown') AS sex,
   coalesce(pregnant = 1, FALSE) AS pregnant_obs,
+  coalesce(breastfeeding = 1, FALSE) AS breastfeeding_obs,
   {"".join(f"{c}, " for c in sets)}crcl,
   round(coalesce(mme, 0.0), 3) AS mme
 FROM agg

@@ -333,10 +333,7 @@ def windows(kb: KnowledgeBase, flags: Sequence[Flag] = FLAGS) -> tuple[int, ...]
 
 
 # Facts the NDJSON export does not carry take the per-patient defaults of PatientIn:
-# breastfeeding False; CYP2D6 phenotype, Child-Pugh class, withdrawal substance and last use unknown.
-_ABSENT_BREASTFEEDING = PatientIn.model_fields["breastfeeding"].default
-
-
+# CYP2D6 phenotype, Child-Pugh class, withdrawal substance and last use unknown.
 _ABSENT_FIELDS = ("cyp2d6_phenotype_in", "child_pugh_in", "substance_in", "setting_in", "before_withdrawal_onset")
 _COMPILED_FIELDS = frozenset({
     "age_below", "age_above", "age_at_least", "pregnant", "breastfeeding", "conditions_any", "drugs_any",
@@ -363,7 +360,7 @@ def compile_match(m: Match, kb: KnowledgeBase) -> str:
         preg = f"(pregnant_obs OR {bits_any('conditions', bits.masks('conditions', ('pregnancy',)))})"
         parts.append(preg if m.pregnant else f"NOT {preg}")
     if m.breastfeeding is not None:
-        parts.append("TRUE" if m.breastfeeding == _ABSENT_BREASTFEEDING else "FALSE")
+        parts.append("breastfeeding_obs" if m.breastfeeding else "NOT breastfeeding_obs")
     if m.conditions_any:
         parts.append(bits_any("conditions", bits.masks("conditions", m.conditions_any)))
     if m.drugs_any or m.drug_classes_any:

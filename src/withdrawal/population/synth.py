@@ -44,6 +44,10 @@ CRCL_LOINC = "2164-2"
 PREGNANCY_STATUS_LOINC = "82810-3"
 PREGNANT_SCT = "77386006"
 NOT_PREGNANT_SCT = "60001007"
+PREGNANT_LOINC_ANSWER = "LA15173-0"
+BREASTFEEDING_STATUS_LOINC = "63895-7"
+BREASTFEEDING_YES = "LA29252-6"
+BREASTFEEDING_NO = "LA29253-4"
 TRUTH_FILE = "ground_truth.parquet"
 
 # condition key or noise label -> (icd10cm, snomed or None, display, prevalence, adults_only)
@@ -134,6 +138,7 @@ class _Latent:
     birth: date
     age: int
     pregnant_obs: bool = False
+    breastfeeding_obs: bool = False
     conditions: list[str] = field(default_factory=list)  # codes as written (active ones)
     meds: list[_Med] = field(default_factory=list)
     allergies: list[str] = field(default_factory=list)  # names of active allergies
@@ -202,6 +207,9 @@ def synthesize(
     for old in (*out.glob("*.ndjson"), *out.glob("*.ndjson.gz")):
         old.unlink()
     rng = np.random.default_rng(seed)
+    # NOTE: a second stream for facts added later (breastfeeding, coded answers), so the
+    # first stream, and every export made before them, stays as it was.
+    rng_extra = np.random.default_rng([seed, 1])
     evaluator = PatientEvaluator(kb, default_mme()) if truth else None
     cache: dict[tuple[Any, ...], PatientScreen] = {}
     truth_path = out / TRUTH_FILE
@@ -211,7 +219,7 @@ def synthesize(
         for start in range(0, n, chunk):
             size = min(chunk, n - start)
             patients = _draw(rng, start, size, as_of, kb)
-            _emit(writers, patients, as_of, rng, kb)
+            _emit(writers, patients, as_of, rng, kb, rng_extra)
             if evaluator is not None:
                 table = _truth_table(patients, evaluator, cache)
                 if truth_writer is None:
@@ -357,7 +365,10 @@ def _draw_med(rng: np.random.Generator, drug: str, kb: KnowledgeBase) -> _Med:
 # --- writing FHIR resources ----------------------------------------------------------------
 
 
-def _emit(w: _Writers, patients: list[_Latent], as_of: date, rng: np.random.Generator, kb: KnowledgeBase) -> None:
+def _emit(
+    w: _Writers, patients: list[_Latent], as_of: date, rng: np.random.Generator, kb: KnowledgeBase,
+    rng_extra: np.random.Generator,
+) -> None:
     pat_lines: list[str] = []
     cond_lines: list[str] = []
     mr_lines: list[str] = []
@@ -432,10 +443,27 @@ def _emit(w: _Writers, patients: list[_Latent], as_of: date, rng: np.random.Gene
                                                "entered-in-error"))
         if p.pregnant_obs:
             preg_day = (as_of - timedelta(days=int(rng.integers(0, 120)))).isoformat()
-            obs_lines.append(_obs_pregnancy(f"{p.pid}-o2", ref, preg_day, PREGNANT_SCT))
+            # pregnant, coded in SNOMED CT or as the LOINC answer (both are read)
+            answer = (SNOMED, PREGNANT_SCT) if rng_extra.random() < 0.5 else (LOINC, PREGNANT_LOINC_ANSWER)
+            obs_lines.append(_obs_coded(f"{p.pid}-o2", ref, preg_day, PREGNANCY_STATUS_LOINC, "Pregnancy status",
+                                        *answer))
         elif p.sex == "female" and 15 <= p.age <= 45 and rng.random() < 0.05:
             preg_day = (as_of - timedelta(days=int(rng.integers(0, 120)))).isoformat()
-            obs_lines.append(_obs_pregnancy(f"{p.pid}-o2", ref, preg_day, NOT_PREGNANT_SCT))
+            obs_lines.append(_obs_coded(f"{p.pid}-o2", ref, preg_day, PREGNANCY_STATUS_LOINC, "Pregnancy status",
+                                        SNOMED, NOT_PREGNANT_SCT))
+        if p.sex == "female" and 18 <= p.age <= 40 and not p.pregnant_obs and "pregnancy" not in p.conditions:
+            u = rng_extra.random()
+            if u < 0.08:
+                day = as_of - timedelta(days=int(rng_extra.integers(0, 200)))
+                p.breastfeeding_obs = u < 0.04
+                latest = BREASTFEEDING_YES if p.breastfeeding_obs else BREASTFEEDING_NO
+                obs_lines.append(_obs_coded(f"{p.pid}-o3", ref, day.isoformat(), BREASTFEEDING_STATUS_LOINC,
+                                            "Breastfeeding status", LOINC, latest))
+                if rng_extra.random() < 0.3:  # an older, opposite status: the latest counts
+                    before = (day - timedelta(days=int(rng_extra.integers(1, 300)))).isoformat()
+                    other = BREASTFEEDING_NO if p.breastfeeding_obs else BREASTFEEDING_YES
+                    obs_lines.append(_obs_coded(f"{p.pid}-o4", ref, before, BREASTFEEDING_STATUS_LOINC,
+                                                "Breastfeeding status", LOINC, other))
     w.write("Patient", pat_lines)
     w.write("Condition", cond_lines)
     w.write("MedicationRequest", mr_lines)
@@ -452,11 +480,11 @@ def _obs_quantity(oid: str, ref: str, day: date, value: float, status: str) -> s
             '"code":"mL/min"}}')
 
 
-def _obs_pregnancy(oid: str, ref: str, day: str, value: str) -> str:
+def _obs_coded(oid: str, ref: str, day: str, loinc: str, display: str, value_system: str, value: str) -> str:
     return ('{"resourceType":"Observation","id":"' + oid + '","status":"final","subject":' + ref
-            + ',"code":{"coding":[{"system":"' + LOINC + '","code":"' + PREGNANCY_STATUS_LOINC
-            + '","display":"Pregnancy status"}]},"effectiveDateTime":"' + day
-            + '","valueCodeableConcept":{"coding":[{"system":"' + SNOMED + '","code":"' + value + '"}]}}')
+            + ',"code":{"coding":[{"system":"' + LOINC + '","code":"' + loinc
+            + '","display":"' + display + '"}]},"effectiveDateTime":"' + day
+            + '","valueCodeableConcept":{"coding":[{"system":"' + value_system + '","code":"' + value + '"}]}}')
 
 
 def _emit_med(p: _Latent, j: int, med: _Med, ref: str, as_of: date, rng: np.random.Generator,
@@ -523,7 +551,8 @@ def latent_patient_in(p: _Latent) -> PatientIn:
             days_since_stopped=float(m.days) if m.state == "stopped" else None, dose_mg_per_day=mg_day,
         ))
     return PatientIn(
-        age_years=p.age, sex=p.sex, pregnant=p.pregnant_obs, conditions=tuple(p.conditions),
+        age_years=p.age, sex=p.sex, pregnant=p.pregnant_obs, breastfeeding=p.breastfeeding_obs,
+        conditions=tuple(p.conditions),
         medications=tuple(meds), allergies=tuple(p.allergies), creatinine_clearance_ml_min=p.crcl,
     )
 
@@ -535,8 +564,8 @@ def _truth_table(patients: list[_Latent], evaluator: PatientEvaluator,
     flag_cols: dict[str, list[bool]] = {f"flag_{f}": [] for f in FLAG_IDS}
     for p in patients:
         data = latent_patient_in(p)
-        key = (data.age_years, data.pregnant, data.conditions, data.medications, data.allergies,
-               data.creatinine_clearance_ml_min)
+        key = (data.age_years, data.pregnant, data.breastfeeding, data.conditions, data.medications,
+               data.allergies, data.creatinine_clearance_ml_min)
         res = cache.get(key)
         if res is None:
             res = evaluator(data)
