@@ -14,6 +14,8 @@ JWTs and request bodies are made before a round starts, so the client's signing 
 measured; every order-sign request is for a different patient (id and age).
 
 Run: .venv/bin/python benchmarks/cds_order_sign.py [--requests 1000] [--concurrency 4] [--rounds 3] [--workers 1]
+``--floor`` runs the same app with the clinical work stubbed out (``cds_floor_app.py``): the
+most any clinical logic could reach in this stack.
 Target (issue 5): ratio >= 0.70 and order-sign p99 < 25 ms on this machine.
 """
 
@@ -145,7 +147,7 @@ def order_sign_body(seq: int = 0) -> dict[str, Any]:
 
 
 class Server:
-    def __init__(self, data_dir: Path, workers: int = 1) -> None:
+    def __init__(self, data_dir: Path, workers: int = 1, floor: bool = False) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         jwks = {"keys": [{**jwk, "kid": "bench1", "alg": "RS384", "use": "sig"}]}
@@ -158,10 +160,15 @@ class Server:
             "WITHDRAWAL_CDS_ALLOWED_ISSUERS": ISSUER,
         }
         self.log = data_dir / "server.log"
+        command = [sys.executable, "-m", "withdrawal", "serve", "--port", str(self.port), "--data-dir", str(data_dir)]
+        command += ["--workers", str(workers)] if workers > 1 else []
+        if floor:  # the same app, clinical work stubbed out (cds_floor_app.py)
+            env["WITHDRAWAL_DATA_DIR"] = str(data_dir)
+            command = [sys.executable, "-m", "uvicorn", "--factory", "cds_floor_app:app", "--no-access-log"]
+            command += ["--app-dir", str(Path(__file__).resolve().parent), "--port", str(self.port)]
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "withdrawal", "serve", "--port", str(self.port), "--data-dir", str(data_dir)]
-                + (["--workers", str(workers)] if workers > 1 else []),
+                command,
                 env=env,
                 stdout=fh,
                 stderr=fh,
@@ -280,11 +287,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--workers", type=int, default=1, help="server worker processes (withdrawal serve --workers)")
+    ap.add_argument(
+        "--floor", action="store_true", help="clinical work stubbed out: the ceiling of the ratio (cds_floor_app.py)"
+    )
     args = ap.parse_args()
 
     headers = {"content-type": "application/json"}
     with tempfile.TemporaryDirectory(prefix="withdrawal-bench-") as tmp:
-        server = Server(Path(tmp), args.workers)
+        server = Server(Path(tmp), args.workers, args.floor)
         try:
             path = f"/cds-services/{SERVICE}"
             with httpx.Client(base_url=server.url, timeout=30) as c:
@@ -293,6 +303,8 @@ def main() -> None:
                 r.raise_for_status()
                 cards = r.json()["cards"]
             print(f"order-sign answer: {len(cards)} card(s): " + "; ".join(c["indicator"] for c in cards))
+            if args.floor:
+                print("FLOOR: the clinical work is stubbed out (no FHIR mapping, no screen, no cards)")
 
             def trivial(client: httpx.Client, _: int) -> httpx.Response:
                 return client.get("/health")
