@@ -52,6 +52,37 @@ def test_login_refuses_wrong_password_and_audits_it(client) -> None:
         assert s.scalar(select(AuditEntry).where(AuditEntry.action == "login", AuditEntry.outcome == "denied"))
 
 
+def test_repeated_failed_logins_are_throttled_per_username(app_factory) -> None:
+    """After ``login_max_failures`` denied tries in the window even the right password gets 429 (and is
+    not checked); another username is unaffected; the web login shares the count."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app_factory(login_max_failures=3, login_window_minutes=15)) as c:
+        for _ in range(3):
+            assert c.post("/auth/token", json={"username": "clinician", "password": "nope"}).status_code == 401
+        r = c.post("/auth/token", json={"username": "clinician", "password": PASSWORDS["clinician"]})
+        assert r.status_code == 429 and r.headers["retry-after"] == "900"
+        assert "too many" in r.json()["detail"]
+        assert login(c, "patient")  # a different username logs in
+        page = c.get("/login")
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        web = c.post("/login", data={"username": "clinician", "password": PASSWORDS["clinician"], "csrf": csrf})
+        assert web.status_code == 429 and "Too many failed logins" in web.text
+        with c.app.state.sessions() as s:
+            outcomes = s.scalars(select(AuditEntry.outcome).where(AuditEntry.actor == "login:clinician")).all()
+        assert outcomes.count("denied") == 3 and outcomes.count("throttled") == 2
+
+
+def test_logout_revokes_the_bearer_token(client) -> None:
+    h = login(client, "clinician")
+    assert client.get("/auth/me", headers=h).status_code == 200
+    assert client.post("/auth/logout", headers=h).status_code == 204
+    assert client.get("/auth/me", headers=h).status_code == 401
+    assert client.post("/auth/logout", headers=h).status_code == 401
+    with client.app.state.sessions() as s:
+        assert s.scalar(select(AuditEntry).where(AuditEntry.action == "logout"))
+
+
 def test_stateless_assess_returns_cited_answer(client) -> None:
     h = login(client, "clinician")
     body = {"age_years": 40, "medications": [{"name": "phenelzine", "status": "stopped", "days_since_stopped": 3}]}

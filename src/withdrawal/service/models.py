@@ -128,7 +128,7 @@ class AuditEntry(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     actor: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(20))  # read | create | update | login | assess | cds
+    action: Mapped[str] = mapped_column(String(20))  # read | create | update | login | logout | assess | cds
     resource: Mapped[str] = mapped_column(String(60))
     resource_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
     patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)

@@ -8,10 +8,10 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from withdrawal.service.models import ApiToken, User
+from withdrawal.service.models import ApiToken, AuditEntry, User
 
 # NOTE: scrypt parameters per RFC 7914's interactive-login example (N=2^14, r=8, p=1),
 # also the minimum the OWASP password storage cheat sheet lists for scrypt.
@@ -83,6 +83,32 @@ def revoke_token(session: Session, token: str) -> None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is not None:
         session.delete(row)
+
+
+def login_actor(username: str) -> str:
+    """How a login attempt names its actor in the audit log (the username, cut to 100 characters)."""
+    return f"login:{username[:100]}"
+
+
+def login_throttled(session: Session, username: str, now: datetime, max_failures: int, window_minutes: int) -> bool:
+    """Whether ``username`` had ``max_failures`` failed logins in the last ``window_minutes``.
+
+    Counted from the audit log's denied logins, so every worker process and both the API
+    and the web pages see the same count; an attempt refused here is not checked at all
+    (no password guessing while throttled).
+    """
+    since = now - timedelta(minutes=window_minutes)
+    failures = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(
+            AuditEntry.actor == login_actor(username),
+            AuditEntry.action == "login",
+            AuditEntry.outcome == "denied",
+            AuditEntry.at > since,
+        )
+    )
+    return bool(failures and failures >= max_failures)
 
 
 def expired_before(now: datetime, minutes: int) -> datetime:

@@ -30,7 +30,7 @@ from withdrawal.safety.interactions import check_interactions
 from withdrawal.service import audit, records, schemas
 from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
 from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, utcnow
-from withdrawal.service.security import authenticate
+from withdrawal.service.security import authenticate, login_actor, login_throttled
 from withdrawal.web import auth
 from withdrawal.web.charts import DoseMark, Point, concentration_chart, course_chart
 from withdrawal.web.content import patient_info
@@ -222,9 +222,15 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep) ->
     username = str(form.get("username") or "")[:100]
     password = str(form.get("password") or "")[:200]
     nxt = safe_next(str(form.get("next") or ""))
+    if login_throttled(session, username, utcnow(), settings.login_max_failures, settings.login_window_minutes):
+        audit.record(session, actor=login_actor(username), action="login", resource="user", outcome="throttled")
+        session.commit()
+        return render(request, "login.html", {"next": nxt or "", "username": username,
+                                              "error": "Too many failed logins for this username. Try again later."},
+                      status=429)
     user = authenticate(session, username, password) if username and password else None
     if user is None:
-        audit.record(session, actor=f"login:{username}", action="login", resource="user", outcome="denied")
+        audit.record(session, actor=login_actor(username), action="login", resource="user", outcome="denied")
         session.commit()
         return render(request, "login.html", {"next": nxt or "", "error": "Wrong username or password.",
                                               "username": username}, status=401)

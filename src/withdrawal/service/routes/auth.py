@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import select
 
 from withdrawal.service import audit, schemas
 from withdrawal.service.deps import Clinician, CurrentUser, SessionDep, SettingsDep
 from withdrawal.service.models import Patient, User, utcnow
-from withdrawal.service.security import authenticate, hash_password, issue_token
+from withdrawal.service.security import (
+    authenticate,
+    hash_password,
+    issue_token,
+    login_actor,
+    login_throttled,
+    revoke_token,
+)
 
 router = APIRouter(tags=["auth"])
 
@@ -20,19 +27,38 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.post("/auth/token", response_model=schemas.TokenOut, responses=schemas.errors(400, 401, 422))
+@router.post("/auth/token", response_model=schemas.TokenOut, responses=schemas.errors(400, 401, 422, 429))
 def login(body: schemas.LoginIn, session: SessionDep, settings: SettingsDep) -> schemas.TokenOut:
-    """Exchange a username and password for a bearer token."""
+    """Exchange a username and password for a bearer token (429 after too many failed tries)."""
+    now = utcnow()
+    actor = login_actor(body.username)
+    if login_throttled(session, body.username, now, settings.login_max_failures, settings.login_window_minutes):
+        audit.record(session, actor=actor, action="login", resource="user", outcome="throttled")
+        session.commit()
+        raise HTTPException(
+            429,
+            "too many failed logins for this username; try again later",
+            headers={"Retry-After": str(60 * settings.login_window_minutes)},
+        )
     user = authenticate(session, body.username, body.password)
     if user is None:
-        audit.record(session, actor=f"login:{body.username[:100]}", action="login", resource="user", outcome="denied")
+        audit.record(session, actor=actor, action="login", resource="user", outcome="denied")
         session.commit()
         raise HTTPException(401, "wrong username or password")
-    now = utcnow()
     token, expires = issue_token(session, user, timedelta(minutes=settings.token_ttl_minutes), now)
     audit.record(session, actor=user, action="login", resource="user", resource_id=user.id)
     session.commit()
     return schemas.TokenOut(access_token=token, expires_at=expires)
+
+
+@router.post("/auth/logout", status_code=204, responses=schemas.errors(401))
+def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """Revoke the bearer token this request carries."""
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    revoke_token(session, token.strip())
+    audit.record(session, actor=user, action="logout", resource="user", resource_id=user.id)
+    session.commit()
+    return Response(status_code=204)
 
 
 @router.get("/auth/me", response_model=schemas.UserPublic, responses=schemas.errors(401))
