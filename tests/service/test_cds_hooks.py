@@ -148,6 +148,17 @@ def test_breastfeeding_status_in_prefetch_gives_a_card(cds, keys) -> None:
     assert all("63895-7" in s["prefetch"]["observations"] for s in services)
 
 
+def test_card_sources_list_primary_first_and_mark_the_others(cds) -> None:
+    """The CNS-depressant finding cites the label (primary) and label copies and interaction sites (secondary)."""
+    cards = cds.call(SIGN, request(meds=[med("m1", "25480", "gabapentin")])).json()["cards"]
+    card = next(c for c in cards if "cns depressant" in c["summary"].lower())
+    links = [line for line in card["detail"].split("Sources:\n", 1)[1].split("\n\n", 1)[0].splitlines()]
+    marked = [("(secondary source)" in line or "(low-trust source)" in line) for line in links]
+    assert any(marked) and not all(marked)
+    assert marked == sorted(marked)  # every unmarked (primary) link before the marked ones
+    assert card["source"]["url"].startswith("https://api.fda.gov/")  # the card's own source: the primary label
+
+
 def test_tramadol_with_phenelzine_stopped_within_14_days_is_critical(cds) -> None:
     stopped = med(
         "m2",

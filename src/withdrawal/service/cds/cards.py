@@ -73,6 +73,9 @@ class _Cited:
     def link(self, sid: str) -> str:
         return self.a.kb.sources[sid].link
 
+    def trust(self, sid: str) -> str:
+        return self.a.kb.sources[sid].trust
+
     @property
     def off_label(self) -> str:
         return self.a.screen.off_label.text
@@ -93,8 +96,15 @@ def _source(cited: _Cited, ids: Sequence[str], topic: str | None = None) -> dict
     return out
 
 
+_TRUST_NOTE = {"primary": "", "secondary": " (secondary source)", "low": " (low-trust source)"}
+
+
 def _links_md(cited: _Cited, ids: Sequence[str]) -> str:
-    return "\n".join(f"- [{cited.title(s)}]({cited.link(s)})" for s in ids if cited.has(s))
+    """The sources as a markdown list, primary ones first, the others marked as such."""
+    known = [s for s in ids if cited.has(s)]
+    rank = {"primary": 0, "secondary": 1, "low": 2}
+    known.sort(key=lambda s: rank[cited.trust(s)])  # stable: the data's order within a level
+    return "\n".join(f"- [{cited.title(s)}]({cited.link(s)}){_TRUST_NOTE[cited.trust(s)]}" for s in known)
 
 
 def _delete(order: DraftOrder) -> dict[str, Any]:
