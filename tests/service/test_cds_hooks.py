@@ -152,7 +152,7 @@ def test_card_sources_list_primary_first_and_mark_the_others(cds) -> None:
     """The CNS-depressant finding cites the label (primary) and label copies and interaction sites (secondary)."""
     cards = cds.call(SIGN, request(meds=[med("m1", "25480", "gabapentin")])).json()["cards"]
     card = next(c for c in cards if "cns depressant" in c["summary"].lower())
-    links = [line for line in card["detail"].split("Sources:\n", 1)[1].split("\n\n", 1)[0].splitlines()]
+    links = card["detail"].split("Sources:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     marked = [("(secondary source)" in line or "(low-trust source)" in line) for line in links]
     assert any(marked) and not all(marked)
     assert marked == sorted(marked)  # every unmarked (primary) link before the marked ones
