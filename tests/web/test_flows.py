@@ -169,3 +169,38 @@ def test_course_simulator_interactions_and_evidence(page: Any, creds: Any, signi
     page.goto("/app/evidence")
     img = page.get_by_role("img", name=re.compile("Forest plot"))
     assert img.evaluate("i => i.complete && i.naturalWidth > 0")
+
+
+def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, signin: Any, server: Any) -> None:
+    """New patient from the list page: a recently stopped MAOI blocks tramadol (label: contraindicated within
+    14 days of an MAOI); a bad entry comes back named; a recorded tramadol dose shows on the course."""
+    signin(page, creds["clinician"])
+    page.get_by_role("link", name="New patient").first.click()
+    assert page.get_by_role("heading", name="New patient", level=1).is_visible()
+    page.get_by_label("Name or initials").fill("Flow patient F")
+    page.get_by_label("Age in years").fill("200")
+    page.get_by_label("Opioid the patient is withdrawing from").select_option("heroin")
+    page.get_by_label("Hours since last use").fill("14")
+    page.get_by_label("Medications stopped recently").fill("phenelzine, 5")
+    page.get_by_role("button", name="Create and assess").click()
+    summary = page.get_by_role("alert")
+    assert "age_years" in summary.inner_text() and "120" in summary.inner_text()  # the model's bound, named
+    assert page.get_by_label("Name or initials").input_value() == "Flow patient F"  # the form keeps the entries
+    page.get_by_label("Age in years").fill("41")
+    page.get_by_role("button", name="Create and assess").click()
+    assert "Patient created" in page.get_by_role("status").inner_text()
+    assert "Contraindicated" in page.locator("#verdict").inner_text()
+    assert "phenelzine" in page.locator("#findings").inner_text()
+    pid = int(re.search(r"/app/patients/(\d+)", page.url).group(1))  # type: ignore[union-attr]
+    assert server.query("select action from audit_log where resource = 'patient' and patient_id = ? "
+                        "and action = 'create'", pid)
+    page.goto(f"/app/patients/{pid}/course")
+    page.get_by_label("Dose (mg)").fill("0")
+    page.get_by_role("button", name="Record dose").click()
+    assert "dose_mg" in page.get_by_role("alert").inner_text()
+    page.get_by_label("Dose (mg)").fill("50")
+    page.get_by_label("Given how many hours ago (0 = now)").fill("2")
+    page.get_by_role("button", name="Record dose").click()
+    assert page.get_by_role("status").inner_text() == "Dose recorded."
+    assert server.query("select drug, dose_mg from medication_administrations where patient_id = ?", pid) == [
+        ("tramadol", 50.0)]

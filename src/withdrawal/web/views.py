@@ -8,7 +8,7 @@ a patient asking for another patient's page gets the same 404 as for a record th
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,13 +17,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from withdrawal import __version__
 from withdrawal.assess import Assessment
-from withdrawal.errors import WithdrawalError
+from withdrawal.errors import InputError, WithdrawalError
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Scale
 from withdrawal.safety.interactions import check_interactions
@@ -31,7 +32,7 @@ from withdrawal.service import audit, records, schemas
 from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
 from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, utcnow
 from withdrawal.service.security import authenticate, login_actor, login_throttled
-from withdrawal.web import auth
+from withdrawal.web import auth, forms
 from withdrawal.web.charts import DoseMark, Point, concentration_chart, course_chart
 from withdrawal.web.content import patient_info
 
@@ -283,6 +284,41 @@ def patients(request: Request, session: SessionDep, kb: KbDep, settings: Setting
     return render(request, "patients.html", {"rows": rows, "band_labels": band_labels}, user=user)
 
 
+# --- clinician: new patient -----------------------------------------------------------------
+
+_PATIENT_FORM_CHOICES = {"sexes": forms.SEXES, "settings": forms.SETTINGS, "substances": forms.SUBSTANCES,
+                         "phenotypes": forms.PHENOTYPES, "child_pugh": forms.CHILD_PUGH}
+
+
+@router.get("/app/patients/new", response_class=HTMLResponse)
+def new_patient_form(request: Request, session: SessionDep) -> Response:
+    user = require_clinician(request, session)
+    return render(request, "patient_form.html", {"values": {}, "errors": {}, **_PATIENT_FORM_CHOICES}, user=user)
+
+
+@router.post("/app/patients/new", response_class=HTMLResponse)
+async def new_patient_submit(request: Request, session: SessionDep, kb: KbDep) -> Response:
+    user = require_clinician(request, session)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    auth.check_csrf(request, form.get("csrf"))
+    name, data, errors = forms.patient_from_form(form)
+    patient = None
+    if not errors:
+        try:
+            patient = records.create_patient(session=session, user=user, kb=kb,
+                                             body=schemas.PatientCreate(display_name=name, data=data))
+        except InputError as exc:
+            errors[forms.form_field(exc.field)] = str(exc)
+    if patient is None:
+        session.rollback()
+        return render(request, "patient_form.html", {"values": form, "errors": errors, **_PATIENT_FORM_CHOICES},
+                      user=user, status=422)
+    audit.record(session, actor=user, action="create", resource="patient", resource_id=patient.id,
+                 patient_id=patient.id)
+    session.commit()
+    return redirect(f"/app/patients/{patient.id}?recorded=patient")
+
+
 # --- one patient --------------------------------------------------------------------------
 
 
@@ -397,7 +433,39 @@ def course(patient_id: int, request: Request, session: SessionDep, kb: KbDep, re
         return redirect(f"/app/patients/{patient.id}#chart")
     ctx = _course_ctx(session, patient, kb, show_cows=True)
     session.commit()
-    return render(request, "course.html", {"patient": patient, "recorded": recorded, **ctx}, user=user)
+    return render(request, "course.html", {"patient": patient, "recorded": recorded, "dose_values": {},
+                                           "dose_errors": {}, **ctx}, user=user)
+
+
+@router.post("/app/patients/{patient_id}/doses", response_class=HTMLResponse)
+async def dose_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
+    """Record a dose given (or dispensed): the course chart marks it, the monitoring alerts read it."""
+    user = require_clinician(request, session)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    auth.check_csrf(request, form.get("csrf"))
+    patient = open_patient(session, user, patient_id, action="create", resource="administration")
+    fields, hours_ago, errors = forms.dose_from_form(form)
+    if not errors:
+        try:
+            body = schemas.AdministrationCreate(**fields, at=utcnow() - timedelta(hours=hours_ago))
+            row = records.add_administration(session=session, patient=patient, body=body, user=user, kb=kb)
+        except InputError as exc:
+            errors["drug"] = str(exc)
+        except ValidationError as exc:
+            errors["dose_mg"] = "dose_mg: " + exc.errors()[0]["msg"]
+    if errors:
+        session.rollback()
+        audit.record(session, actor=user, action="create", resource="administration", patient_id=patient.id,
+                     outcome="invalid")
+        audit.record(session, actor=user, action="read", resource="trends", patient_id=patient.id)
+        session.commit()
+        ctx = _course_ctx(session, patient, kb, show_cows=True)
+        return render(request, "course.html", {"patient": patient, "recorded": None, "dose_values": form,
+                                               "dose_errors": errors, **ctx}, user=user, status=422)
+    audit.record(session, actor=user, action="create", resource="administration", resource_id=row.id,
+                 patient_id=patient.id)
+    session.commit()
+    return redirect(f"/app/patients/{patient.id}/course?recorded=dose#chart")
 
 
 PHENOTYPES = ("poor", "intermediate", "normal", "ultrarapid")
