@@ -306,6 +306,9 @@ def test_bad_jwts_are_refused(cds, keys) -> None:
         "no-jti": keys.token(aud, drop=("jti",)),
         "unknown-kid": keys.token(aud, kid="nope"),
         "garbage": "not.a.jwt",
+        # a header nested deeper than the JSON parser's recursion limit: refused, not a 500
+        "deep-header": base64.urlsafe_b64encode(b'{"a":' * 5000 + b"1" + b"}" * 5000).rstrip(b"=").decode()
+        + ".e30.c2ln",
     }
     for name, tok in bad.items():
         r = cds.call(SIGN, request(), token=tok)

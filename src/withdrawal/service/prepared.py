@@ -29,8 +29,11 @@ class Prepared:
         assert isinstance(compiled, SQLCompiler)
         names = list(compiled.binds)
         if column_keys is not None and set(names) != set(column_keys):
-            extra = sorted(set(names) - set(column_keys))
-            raise ValueError(f"statement needs values not given (column defaults?): {extra}")
+            needed = sorted(set(names) - set(column_keys))
+            unknown = sorted(set(column_keys) - set(names))
+            raise ValueError(
+                f"statement needs values not given (column defaults?): {needed}; given but not columns: {unknown}"
+            )
         self.sql = compiled.string
         self.order = list(compiled.positiontup or ()) if compiled.positional else None
         self.processors = {

@@ -15,4 +15,4 @@ from fastapi.responses import JSONResponse
 
 class FastJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return pydantic_core.to_json(content)
+        return pydantic_core.to_json(content, inf_nan_mode="null")

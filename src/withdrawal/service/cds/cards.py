@@ -85,8 +85,13 @@ class _Cited:
         return self.a.plan.notes[0].text
 
 
+_RANK = {"primary": 0, "secondary": 1, "low": 2}
+
+
 def _source(cited: _Cited, ids: Sequence[str], topic: str | None = None) -> dict[str, Any]:
-    sid = next((s for s in ids if cited.has(s)), None) or next(iter(cited.ids), None)
+    """The card's source: the most trusted of ``ids`` (the first of them at that level)."""
+    known = sorted((s for s in ids if cited.has(s)), key=lambda s: _RANK[cited.trust(s)])
+    sid = known[0] if known else next(iter(cited.ids), None)
     if sid is None:
         return {"label": LABEL, "url": "https://cds-hooks.hl7.org/2.0/"}
     src = cited.a.kb.sources[sid]
@@ -101,9 +106,7 @@ _TRUST_NOTE = {"primary": "", "secondary": " (secondary source)", "low": " (low-
 
 def _links_md(cited: _Cited, ids: Sequence[str]) -> str:
     """The sources as a markdown list, primary ones first, the others marked as such."""
-    known = [s for s in ids if cited.has(s)]
-    rank = {"primary": 0, "secondary": 1, "low": 2}
-    known.sort(key=lambda s: rank[cited.trust(s)])  # stable: the data's order within a level
+    known = sorted((s for s in ids if cited.has(s)), key=lambda s: _RANK[cited.trust(s)])  # stable within a level
     return "\n".join(f"- [{cited.title(s)}]({cited.link(s)}){_TRUST_NOTE[cited.trust(s)]}" for s in known)
 
 

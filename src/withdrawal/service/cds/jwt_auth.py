@@ -112,7 +112,7 @@ def _unverified_header(token: str) -> dict[str, Any]:
         raise CdsAuthError("malformed JWT")
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, RecursionError) as exc:  # RecursionError: a deeply nested header
         raise CdsAuthError("malformed JWT") from exc
     if not isinstance(header, dict):
         raise CdsAuthError("malformed JWT")
