@@ -52,25 +52,33 @@ def test_login_refuses_wrong_password_and_audits_it(client) -> None:
         assert s.scalar(select(AuditEntry).where(AuditEntry.action == "login", AuditEntry.outcome == "denied"))
 
 
-def test_repeated_failed_logins_are_throttled_per_username(app_factory) -> None:
-    """After ``login_max_failures`` denied tries in the window even the right password gets 429 (and is
-    not checked); another username is unaffected; the web login shares the count."""
+def test_repeated_failed_logins_are_throttled_per_username_and_client(app_factory) -> None:
+    """After ``login_max_failures`` denied tries from one address even the right password gets 429 there (and
+    is not checked); the same username from another address, and another username, are unaffected; the web
+    login shares the count; a successful login starts it again."""
     from fastapi.testclient import TestClient
 
-    with TestClient(app_factory(login_max_failures=3, login_window_minutes=15)) as c:
+    app = app_factory(login_max_failures=3, login_window_minutes=15)
+    wrong = {"username": "clinician", "password": "nope"}
+    right = {"username": "clinician", "password": PASSWORDS["clinician"]}
+    with TestClient(app, client=("10.0.0.1", 5000)) as c, TestClient(app, client=("10.0.0.2", 5000)) as ward:
+        assert c.post("/auth/token", json=wrong).status_code == 401
+        assert c.post("/auth/token", json=right).status_code == 200  # success: the count starts again
         for _ in range(3):
-            assert c.post("/auth/token", json={"username": "clinician", "password": "nope"}).status_code == 401
-        r = c.post("/auth/token", json={"username": "clinician", "password": PASSWORDS["clinician"]})
+            assert c.post("/auth/token", json=wrong).status_code == 401
+        r = c.post("/auth/token", json=right)
         assert r.status_code == 429 and r.headers["retry-after"] == "900"
         assert "too many" in r.json()["detail"]
         assert login(c, "patient")  # a different username logs in
         page = c.get("/login")
         csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-        web = c.post("/login", data={"username": "clinician", "password": PASSWORDS["clinician"], "csrf": csrf})
+        web = c.post("/login", data={**right, "csrf": csrf})
         assert web.status_code == 429 and "Too many failed logins" in web.text
-        with c.app.state.sessions() as s:
-            outcomes = s.scalars(select(AuditEntry.outcome).where(AuditEntry.actor == "login:clinician")).all()
-        assert outcomes.count("denied") == 3 and outcomes.count("throttled") == 2
+        assert ward.post("/auth/token", json=right).status_code == 200  # the clinician at the ward PC is not locked out
+        assert c.post("/auth/token", json=right).status_code == 200  # and that success starts the count again
+        with app.state.sessions() as s:
+            outcomes = s.scalars(select(AuditEntry.outcome).where(AuditEntry.actor == "login:clinician@10.0.0.1")).all()
+        assert outcomes.count("denied") == 4 and outcomes.count("throttled") == 2
 
 
 def test_logout_revokes_the_bearer_token(client) -> None:

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
 
     token_ttl_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
     login_max_failures: int = Field(default=10, ge=1, le=100)
-    """Failed logins for one username within ``login_window_minutes`` before further tries get 429.
+    """Failed logins for one username from one address within ``login_window_minutes`` before 429.
 
     Site configuration: NIST SP 800-63B (5.2.2) requires at most 100 consecutive failures."""
     login_window_minutes: int = Field(default=15, ge=1, le=24 * 60)

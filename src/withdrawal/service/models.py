@@ -124,6 +124,7 @@ class MedicationAdministration(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_actor_action_at", "actor", "action", "at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

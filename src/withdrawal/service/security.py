@@ -85,24 +85,40 @@ def revoke_token(session: Session, token: str) -> None:
         session.delete(row)
 
 
-def login_actor(username: str) -> str:
-    """How a login attempt names its actor in the audit log (the username, cut to 100 characters)."""
-    return f"login:{username[:100]}"
+def login_actor(username: str, client: str | None) -> str:
+    """How a login attempt names its actor in the audit log: the username tried and where from."""
+    return f"login:{username[:100]}@{(client or 'unknown')[:60]}"
 
 
-def login_throttled(session: Session, username: str, now: datetime, max_failures: int, window_minutes: int) -> bool:
-    """Whether ``username`` had ``max_failures`` failed logins in the last ``window_minutes``.
+def login_throttled(
+    session: Session, username: str, client: str | None, now: datetime, max_failures: int, window_minutes: int
+) -> bool:
+    """Whether ``username`` failed ``max_failures`` times from ``client`` in the last ``window_minutes``
+    since its last successful login.
 
-    Counted from the audit log's denied logins, so every worker process and both the API
-    and the web pages see the same count; an attempt refused here is not checked at all
-    (no password guessing while throttled).
+    Per username and client address, so someone elsewhere cannot lock a clinician out by
+    failing on purpose; a successful login starts the count again. Counted from the audit
+    log's denied logins (indexed by actor, action, time), so every worker process and both
+    the API and the web pages see the same count. A throttled attempt is not checked at all.
     """
     since = now - timedelta(minutes=window_minutes)
+    user = session.scalar(select(User).where(User.username == username))
+    if user is not None:
+        last_ok = session.scalar(
+            select(func.max(AuditEntry.at)).where(
+                AuditEntry.actor == f"{user.role}:{user.username}",
+                AuditEntry.action == "login",
+                AuditEntry.outcome == "ok",
+                AuditEntry.at > since,
+            )
+        )
+        if last_ok is not None:
+            since = max(since, last_ok if last_ok.tzinfo else last_ok.replace(tzinfo=UTC))
     failures = session.scalar(
         select(func.count())
         .select_from(AuditEntry)
         .where(
-            AuditEntry.actor == login_actor(username),
+            AuditEntry.actor == login_actor(username, client),
             AuditEntry.action == "login",
             AuditEntry.outcome == "denied",
             AuditEntry.at > since,

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -223,15 +224,25 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep) ->
     username = str(form.get("username") or "")[:100]
     password = str(form.get("password") or "")[:200]
     nxt = safe_next(str(form.get("next") or ""))
-    if login_throttled(session, username, utcnow(), settings.login_max_failures, settings.login_window_minutes):
-        audit.record(session, actor=login_actor(username), action="login", resource="user", outcome="throttled")
+    client = request.client.host if request.client else None
+    actor = login_actor(username, client)
+
+    def check() -> tuple[bool, User | None]:
+        # NOTE: in the thread pool: the throttle query and scrypt must not hold up the event loop.
+        if login_throttled(session, username, client, utcnow(), settings.login_max_failures,
+                           settings.login_window_minutes):
+            return True, None
+        return False, authenticate(session, username, password) if username and password else None
+
+    throttled, user = await run_in_threadpool(check)
+    if throttled:
+        audit.record(session, actor=actor, action="login", resource="user", outcome="throttled")
         session.commit()
         return render(request, "login.html", {"next": nxt or "", "username": username,
                                               "error": "Too many failed logins for this username. Try again later."},
                       status=429)
-    user = authenticate(session, username, password) if username and password else None
     if user is None:
-        audit.record(session, actor=login_actor(username), action="login", resource="user", outcome="denied")
+        audit.record(session, actor=actor, action="login", resource="user", outcome="denied")
         session.commit()
         return render(request, "login.html", {"next": nxt or "", "error": "Wrong username or password.",
                                               "username": username}, status=401)

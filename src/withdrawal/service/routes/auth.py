@@ -28,11 +28,14 @@ def health() -> dict[str, str]:
 
 
 @router.post("/auth/token", response_model=schemas.TokenOut, responses=schemas.errors(400, 401, 422, 429))
-def login(body: schemas.LoginIn, session: SessionDep, settings: SettingsDep) -> schemas.TokenOut:
+def login(body: schemas.LoginIn, request: Request, session: SessionDep, settings: SettingsDep) -> schemas.TokenOut:
     """Exchange a username and password for a bearer token (429 after too many failed tries)."""
     now = utcnow()
-    actor = login_actor(body.username)
-    if login_throttled(session, body.username, now, settings.login_max_failures, settings.login_window_minutes):
+    client = request.client.host if request.client else None
+    actor = login_actor(body.username, client)
+    if login_throttled(
+        session, body.username, client, now, settings.login_max_failures, settings.login_window_minutes
+    ):
         audit.record(session, actor=actor, action="login", resource="user", outcome="throttled")
         session.commit()
         raise HTTPException(
