@@ -78,3 +78,37 @@ def test_synth_is_seeded(tmp_path: Path) -> None:
     b = synthesize(tmp_path / "b", 200, seed=5, truth=False)
     for fa, fb in zip(a.files, b.files, strict=True):
         assert fa.read_bytes() == fb.read_bytes()
+
+
+def test_same_day_and_unknown_status_answers(tmp_path: Path) -> None:
+    """Pregnancy (LOINC 82810-3) and breastfeeding (63895-7) status: the latest yes/no answer counts, an
+    "unknown" (LA4489-6) is passed over, and on the same day "yes" wins: as in the per-patient mapper."""
+    from withdrawal.population.screen import run_screen
+
+    root = tmp_path / "bulk"
+    root.mkdir()
+
+    def obs(oid: str, pid: str, loinc: str, day: str, system: str, code: str) -> str:
+        return json.dumps({"resourceType": "Observation", "id": oid, "status": "final",
+                           "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": day,
+                           "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                           "valueCodeableConcept": {"coding": [{"system": system, "code": code}]}})
+
+    loinc, sct = "http://loinc.org", "http://snomed.info/sct"
+    patients = [json.dumps({"resourceType": "Patient", "id": f"w{i}", "gender": "female", "birthDate": "1995-01-01"})
+                for i in range(1, 5)]
+    (root / "Patient.ndjson").write_text("\n".join(patients) + "\n")
+    (root / "Observation.ndjson").write_text("\n".join([
+        obs("o1", "w1", "63895-7", "2025-12-01", loinc, "LA29252-6"),  # same day: yes and no
+        obs("o2", "w1", "63895-7", "2025-12-01", loinc, "LA29253-4"),
+        obs("o3", "w2", "82810-3", "2025-12-01", sct, "60001007"),  # same day: not pregnant and pregnant
+        obs("o4", "w2", "82810-3", "2025-12-01", sct, "77386006"),
+        obs("o5", "w3", "63895-7", "2025-11-01", loinc, "LA29252-6"),  # yes, then "unknown"
+        obs("o6", "w3", "63895-7", "2025-12-01", loinc, "LA4489-6"),
+        obs("o7", "w4", "63895-7", "2025-11-01", loinc, "LA29252-6"),  # yes, then no
+        obs("o8", "w4", "63895-7", "2025-12-01", loinc, "LA29253-4"),
+    ]) + "\n")
+    run = run_screen(root, tmp_path / "out", as_of=AS_OF)
+    codes = {pid: set(row["codes"]) for pid, row in rows_by_id(run.patients_path).items()}
+    assert "breastfeeding" in codes["w1"] and "pregnancy" in codes["w2"] and "breastfeeding" in codes["w3"]
+    assert "breastfeeding" not in codes["w4"]

@@ -294,3 +294,21 @@ def test_latest_breastfeeding_status_wins_and_reaches_the_screen(kb: KnowledgeBa
     assert "breastfeeding" not in assess_patient(weaned, kb).screen.codes
     unknown = to_patient([patient, status("2026-11-20", "LA4489-6")], kb, as_of=AS_OF).patient
     assert unknown.breastfeeding is False  # not recorded: the default
+
+
+def test_same_day_status_answers_prefer_yes(kb: KnowledgeBase) -> None:
+    """Two pregnancy statuses on one day, "pregnant" first: the stricter reading holds whatever the order."""
+    patient = {"resourceType": "Patient", "birthDate": "1995-05-05", "gender": "female"}
+
+    def status(answer: str) -> dict:
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "effectiveDateTime": "2026-11-20",
+            "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
+            "valueCodeableConcept": {"coding": [{"system": SCT, "code": answer}]},
+        }
+
+    for order in (["77386006", "60001007"], ["60001007", "77386006"]):
+        p = to_patient([patient, *(status(a) for a in order)], kb, as_of=AS_OF).patient
+        assert p.pregnant is True, order

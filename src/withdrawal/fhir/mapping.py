@@ -472,7 +472,10 @@ def to_patient(
     latest: dict[str, tuple[date, Any]] = {}
 
     def keep(kind: str, when: date, value: Any) -> None:
-        if kind not in latest or when >= latest[kind][0]:
+        # The latest observation counts; on the same date a "yes" (pregnant, breastfeeding) is
+        # not overwritten by a "no" (the stricter reading, as in the population screen).
+        prev = latest.get(kind)
+        if prev is None or when > prev[0] or (when == prev[0] and prev[1] is not True):
             latest[kind] = (when, value)
 
     for res in resources:

@@ -30,8 +30,9 @@ N days ago" is decided here, once, for both engines:
   clearance (LOINC 2164-2; ties: the lower value) is ``crcl``; the latest pregnancy status
   (LOINC 82810-3) within 280 days, if pregnant (SNOMED 77386006 or LOINC LA15173-0, the answers
   the per-patient mapper reads), sets ``pregnant_obs``; the latest breastfeeding status (LOINC
-  63895-7; ties: the stricter answer), if LA29252-6 (currently breastfeeding), sets
-  ``breastfeeding_obs``. Coded answers only: a ``valueBoolean`` is not read here.
+  63895-7), if LA29252-6 (currently breastfeeding), sets ``breastfeeding_obs``. Only yes/no
+  answers count (an "unknown" is passed over, as by the per-patient mapper); on the same day "yes"
+  wins. Coded answers only, the first coding: a ``valueBoolean`` is not read here.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ CRCL_LOINC = "2164-2"
 PREGNANCY_STATUS_LOINC = "82810-3"
 PREGNANT_SCT = "77386006"
 PREGNANT_ANSWERS = (PREGNANT_SCT, "LA15173-0")
+NOT_PREGNANT_ANSWERS = ("60001007", "LA26683-5")
 BREASTFEEDING_STATUS_LOINC = "63895-7"
 BREASTFEEDING_ANSWER = "LA29252-6"
+NOT_BREASTFEEDING_ANSWER = "LA29253-4"
 PREGNANCY_OBS_DAYS = 280
 FINAL_OBS = ("final", "amended", "corrected")
 MED_ACTIVE = ("active", "on-hold")
@@ -206,8 +209,8 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
   WHERE (clinical IS NULL OR clinical = 'active')
     AND (verification IS NULL OR verification NOT IN ('refuted', 'entered-in-error'))"""),
         branch({"patient_id": "patient_id", "crcl": "crcl",
-                "pregnant": f"CASE WHEN preg_code IN {_in(PREGNANT_ANSWERS)} THEN 1 END",
-                "breastfeeding": f"CASE WHEN bf_code = '{BREASTFEEDING_ANSWER}' THEN 1 END"}, "FROM ob"),
+                "pregnant": "CASE WHEN preg_rank = 0 THEN 1 END",
+                "breastfeeding": "CASE WHEN bf_rank = 0 THEN 1 END"}, "FROM ob"),
     ]
     union = "\n  UNION ALL\n".join(b for b in branches if b)  # a set no test reads: no branch
     sets = [*cwords, *(c for c, _ in win_words), *awords]
@@ -233,11 +236,14 @@ oa AS (
 ob AS (
   SELECT patient_id,
     {d.min_pair('days', 'value', f"loinc = '{CRCL_LOINC}' AND value IS NOT NULL")} AS crcl,
-    {d.min_pair('days', 'value_code',
-                f"loinc = '{PREGNANCY_STATUS_LOINC}' AND value_code IS NOT NULL AND days <= {PREGNANCY_OBS_DAYS}")}
-      AS preg_code,
-    {d.min_pair('days', 'value_code', f"loinc = '{BREASTFEEDING_STATUS_LOINC}' AND value_code IS NOT NULL")}
-      AS bf_code
+    {d.min_pair('days', f"CASE WHEN value_code IN {_in(PREGNANT_ANSWERS)} THEN 0 ELSE 1 END",
+                f"loinc = '{PREGNANCY_STATUS_LOINC}' AND days <= {PREGNANCY_OBS_DAYS} "
+                f"AND value_code IN {_in(PREGNANT_ANSWERS + NOT_PREGNANT_ANSWERS)}")}
+      AS preg_rank,
+    {d.min_pair('days', f"CASE WHEN value_code = '{BREASTFEEDING_ANSWER}' THEN 0 ELSE 1 END",
+                f"loinc = '{BREASTFEEDING_STATUS_LOINC}' "
+                f"AND value_code IN ('{BREASTFEEDING_ANSWER}', '{NOT_BREASTFEEDING_ANSWER}')")}
+      AS bf_rank
   FROM oa GROUP BY patient_id
 ),
 u AS (

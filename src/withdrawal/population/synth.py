@@ -381,6 +381,7 @@ def _emit(
         pat_lines.append('{"resourceType":"Patient","id":"' + p.pid + '","gender":"' + p.sex
                          + '","birthDate":"' + p.birth.isoformat() + '"}')
         written: list[str] = []
+        pregnant_by_condition = "pregnancy" in p.conditions  # before the keys become written codes
         for j, key in enumerate(p.conditions):
             cid = f"{p.pid}-c{j}"
             onset = (as_of - timedelta(days=int(rng.integers(1, 3000)))).isoformat()
@@ -451,7 +452,7 @@ def _emit(
             preg_day = (as_of - timedelta(days=int(rng.integers(0, 120)))).isoformat()
             obs_lines.append(_obs_coded(f"{p.pid}-o2", ref, preg_day, PREGNANCY_STATUS_LOINC, "Pregnancy status",
                                         SNOMED, NOT_PREGNANT_SCT))
-        if p.sex == "female" and 18 <= p.age <= 40 and not p.pregnant_obs and "pregnancy" not in p.conditions:
+        if p.sex == "female" and 18 <= p.age <= 40 and not p.pregnant_obs and not pregnant_by_condition:
             u = rng_extra.random()
             if u < 0.08:
                 day = as_of - timedelta(days=int(rng_extra.integers(0, 200)))
