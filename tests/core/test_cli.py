@@ -90,3 +90,9 @@ def test_interactions_against_tramadol_and_each_other() -> None:
 def test_interactions_text() -> None:
     result = runner.invoke(app, ["interactions", "Nardil"])
     assert result.exit_code == 0 and "Contraindicated" in result.output
+
+
+def test_serve_refuses_workers_on_in_memory_sqlite() -> None:
+    result = runner.invoke(app, ["serve", "--workers", "2", "--database-url", "sqlite:///:memory:"])
+    assert result.exit_code == 2
+    assert "in-memory SQLite" in result.output

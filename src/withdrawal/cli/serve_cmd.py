@@ -53,6 +53,12 @@ def serve_cmd(
         os.environ["WITHDRAWAL_DATA_DIR"] = str(data_dir)
     try:
         settings = Settings(**overrides)
+        if workers > 1 and settings.db_url.startswith("sqlite") and (
+            ":memory:" in settings.db_url or settings.db_url.rstrip("/") == "sqlite:"
+        ):
+            err_console.print("[bold red]error:[/] --workers: an in-memory SQLite database cannot be shared "
+                              "between worker processes; use a file or PostgreSQL", highlight=False)
+            raise typer.Exit(2)
         application = create_app(settings)
     except ValidationError as exc:
         err_console.print(f"[bold red]error:[/] invalid settings: {exc.errors()[0]['msg']}", highlight=False)
