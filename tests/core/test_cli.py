@@ -93,6 +93,11 @@ def test_interactions_text() -> None:
 
 
 def test_serve_refuses_workers_on_in_memory_sqlite() -> None:
+    import os
+
+    before = {k: v for k, v in os.environ.items() if k.startswith("WITHDRAWAL_")}
     result = runner.invoke(app, ["serve", "--workers", "2", "--database-url", "sqlite:///:memory:"])
     assert result.exit_code == 2
     assert "in-memory SQLite" in result.output
+    # refused before anything changes: the process environment (which workers would read) is untouched
+    assert {k: v for k, v in os.environ.items() if k.startswith("WITHDRAWAL_")} == before

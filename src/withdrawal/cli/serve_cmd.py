@@ -47,10 +47,8 @@ def serve_cmd(
     overrides: dict[str, Any] = {}
     if database_url:
         overrides["database_url"] = database_url
-        os.environ["WITHDRAWAL_DATABASE_URL"] = database_url  # the workers read their settings from here
     if data_dir:
         overrides["data_dir"] = data_dir
-        os.environ["WITHDRAWAL_DATA_DIR"] = str(data_dir)
     try:
         settings = Settings(**overrides)
         if workers > 1 and settings.db_url.startswith("sqlite") and (
@@ -81,8 +79,14 @@ def serve_cmd(
     if workers == 1:
         uvicorn.run(application, host=host, port=port, access_log=False, log_level="info")
         return
-    # The database is migrated (and seeded) above, once; each worker builds its own app.
+    # The database is migrated (and seeded) above, once; each worker builds its own app from
+    # the environment, so the options given here go there (only now: this process becomes the
+    # workers' supervisor and builds no app of its own any more).
     application.state.engine.dispose()
+    if database_url:
+        os.environ["WITHDRAWAL_DATABASE_URL"] = database_url
+    if data_dir:
+        os.environ["WITHDRAWAL_DATA_DIR"] = str(data_dir)
     uvicorn.run(
         "withdrawal.service.workers:app",
         factory=True,
