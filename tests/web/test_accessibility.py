@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 PUBLIC = ["/", "/info", "/info/withdrawal", "/info/tramadol", "/info/questions", "/info/help", "/login"]
-CLINICIAN = ["/app/patients", "/app/patients/new", "/app/patients/{d}", "/app/patients/{e}/cows", "/app/patients/{a}/course",
+CLINICIAN = ["/app/patients", "/app/patients/new", "/app/patients/{d}/edit", "/app/patients/{d}", "/app/patients/{e}/cows", "/app/patients/{a}/course",
              "/app/patients/{e}/simulator", "/app/interactions?drugs=sertraline%2C+alprazolam", "/app/evidence"]
 PATIENT = ["/app/patients/{a}", "/app/patients/{a}/sows"]
 SERIOUS = {"serious", "critical"}

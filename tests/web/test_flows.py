@@ -204,3 +204,12 @@ def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, s
     assert page.get_by_role("status").inner_text() == "Dose recorded."
     assert server.query("select drug, dose_mg from medication_administrations where patient_id = ?", pid) == [
         ("tramadol", 50.0)]
+    # edit the data: the form comes back filled in; the new age is saved and assessed
+    page.get_by_role("link", name="Edit data").click()
+    assert page.get_by_label("Medications stopped recently").input_value() == "phenelzine, 5"
+    page.get_by_label("Age in years").fill("80")
+    page.get_by_role("button", name="Save and assess").click()
+    assert "Patient data saved" in page.get_by_role("status").inner_text()
+    assert "age 80" in page.locator("#findings").inner_text()  # the over-75 finding, triggered by the new age
+    (data,) = server.query("select data from patients where id = ?", pid)[0]
+    assert '"age_years": 80' in data and "phenelzine" in data

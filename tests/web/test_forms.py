@@ -72,3 +72,62 @@ def test_any_dose_entries_are_parsed_or_refused(form: dict[str, Any]) -> None:
     fields, hours, errors = dose_from_form(form)
     if not errors:
         assert fields["drug"] and 0 < fields["dose_mg"] <= 100_000 and 0 <= hours <= 72
+
+
+def _drug_names() -> list[str]:
+    from withdrawal.knowledge.loader import default_kb
+
+    return sorted(d.name for d in default_kb().vocabulary.drugs if "," not in d.name)
+
+
+numbers = st.one_of(st.integers(0, 300).map(float), st.integers(0, 3000).map(lambda n: n / 10))
+medication = st.one_of(
+    st.builds(lambda n, d: {"name": n, "status": "active", **({"dose_mg_per_day": d} if d is not None else {})},
+              st.sampled_from(_drug_names()), st.none() | numbers),
+    st.builds(lambda n, d: {"name": n, "status": "stopped", **({"days_since_stopped": d} if d is not None else {})},
+              st.sampled_from(_drug_names()), st.none() | numbers),
+    st.builds(lambda c: {"rxnorm": c, "status": "active"}, st.sampled_from(["10689", "36437", "8123"])),
+)
+stored_records = st.fixed_dictionaries(
+    {"age_years": st.integers(0, 120), "conditions": st.lists(st.sampled_from(["G40.909", "sleep_apnea", "I10"])),
+     "allergies": st.lists(st.sampled_from(["penicillin", "sulfa"])), "medications": st.lists(medication, max_size=4),
+     "pregnant": st.booleans(), "breastfeeding": st.booleans(), "weight_kg": st.sampled_from([60.0, 82.5])},
+    optional={"sex": st.sampled_from(["female", "male"]), "setting": st.sampled_from(["inpatient", "outpatient"]),
+              "creatinine_clearance_ml_min": numbers, "cyp2d6_phenotype": st.sampled_from(["poor", "ultrarapid"]),
+              "child_pugh": st.sampled_from(["A", "C"]),
+              "opioid": st.builds(lambda s, h: {"substance": s, **({"hours_since_last_use": h} if h else {})},
+                                  st.sampled_from(["heroin", "fentanyl"]), st.none() | numbers)},
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stored_records)
+def test_editing_without_changes_keeps_the_record(stored: dict[str, Any]) -> None:
+    """Open the edit form on a stored record and save it unchanged: the same patient, weight and codes kept."""
+    from withdrawal.web.forms import form_from_patient, merge_edit
+
+    name, edited, errors = patient_from_form(form_from_patient("P", stored))
+    assert errors == {} and name == "P"
+
+    def canonical(data: dict[str, Any]) -> dict[str, Any]:  # the form lists current, then stopped medications
+        out = parse_patient(data).model_dump()
+        out["medications"] = sorted(out["medications"], key=repr)
+        return out
+
+    assert canonical(merge_edit(stored, edited)) == canonical(stored)
+
+
+def test_edit_drops_what_the_clinician_cleared_and_keeps_codes() -> None:
+    from withdrawal.web.forms import form_from_patient, merge_edit
+
+    stored = {"age_years": 50, "sex": "male", "opioid": {"substance": "heroin"}, "weight_kg": 70.0,
+              "medications": [{"name": "Ultram", "rxnorm": "10689", "status": "active"}]}
+    form = form_from_patient("P", stored)
+    form.pop("sex")
+    form.pop("substance")
+    form["current_medications"] += "\nsertraline, 100"
+    _, edited, errors = patient_from_form(form)
+    merged = merge_edit(stored, edited)
+    assert errors == {} and "sex" not in merged and "opioid" not in merged and merged["weight_kg"] == 70.0
+    assert merged["medications"] == [{"name": "Ultram", "status": "active", "rxnorm": "10689"},
+                                     {"name": "sertraline", "status": "active", "dose_mg_per_day": 100.0}]

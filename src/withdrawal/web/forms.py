@@ -133,3 +133,66 @@ def dose_from_form(form: Mapping[str, Any]) -> tuple[dict[str, Any], float, dict
     if not 0 <= hours <= 72:
         errors["hours_ago"] = "hours_ago: between 0 (now) and 72"
     return {"drug": drug, "dose_mg": dose, "kind": kind}, hours, errors
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def form_from_patient(display_name: str, data: Mapping[str, Any]) -> dict[str, str]:
+    """The new-patient form's fields filled from a stored record (patient format version 1), for editing."""
+    form: dict[str, str] = {"display_name": display_name, "age_years": str(data.get("age_years", ""))}
+    for field in ("sex", "setting", "cyp2d6_phenotype", "child_pugh"):
+        if data.get(field) is not None:
+            form[field] = str(data[field])
+    for flag in ("pregnant", "breastfeeding"):
+        if data.get(flag):
+            form[flag] = "on"
+    if data.get("creatinine_clearance_ml_min") is not None:
+        form["creatinine_clearance_ml_min"] = _fmt(float(data["creatinine_clearance_ml_min"]))
+    opioid = data.get("opioid") or {}
+    if opioid.get("substance"):
+        form["substance"] = str(opioid["substance"])
+        if opioid.get("hours_since_last_use") is not None:
+            form["hours_since_last_use"] = _fmt(float(opioid["hours_since_last_use"]))
+    form["conditions"] = "\n".join(str(c) for c in data.get("conditions") or ())
+    form["allergies"] = "\n".join(str(a) for a in data.get("allergies") or ())
+    current, stopped = [], []
+    for med in data.get("medications") or ():
+        name = med.get("name") or f"rxnorm:{med.get('rxnorm')}"
+        if med.get("status") == "stopped":
+            days = med.get("days_since_stopped")
+            stopped.append(name if days is None else f"{name}, {_fmt(float(days))}")
+        else:
+            dose = med.get("dose_mg_per_day")
+            current.append(name if dose is None else f"{name}, {_fmt(float(dose))}")
+    form["current_medications"] = "\n".join(current)
+    form["stopped_medications"] = "\n".join(stopped)
+    return form
+
+
+def merge_edit(stored: Mapping[str, Any], edited: Mapping[str, Any]) -> dict[str, Any]:
+    """The edited fields over the stored record, keeping what the form does not show.
+
+    The form shows no body weight, no scale answers and no RxNorm codes: those stay as
+    stored. A medication line that names a stored medication keeps its code; a line
+    ``rxnorm:NNN`` (a stored medication that had only a code) stays a code.
+    """
+    out = {**stored, **{k: v for k, v in edited.items() if k != "medications"}}
+    if "opioid" not in edited:
+        out.pop("opioid", None)
+    for field in ("sex", "setting", "cyp2d6_phenotype", "child_pugh", "creatinine_clearance_ml_min"):
+        if field not in edited:
+            out.pop(field, None)
+    codes = {(m.get("name"), m.get("status", "active")): m.get("rxnorm")
+             for m in stored.get("medications") or () if m.get("name") and m.get("rxnorm")}
+    meds = []
+    for med in edited.get("medications") or ():
+        name = med["name"]
+        if name.startswith("rxnorm:") and name[7:].isdigit():
+            meds.append({**{k: v for k, v in med.items() if k != "name"}, "rxnorm": name[7:]})
+            continue
+        code = codes.get((name, med["status"]))
+        meds.append({**med, "rxnorm": code} if code else med)
+    out["medications"] = meds
+    return out

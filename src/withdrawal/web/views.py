@@ -299,12 +299,19 @@ def patients(request: Request, session: SessionDep, kb: KbDep, settings: Setting
 
 _PATIENT_FORM_CHOICES = {"sexes": forms.SEXES, "settings": forms.SETTINGS, "substances": forms.SUBSTANCES,
                          "phenotypes": forms.PHENOTYPES, "child_pugh": forms.CHILD_PUGH}
+_NEW = {"heading": "New patient", "form_action": "/app/patients/new", "submit_label": "Create and assess",
+        **_PATIENT_FORM_CHOICES}
+
+
+def _edit_ctx(patient: Patient) -> dict[str, Any]:
+    return {"heading": f"Edit {patient.display_name}", "form_action": f"/app/patients/{patient.id}/edit",
+            "submit_label": "Save and assess", "patient": patient, **_PATIENT_FORM_CHOICES}
 
 
 @router.get("/app/patients/new", response_class=HTMLResponse)
 def new_patient_form(request: Request, session: SessionDep) -> Response:
     user = require_clinician(request, session)
-    return render(request, "patient_form.html", {"values": {}, "errors": {}, **_PATIENT_FORM_CHOICES}, user=user)
+    return render(request, "patient_form.html", {"values": {}, "errors": {}, **_NEW}, user=user)
 
 
 @router.post("/app/patients/new", response_class=HTMLResponse)
@@ -322,8 +329,8 @@ async def new_patient_submit(request: Request, session: SessionDep, kb: KbDep) -
             errors[forms.form_field(exc.field)] = str(exc)
     if patient is None:
         session.rollback()
-        return render(request, "patient_form.html", {"values": form, "errors": errors, **_PATIENT_FORM_CHOICES},
-                      user=user, status=422)
+        return render(request, "patient_form.html", {"values": form, "errors": errors, **_NEW}, user=user,
+                      status=422)
     audit.record(session, actor=user, action="create", resource="patient", resource_id=patient.id,
                  patient_id=patient.id)
     session.commit()
@@ -356,6 +363,36 @@ def patient_page(patient_id: int, request: Request, session: SessionDep, kb: KbD
         "patient": patient, "alerts": found, "alert_sources": alert_sources, "recorded": recorded,
         "cows_row": latest(session, patient.id, "cows"), **ctx,
     }, user=user)
+
+
+@router.get("/app/patients/{patient_id}/edit", response_class=HTMLResponse)
+def edit_patient_form(patient_id: int, request: Request, session: SessionDep) -> Response:
+    user = require_clinician(request, session)
+    patient = open_patient(session, user, patient_id, action="read", resource="patient")
+    session.commit()
+    values = forms.form_from_patient(patient.display_name, patient.data)
+    return render(request, "patient_form.html", {"values": values, "errors": {}, **_edit_ctx(patient)}, user=user)
+
+
+@router.post("/app/patients/{patient_id}/edit", response_class=HTMLResponse)
+async def edit_patient_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
+    user = require_clinician(request, session)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    auth.check_csrf(request, form.get("csrf"))
+    patient = open_patient(session, user, patient_id, action="update", resource="patient")
+    name, edited, errors = forms.patient_from_form(form)
+    if not errors:
+        try:
+            records.update_patient(patient=patient, kb=kb, body=schemas.PatientUpdate(
+                display_name=name, data=forms.merge_edit(patient.data, edited)))
+        except InputError as exc:
+            errors[forms.form_field(exc.field)] = str(exc)
+    if errors:
+        session.rollback()
+        return render(request, "patient_form.html", {"values": form, "errors": errors, **_edit_ctx(patient)},
+                      user=user, status=422)
+    session.commit()
+    return redirect(f"/app/patients/{patient.id}?recorded=edit")
 
 
 @router.get("/app/patients/{patient_id}/cows", response_class=HTMLResponse)
