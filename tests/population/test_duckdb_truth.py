@@ -82,7 +82,8 @@ def test_synth_is_seeded(tmp_path: Path) -> None:
 
 def test_same_day_and_unknown_status_answers(tmp_path: Path) -> None:
     """Pregnancy (LOINC 82810-3) and breastfeeding (63895-7) status: the latest yes/no answer counts, an
-    "unknown" (LA4489-6) is passed over, and on the same day "yes" wins: as in the per-patient mapper."""
+    "unknown" (LA4489-6) is passed over, on the same day "yes" wins, and the answer is found after a local
+    code: as in the per-patient mapper."""
     from withdrawal.population.screen import run_screen
 
     root = tmp_path / "bulk"
@@ -96,7 +97,9 @@ def test_same_day_and_unknown_status_answers(tmp_path: Path) -> None:
 
     loinc, sct = "http://loinc.org", "http://snomed.info/sct"
     patients = [json.dumps({"resourceType": "Patient", "id": f"w{i}", "gender": "female", "birthDate": "1995-01-01"})
-                for i in range(1, 5)]
+                for i in range(1, 6)]
+    local_first = json.loads(obs("o9", "w5", "63895-7", "2025-12-01", loinc, "LA29252-6"))
+    local_first["valueCodeableConcept"]["coding"].insert(0, {"system": "urn:example:local", "code": "BF-Y"})
     (root / "Patient.ndjson").write_text("\n".join(patients) + "\n")
     (root / "Observation.ndjson").write_text("\n".join([
         obs("o1", "w1", "63895-7", "2025-12-01", loinc, "LA29252-6"),  # same day: yes and no
@@ -107,8 +110,10 @@ def test_same_day_and_unknown_status_answers(tmp_path: Path) -> None:
         obs("o6", "w3", "63895-7", "2025-12-01", loinc, "LA4489-6"),
         obs("o7", "w4", "63895-7", "2025-11-01", loinc, "LA29252-6"),  # yes, then no
         obs("o8", "w4", "63895-7", "2025-12-01", loinc, "LA29253-4"),
+        json.dumps(local_first),  # a local code before the LOINC answer
     ]) + "\n")
     run = run_screen(root, tmp_path / "out", as_of=AS_OF)
     codes = {pid: set(row["codes"]) for pid, row in rows_by_id(run.patients_path).items()}
     assert "breastfeeding" in codes["w1"] and "pregnancy" in codes["w2"] and "breastfeeding" in codes["w3"]
     assert "breastfeeding" not in codes["w4"]
+    assert "breastfeeding" in codes["w5"]

@@ -32,7 +32,8 @@ N days ago" is decided here, once, for both engines:
   the per-patient mapper reads), sets ``pregnant_obs``; the latest breastfeeding status (LOINC
   63895-7), if LA29252-6 (currently breastfeeding), sets ``breastfeeding_obs``. Only yes/no
   answers count (an "unknown" is passed over, as by the per-patient mapper); on the same day "yes"
-  wins. Coded answers only, the first coding: a ``valueBoolean`` is not read here.
+  wins. Coded answers only (the first coding of the value that is one of them): a ``valueBoolean``
+  is not read here.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ NOT_PREGNANT_ANSWERS = ("60001007", "LA26683-5")
 BREASTFEEDING_STATUS_LOINC = "63895-7"
 BREASTFEEDING_ANSWER = "LA29252-6"
 NOT_BREASTFEEDING_ANSWER = "LA29253-4"
+STATUS_ANSWERS = (*PREGNANT_ANSWERS, *NOT_PREGNANT_ANSWERS, BREASTFEEDING_ANSWER, NOT_BREASTFEEDING_ANSWER)
+"""The yes/no answers read from an Observation's value: the engines take the first coding that is one."""
 PREGNANCY_OBS_DAYS = 280
 FINAL_OBS = ("final", "amended", "corrected")
 MED_ACTIVE = ("active", "on-hold")
