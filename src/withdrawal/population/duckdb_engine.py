@@ -20,7 +20,15 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.export import BadLine, Export, ExportFile, locate_bad_lines
-from withdrawal.population.facts import RXNORM_SYSTEM, STATUS_ANSWERS, MapTable, facts_sql, map_tables, summary_sql
+from withdrawal.population.facts import (
+    RXNORM_SYSTEM,
+    STATUS_ANSWERS,
+    MapTable,
+    facts_sql,
+    map_tables,
+    sql_list,
+    summary_sql,
+)
 from withdrawal.population.facts import date_sql as _date
 from withdrawal.population.facts import patient_ref_sql as _ref
 from withdrawal.population.mme import MmeTable
@@ -87,7 +95,7 @@ STAGE: dict[str, str] = {
                     "list_filter(code.coding, lambda x: x.system = 'http://loinc.org')[1].code AS loinc, "
                     f"{_date('effectiveDateTime')} AS effective, valueQuantity.value AS value, "
                     "list_filter(valueCodeableConcept.coding, lambda x: x.code IN "
-                    f"({', '.join(repr(a) for a in STATUS_ANSWERS)}))[1].code AS value_code"),
+                    f"{sql_list(STATUS_ANSWERS)})[1].code AS value_code"),
 }
 _EMPTY: dict[str, str] = {
     "Patient": "NULL::VARCHAR AS patient_id, NULL::DATE AS birth_date, NULL::VARCHAR AS sex",

@@ -42,6 +42,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from withdrawal.fhir import codes
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import MedicationIn, PatientIn, resolve, resolve_drug_name
 from withdrawal.population.mme import MmeTable
@@ -49,14 +50,14 @@ from withdrawal.population.rules import BitLayout, Dialect, window_column
 
 RXNORM_SYSTEM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CRCL_LOINC = "2164-2"
-PREGNANCY_STATUS_LOINC = "82810-3"
-PREGNANT_SCT = "77386006"
-PREGNANT_ANSWERS = (PREGNANT_SCT, "LA15173-0")
-NOT_PREGNANT_ANSWERS = ("60001007", "LA26683-5")
-BREASTFEEDING_STATUS_LOINC = "63895-7"
-BREASTFEEDING_ANSWER = "LA29252-6"
-NOT_BREASTFEEDING_ANSWER = "LA29253-4"
-STATUS_ANSWERS = (*PREGNANT_ANSWERS, *NOT_PREGNANT_ANSWERS, BREASTFEEDING_ANSWER, NOT_BREASTFEEDING_ANSWER)
+# The status codes and answers are the per-patient mapper's own (fhir.codes), so both read the same.
+PREGNANCY_STATUS = tuple(sorted(codes.PREGNANCY_STATUS))
+PREGNANT_ANSWERS = tuple(sorted(codes.PREGNANT_ANSWERS))
+NOT_PREGNANT_ANSWERS = tuple(sorted(codes.NOT_PREGNANT_ANSWERS))
+BREASTFEEDING_STATUS = tuple(sorted(codes.BREASTFEEDING_STATUS))
+BREASTFEEDING_ANSWERS = tuple(sorted(codes.BREASTFEEDING_ANSWERS))
+NOT_BREASTFEEDING_ANSWERS = tuple(sorted(codes.NOT_BREASTFEEDING_ANSWERS))
+STATUS_ANSWERS = (*PREGNANT_ANSWERS, *NOT_PREGNANT_ANSWERS, *BREASTFEEDING_ANSWERS, *NOT_BREASTFEEDING_ANSWERS)
 """The yes/no answers read from an Observation's value: the engines take the first coding that is one."""
 PREGNANCY_OBS_DAYS = 280
 FINAL_OBS = ("final", "amended", "corrected")
@@ -148,7 +149,7 @@ def map_tables(
     return cond, med, alg
 
 
-def _in(values: Iterable[str]) -> str:
+def sql_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
@@ -218,7 +219,7 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     union = "\n  UNION ALL\n".join(b for b in branches if b)  # a set no test reads: no branch
     sets = [*cwords, *(c for c, _ in win_words), *awords]
     set_aggs = "".join(f"coalesce(bit_or({c}), 0) AS {c}, " for c in sets)
-    active = f"(status IN {_in(MED_ACTIVE)} AND (end_date IS NULL OR end_date > {asof}))"
+    active = f"(status IN {sql_list(MED_ACTIVE)} AND (end_date IS NULL OR end_date > {asof}))"
     return f"""
 WITH ms AS (
   SELECT med.patient_id, med_map.drug, {", ".join(f"med_map.{c}" for c in dwords)},
@@ -228,24 +229,24 @@ WITH ms AS (
          ELSE {d.days_between('end_date', asof)} END AS days,
     {mg_day} AS mg_day
   FROM med JOIN med_map ON coalesce(med.rx_code, '') = med_map.rx_code AND coalesce(med.text, '') = med_map.text
-  WHERE status IN {_in(MED_ACTIVE + MED_ENDED)} AND (start_date IS NULL OR start_date <= {asof})
+  WHERE status IN {sql_list(MED_ACTIVE + MED_ENDED)} AND (start_date IS NULL OR start_date <= {asof})
 ),
 oa AS (
   SELECT patient_id, value, value_code, loinc, {days_ago} AS days FROM obs
-  WHERE loinc IN ('{CRCL_LOINC}', '{PREGNANCY_STATUS_LOINC}', '{BREASTFEEDING_STATUS_LOINC}')
-    AND status IN {_in(FINAL_OBS)}
+  WHERE loinc IN {sql_list((CRCL_LOINC, *PREGNANCY_STATUS, *BREASTFEEDING_STATUS))}
+    AND status IN {sql_list(FINAL_OBS)}
     AND effective IS NOT NULL AND effective <= {asof} AND patient_id IS NOT NULL
 ),
 ob AS (
   SELECT patient_id,
     {d.min_pair('days', 'value', f"loinc = '{CRCL_LOINC}' AND value IS NOT NULL")} AS crcl,
-    {d.min_pair('days', f"CASE WHEN value_code IN {_in(PREGNANT_ANSWERS)} THEN 0 ELSE 1 END",
-                f"loinc = '{PREGNANCY_STATUS_LOINC}' AND days <= {PREGNANCY_OBS_DAYS} "
-                f"AND value_code IN {_in(PREGNANT_ANSWERS + NOT_PREGNANT_ANSWERS)}")}
+    {d.min_pair('days', f"CASE WHEN value_code IN {sql_list(PREGNANT_ANSWERS)} THEN 0 ELSE 1 END",
+                f"loinc IN {sql_list(PREGNANCY_STATUS)} AND days <= {PREGNANCY_OBS_DAYS} "
+                f"AND value_code IN {sql_list(PREGNANT_ANSWERS + NOT_PREGNANT_ANSWERS)}")}
       AS preg_rank,
-    {d.min_pair('days', f"CASE WHEN value_code = '{BREASTFEEDING_ANSWER}' THEN 0 ELSE 1 END",
-                f"loinc = '{BREASTFEEDING_STATUS_LOINC}' "
-                f"AND value_code IN ('{BREASTFEEDING_ANSWER}', '{NOT_BREASTFEEDING_ANSWER}')")}
+    {d.min_pair('days', f"CASE WHEN value_code IN {sql_list(BREASTFEEDING_ANSWERS)} THEN 0 ELSE 1 END",
+                f"loinc IN {sql_list(BREASTFEEDING_STATUS)} "
+                f"AND value_code IN {sql_list(BREASTFEEDING_ANSWERS + NOT_BREASTFEEDING_ANSWERS)}")}
       AS bf_rank
   FROM oa GROUP BY patient_id
 ),

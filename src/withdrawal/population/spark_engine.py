@@ -20,7 +20,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.duckdb_engine import EngineResult, Progress, StageClock
 from withdrawal.population.export import BadLine, Export, ExportFile, check_lines
-from withdrawal.population.facts import RXNORM_SYSTEM, STATUS_ANSWERS, facts_sql, map_tables, summary_sql
+from withdrawal.population.facts import RXNORM_SYSTEM, STATUS_ANSWERS, facts_sql, map_tables, sql_list, summary_sql
 from withdrawal.population.facts import date_sql as _date
 from withdrawal.population.facts import patient_ref_sql as _ref
 from withdrawal.population.mme import MmeTable
@@ -88,7 +88,7 @@ STAGE: dict[str, str] = {
                     + _first("filter(code.coding, x -> x.system = 'http://loinc.org')") + ".code AS loinc, "
                     f"{_date('effectiveDateTime')} AS effective, valueQuantity.value AS value, "
                     + _first("filter(valueCodeableConcept.coding, x -> x.code IN "
-                             f"({', '.join(repr(a) for a in STATUS_ANSWERS)}))") + ".code AS value_code"),
+                             f"{sql_list(STATUS_ANSWERS)})") + ".code AS value_code"),
 }
 
 
