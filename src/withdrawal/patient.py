@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from withdrawal.errors import InputError
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.knowledge.models import Phenotype, Substance
+from withdrawal.knowledge.models import ChildPugh, Phenotype, Setting, Sex, Substance
 
 FORMAT_VERSION = 1
 
@@ -56,7 +56,7 @@ class PatientIn(_Strict):
 
     version: Literal[1] = 1
     age_years: int = Field(ge=0, le=120)
-    sex: Literal["female", "male", "other", "unknown"] = "unknown"
+    sex: Sex = "unknown"
     weight_kg: float | None = Field(default=None, gt=0, le=500)
     pregnant: bool = False
     breastfeeding: bool = False
@@ -65,9 +65,9 @@ class PatientIn(_Strict):
     medications: tuple[MedicationIn, ...] = ()
     allergies: tuple[str, ...] = ()
     creatinine_clearance_ml_min: float | None = Field(default=None, ge=0, le=300)
-    child_pugh: Literal["A", "B", "C"] | None = None
+    child_pugh: ChildPugh | None = None
     cyp2d6_phenotype: Phenotype | None = None
-    setting: Literal["inpatient", "outpatient"] | None = None
+    setting: Setting | None = None
     cows: dict[str, int] | None = None
     sows: dict[str, int] | None = None
 

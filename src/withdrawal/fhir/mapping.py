@@ -24,11 +24,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, get_args
 
 from withdrawal.errors import InputError
 from withdrawal.fhir import codes
 from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.models import Sex
 from withdrawal.patient import MedicationIn, PatientIn, parse_patient, resolve_drug_name
 
 JSON = Mapping[str, Any]
@@ -461,7 +462,7 @@ def to_patient(
         if birth is not None and birth <= as_of:
             fields["age_years"] = min(age_on(birth, as_of), 120)
         gender = _str(chosen.get("gender"))
-        if gender in {"female", "male", "other", "unknown"}:
+        if gender in get_args(Sex):
             fields["sex"] = gender
     medications_by_id = {
         rid: r for r in resources if r.get("resourceType") == "Medication" and (rid := _str(r.get("id")))

@@ -16,6 +16,9 @@ from withdrawal.knowledge.base import Cited, Frozen
 Level = Literal["acceptable", "caution", "avoid", "contraindicated"]
 LEVELS: tuple[Level, ...] = ("acceptable", "caution", "avoid", "contraindicated")
 Phenotype = Literal["poor", "intermediate", "normal", "ultrarapid"]
+Sex = Literal["female", "male", "other", "unknown"]
+Setting = Literal["inpatient", "outpatient"]
+ChildPugh = Literal["A", "B", "C"]
 Substance = Literal[
     "heroin",
     "fentanyl",
@@ -93,9 +96,9 @@ class Match(Frozen):
     allergy_drugs_any: tuple[str, ...] = ()
     cyp2d6_phenotype_in: tuple[Phenotype, ...] = ()
     crcl_below: float | None = None
-    child_pugh_in: tuple[Literal["A", "B", "C"], ...] = ()
+    child_pugh_in: tuple[ChildPugh, ...] = ()
     substance_in: tuple[Substance, ...] = ()
-    setting_in: tuple[Literal["inpatient", "outpatient"], ...] = ()
+    setting_in: tuple[Setting, ...] = ()
     before_withdrawal_onset: bool | None = None
 
     @model_validator(mode="after")

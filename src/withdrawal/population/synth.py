@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, cast
 
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -30,6 +30,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from withdrawal.errors import InputError
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
+from withdrawal.knowledge.models import Sex
 from withdrawal.patient import MedicationIn, PatientIn
 from withdrawal.population.mme import default_mme
 from withdrawal.population.rules import FLAG_IDS, PatientEvaluator, PatientScreen
@@ -134,7 +135,7 @@ class _Med:
 @dataclass
 class _Latent:
     pid: str
-    sex: Literal["female", "male", "other", "unknown"]
+    sex: Sex
     birth: date
     age: int
     pregnant_obs: bool = False

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, get_args
 
-from withdrawal.knowledge.models import Phenotype, Substance
+from withdrawal.knowledge.models import ChildPugh, Phenotype, Setting, Sex, Substance
 
+# The choices are the patient model's own, so the form offers exactly what it accepts.
 SUBSTANCES: tuple[str, ...] = get_args(Substance)
 PHENOTYPES: tuple[str, ...] = get_args(Phenotype)
-SEXES = ("female", "male", "other", "unknown")
-SETTINGS = ("inpatient", "outpatient")
-CHILD_PUGH = ("A", "B", "C")
+SEXES: tuple[str, ...] = get_args(Sex)
+SETTINGS: tuple[str, ...] = get_args(Setting)
+CHILD_PUGH: tuple[str, ...] = get_args(ChildPugh)
 MAX_LINES = 50
 
 
