@@ -38,6 +38,7 @@ def serve_cmd(
     """Start the service; the database is created and migrated on first start."""
     import uvicorn
     from pydantic import ValidationError
+    from sqlalchemy.engine import make_url
 
     from withdrawal.knowledge.loader import default_kb
     from withdrawal.service import Settings, create_app
@@ -51,9 +52,8 @@ def serve_cmd(
         overrides["data_dir"] = data_dir
     try:
         settings = Settings(**overrides)
-        if workers > 1 and settings.db_url.startswith("sqlite") and (
-            ":memory:" in settings.db_url or settings.db_url.rstrip("/") == "sqlite:"
-        ):
+        url = make_url(settings.db_url)
+        if workers > 1 and url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
             err_console.print("[bold red]error:[/] --workers: an in-memory SQLite database cannot be shared "
                               "between worker processes; use a file or PostgreSQL", highlight=False)
             raise typer.Exit(2)

@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(dt: datetime) -> datetime:
+    """A datetime read back naive (SQLite, an aggregate) as the UTC it was stored in."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
 class DateTime(TypeDecorator[datetime]):
     """A timestamp with time zone that always comes back aware (UTC).
 

@@ -6,7 +6,7 @@ transaction (one request, one transaction).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -22,12 +22,15 @@ from withdrawal.monitoring.alerts import daily_totals
 from withdrawal.patient import PatientIn, parse_patient, resolve_drug_name
 from withdrawal.scales import score
 from withdrawal.service import schemas
-from withdrawal.service.models import MedicationAdministration, Patient, Plan, ScaleAssessment, User, utcnow
-
-
-def aware(dt: datetime) -> datetime:
-    """Datetimes from SQLite come back naive; they were stored as UTC."""
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+from withdrawal.service.models import (
+    MedicationAdministration,
+    Patient,
+    Plan,
+    ScaleAssessment,
+    User,
+    aware,
+    utcnow,
+)
 
 
 def patient_input(raw: Any, kb: KnowledgeBase, *, today: date) -> PatientIn:

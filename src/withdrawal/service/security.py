@@ -6,12 +6,12 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from withdrawal.service.models import ApiToken, AuditEntry, User
+from withdrawal.service.models import ApiToken, AuditEntry, User, aware
 
 # NOTE: scrypt parameters per RFC 7914's interactive-login example (N=2^14, r=8, p=1),
 # also the minimum the OWASP password storage cheat sheet lists for scrypt.
@@ -72,8 +72,7 @@ def user_for_token(session: Session, token: str, now: datetime) -> User | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is None:
         return None
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-    if expires <= now:
+    if aware(row.expires_at) <= now:
         return None
     user = session.get(User, row.user_id)
     return user if user is not None and user.active else None
@@ -113,7 +112,7 @@ def login_throttled(
             )
         )
         if last_ok is not None:
-            since = max(since, last_ok if last_ok.tzinfo else last_ok.replace(tzinfo=UTC))
+            since = max(since, aware(last_ok))
     failures = session.scalar(
         select(func.count())
         .select_from(AuditEntry)

@@ -31,7 +31,7 @@ from withdrawal.knowledge.models import Scale
 from withdrawal.safety.interactions import check_interactions
 from withdrawal.service import audit, records, schemas
 from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
-from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, utcnow
+from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, aware, utcnow
 from withdrawal.service.security import authenticate, login_actor, login_throttled
 from withdrawal.web import auth, forms
 from withdrawal.web.charts import DoseMark, Point, concentration_chart, course_chart
@@ -295,6 +295,13 @@ def patients(request: Request, session: SessionDep, kb: KbDep, settings: Setting
     return render(request, "patients.html", {"rows": rows, "band_labels": band_labels}, user=user)
 
 
+async def _posted(request: Request) -> dict[str, str]:
+    """A submitted form's text fields, after the CSRF check (the clinician forms read text only)."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    auth.check_csrf(request, form.get("csrf"))
+    return form
+
+
 # --- clinician: new patient -----------------------------------------------------------------
 
 _PATIENT_FORM_CHOICES = {"sexes": forms.SEXES, "settings": forms.SETTINGS, "substances": forms.SUBSTANCES,
@@ -317,8 +324,7 @@ def new_patient_form(request: Request, session: SessionDep) -> Response:
 @router.post("/app/patients/new", response_class=HTMLResponse)
 async def new_patient_submit(request: Request, session: SessionDep, kb: KbDep) -> Response:
     user = require_clinician(request, session)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    auth.check_csrf(request, form.get("csrf"))
+    form = await _posted(request)
     name, data, errors = forms.patient_from_form(form)
     patient = None
     if not errors:
@@ -377,8 +383,7 @@ def edit_patient_form(patient_id: int, request: Request, session: SessionDep) ->
 @router.post("/app/patients/{patient_id}/edit", response_class=HTMLResponse)
 async def edit_patient_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
     user = require_clinician(request, session)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    auth.check_csrf(request, form.get("csrf"))
+    form = await _posted(request)
     patient = open_patient(session, user, patient_id, action="update", resource="patient")
     name, edited, errors = forms.patient_from_form(form)
     if not errors:
@@ -460,9 +465,9 @@ def _course_ctx(session: Session, patient: Patient, kb: KnowledgeBase, *, show_c
                             .where(MedicationAdministration.patient_id == patient.id)
                             .order_by(MedicationAdministration.at)).all()
     cows_scale = kb.scales["cows"]
-    cows = [Point(records.aware(r.recorded_at), r.total, r.band or "") for r in rows if r.scale == "cows"]
-    sows = [Point(records.aware(r.recorded_at), r.total) for r in rows if r.scale == "sows"]
-    marks = [DoseMark(records.aware(d.at), d.drug, d.dose_mg) for d in doses if d.kind == "administration"]
+    cows = [Point(aware(r.recorded_at), r.total, r.band or "") for r in rows if r.scale == "cows"]
+    sows = [Point(aware(r.recorded_at), r.total) for r in rows if r.scale == "sows"]
+    marks = [DoseMark(aware(d.at), d.drug, d.dose_mg) for d in doses if d.kind == "administration"]
     chart = course_chart(cows=cows if show_cows else [], sows=sows, doses=marks, cows_scale=cows_scale,
                          sows_max=kb.scales["sows"].total_max, show_cows=show_cows, width=760 if show_cows else 440,
                          title=f"Withdrawal scores over time for {patient.display_name}")
@@ -489,8 +494,7 @@ def course(patient_id: int, request: Request, session: SessionDep, kb: KbDep, re
 async def dose_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
     """Record a dose given (or dispensed): the course chart marks it, the monitoring alerts read it."""
     user = require_clinician(request, session)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    auth.check_csrf(request, form.get("csrf"))
+    form = await _posted(request)
     patient = open_patient(session, user, patient_id, action="create", resource="administration")
     fields, hours_ago, errors = forms.dose_from_form(form)
     if not errors:
@@ -619,7 +623,7 @@ def http_error_page(request: Request, exc: StarletteHTTPException) -> Response:
 
 
 def fmt_time(value: datetime) -> str:
-    return records.aware(value).strftime("%d %b %Y %H:%M UTC")
+    return aware(value).strftime("%d %b %Y %H:%M UTC")
 
 
 templates.env.filters["when"] = fmt_time
