@@ -31,6 +31,10 @@ Verification = Literal["verified", "verified_secondary", "from_memory"]
 """
 
 
+Trust = Literal["primary", "secondary", "low"]
+"""How far a source is trusted, most first."""
+
+
 class Frozen(BaseModel):
     """Immutable model that rejects unknown keys, so typos in data files fail loudly."""
 
@@ -47,7 +51,7 @@ class Source(Frozen):
     url: str | None = None
     dailymed_setid: str | None = None
     kind: Literal["label", "guideline", "paper", "code_system", "form", "website", "code", "dataset"]
-    trust: Literal["primary", "secondary", "low"] = "primary"
+    trust: Trust = "primary"
     note: str | None = None
 
     @model_validator(mode="after")

@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, get_args
 
 from withdrawal.assess import Assessment
+from withdrawal.knowledge.base import Trust
 from withdrawal.safety.screen import Finding
 
 INDICATOR = {"contraindicated": "critical", "avoid": "warning", "caution": "info", "acceptable": "info"}
@@ -85,12 +86,17 @@ class _Cited:
         return self.a.plan.notes[0].text
 
 
-_RANK = {"primary": 0, "secondary": 1, "low": 2}
+_RANK = {level: i for i, level in enumerate(get_args(Trust))}
+
+
+def _by_trust(cited: _Cited, ids: Sequence[str]) -> list[str]:
+    """The registered ids among ``ids``, most trusted first (the data's order within a level)."""
+    return sorted((s for s in ids if cited.has(s)), key=lambda s: _RANK[cited.trust(s)])
 
 
 def _source(cited: _Cited, ids: Sequence[str], topic: str | None = None) -> dict[str, Any]:
     """The card's source: the most trusted of ``ids`` (the first of them at that level)."""
-    known = sorted((s for s in ids if cited.has(s)), key=lambda s: _RANK[cited.trust(s)])
+    known = _by_trust(cited, ids)
     sid = known[0] if known else next(iter(cited.ids), None)
     if sid is None:
         return {"label": LABEL, "url": "https://cds-hooks.hl7.org/2.0/"}
@@ -106,8 +112,9 @@ _TRUST_NOTE = {"primary": "", "secondary": " (secondary source)", "low": " (low-
 
 def _links_md(cited: _Cited, ids: Sequence[str]) -> str:
     """The sources as a markdown list, primary ones first, the others marked as such."""
-    known = sorted((s for s in ids if cited.has(s)), key=lambda s: _RANK[cited.trust(s)])  # stable within a level
-    return "\n".join(f"- [{cited.title(s)}]({cited.link(s)}){_TRUST_NOTE[cited.trust(s)]}" for s in known)
+    return "\n".join(
+        f"- [{cited.title(s)}]({cited.link(s)}){_TRUST_NOTE[cited.trust(s)]}" for s in _by_trust(cited, ids)
+    )
 
 
 def _delete(order: DraftOrder) -> dict[str, Any]:
