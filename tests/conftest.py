@@ -1,4 +1,4 @@
-"""Shared fixtures: the real knowledge base and the read-only research folder."""
+"""Shared fixtures: the real knowledge base and the test data in tests/data."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests_support import shared_path  # noqa: E402
+from tests_support import data_path  # noqa: E402
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The project's shared research folder (vignettes, reference outputs); must exist."""
-    return shared_path()
+def data_dir() -> Path:
+    """The test data kept in the repository (vignettes, reference outputs), see data/PROVENANCE.md."""
+    return data_path()
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
 
 
-def shared_path() -> Path:
-    """The read-only shared research folder beside the checkout (or WITHDRAWAL_SHARED)."""
-    path = Path(os.environ.get("WITHDRAWAL_SHARED", REPO.parent / "shared"))
-    assert path.is_dir(), f"shared folder not found at {path}; set WITHDRAWAL_SHARED"
-    return path
+def data_path() -> Path:
+    """The test data kept in the repository (vignettes, reference outputs; see data/PROVENANCE.md)."""
+    assert DATA.is_dir(), f"test data folder not found at {DATA}"
+    return DATA

@@ -185,13 +185,13 @@ def test_option_notes_follow_the_patient() -> None:
 def _vignette_patients() -> list[Any]:
     import json
 
-    from tests_support import shared_path
+    from tests_support import data_path
     from withdrawal.assess import assess_patient
     from withdrawal.errors import InputError
     from withdrawal.patient import parse_patient
 
     out = []
-    for path in sorted((shared_path() / "vignettes").glob("*.json")):
+    for path in sorted((data_path() / "vignettes").glob("*.json")):
         try:
             data = parse_patient(json.loads(path.read_text())["patient"])
             assess_patient(data, default_kb())

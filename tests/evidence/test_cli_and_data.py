@@ -22,12 +22,12 @@ JSON_FIELDS = {"estimate", "se", "ci_low", "ci_high", "statistic", "p", "tau2", 
                "q", "q_p", "pi_low", "pi_high"}
 
 
-def _bcg(shared_dir: Path) -> str:
-    return str(shared_dir / "reference" / "meta" / "bcg.csv")
+def _bcg(data_dir: Path) -> str:
+    return str(data_dir / "reference" / "meta" / "bcg.csv")
 
 
-def test_meta_json_matches_metafor_reml_knha(shared_dir: Path) -> None:
-    result = runner.invoke(app, ["meta", _bcg(shared_dir), "--measure", "RR", "--method",
+def test_meta_json_matches_metafor_reml_knha(data_dir: Path) -> None:
+    result = runner.invoke(app, ["meta", _bcg(data_dir), "--measure", "RR", "--method",
                                  "REML", "--test", "knha", "--format", "json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
@@ -37,9 +37,9 @@ def test_meta_json_matches_metafor_reml_knha(shared_dir: Path) -> None:
     assert out["back_transformed"]["estimate"] == pytest.approx(0.48942, rel=1e-4)
 
 
-def test_meta_text_and_plot(shared_dir: Path, tmp_path: Path) -> None:
+def test_meta_text_and_plot(data_dir: Path, tmp_path: Path) -> None:
     plot = tmp_path / "f.svg"
-    result = runner.invoke(app, ["meta", _bcg(shared_dir), "--method", "DL", "--plot",
+    result = runner.invoke(app, ["meta", _bcg(data_dir), "--method", "DL", "--plot",
                                  str(plot)])
     assert result.exit_code == 0, result.output
     assert "estimate" in result.output and plot.read_text().startswith("<?xml")
@@ -74,8 +74,8 @@ def test_meta_bad_input_exits_2_naming_the_problem(
     assert "Traceback" not in result.output
 
 
-def test_meta_bad_plot_suffix_exits_2(shared_dir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["meta", _bcg(shared_dir), "--plot", str(tmp_path / "x.jpg")])
+def test_meta_bad_plot_suffix_exits_2(data_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["meta", _bcg(data_dir), "--plot", str(tmp_path / "x.jpg")])
     assert result.exit_code == 2 and "png" in result.output
 
 

@@ -1,6 +1,6 @@
 """Agreement with R metafor at relative 1e-5.
 
-Source: ../shared/reference/meta/*.json, made with R 4.2 and metafor 3.8-1 from metadat's
+Source: tests/data/reference/meta/*.json, made with R 4.2 and metafor 3.8-1 from metadat's
 dat.bcg (Colditz 1994; measures RR, OR, RD) and dat.normand1999 (Normand 1999; MD, SMD):
 ``rma(yi, vi, method=..., test=...)`` after ``escalc(measure, ...)`` with defaults, and
 ``predict()`` for the prediction interval (see the README there to regenerate).
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,10 @@ REL = 1e-5
 
 
 def _ref_dir() -> Path:
-    # same lookup as the shared_dir fixture in tests/conftest.py (needed at collection time)
-    repo = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("WITHDRAWAL_SHARED", repo.parent / "shared")) / "reference" / "meta"
+    # same folder as the data_dir fixture in tests/conftest.py (needed at collection time)
+    from tests_support import data_path
+
+    return data_path() / "reference" / "meta"
 
 
 def _cases() -> list[Any]:
@@ -50,8 +50,8 @@ def _cases() -> list[Any]:
     return cases
 
 
-def _effects(shared: Path, name: str, measure: Any) -> EffectSizes:
-    with (shared / "reference" / "meta" / f"{name}.csv").open() as fh:
+def _effects(data: Path, name: str, measure: Any) -> EffectSizes:
+    with (data / "reference" / "meta" / f"{name}.csv").open() as fh:
         rows = list(csv.DictReader(fh))
 
     def col(c: str) -> list[float]:
@@ -79,8 +79,8 @@ def _assert_fields(res: Any, entry: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("name", "entry"), _cases())
-def test_matches_metafor(shared_dir: Path, name: str, entry: dict[str, Any]) -> None:
-    effects = _effects(shared_dir, name, entry["measure"])
+def test_matches_metafor(data_dir: Path, name: str, entry: dict[str, Any]) -> None:
+    effects = _effects(data_dir, name, entry["measure"])
     if "effect_sizes" in entry:
         np.testing.assert_allclose(effects.yi, entry["effect_sizes"]["yi"], rtol=REL)
         np.testing.assert_allclose(effects.vi, entry["effect_sizes"]["vi"], rtol=REL)
@@ -92,13 +92,13 @@ def test_matches_metafor(shared_dir: Path, name: str, entry: dict[str, Any]) -> 
 
 @pytest.mark.parametrize(("name", "entry"),
                          [c for c in _cases() if "effect_sizes" not in c.values[1]])
-def test_generic_yi_vi_gives_same_results(shared_dir: Path, name: str,
+def test_generic_yi_vi_gives_same_results(data_dir: Path, name: str,
                                           entry: dict[str, Any]) -> None:
-    measured = _effects(shared_dir, name, entry["measure"])
+    measured = _effects(data_dir, name, entry["measure"])
     given = effect_sizes_given(measured.yi, measured.vi)
     _assert_fields(pool(given, method=entry["method"], test=entry["test"]), entry)
 
 
-def test_every_reference_entry_is_collected(shared_dir: Path) -> None:
+def test_every_reference_entry_is_collected(data_dir: Path) -> None:
     # 5 measures x (7 methods: FE z + 6 x {z, knha} = 13 fits + 1 escalc entry)
     assert len(_cases()) == 5 * 14

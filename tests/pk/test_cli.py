@@ -12,8 +12,8 @@ from withdrawal.cli import app
 runner = CliRunner()
 
 
-def test_pk_run_depot1_scenario_csv(shared_dir: Path) -> None:
-    data = shared_dir / "reference" / "pk-nonmem" / "scenario01.csv"
+def test_pk_run_depot1_scenario_csv(data_dir: Path) -> None:
+    data = data_dir / "reference" / "pk-nonmem" / "scenario01.csv"
     res = runner.invoke(app, ["pk", "run", str(data), "--model", "depot1", "--param", "CL=1.1",
                               "--param", "V=20", "--param", "KA=1.5"])
     assert res.exit_code == 0, res.output

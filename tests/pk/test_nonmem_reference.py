@@ -1,6 +1,6 @@
 """The event engine against NONMEM's own output.
 
-Source: ../shared/reference/pk-nonmem (mrgsolve/nmtests dosing/1001, NONMEM 7, ADVAN2 TRANS2,
+Source: tests/data/reference/pk-nonmem (mrgsolve/nmtests dosing/1001, NONMEM 7, ADVAN2 TRANS2,
 CL 1.1 L/h, V 20 L, KA 1.5 /h). NONMEM prints five significant digits: relative 2e-4.
 """
 
@@ -20,8 +20,8 @@ SCENARIOS = ["01", "03", "15", "17", "28"]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_depot1_matches_nonmem_on_observation_rows(shared_dir: Path, scenario: str) -> None:
-    folder = shared_dir / "reference" / "pk-nonmem"
+def test_depot1_matches_nonmem_on_observation_rows(data_dir: Path, scenario: str) -> None:
+    folder = data_dir / "reference" / "pk-nonmem"
     ref = json.loads((folder / f"scenario{scenario}.json").read_text())
     records = read_event_csv(folder / f"scenario{scenario}.csv")
     out = simulate_records(records, get_model("depot1"), ref["parameters"])

@@ -1,6 +1,6 @@
 """Typical-subject predictions against published summary statistics.
 
-Source of every reference value: ../shared/research/tramadol_pk_params.json,
+Source of every reference value: the project research notes, research/tramadol_pk_params.json,
 ``validation_targets`` (study named in each test). Rule (issue 3): the typical subject lies
 within mean +/- SD, or within 20% of the mean where no SD is given. Salt: Lintz and the Swiss
 label report tramadol as HCl, so model base concentrations are divided by 0.8784 there; other
