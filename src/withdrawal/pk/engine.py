@@ -5,11 +5,15 @@ Between events the state moves by the matrix exponential of the augmented system
 ODE integrator runs here. Steady state (SS=1 replaces, SS=2 adds) is the infinite superposition
 of past doses, summed in closed form as a geometric series of ``expm(K II)``.
 
-Conventions (checked against NONMEM output in ../shared/reference/pk-nonmem):
+Conventions (checked against NONMEM output, tests/pk/data/nmtests-1001 and
+tests/data/reference/pk-nonmem):
 * events the engine creates (lagged doses, ADDL doses, infusion ends) at time t happen before
   data rows at time t; rows at the same time are processed in file order;
 * Fn scales a bolus; for RATE > 0 and RATE = -1 it changes the duration, for RATE = -2 the rate;
 * a reset (EVID 3/4, SS=1) also cancels running infusions and pending generated doses;
+* a steady-state infusion (SS=1 or 2, AMT=0, RATE>0, II=0) sets (SS=1) or adds (SS=2) the
+  state of an infusion at RATE run for ever, ``-K^-1 R``; as in NONMEM the infusion itself
+  does not continue after the record (give a separate infusion record to continue it);
 * the output on each row is the state after that row's event.
 """
 
@@ -38,10 +42,13 @@ class Dose:
 
     cmt: int  # 0-based
     amount: float
-    duration: float  # h; 0 = bolus; inf = constant infusion
+    duration: float  # h; 0 = bolus; inf = constant infusion (then ``amount`` is 0)
+    constant_rate: float = 0.0  # amount/h of a constant (steady-state) infusion
 
     @property
     def rate(self) -> float:
+        if math.isinf(self.duration):
+            return self.constant_rate
         return self.amount / self.duration if self.duration > 0 else 0.0
 
 
@@ -116,7 +123,9 @@ def _make_dose(rec: EventRecord, cmt: int) -> Dose:
         return Dose(cmt, amount, 0.0)
     if rec.rate > 0:
         if rec.ss and rec.ii == 0 and rec.amt == 0:
-            return Dose(cmt, rec.rate, math.inf)  # amount per hour for a constant infusion
+            # steady-state constant infusion: RATE is the rate; F (which scales amounts and so
+            # changes a RATE>0 infusion's duration) has no amount to act on
+            return Dose(cmt, 0.0, math.inf, constant_rate=rec.rate)
         return Dose(cmt, amount, amount / rec.rate)
     if rec.rate == -1:
         rn = rec.cmt_value("R", rec.cmt, 0.0)
@@ -208,7 +217,8 @@ class _Subject:
         else:
             self.x = self.x + ss
         if math.isinf(dose.duration):
-            self.rates[dose.cmt] += dose.rate
+            # NONMEM starts the system at the infusion's steady state and does not run the
+            # infusion on past the record (nmtests 1001 scenario 29: CP falls from R/CL at once)
             return
         j = 1
         while j * rec.ii - lag < dose.duration:  # past infusions still running now
