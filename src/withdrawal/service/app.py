@@ -17,6 +17,7 @@ from withdrawal.monitoring import default_rules
 from withdrawal.service import errors
 from withdrawal.service.config import Settings
 from withdrawal.service.db import make_engine, migrate, session_factory, write_lock
+from withdrawal.service.limits import EdgeGuard
 
 log = logging.getLogger("withdrawal.service")
 
@@ -89,6 +90,44 @@ class AccessLog:
                 log.info("%s %s %s %.1fms", scope.get("method"), route, status, 1000 * (time.perf_counter() - start))
 
 
+class Contained:
+    """The outermost layer: an unhandled error ends here, after the 500 was sent.
+
+    Starlette's error middleware answers 500 and then raises the exception again for the
+    server to log; uvicorn's traceback would carry the exception's message, and a database
+    error's message holds the SQL parameters (a patient's name, scale items, drug and dose;
+    on PostgreSQL the whole failing row). The error handler has already logged the type,
+    route and request id, so nothing more is logged here.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:  # already answered and logged, without its message
+            if scope["type"] != "http":
+                raise
+            log.debug("request ended by %s after the 500", type(exc).__name__)
+
+
+class Service(FastAPI):
+    """FastAPI with :class:`Contained` outside Starlette's own error middleware."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Contained(super().build_middleware_stack())
+
+
+QUIET_LOGGERS = ("httpx", "httpcore", "sqlalchemy.engine", "sqlalchemy.pool", "alembic.runtime.migration")
+
+
+def quiet_libraries() -> None:
+    """Library loggers that would name URLs or SQL (httpx logs each FHIR fetch URL with the patient id)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -123,7 +162,8 @@ def create_app(
     default_rules(kb)  # refuse to start on a bad monitoring.yaml
     engine = make_engine(settings.db_url)
     migrate(engine)
-    app = FastAPI(
+    quiet_libraries()
+    app = Service(
         title="withdrawal",
         version=__version__,
         description=DESCRIPTION,
@@ -149,6 +189,7 @@ def create_app(
     app.include_router(cds_router)
     install_web(app)  # the HTML pages (issue 6): same database, accounts and audit log
 
+    app.add_middleware(EdgeGuard)  # NUL and non-finite numbers: 422 before any route or database sees them
     app.add_middleware(AccessLog)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

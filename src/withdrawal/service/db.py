@@ -26,6 +26,9 @@ def make_engine(url: str) -> Engine:
     would add an fsync to every commit, which was the largest single cost of a CDS
     call. Set ``synchronous=FULL`` in the URL's query (``?synchronous=full``) to keep
     it.
+
+    ``hide_parameters``: a database error's text never carries the statement's values
+    (patient data), wherever it ends up.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -36,7 +39,9 @@ def make_engine(url: str) -> Engine:
         if sync not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError("sqlite synchronous must be normal, full or extra")
         url = parsed.difference_update_query(["synchronous"]).render_as_string(hide_password=False)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
@@ -49,7 +54,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def write_lock(engine: Engine) -> AbstractContextManager[object]:

@@ -72,12 +72,18 @@ Clinician = Annotated[User, Depends(clinician)]
 def patient_for(session: Session, user: User, patient_id: int, *, action: str, resource: str) -> Patient:
     """The patient record if this user may see it; the denial is audited too.
 
-    A patient user asking for another record gets 404, so record ids cannot be probed.
+    A patient user asking for another record gets 404, so record ids cannot be probed; an id
+    out of the 64-bit range names no record (404, not a driver overflow).
     """
-    patient = session.get(Patient, patient_id)
+    # NOTE: a web page's path id is any integer; one beyond 64 bits would overflow the database driver (500).
+    in_range = 1 <= patient_id <= MAX_ID
+    patient = session.get(Patient, patient_id) if in_range else None
     allowed = patient is not None and (user.role == "clinician" or user.patient_id == patient_id)
     if not allowed:
-        audit.record(session, actor=user, action=action, resource=resource, patient_id=patient_id, outcome="denied")
+        audit.record(
+            session, actor=user, action=action, resource=resource, patient_id=patient_id if in_range else None,
+            outcome="denied",
+        )
         session.commit()
         raise HTTPException(404, "patient not found")
     assert patient is not None

@@ -22,6 +22,7 @@ from withdrawal.monitoring.alerts import daily_totals
 from withdrawal.patient import PatientIn, parse_patient, resolve_drug_name
 from withdrawal.scales import score
 from withdrawal.service import schemas
+from withdrawal.service.limits import stored_window
 from withdrawal.service.models import (
     MedicationAdministration,
     Patient,
@@ -89,9 +90,20 @@ def add_scale(
 
 
 def latest_cows(session: Session, patient_id: int) -> ScaleAssessment | None:
+    """The latest COWS within the time bounds: a row dated in the future (stored before the bound) is not "latest"."""
+    return latest_score(session, patient_id, "cows")
+
+
+def latest_score(session: Session, patient_id: int, scale: str) -> ScaleAssessment | None:
+    start, end = stored_window(utcnow())
     return session.scalar(
         select(ScaleAssessment)
-        .where(ScaleAssessment.patient_id == patient_id, ScaleAssessment.scale == "cows")
+        .where(
+            ScaleAssessment.patient_id == patient_id,
+            ScaleAssessment.scale == scale,
+            ScaleAssessment.recorded_at >= start,
+            ScaleAssessment.recorded_at <= end,
+        )
         .order_by(ScaleAssessment.recorded_at.desc(), ScaleAssessment.id.desc())
         .limit(1)
     )
@@ -151,16 +163,28 @@ def add_administration(
 
 
 def _course(session: Session, patient_id: int) -> tuple[list[ScaleRecord], list[DoseRecord]]:
+    """Scores and doses within the time bounds (rows stored before the bounds existed are skipped)."""
+    start, end = stored_window(utcnow())
     scores = [
         ScaleRecord("cows" if a.scale == "cows" else "sows", a.total, a.items, aware(a.recorded_at))
-        for a in session.scalars(select(ScaleAssessment).where(ScaleAssessment.patient_id == patient_id))
+        for a in session.scalars(
+            select(ScaleAssessment).where(
+                ScaleAssessment.patient_id == patient_id,
+                ScaleAssessment.recorded_at >= start,
+                ScaleAssessment.recorded_at <= end,
+            )
+        )
     ]
     doses = [
         DoseRecord(
             m.drug, m.dose_mg, aware(m.at), "dispense" if m.kind == "dispense" else "administration", m.days_supply
         )
         for m in session.scalars(
-            select(MedicationAdministration).where(MedicationAdministration.patient_id == patient_id)
+            select(MedicationAdministration).where(
+                MedicationAdministration.patient_id == patient_id,
+                MedicationAdministration.at >= start,
+                MedicationAdministration.at <= end,
+            )
         )
     ]
     return scores, doses

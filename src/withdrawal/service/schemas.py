@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from withdrawal.service.limits import Timestamp
+
 MAX_ID = 2**63 - 1
 """Row ids are 64-bit integers in every database; a larger number can name no record."""
 
@@ -75,7 +77,9 @@ class PatientPublic(_Out):
 class ScaleAssessmentCreate(_In):
     scale: Literal["cows", "sows"]
     items: dict[str, int]
-    recorded_at: datetime | None = None
+    recorded_at: Timestamp | None = Field(
+        default=None, description="When it was scored (default now): from 2000-01-01 to now, 5 min clock skew allowed."
+    )
 
 
 class ScaleAssessmentPublic(_Out):
@@ -116,7 +120,9 @@ class AdministrationCreate(_In):
     dose_mg: float = Field(gt=0, le=100_000)
     kind: Literal["administration", "dispense"] = "administration"
     days_supply: float | None = Field(default=None, gt=0, le=365)
-    at: datetime | None = None
+    at: Timestamp | None = Field(
+        default=None, description="When it was given (default now): from 2000-01-01 to now, 5 min clock skew allowed."
+    )
 
 
 class AdministrationPublic(_Out):

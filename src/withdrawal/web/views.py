@@ -31,6 +31,7 @@ from withdrawal.knowledge.models import Scale
 from withdrawal.safety.interactions import check_interactions
 from withdrawal.service import audit, records, schemas
 from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
+from withdrawal.service.limits import stored_window
 from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, aware, utcnow
 from withdrawal.service.security import authenticate, login_actor, login_throttled
 from withdrawal.web import auth, forms
@@ -122,10 +123,8 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def latest(session: Session, patient_id: int, scale: str) -> ScaleAssessment | None:
-    return session.scalar(
-        select(ScaleAssessment).where(ScaleAssessment.patient_id == patient_id, ScaleAssessment.scale == scale)
-        .order_by(ScaleAssessment.recorded_at.desc(), ScaleAssessment.id.desc()).limit(1)
-    )
+    """The latest score within the time bounds (a row dated in the future is not the latest)."""
+    return records.latest_score(session, patient_id, scale)
 
 
 def parse_scale_form(form: dict[str, Any], scale: Scale) -> tuple[dict[str, int], dict[str, str]]:
@@ -459,10 +458,15 @@ async def sows_submit(patient_id: int, request: Request, session: SessionDep, kb
 
 
 def _course_ctx(session: Session, patient: Patient, kb: KnowledgeBase, *, show_cows: bool) -> dict[str, Any]:
-    rows = session.scalars(select(ScaleAssessment).where(ScaleAssessment.patient_id == patient.id)
+    # Rows outside the time bounds (stored before they existed) are left out: one SOWS dated 9999 made
+    # this page a 500 for good.
+    start, end = stored_window(utcnow())
+    rows = session.scalars(select(ScaleAssessment).where(ScaleAssessment.patient_id == patient.id,
+                                                         ScaleAssessment.recorded_at.between(start, end))
                            .order_by(ScaleAssessment.recorded_at, ScaleAssessment.id)).all()
     doses = session.scalars(select(MedicationAdministration)
-                            .where(MedicationAdministration.patient_id == patient.id)
+                            .where(MedicationAdministration.patient_id == patient.id,
+                                   MedicationAdministration.at.between(start, end))
                             .order_by(MedicationAdministration.at)).all()
     cows_scale = kb.scales["cows"]
     cows = [Point(aware(r.recorded_at), r.total, r.band or "") for r in rows if r.scale == "cows"]

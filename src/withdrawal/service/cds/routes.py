@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request
@@ -21,6 +20,7 @@ from withdrawal.service.cds.jwt_auth import verify
 from withdrawal.service.cds.prefetch import PREFETCH, gather, needs_fetch
 from withdrawal.service.config import Settings
 from withdrawal.service.errors import CdsAuthError, MissingData
+from withdrawal.service.limits import Timestamp
 from withdrawal.service.models import CdsFeedback, utcnow
 from withdrawal.service.prepared import driver_transaction
 from withdrawal.service.responses import FastJSONResponse
@@ -91,7 +91,7 @@ class Feedback(BaseModel):
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[dict[str, Any]] | None = None  # noqa: N815
     overrideReason: OverrideReason | None = None  # noqa: N815
-    outcomeTimestamp: datetime | None = None  # noqa: N815
+    outcomeTimestamp: Timestamp | None = None  # noqa: N815 (bounded: from 2000 to now, 5 min skew)
 
 
 class FeedbackRequest(BaseModel):
