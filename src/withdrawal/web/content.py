@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from withdrawal.knowledge.base import (
     Cited,
@@ -20,6 +20,15 @@ from withdrawal.knowledge.base import (
 )
 
 FILE = "patient_info.yaml"
+
+QUESTIONS = ("does_it_help", "interactions", "how_quickly", "long_term", "who_should_not", "dependence")
+"""The questions page, in order: does tramadol help with heroin withdrawal, then the five questions
+people ask about it (interactions, how quickly it works, long-term treatment, special populations,
+dependence)."""
+
+LEAD = "Guideline answer:"
+NEVER_ALONE = ("never start or stop tramadol on your own", "talk to a clinician")
+"""Every answer opens with the guideline answer and these words, before any nuance."""
 
 
 class Paragraph(Cited):
@@ -38,12 +47,28 @@ class Faq(Frozen):
     question: str
     answer: tuple[Paragraph, ...] = Field(min_length=1)
 
+    @property
+    def lead(self) -> tuple[str, str]:
+        """The first paragraph split into its label (``LEAD``) and the guideline answer after it."""
+        return LEAD, self.answer[0].text.removeprefix(LEAD)
+
 
 class PatientInfo(Frozen):
     kb_version: str
     sections: tuple[Section, ...] = Field(min_length=1)
     faq_intro: Paragraph
-    faqs: tuple[Faq, ...] = Field(min_length=5, max_length=5)
+    faqs: tuple[Faq, ...] = Field(min_length=len(QUESTIONS), max_length=len(QUESTIONS))
+
+    @model_validator(mode="after")
+    def _questions_answered_guideline_first(self) -> PatientInfo:
+        ids = tuple(f.id for f in self.faqs)
+        if ids != QUESTIONS:
+            raise ValueError(f"faqs must be {QUESTIONS}, in that order, not {ids}")
+        for f in self.faqs:
+            lead = f.answer[0].text
+            if not lead.startswith(LEAD) or not all(w in lead.lower() for w in NEVER_ALONE):
+                raise ValueError(f"faq {f.id!r}: the first paragraph must start {LEAD!r} and say {NEVER_ALONE}")
+        return self
 
     def section(self, section_id: str) -> Section | None:
         return next((s for s in self.sections if s.id == section_id), None)
