@@ -67,6 +67,15 @@ def test_does_it_help_puts_buprenorphine_before_the_tramadol_nuance() -> None:
     assert "not clearly worse" not in answer_text("does_it_help")
 
 
+def test_tramadol_page_puts_the_guideline_first() -> None:
+    section = patient_info().section("tramadol")
+    assert section is not None
+    assert all(words in section.intro.lower() for words in NEVER_ALONE)
+    first = section.points[0].text
+    assert first.startswith(LEAD) and "buprenorphine or methadone" in first
+    assert not any("tramadol" in p.text.lower() and "finished" in p.text for p in section.points[:2])
+
+
 def test_interactions_answer() -> None:
     text = answer_text("interactions").lower()
     for words in ("maoi", "14 days", "linezolid", "serotonin syndrome", "medicines for depression", "benzodiazepines",
