@@ -117,6 +117,10 @@ class MetaResult:
     labels: tuple[str, ...]
     iterations: int
     notes: tuple[str, ...] = ()
+    tau2_ci_low: float | None = None
+    tau2_ci_high: float | None = None
+    i2_ci_low: float | None = None
+    i2_ci_high: float | None = None
 
     @property
     def is_ratio(self) -> bool:
@@ -136,6 +140,8 @@ class MetaResult:
             "ci_high": self.ci_high, "statistic": self.statistic, "p": self.p,
             "tau2": self.tau2, "i2": self.i2, "h2": self.h2, "q": self.q, "q_p": self.q_p,
             "pi_low": self.pi_low, "pi_high": self.pi_high,
+            "tau2_ci_low": self.tau2_ci_low, "tau2_ci_high": self.tau2_ci_high,
+            "i2_ci_low": self.i2_ci_low, "i2_ci_high": self.i2_ci_high,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -330,6 +336,72 @@ def estimate_tau2(yi: FloatArray, vi: FloatArray, method: Method) -> tuple[float
     return max(0.0, tau2), its
 
 
+# --------------------------------------------------------------------------- Q-profile
+
+
+def generalised_q(y: FloatArray, v: FloatArray, tau2: float,
+                  x: FloatArray | None = None) -> float:
+    """Generalised Q, ``Y'PY`` with weights 1/(vi + tau^2) (residuals of the model ``x``)."""
+    w = 1 / (v + tau2)
+    if x is None:
+        return _rss(y, w)
+    xw = x * w[:, None]
+    beta = np.linalg.solve(x.T @ xw, xw.T @ y)
+    return float(np.sum(w * (y - x @ beta) ** 2))
+
+
+def typical_variance(v: FloatArray, x: FloatArray | None = None) -> float:
+    """metafor's typical within-study variance ``(k-p) / tr(P)`` with weights 1/vi."""
+    w = 1 / v
+    if x is None:
+        return (v.size - 1) / float(np.sum(w) - np.sum(w**2) / np.sum(w))
+    xw = x * w[:, None]
+    hat = float(np.trace(np.linalg.solve(x.T @ xw, xw.T @ xw)))
+    return float((v.size - x.shape[1]) / (np.sum(w) - hat))
+
+
+def qprofile_tau2_ci(
+    y: FloatArray, v: FloatArray, tau2: float, level: float = 95.0,
+    x: FloatArray | None = None,
+) -> tuple[float | None, float | None]:
+    """Q-profile confidence interval for tau^2, as metafor's ``confint(fit)``.
+
+    The bounds solve generalised Q(tau^2) = the upper and lower alpha/2 chi-square quantiles
+    with k-p df (Viechtbauer 2007), by R's ``uniroot`` on [0, max(100, 10 tau^2)]; a bound
+    is 0 when Q(0) is already below its quantile, and None when it lies beyond the interval.
+    Viechtbauer W. Confidence intervals for the amount of heterogeneity in meta-analysis.
+    Stat Med 2007;26:37-52.
+    """
+    p = 1 if x is None else x.shape[1]
+    df = y.size - p
+    if df < 1:
+        return None, None
+    alpha = 1 - level / 100
+    crit_u = float(stats.chi2.isf(alpha / 2, df))
+    crit_l = float(stats.chi2.ppf(alpha / 2, df))
+    upper = max(TAU2_MAX_DEFAULT, 10 * tau2)
+    q_min = generalised_q(y, v, 0.0, x)
+    q_max = generalised_q(y, v, upper, x)
+
+    def solve(crit: float) -> float:
+        root, _ = zeroin(lambda t: generalised_q(y, v, t, x) - crit, 0.0, upper,
+                         q_min - crit, q_max - crit, maxiter=1000)
+        return root
+
+    if q_min < crit_l:
+        return 0.0, 0.0
+    if q_min > crit_u:
+        low: float | None = solve(crit_u) if q_max < crit_u else None
+    else:
+        low = 0.0
+    high: float | None = solve(crit_l) if q_max < crit_l else None
+    return low, high
+
+
+def _i2_bound(bound: float | None, vt: float) -> float | None:
+    return None if bound is None else 100 * bound / (bound + vt)
+
+
 # --------------------------------------------------------------------------- main entry
 
 
@@ -396,12 +468,18 @@ def pool(
     else:
         pval = float(2 * stats.norm.sf(abs(stat)))
     q, q_p, i2, h2 = _heterogeneity(y, v, tau2, method)
+    tau2_ci: tuple[float | None, float | None] = (None, None)
+    i2_ci: tuple[float | None, float | None] = (None, None)
     if method == "FE":
         pi_low: float | None = None
         pi_high: float | None = None
     else:
         half = crit * math.sqrt(var_b + tau2)
         pi_low, pi_high = est - half, est + half
+        if k > 1:
+            tau2_ci = qprofile_tau2_ci(y, v, tau2, level)
+            vt = typical_variance(v)
+            i2_ci = (_i2_bound(tau2_ci[0], vt), _i2_bound(tau2_ci[1], vt))
     return MetaResult(
         measure=effects.measure, method=method, test=test, level=level, k=k,
         estimate=est, se=se, ci_low=est - crit * se, ci_high=est + crit * se,
@@ -409,6 +487,8 @@ def pool(
         pi_low=pi_low, pi_high=pi_high, weights=tuple(float(x) for x in 100 * w / sw),
         yi=tuple(float(x) for x in y), vi=tuple(float(x) for x in v),
         labels=effects.labels, iterations=its, notes=tuple(notes),
+        tau2_ci_low=tau2_ci[0], tau2_ci_high=tau2_ci[1],
+        i2_ci_low=i2_ci[0], i2_ci_high=i2_ci[1],
     )
 
 

@@ -20,6 +20,7 @@ from matplotlib.patches import Polygon  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 from withdrawal.errors import InputError  # noqa: E402
+from withdrawal.evidence.bias import Influence, TrimFill  # noqa: E402
 from withdrawal.evidence.meta import MetaResult  # noqa: E402
 
 FORMATS = (".png", ".svg")
@@ -230,6 +231,127 @@ def funnel_plot(result: MetaResult, path: Path, *, title: str | None = None) -> 
     if title:
         ax.set_title(title)
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+CONTOURS = ((0.10, "#d9d9d9"), (0.05, "#bdbdbd"), (0.01, "#969696"))
+"""Significance contours of the contour-enhanced funnel plot (Peters et al. 2008)."""
+
+
+def contour_funnel_plot(
+    result: MetaResult, path: Path, *, trimfill: TrimFill | None = None,
+    title: str | None = None,
+) -> Path:
+    """Contour-enhanced funnel plot: effect against standard error (inverted).
+
+    Shaded bands mark where a study would be significant at p < 0.10, 0.05 and 0.01 (two-sided,
+    about no effect), so missing studies in the non-significant region suggest publication
+    bias rather than other causes of asymmetry (Peters JL et al. J Clin Epidemiol
+    2008;61:991-996). Dashed lines: the pooled estimate +/- 1.96 se. Open circles: studies
+    imputed by trim-and-fill, when given.
+    """
+    from scipy import stats
+
+    path = Path(path)
+    _check_path(path)
+    ratio = result.is_ratio
+    ses = [math.sqrt(v) for v in result.vi]
+    filled_se = [math.sqrt(v) for v in (trimfill.filled_vi if trimfill else ())]
+    se_max = max(ses + filled_se) * 1.15
+    tx = (lambda t: math.exp(t)) if ratio else (lambda t: t)
+    xs = list(result.yi) + list(trimfill.filled_yi if trimfill else ())
+    reach = max(abs(x) for x in xs + [result.estimate]) + 0.2 * se_max
+    reach = max(reach, float(stats.norm.isf(0.005)) * se_max * 1.05)
+    fig = Figure(figsize=(6.5, 5))
+    ax = fig.add_subplot()
+    grid = [se_max * i / 200 for i in range(201)]
+    outer = [tx(-reach)] * len(grid)
+    ax.fill_betweenx(grid, outer, [tx(reach)] * len(grid), color="#f7f7f7", zorder=0)
+    for p_level, colour in CONTOURS:
+        z = float(stats.norm.isf(p_level / 2))
+        left = [tx(-z * s) for s in grid]
+        right = [tx(z * s) for s in grid]
+        ax.fill_betweenx(grid, outer, left, color=colour, zorder=0, lw=0,
+                         label=f"p < {p_level:g}")
+        ax.fill_betweenx(grid, right, [tx(reach)] * len(grid), color=colour, zorder=0, lw=0)
+    ax.fill_betweenx(grid, [tx(-float(stats.norm.isf(0.05)) * s) for s in grid],
+                     [tx(float(stats.norm.isf(0.05)) * s) for s in grid], color="white",
+                     zorder=0, lw=0, label="p > 0.10")
+    z95 = _crit(result.level)
+    ax.plot([tx(result.estimate - z95 * se_max), tx(result.estimate),
+             tx(result.estimate + z95 * se_max)], [se_max, 0, se_max], color="black", lw=0.8,
+            ls="--")
+    ax.axvline(tx(result.estimate), color="#c0392b", lw=1, label="pooled estimate")
+    ax.plot([tx(y) for y in result.yi], ses, "o", color="#1f4e79", label="studies")
+    if trimfill is not None and trimfill.filled_yi:
+        ax.plot([tx(y) for y in trimfill.filled_yi], filled_se, "o", mfc="white",
+                color="#1f4e79", label="filled (trim-and-fill)")
+    ax.set_ylim(se_max, 0)
+    ax.set_xlim(tx(-reach), tx(reach))
+    if ratio:
+        ax.set_xscale("log")
+    ax.set_ylabel("Standard error")
+    ax.set_xlabel(MEASURE_NAMES[result.measure] + (" (log scale)" if ratio else ""))
+    ax.legend(fontsize=7.5, loc="lower left", framealpha=0.9)
+    ax.set_title(title or "Contour-enhanced funnel plot", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+def influence_plot(infl: Influence, path: Path, *, title: str | None = None,
+                   xlabel: str | None = None) -> Path:
+    """Leave-one-out (left) and cumulative (right) estimates with their CIs.
+
+    The full analysis is the red line with its CI shaded; a refit that failed (metafor's NA)
+    is marked "not estimable".
+    """
+    path = Path(path)
+    _check_path(path)
+    full = infl.full
+    ratio = full.is_ratio
+    tx = (lambda t: math.exp(t)) if ratio else (lambda t: t)
+    k = len(infl.leave_one_out)
+    height = 0.32 * k + 1.9
+    fig = Figure(figsize=(11, height))
+    panels = (("Leave one out: omitting", infl.leave_one_out, 0.20),
+              ("Cumulative: adding (in data order)", infl.cumulative, 0.70))
+    values = [full.ci_low, full.ci_high] + [
+        v for _, rows, _ in panels for r in rows for v in (r.ci_low, r.ci_high)
+        if v is not None and math.isfinite(v)]
+    lo, hi = min(values), max(values)
+    pad = 0.06 * (hi - lo or 1.0)
+    for heading, rows, left in panels:
+        ax = fig.add_axes((left, 0.9 / height, 0.27, (0.32 * k) / height))
+        ax.axvspan(tx(full.ci_low), tx(full.ci_high), color="#f4d6d2", zorder=0)
+        ax.axvline(tx(full.estimate), color="#c0392b", lw=1)
+        ax.axvline(tx(0.0), color="grey", lw=0.8, ls="--")
+        for i, r in enumerate(rows):
+            label = r.study
+            ax.text(-0.03, i, label, transform=ax.get_yaxis_transform(), ha="right",
+                    va="center", fontsize=8)
+            if r.estimate is None or r.ci_low is None or r.ci_high is None:
+                ax.text(0.5, i, "not estimable", transform=ax.get_yaxis_transform(),
+                        ha="center", va="center", fontsize=7.5, style="italic")
+                continue
+            ax.plot([tx(r.ci_low), tx(r.ci_high)], [i, i], color="black", lw=1.1)
+            ax.plot([tx(r.estimate)], [i], "s", color="#1f4e79", markersize=5)
+        ax.set_ylim(k - 0.5, -0.8)
+        ax.set_yticks([])
+        ax.set_title(heading, fontsize=9, loc="left")
+        if ratio:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _pos: f"{t:g}"))
+        ax.set_xlim(tx(lo - pad), tx(hi + pad))
+        ax.set_xlabel(xlabel or (MEASURE_NAMES[full.measure]
+                                 + (" (log scale)" if ratio else "")), fontsize=8.5)
+        for side in ("left", "right", "top"):
+            ax.spines[side].set_visible(False)
+    fig.suptitle(title or "Influence of single studies (red: all studies, with CI)",
+                 fontweight="bold", x=0.02, ha="left", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path
