@@ -372,8 +372,11 @@ def _print_extras(extras: dict[str, Any]) -> None:
         console.print(f"Egger's test: {'t' if e.df else 'z'} = {e.statistic:.4f}, "
                       f"p = {e.p:.4g}; limit estimate {_num(e.limit_estimate)} "
                       f"[{_num(e.limit_ci_low)}, {_num(e.limit_ci_high)}]")
-        console.print(f"Rank correlation: Kendall's tau = {r.tau:.4f}, p = {r.p:.4g}"
-                      f"{' (exact)' if r.exact else ' (normal approximation, ties)'}")
+        if r.tau is None or r.p is None:
+            console.print("Rank correlation: not defined (every value tied)")
+        else:
+            console.print(f"Rank correlation: Kendall's tau = {r.tau:.4f}, p = {r.p:.4g}"
+                          f"{' (exact)' if r.exact else ' (normal approximation, ties)'}")
         console.print(f"Trim-and-fill (L0): {tf.k0} studies filled on the {tf.side}; "
                       f"estimate {_num(tf.estimate)} [{_num(tf.ci_low)}, {_num(tf.ci_high)}]")
     infl = extras.get("influence")

@@ -56,10 +56,11 @@ class EggerTest:
 
 @dataclass(frozen=True)
 class RankTest:
-    """Begg and Mazumdar's rank correlation: Kendall's tau and its p."""
+    """Begg and Mazumdar's rank correlation: Kendall's tau and its p (None, as R's NA, when
+    every deviate or every variance is tied)."""
 
-    tau: float
-    p: float
+    tau: float | None
+    p: float | None
     exact: bool
 
 
@@ -133,7 +134,10 @@ def rank_test(effects: EffectSizes) -> RankTest:
     y_star = (effects.yi - fe.estimate) / np.sqrt(v_star)
     ties = (np.unique(y_star).size < y_star.size) or (np.unique(effects.vi).size < effects.k)
     res = stats.kendalltau(y_star, effects.vi, method="asymptotic" if ties else "exact")
-    return RankTest(float(res.statistic), float(res.pvalue), not ties)
+    tau, p = float(res.statistic), float(res.pvalue)
+    if not (math.isfinite(tau) and math.isfinite(p)):
+        return RankTest(None, None, False)
+    return RankTest(tau, p, not ties)
 
 
 def trim_and_fill(effects: EffectSizes, method: Method = "REML", test: Test = "z",
