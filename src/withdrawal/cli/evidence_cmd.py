@@ -425,6 +425,7 @@ def _print_summary(summary: EvidenceSummary) -> None:
         pooled.add_row(a.analysis.title, counts, est, model,
                        f"{a.analysis.caveat} {_cites(a.analysis.sources)}")
     console.print(pooled)
+    _print_checks(summary)
     gaps = Table(title="Not pooled, and why", show_lines=True)
     gaps.add_column("what", overflow="fold")
     gaps.add_column("why", overflow="fold")
@@ -439,15 +440,50 @@ def _print_summary(summary: EvidenceSummary) -> None:
     console.print(verdicts)
 
 
+def _print_checks(summary: EvidenceSummary) -> None:
+    from withdrawal.evidence.summary import BIAS_NOTE_SOURCES
+
+    for a in summary.analyses:
+        r = a.result
+        title = f"Tramadol vs {a.analysis.comparator}: checks and certainty (GRADE)"
+        console.print(f"[bold]{escape(title)}[/]")
+        if a.pooled and r.tau2_ci_high is not None and r.i2_ci_high is not None:
+            console.print(f"  Heterogeneity: tau2 = {r.tau2:.3g} (95% CI {r.tau2_ci_low:.3g} to "
+                          f"{r.tau2_ci_high:.3g}), I2 = {r.i2:.0f}% ({r.i2_ci_low:.0f}% to "
+                          f"{r.i2_ci_high:.0f}%), Q p = {r.q_p:.2g}")
+        if a.bias_note:
+            console.print(f"  Small-study bias: {a.bias_note} {_cites(BIAS_NOTE_SOURCES)}")
+        if a.influence is not None:
+            rows = "; ".join(
+                f"without {x.study}: RR {r.back(x.estimate):.2f} "
+                f"[{r.back(x.ci_low):.2f}, {r.back(x.ci_high):.2f}]"
+                if x.estimate is not None and x.ci_low is not None and x.ci_high is not None
+                else f"without {x.study}: not estimable"
+                for x in a.influence.leave_one_out)
+            console.print(f"  Leave one out: {rows}. {a.influence_note}")
+        elif a.influence_note:
+            console.print(f"  Leave one out: {a.influence_note}")
+        g = a.analysis.grade
+        table = Table(show_lines=True, title=f"Certainty: {g.certainty.upper()} "
+                      f"(randomised trials start {g.start}; rated down {g.downgrades})")
+        for col in ("domain", "judgement", "reason"):
+            table.add_column(col, overflow="fold")
+        for name, d in g.domains():
+            table.add_row(name.replace("_", " "), d.judgement,
+                          f"{d.reason} {_cites(d.sources)} {d.verification}")
+        console.print(table)
+
+
 @app.command("evidence")
 def evidence_command(
     output_format: Annotated[FormatOpt, typer.Option("--format", help="Output format.")]
     = FormatOpt.text,
-    plot_dir: Annotated[Path | None, typer.Option(help="Write forest plots (PNG, SVG) here.")]
+    plot_dir: Annotated[Path | None, typer.Option(
+        help="Write forest and leave-one-out plots (PNG, SVG) here.")]
     = None,
 ) -> None:
     """The tramadol evidence summary: trials, pooled comparisons, gaps and verdicts."""
-    from withdrawal.evidence.summary import build_summary, tramadol_forest
+    from withdrawal.evidence.summary import build_summary, tramadol_forest, tramadol_influence
 
     try:
         summary = build_summary()
@@ -455,6 +491,9 @@ def evidence_command(
         if plot_dir is not None:
             for suffix in (".png", ".svg"):
                 written.append(tramadol_forest(summary, plot_dir / f"forest_tramadol{suffix}"))
+                loo = tramadol_influence(summary, plot_dir / f"leave_one_out_tramadol{suffix}")
+                if loo is not None:
+                    written.append(loo)
     except (WithdrawalError, OSError) as exc:
         err = exc if isinstance(exc, WithdrawalError) else InputError("plot-dir", str(exc))
         raise fail(err) from None
@@ -465,4 +504,4 @@ def evidence_command(
         return
     _print_summary(summary)
     for p in written:
-        console.print(f"forest plot written to {p}")
+        console.print(f"plot written to {p}")

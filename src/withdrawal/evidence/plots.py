@@ -236,7 +236,8 @@ def funnel_plot(result: MetaResult, path: Path, *, title: str | None = None) -> 
     return path
 
 
-CONTOURS = ((0.10, "#d9d9d9"), (0.05, "#bdbdbd"), (0.01, "#969696"))
+CONTOURS = ((0.10, "#d9d9d9", "0.05 < p < 0.10"), (0.05, "#bdbdbd", "0.01 < p < 0.05"),
+            (0.01, "#969696", "p < 0.01"))
 """Significance contours of the contour-enhanced funnel plot (Peters et al. 2008)."""
 
 
@@ -264,21 +265,21 @@ def contour_funnel_plot(
     xs = list(result.yi) + list(trimfill.filled_yi if trimfill else ())
     reach = max(abs(x) for x in xs + [result.estimate]) + 0.2 * se_max
     reach = max(reach, float(stats.norm.isf(0.005)) * se_max * 1.05)
-    fig = Figure(figsize=(6.5, 5))
+    fig = Figure(figsize=(8.5, 5))
     ax = fig.add_subplot()
     grid = [se_max * i / 200 for i in range(201)]
     outer = [tx(-reach)] * len(grid)
     ax.fill_betweenx(grid, outer, [tx(reach)] * len(grid), color="#f7f7f7", zorder=0)
-    for p_level, colour in CONTOURS:
+    for p_level, colour, label in CONTOURS:
         z = float(stats.norm.isf(p_level / 2))
         left = [tx(-z * s) for s in grid]
         right = [tx(z * s) for s in grid]
-        ax.fill_betweenx(grid, outer, left, color=colour, zorder=0, lw=0,
-                         label=f"p < {p_level:g}")
+        ax.fill_betweenx(grid, outer, left, color=colour, zorder=0, lw=0, label=label)
         ax.fill_betweenx(grid, right, [tx(reach)] * len(grid), color=colour, zorder=0, lw=0)
     ax.fill_betweenx(grid, [tx(-float(stats.norm.isf(0.05)) * s) for s in grid],
                      [tx(float(stats.norm.isf(0.05)) * s) for s in grid], color="white",
                      zorder=0, lw=0, label="p > 0.10")
+    ax.plot([], [], color="black", lw=0.8, ls="--", label="pseudo 95% CI about the estimate")
     z95 = _crit(result.level)
     ax.plot([tx(result.estimate - z95 * se_max), tx(result.estimate),
              tx(result.estimate + z95 * se_max)], [se_max, 0, se_max], color="black", lw=0.8,
@@ -292,9 +293,15 @@ def contour_funnel_plot(
     ax.set_xlim(tx(-reach), tx(reach))
     if ratio:
         ax.set_xscale("log")
+        ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+                 if tx(-reach) <= t <= tx(reach)]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _pos: f"{t:g}"))
     ax.set_ylabel("Standard error")
-    ax.set_xlabel(MEASURE_NAMES[result.measure] + (" (log scale)" if ratio else ""))
-    ax.legend(fontsize=7.5, loc="lower left", framealpha=0.9)
+    ax.set_xlabel(MEASURE_NAMES[result.measure] + (" (log scale)" if ratio else "")
+                  + "; contours: two-sided p against no effect")
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), framealpha=0.9)
     ax.set_title(title or "Contour-enhanced funnel plot", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -315,17 +322,18 @@ def influence_plot(infl: Influence, path: Path, *, title: str | None = None,
     ratio = full.is_ratio
     tx = (lambda t: math.exp(t)) if ratio else (lambda t: t)
     k = len(infl.leave_one_out)
-    height = 0.32 * k + 1.9
-    fig = Figure(figsize=(11, height))
-    panels = (("Leave one out: omitting", infl.leave_one_out, 0.20),
-              ("Cumulative: adding (in data order)", infl.cumulative, 0.70))
+    rows_h = 0.34 * (k + 1)
+    height = rows_h + 1.5
+    fig = Figure(figsize=(12, height))
+    panels = (("Leave one out: omitting", infl.leave_one_out, 0.15),
+              ("Cumulative: adding, in data order", infl.cumulative, 0.64))
     values = [full.ci_low, full.ci_high] + [
         v for _, rows, _ in panels for r in rows for v in (r.ci_low, r.ci_high)
         if v is not None and math.isfinite(v)]
     lo, hi = min(values), max(values)
     pad = 0.06 * (hi - lo or 1.0)
     for heading, rows, left in panels:
-        ax = fig.add_axes((left, 0.9 / height, 0.27, (0.32 * k) / height))
+        ax = fig.add_axes((left, 0.75 / height, 0.22, rows_h / height))
         ax.axvspan(tx(full.ci_low), tx(full.ci_high), color="#f4d6d2", zorder=0)
         ax.axvline(tx(full.estimate), color="#c0392b", lw=1)
         ax.axvline(tx(0.0), color="grey", lw=0.8, ls="--")
@@ -339,13 +347,22 @@ def influence_plot(infl: Influence, path: Path, *, title: str | None = None,
                 continue
             ax.plot([tx(r.ci_low), tx(r.ci_high)], [i, i], color="black", lw=1.1)
             ax.plot([tx(r.estimate)], [i], "s", color="#1f4e79", markersize=5)
-        ax.set_ylim(k - 0.5, -0.8)
+            ax.text(1.03, i, _ci_text(r.estimate, r.ci_low, r.ci_high, ratio),
+                    transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+        ax.text(1.03, -1.0, f"Estimate [{full.level:g}% CI]", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8, fontweight="bold")
+        ax.set_ylim(k - 0.5, -1.5)
         ax.set_yticks([])
         ax.set_title(heading, fontsize=9, loc="left")
+        ax.set_xlim(tx(lo - pad), tx(hi + pad))
         if ratio:
             ax.set_xscale("log")
+            lo_r, hi_r = math.exp(lo - pad), math.exp(hi + pad)
+            ticks = [t for t in (0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 4, 5, 10)
+                     if lo_r <= t <= hi_r]
+            ax.xaxis.set_major_locator(FixedLocator(ticks))
+            ax.xaxis.set_minor_locator(NullLocator())
             ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _pos: f"{t:g}"))
-        ax.set_xlim(tx(lo - pad), tx(hi + pad))
         ax.set_xlabel(xlabel or (MEASURE_NAMES[full.measure]
                                  + (" (log scale)" if ratio else "")), fontsize=8.5)
         for side in ("left", "right", "top"):

@@ -81,6 +81,53 @@ class TrialBase(Frozen):
     reviews: tuple[Review, ...]
 
 
+GradeJudgement = Literal["not serious", "serious", "very serious", "not assessable"]
+GRADE_DOWNGRADE: dict[str, int] = {"not serious": 0, "serious": 1, "very serious": 2,
+                                   "not assessable": 0}
+"""Levels rated down per judgement (GRADE: 1 for serious, 2 for very serious concerns)."""
+CERTAINTY_LEVELS = ("high", "moderate", "low", "very low")
+GRADE_DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision",
+                 "publication_bias")
+
+
+class GradeDomain(Cited):
+    """One GRADE domain: the judgement and the reason for it, with its sources.
+
+    ``not assessable`` (e.g. inconsistency with one trial, publication bias with fewer than 10)
+    rates nothing down but is shown, so the reader sees what could not be checked.
+    """
+
+    judgement: GradeJudgement
+    reason: str = Field(min_length=20)
+
+
+class Grade(Cited):
+    """Certainty of the evidence for one comparison and outcome, in GRADE's terms; its own
+    sources are those of the method."""
+
+    start: Literal["high", "low"] = "high"  # randomised trials start high
+    risk_of_bias: GradeDomain
+    inconsistency: GradeDomain
+    indirectness: GradeDomain
+    imprecision: GradeDomain
+    publication_bias: GradeDomain
+
+    def domains(self) -> tuple[tuple[str, GradeDomain], ...]:
+        """The five domains in GRADE's order."""
+        return tuple((name, getattr(self, name)) for name in GRADE_DOMAINS)
+
+    @property
+    def downgrades(self) -> int:
+        """Levels rated down in all."""
+        return sum(GRADE_DOWNGRADE[d.judgement] for _, d in self.domains())
+
+    @property
+    def certainty(self) -> str:
+        """high, moderate, low or very low: the start level less the downgrades."""
+        first = CERTAINTY_LEVELS.index(self.start)
+        return CERTAINTY_LEVELS[min(first + self.downgrades, len(CERTAINTY_LEVELS) - 1)]
+
+
 class Analysis(Cited):
     """A comparison we pool (or show as a single study when only one trial exists)."""
 
@@ -93,6 +140,7 @@ class Analysis(Cited):
     test: Test
     trials: tuple[str, ...] = Field(min_length=1)
     caveat: str
+    grade: Grade
 
 
 class NotPooled(Cited):
@@ -164,6 +212,9 @@ def load_summary_data(
 def iter_statements(data: SummaryData) -> Iterator[tuple[str, Cited]]:
     """Every cited statement of the summary, with its id."""
     yield from ((a.id, a) for a in data.analyses)
+    for a in data.analyses:
+        yield f"{a.id}.grade", a.grade
+        yield from ((f"{a.id}.grade.{name}", d) for name, d in a.grade.domains())
     yield from ((n.id, n) for n in data.not_pooled)
     yield from ((v.id, v) for v in data.verdicts)
 
