@@ -166,8 +166,15 @@ def forest_plot(
     if title:
         fig.suptitle(title, fontweight="bold", x=0.02, ha="left")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    _save(fig, path)
     return path
+
+
+def _save(fig: Figure, path: Path) -> None:
+    """Save without a date and with fixed SVG ids, so a regenerated figure is byte-identical."""
+    svg = path.suffix.lower() == ".svg"
+    with matplotlib.rc_context({"svg.hashsalt": "withdrawal"}):
+        fig.savefig(path, dpi=150, metadata={"Date": None} if svg else {"Software": None})
 
 
 def _crit(level: float) -> float:
@@ -232,7 +239,7 @@ def funnel_plot(result: MetaResult, path: Path, *, title: str | None = None) -> 
         ax.set_title(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    _save(fig, path)
     return path
 
 
@@ -305,7 +312,7 @@ def contour_funnel_plot(
     ax.set_title(title or "Contour-enhanced funnel plot", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    _save(fig, path)
     return path
 
 
@@ -370,5 +377,5 @@ def influence_plot(infl: Influence, path: Path, *, title: str | None = None,
     fig.suptitle(title or "Influence of single studies (red: all studies, with CI)",
                  fontweight="bold", x=0.02, ha="left", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    _save(fig, path)
     return path
