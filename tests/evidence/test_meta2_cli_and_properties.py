@@ -88,6 +88,12 @@ def test_a_one_study_subgroup_is_fitted_as_metafor_does(tmp_path: Path) -> None:
     assert y["ci_high"] == pytest.approx(float(es.yi[0]) + 1.959963984540054 * se, rel=1e-9)
 
 
+def test_mantel_haenszel_text_output(tmp_path: Path) -> None:
+    code, out = _run(str(BCG), "--method", "MH", "--measure", "OR")
+    # metafor 3.8-1 rma.mh(measure="OR") on dat.bcg: estimate -0.4734 (tests/data/reference/meta2)
+    assert code == 0 and "Mantel-Haenszel" in out and "-0.4734" in out
+
+
 def test_peto_needs_no_correction_for_a_zero_cell() -> None:
     # one table 0/10 vs 3/10: O - E = -1.5, V = 3*17*10*10/(20^2*19) (Yusuf 1985)
     res = peto([0], [10], [3], [10])
@@ -110,7 +116,7 @@ def test_text_output_shows_every_part(tmp_path: Path) -> None:
                      str(infl))
     assert code == 0, out
     for text in ("allocrandom", "Test of subgroup differences", "Egger", "Kendall",
-                 "Trim-and-fill", "Leave-one-out", "Cumulative"):
+                 "Trim-and-fill", "Leave-one-out", "Cumulative", "Q-profile"):
         assert text in out
     assert funnel.read_text().startswith("<?xml")
     assert infl.read_bytes()[:4] == b"\x89PNG"

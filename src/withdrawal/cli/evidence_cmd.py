@@ -188,6 +188,15 @@ def _result_table(res: MetaResult) -> Table:
         if res.is_ratio:
             cells.append("")
         table.add_row(*cells)
+    if res.method != "FE" and res.k > 1:
+        level = f"{res.level:g}%"
+        for name, lo, hi, digits in (("tau2", res.tau2_ci_low, res.tau2_ci_high, 4),
+                                     ("I2 (%)", res.i2_ci_low, res.i2_ci_high, 1)):
+            cells = [f"{name} {level} CI (Q-profile)",
+                     f"{_num(lo, digits)} to {_num(hi, digits)}"]
+            if res.is_ratio:
+                cells.append("")
+            table.add_row(*cells)
     return table
 
 
