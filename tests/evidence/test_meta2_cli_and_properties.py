@@ -192,3 +192,11 @@ def test_bias_functions_refuse_two_studies() -> None:
         with pytest.raises(InputError) as info:
             fn(es)
         assert info.value.field == "bias"
+
+
+def test_subgroup_with_zero_standard_error_is_refused_by_name() -> None:
+    # knha scales the variance by the residual mean square, 0 when the effects are identical
+    es = effect_sizes_given([0.2, 0.2, 0.5, 0.1], [0.1, 0.2, 0.1, 0.3])
+    with pytest.raises(InputError) as info:
+        subgroup_analysis(es, "grp", ["a", "a", "b", "b"], method="DL", test="knha")
+    assert info.value.field == "grp" and "'a'" in str(info.value)

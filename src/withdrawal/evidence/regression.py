@@ -358,6 +358,11 @@ def subgroup_analysis(
         fits[lev] = pool(sub, method=method, test=test, level=level)
     est = np.array([f.estimate for f in fits.values()])
     var = np.array([f.se**2 for f in fits.values()])
+    for lev, fit in fits.items():
+        if not fit.se > 0:
+            raise InputError(column, f"subgroup {lev!r} has standard error 0 (identical effects "
+                             "under knha), so subgroups cannot be compared; use the z test",
+                             value=lev, allowed=["z"])
     x, names = design_matrix({column: levels}, len(levels))
     between = fit_rma(est, var, x, names, method="FE", test="z", level=level)
     return SubgroupAnalysis(column, fits, between.qm, between.qm_df, between.qm_p)
