@@ -30,12 +30,15 @@ class Assessment:
     simulation: dict[str, Any] | None
     kb: KnowledgeBase
     _plan: Plan | None = field(default=None, repr=False, compare=False)
+    override: str | None = None
+    """A clinician's reason for a tramadol schedule despite ``avoid`` (never unlocks ``contraindicated``)."""
 
     @property
     def plan(self) -> Plan:
         """The management plan, built on first use (a CDS order check needs the screen only)."""
         if self._plan is None:
-            object.__setattr__(self, "_plan", build_plan(self.patient, self.screen, self.cows, self.kb))
+            plan = build_plan(self.patient, self.screen, self.cows, self.kb, override=self.override)
+            object.__setattr__(self, "_plan", plan)
         assert self._plan is not None
         return self._plan
 
@@ -64,8 +67,12 @@ class Assessment:
             add(o.sources)
         for e in self.plan.excluded:
             add(e.sources)
+        for o in self.plan.options:
+            for f in o.findings:
+                add(f.sources)
         for a in self.plan.adjuncts:
             add(a.sources)
+            add(a.reason_sources)
         for group in (self.plan.monitoring, self.plan.evidence, self.plan.notes):
             for s in group:
                 add(s.sources)
@@ -114,6 +121,8 @@ def _to_dict(a: Assessment) -> dict[str, Any]:
             "dose_limit": asdict(s.dose_limit),
             "regimen": [asdict(d) for d in regimen] if regimen else None,
             "regimen_note": kb.care.tramadol_taper.note if regimen else None,
+            "regimen_withheld": p.regimen_withheld,
+            "override": p.override,
             "simulation": a.simulation,
         },
         "options": [asdict(o) for o in p.options],
@@ -124,6 +133,8 @@ def _to_dict(a: Assessment) -> dict[str, Any]:
         "resources": [r.model_dump(mode="json") for r in p.resources],
         "evidence": [e.model_dump(mode="json") for e in p.evidence],
         "unrecognised": list(a.patient.unrecognised),
+        "not_screened": list(a.patient.unresolved),
+        "out_of_scope": list(a.patient.out_of_scope),
         "recognised": {k: list(v) for k, v in a.patient.matched.items()},
         "sources": {
             sid: {
@@ -140,18 +151,24 @@ def assess_patient(
     kb: KnowledgeBase | None = None,
     *,
     simulate: Simulator | None = None,
+    override: str | None = None,
 ) -> Assessment:
-    """Score, screen and plan for one validated patient."""
+    """Score, screen and plan for one validated patient.
+
+    ``override``: the clinician's recorded reason for asking for a tramadol schedule although
+    the verdict is ``avoid``.
+    """
     kb = kb or default_kb()
     patient = resolve(data, kb)
     cows = score(data.cows, kb.scales["cows"]) if data.cows is not None else None
     sows = score(data.sows, kb.scales["sows"]) if data.sows is not None else None
     screen = screen_tramadol(patient, kb)
+    override = override.strip() if override and override.strip() else None
     if simulate is None:
-        return Assessment(patient, cows, sows, screen, None, kb)
-    plan = build_plan(patient, screen, cows, kb)
+        return Assessment(patient, cows, sows, screen, None, kb, override=override)
+    plan = build_plan(patient, screen, cows, kb, override=override)
     simulation = simulate(patient, plan, kb) if plan.tramadol_regimen else None
-    return Assessment(patient, cows, sows, screen, simulation, kb, plan)
+    return Assessment(patient, cows, sows, screen, simulation, kb, plan, override=override)
 
 
 def assess(raw: Any, kb: KnowledgeBase | None = None, **kwargs: Any) -> Assessment:

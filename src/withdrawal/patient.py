@@ -60,6 +60,7 @@ class PatientIn(_Strict):
     weight_kg: float | None = Field(default=None, gt=0, le=500)
     pregnant: bool = False
     breastfeeding: bool = False
+    gestational_age_weeks: float | None = Field(default=None, ge=0, le=45)
     opioid: OpioidUse | None = None
     conditions: tuple[str, ...] = ()
     medications: tuple[MedicationIn, ...] = ()
@@ -116,6 +117,11 @@ class Patient:
     conditions: frozenset[str]
     unrecognised: tuple[str, ...]
     matched: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unresolved: tuple[str, ...] = ()
+    """What the screen could not take into account although it should: medications (active or
+    stopped within the rules' longest washout), allergies and conditions inside the screen's scope."""
+    out_of_scope: tuple[str, ...] = ()
+    """Condition codes not recognised and outside every scope entry: listed, not screened."""
 
     @property
     def pregnant(self) -> bool:
@@ -152,6 +158,8 @@ def resolve_drug_name(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
 def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
     """Map names and codes onto the vocabulary, collecting what is not recognised."""
     unrecognised: list[str] = []
+    unresolved: list[str] = []
+    out_of_scope: list[str] = []
     matched: dict[str, tuple[str, ...]] = {}
     active: set[str] = set()
     stopped: dict[str, float] = {}
@@ -164,6 +172,9 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
             ids = resolve_drug_name(med.name, kb)
         if not ids:
             unrecognised.append(med.label)
+            recent = med.status == "active" or (med.days_since_stopped or 0.0) <= kb.washout_days
+            if recent:
+                unresolved.append(f"medication: {med.label}")
             continue
         matched[med.label] = ids
         for drug_id in ids:
@@ -181,6 +192,7 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
             matched[name] = ids
         else:
             unrecognised.append(name)
+            unresolved.append(f"allergy: {name}")
     conditions: set[str] = set()
     for text in data.conditions:
         key = kb.lookup_condition(text)
@@ -188,6 +200,11 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
             conditions.add(key)
         else:
             unrecognised.append(text)
+            if kb.condition_scope(text) is not None or not _is_code(text):
+                # free text the vocabulary does not know may name anything: stricter when in doubt
+                unresolved.append(f"condition: {text}")
+            else:
+                out_of_scope.append(text)
     return Patient(
         data=data,
         active_drugs=frozenset(active),
@@ -196,4 +213,14 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
         conditions=frozenset(conditions),
         unrecognised=tuple(unrecognised),
         matched=matched,
+        unresolved=tuple(unresolved),
+        out_of_scope=tuple(out_of_scope),
     )
+
+
+_CODE = re.compile(r"^(?:[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?|[0-9]{6,18}|[0-9A-Z]{7})$")
+
+
+def _is_code(text: str) -> bool:
+    """An ICD-10-CM, ICD-10-PCS or SNOMED CT code, as opposed to free text."""
+    return bool(_CODE.match(text.strip().upper()))

@@ -90,10 +90,11 @@ def test_source_needs_a_locator(tmp_path: Path) -> None:
 
 def _all_cited(kb: KnowledgeBase) -> list[Cited]:
     out: list[Cited] = [*kb.vocabulary.classes, *kb.vocabulary.drugs, *kb.vocabulary.conditions]
-    out += [*kb.tramadol.rules, *kb.tramadol.dose_limits, *kb.tramadol.interactions]
+    out += [*kb.tramadol.rules, *kb.tramadol.dose_limits, *kb.vocabulary.condition_scope]
     out += [*kb.tramadol.pair_interactions, kb.tramadol.off_label_statement]
     c = kb.care
     out += [c.tramadol_taper, *c.timelines, *c.treatments, *c.adjuncts, *c.resources]
+    out += [*c.option_notes, *c.option_rules, *c.adjunct_rules]
     out += [*c.monitoring, *c.evidence_summary, *c.statements]
     for scale in kb.scales.values():
         out += [scale, *scale.items, *scale.bands]
@@ -168,17 +169,29 @@ def test_lookup_memo_is_bounded_and_not_shared_by_copies(kb: KnowledgeBase) -> N
     assert long_name not in fresh.memo("drug_name")  # long keys are computed, not kept
 
 
-def test_interaction_index_equals_a_scan_of_the_interactions(kb: KnowledgeBase) -> None:
+def test_interaction_index_equals_a_scan_of_the_rules(kb: KnowledgeBase) -> None:
+    """The checker's tramadol interactions are the screen's own rules (one place says what interacts)."""
     from withdrawal.safety.interactions import tramadol_interactions
 
     assert set(kb.tramadol_interactions_of) == set(kb.drugs)
     for drug_id, drug in kb.drugs.items():
         refs = {drug_id, *drug.classes}
-        scanned = [
-            ia for ia in kb.tramadol.interactions if refs & {*ia.drugs_any, *ia.drug_classes_any}
-        ]
+        scanned = [r for r in kb.tramadol.rules if any(refs & {*m.drugs_any, *m.drug_classes_any} for m in r.when)]
         assert tramadol_interactions(drug_id, kb) == scanned, drug_id
-    assert [ia.id for ia in tramadol_interactions("sertraline", kb)] == ["ssri_snri_tca"]
+    assert {r.code for r in tramadol_interactions("sertraline", kb)} == {"serotonergic_drug", "seizure_risk"}
+
+
+@pytest.mark.parametrize("name", ["prochlorperazine", "digoxin", "loperamide", "sertraline", "quetiapine"])
+def test_checker_and_screen_agree(kb: KnowledgeBase, name: str) -> None:
+    """Whatever the checker reports with tramadol, the screen raises for a patient on that drug."""
+    from withdrawal.patient import parse_patient, resolve
+    from withdrawal.safety import screen_tramadol
+    from withdrawal.safety.interactions import check_interactions
+
+    report = check_interactions([name], kb)
+    screen = screen_tramadol(resolve(parse_patient({"age_years": 40, "medications": [{"name": name}]}), kb), kb)
+    assert report.with_tramadol, name
+    assert {h.code for h in report.with_tramadol} == set(screen.codes)
 
 
 @pytest.mark.parametrize("bad", ["G40.", "g40.9", "G4", "G40.90912", "40.9", "G40 .9"])

@@ -22,15 +22,7 @@ runner = CliRunner()
 
 # Vignettes the answer does not meet yet, each with the point of the clinical-safety issue it
 # waits for (strict: a vignette that starts passing fails here until its mark is removed).
-PENDING: dict[str, str] = {
-    "p01": "point 2: the standing opioid-withdrawal caution",
-    "p13": "point 3: buprenorphine timing from every opioid on board",
-    "p14": "point 4: antagonists block agonists",
-    "p15": "point 1: antipsychotics in the vocabulary",
-    "p16": "points 6 and 7: adjuncts screened, no schedule when tramadol is avoided",
-    "p17": "point 7: no schedule when tramadol is avoided",
-    "p18": "point 5: every option screened",
-}
+PENDING: dict[str, str] = {}
 
 
 def _vignettes() -> list[Any]:

@@ -15,7 +15,15 @@ from withdrawal.knowledge.base import default_sources
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Match
 from withdrawal.population.mme import default_mme, load_mme, mg_per_day_to_mme
-from withdrawal.population.rules import FLAGS, Dialect, SparkDialect, compile_match, compile_screen, windows
+from withdrawal.population.rules import (
+    FLAGS,
+    Dialect,
+    SparkDialect,
+    bulk_gaps,
+    compile_match,
+    compile_screen,
+    windows,
+)
 
 runner = CliRunner()
 
@@ -62,10 +70,14 @@ def test_every_rule_is_compiled_for_both_dialects(kb: KnowledgeBase) -> None:
     for d in (Dialect(), SparkDialect()):
         compiled = compile_screen(kb, default_mme(), d)
         for rule in kb.tramadol.rules:
-            assert f"AS r_{rule.id}" in compiled.rules_sql
+            if rule.id in bulk_gaps(kb):
+                assert f"AS r_{rule.id}" not in compiled.rules_sql  # left out, never read as FALSE
+            else:
+                assert f"AS r_{rule.id}" in compiled.rules_sql
         for flag in FLAGS:
             assert f"AS flag_{flag.id}" in compiled.output_sql
-    assert windows(kb) == (14, 30, 365)
+    assert windows(kb) == (4, 14, 30, 365)
+    assert bulk_gaps(kb) == ("incomplete_screen",)  # KNOWN GAP until the bulk facts count unresolved items
 
 
 def test_facts_absent_from_the_export_never_match(kb: KnowledgeBase) -> None:

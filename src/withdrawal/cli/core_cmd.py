@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,14 @@ def assess_cmd(
     simulate: Annotated[
         bool, typer.Option(help="Simulate the proposed tramadol regimen (PK model).")
     ] = True,
+    override_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--override-reason",
+            help="Ask for the tramadol schedule although the verdict is 'avoid', giving the clinical reason "
+            "(recorded in the answer; never for 'contraindicated').",
+        ),
+    ] = None,
 ) -> None:
     """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources."""
     try:
@@ -60,7 +69,9 @@ def assess_cmd(
             from withdrawal.fhir import to_patient
 
             raw = to_patient(raw, default_kb(), as_of=date.today()).patient.model_dump(mode="json")
-        result = assess(raw, default_kb(), simulate=simulate_for_plan if simulate else None)
+        result = assess(
+            raw, default_kb(), simulate=simulate_for_plan if simulate else None, override=override_reason
+        )
     except WithdrawalError as exc:
         raise fail(exc) from exc
     if fmt == "json":
@@ -125,6 +136,10 @@ def cows_cmd(
         console.print(f"COWS total [bold]{result.total}[/] of {result.max_total}: [bold]{band}[/]")
 
 
+def _without_pair(items: list[tuple[str, object]]) -> dict[str, object]:
+    return {k: v for k, v in items if k not in ("first", "second")}
+
+
 @app.command("interactions")
 def interactions_cmd(
     drugs: Annotated[list[str], typer.Argument(help="Medication names, generic or brand.")],
@@ -140,16 +155,9 @@ def interactions_cmd(
     if fmt == "json":
         out = {
             "drugs": list(report.drugs),
-            "with_tramadol": [
-                {"drug": h.drug, **h.interaction.model_dump(mode="json")}
-                for h in report.with_tramadol
-            ],
+            "with_tramadol": [asdict(h) for h in report.with_tramadol],
             "between": [
-                {
-                    "drug_a": h.first,
-                    "drug_b": h.second,
-                    **h.interaction.model_dump(mode="json", exclude={"first", "second"}),
-                }
+                {"drug_a": h.first, "drug_b": h.second, **asdict(h, dict_factory=_without_pair)}
                 for h in report.between
             ],
             "unrecognised": list(report.unrecognised),

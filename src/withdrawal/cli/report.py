@@ -46,6 +46,11 @@ def render_assessment(a: Assessment, console: Console) -> None:
             subtitle=f"knowledge base {a.kb.version}",
         )
     )
+    if a.patient.unresolved:
+        console.print(
+            "[bold yellow]INCOMPLETE SCREEN: not screened:[/] " + "; ".join(a.patient.unresolved)
+            + ". A reason against tramadol may be missing: check these items before deciding."
+        )
     if a.cows:
         band = a.cows.band_label or "no band"
         console.print(f"[bold]COWS[/] {a.cows.total}/{a.cows.max_total}: {band}{ref(a.cows.sources)}")
@@ -88,6 +93,8 @@ def render_assessment(a: Assessment, console: Console) -> None:
             "not_advised": "[red]not advised[/]",
         }[o.status]
         body = " ".join(o.reasons)
+        for f in o.findings if o.treatment != "tramadol" else ():
+            body += f"\n[{_LEVEL_STYLE[f.level]}]{f.level}[/] {f.message} {f.action}{ref(f.sources)}"
         if o.timing:
             body += f"\n[bold]When:[/] {o.timing}"
         body += f"\n[dim]{o.dosing}[/]{ref(o.sources)}"
@@ -106,13 +113,22 @@ def render_assessment(a: Assessment, console: Console) -> None:
             f"{days}{ref(a.kb.care.tramadol_taper.sources)}"
         )
         console.print(f"[dim]{a.kb.care.tramadol_taper.note}[/]")
+        if p.override:
+            console.print(f"[bold]Clinician's override:[/] {p.override}")
+    elif p.regimen_withheld:
+        console.print(f"\n[bold]{p.regimen_withheld}[/]")
     if a.simulation:
         sim = a.simulation
         console.print(f"[bold]Simulated (exploratory):[/] {sim.get('summary', '')}{ref(sim.get('sources', ()))}")
 
     console.print("\n[bold]Symptomatic adjuncts[/]")
     for adj in p.adjuncts:
+        if adj.status == "not_for_this_patient":
+            console.print(f"- {adj.symptom}: [red]not {adj.drug}[/]: {adj.reason}{ref(adj.reason_sources)}")
+            continue
         mark = f" [yellow](interacts with tramadol: {adj.interaction})[/]" if adj.interacts_with_tramadol else ""
+        if adj.status == "caution":
+            mark += f" [yellow]Caution: {adj.reason}[/]{ref(adj.reason_sources)}"
         console.print(f"- {adj.symptom}: {adj.drug} {adj.dose}{mark}{ref(adj.sources)}")
     console.print("\n[bold]Monitoring[/]")
     for mon in p.monitoring:
@@ -124,8 +140,9 @@ def render_assessment(a: Assessment, console: Console) -> None:
     console.print("\n[bold]What the evidence shows[/]")
     for ev in p.evidence:
         console.print(f"- {ev.text}{ref(ev.sources)}")
-    if a.patient.unrecognised:
-        console.print(f"\n[bold yellow]Not recognised (not screened):[/] {', '.join(a.patient.unrecognised)}")
+    if a.patient.out_of_scope:
+        listed = ", ".join(a.patient.out_of_scope)
+        console.print(f"\n[dim]Outside what the screen looks at (listed, not screened): {listed}[/]")
     console.print("\n[bold]Sources[/]")
     for i, sid in enumerate(ref.order, 1):
         src = a.kb.sources[sid]
@@ -142,13 +159,12 @@ def render_interactions(report: InteractionReport, kb: KnowledgeBase, console: C
         for col in ("Drug", "Severity", "Effect and management"):
             table.add_column(col, overflow="fold")
         for h in report.with_tramadol:
-            ia = h.interaction
-            table.add_row(kb.drugs[h.drug].name, ia.severity, f"{ia.effect} {ia.management}{ref(ia.sources)}")
+            table.add_row(kb.drugs[h.drug].name, h.severity, f"{h.effect} {h.management}{ref(h.sources)}")
         console.print(table)
     else:
         console.print("No interaction with tramadol in the knowledge base for these drugs.")
     for hit in report.between:
-        pair = hit.interaction
+        pair = hit
         console.print(
             f"[bold]{kb.drugs[hit.first].name} + {kb.drugs[hit.second].name}[/]: "
             f"{pair.severity}. {pair.effect} {pair.management}{ref(pair.sources)}"

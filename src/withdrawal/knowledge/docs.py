@@ -56,12 +56,41 @@ def render(kb: KnowledgeBase) -> str:
         ["limit", "max mg/day", "interval h", "when", "sources (verification)"],
         ([d.id, d.max_daily_mg, d.interval_h or "", _when(d.when), _cites(d)] for d in t.dose_limits),
     )
-    lines += ["## Interactions with tramadol", ""]
+    lines += [
+        "The interaction checker (`withdrawal interactions`) reports these same rules for each drug that",
+        "their drug tests name, and the option rules below for pairs with an option's drug.",
+        "",
+        "## Option rules (every option screened for the patient)",
+        "",
+    ]
     lines += _table(
-        ["interaction", "drugs or classes", "severity", "management", "sources (verification)"],
+        ["rule", "options", "finding code", "level", "excludes", "when", "message", "sources (verification)"],
         (
-            [i.id, ", ".join((*i.drugs_any, *i.drug_classes_any)), i.severity, i.management, _cites(i)]
-            for i in t.interactions
+            [r.id, ", ".join(r.treatments), r.code, r.level, "yes" if r.exclude else "", _when(r.when), r.message,
+             _cites(r)]
+            for r in kb.care.option_rules
+        ),
+    )
+    lines += ["## Adjunct rules", ""]
+    lines += _table(
+        ["rule", "adjuncts", "status", "when", "reason", "sources (verification)"],
+        ([r.id, ", ".join(r.adjuncts), r.status, _when(r.when), r.reason, _cites(r)] for r in kb.care.adjunct_rules),
+    )
+    lines += ["## What the screen looks at (condition scope)", ""]
+    lines += _table(
+        ["scope", "ICD-10-CM prefixes", "left out", "SNOMED CT", "why", "sources (verification)"],
+        (
+            [c.id, ", ".join(c.icd10cm_prefixes), ", ".join(c.icd10cm_excluded_prefixes), ", ".join(c.snomed),
+             c.reason, _cites(c)]
+            for c in kb.vocabulary.condition_scope
+        ),
+    )
+    lines += ["## Drug classes", ""]
+    lines += _table(
+        ["class", "label", "members", "sources (verification)"],
+        (
+            [c.id, c.label, ", ".join(sorted(kb.drug_class_members.get(c.id, ()))), _cites(c)]
+            for c in kb.vocabulary.classes
         ),
     )
     lines += ["## Withdrawal course", ""]
@@ -95,11 +124,15 @@ def render(kb: KnowledgeBase) -> str:
     )
     lines += ["## Conditions", ""]
     lines += _table(
-        ["key", "ICD-10-CM", "SNOMED CT", "sources"],
-        ([c.key, ", ".join(c.icd10cm), ", ".join(c.snomed), _cites(c)] for c in kb.vocabulary.conditions),
+        ["key", "words", "ICD-10-CM", "SNOMED CT", "ICD-10-PCS", "sources"],
+        (
+            [c.key, ", ".join(c.synonyms), ", ".join(c.icd10cm), ", ".join(c.snomed), ", ".join(c.icd10pcs), _cites(c)]
+            for c in kb.vocabulary.conditions
+        ),
     )
     cited: set[str] = set()
-    for group in (t.rules, t.dose_limits, t.interactions, kb.care.timelines, kb.care.treatments):
+    for group in (t.rules, t.dose_limits, kb.care.option_rules, kb.care.adjunct_rules, kb.care.timelines,
+                  kb.care.treatments, kb.vocabulary.condition_scope, kb.vocabulary.classes):
         cited.update(s for e in group for s in e.sources)
     cited.update(s for d in (*kb.vocabulary.drugs, *kb.vocabulary.conditions) for s in d.sources)
     lines += ["## Sources cited above", ""]

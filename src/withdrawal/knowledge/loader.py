@@ -7,6 +7,7 @@ that is not defined: a half-valid knowledge base is worse than none.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,9 +30,10 @@ from withdrawal.knowledge.models import (
     Condition,
     Drug,
     DrugClass,
-    Interaction,
     Match,
+    Rule,
     Scale,
+    ScreenScope,
     Timeline,
     TramadolRules,
     Treatment,
@@ -65,9 +67,11 @@ class KnowledgeBase:
     drug_rxcui: Mapping[str, str] = field(repr=False)
     condition_codes: Mapping[str, str] = field(repr=False)
     drug_class_members: Mapping[str, frozenset[str]] = field(repr=False)
-    tramadol_interactions_of: Mapping[str, tuple[Interaction, ...]] = field(repr=False)
-    """Drug id -> the interactions with tramadol naming it or one of its classes; built at load
-    from ``tramadol.interactions`` (rebuild it if those change)."""
+    tramadol_interactions_of: Mapping[str, tuple[Rule, ...]] = field(repr=False)
+    """Drug id -> the tramadol rules whose drug tests name it or one of its classes: the interaction
+    checker reads the screen's own rules, so the two cannot disagree."""
+    washout_days: int = 0
+    """The longest ``stopped_within_days`` any rule uses: a medication stopped that recently still counts."""
     _memo: dict[str, dict[str, Any]] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def memo(self, name: str) -> dict[str, Any]:
@@ -106,10 +110,15 @@ class KnowledgeBase:
         raw = text.strip()
         if raw.lower() in self.conditions:
             return raw.lower()
+        by_word = self.condition_codes.get("TXT:" + _norm(raw))
+        if by_word:
+            return by_word
         code = raw.upper()
         if code in self.condition_codes:
             return self.condition_codes[code]
         compact = code.replace(".", "")
+        if len(compact) == 7 and compact[0].isdigit():  # ICD-10-PCS: the first 4 characters name the operation
+            return self.condition_codes.get("PCS:" + compact[:4])
         # ICD-10-CM is hierarchical: G40.909 belongs to G40; try ever shorter prefixes.
         # An ICD-10-CM code has at most 7 characters without the dot, so longer prefixes
         # (of a display text, say) cannot match and are not tried.
@@ -118,6 +127,21 @@ class KnowledgeBase:
             if key:
                 return key
         return self.condition_codes.get("ICD:" + compact) or self.condition_codes.get("SCT:" + raw)
+
+    def condition_scope(self, text: str) -> ScreenScope | None:
+        """The scope entry an unresolved condition code falls in, or None (out of the screen's scope)."""
+        raw = text.strip()
+        code = raw.upper().replace(".", "")
+        for scope in self.vocabulary.condition_scope:
+            if raw in scope.snomed:
+                return scope
+            if not re.fullmatch(r"[A-Z][0-9][0-9A-Z]{0,5}", code):
+                continue
+            if any(code.startswith(x.replace(".", "")) for x in scope.icd10cm_excluded_prefixes):
+                continue
+            if any(code.startswith(x.replace(".", "")) for x in scope.icd10cm_prefixes):
+                return scope
+        return None
 
     def timeline(self, substance: str) -> Timeline | None:
         for t in self.care.timelines:
@@ -180,6 +204,10 @@ def _index_conditions(conditions: Iterable[Condition]) -> dict[str, str]:
         for sct in c.snomed:
             codes[sct] = c.key
             codes["SCT:" + sct] = c.key
+        for pcs in c.icd10pcs:
+            codes["PCS:" + pcs.upper()] = c.key
+        for word in (c.label, *c.synonyms):
+            codes["TXT:" + _norm(word)] = c.key
     return codes
 
 
@@ -211,25 +239,23 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         raise KnowledgeBaseError("tramadol.yaml: no unconditional dose limit with an interval_h")
     for lim in rules.dose_limits:
         _check_matches(lim.when, f"tramadol.yaml: dose limit {lim.id}", drugs, classes, conditions)
-    for ia in rules.interactions:
-        _check_matches(
-            [Match(drugs_any=ia.drugs_any, drug_classes_any=ia.drug_classes_any)]
-            if (ia.drugs_any or ia.drug_classes_any)
-            else [],
-            f"tramadol.yaml: interaction {ia.id}",
-            drugs,
-            classes,
-            conditions,
-        )
     for pair in rules.pair_interactions:
         for ref in (*pair.first, *pair.second):
             if ref not in classes and ref not in drugs:
                 raise KnowledgeBaseError(f"tramadol.yaml: pair {pair.id} names unknown {ref!r}")
     for note in care.option_notes:
         _check_matches(note.when, f"care.yaml: option note {note.id}", drugs, classes, conditions)
+    for orule in care.option_rules:
+        _check_matches(orule.when, f"care.yaml: option rule {orule.id}", drugs, classes, conditions)
     for adj in care.adjuncts:
         if adj.drug not in drugs:
             raise KnowledgeBaseError(f"care.yaml: adjunct {adj.id} names unknown drug {adj.drug!r}")
+    adjunct_ids = {a.id for a in care.adjuncts}
+    for arule in care.adjunct_rules:
+        _check_matches(arule.when, f"care.yaml: adjunct rule {arule.id}", drugs, classes, conditions)
+        for a in arule.adjuncts:
+            if a not in adjunct_ids:
+                raise KnowledgeBaseError(f"care.yaml: adjunct rule {arule.id} names unknown adjunct {a!r}")
     for res in care.resources:
         for k in res.first_when_conditions:
             if k not in conditions:
@@ -241,13 +267,15 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         ("vocabulary.conditions", vocab.conditions),
         ("tramadol.rules", rules.rules),
         ("tramadol.dose_limits", rules.dose_limits),
-        ("tramadol.interactions", rules.interactions),
         ("tramadol.pair_interactions", rules.pair_interactions),
         ("tramadol.off_label", [rules.off_label_statement]),
         ("care.tramadol_taper", [care.tramadol_taper]),
         ("care.timelines", care.timelines),
         ("care.treatments", care.treatments),
         ("care.option_notes", care.option_notes),
+        ("care.option_rules", care.option_rules),
+        ("care.adjunct_rules", care.adjunct_rules),
+        ("vocabulary.condition_scope", vocab.condition_scope),
         ("care.adjuncts", care.adjuncts),
         ("care.resources", care.resources),
         ("care.monitoring", care.monitoring),
@@ -265,9 +293,9 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
             members[c].add(d.id)
     interactions_of = {
         d.id: tuple(
-            ia
-            for ia in rules.interactions
-            if d.id in ia.drugs_any or any(c in ia.drug_classes_any for c in d.classes)
+            r
+            for r in rules.rules
+            if any(d.id in m.drugs_any or any(c in m.drug_classes_any for c in d.classes) for m in r.when)
         )
         for d in vocab.drugs
     }
@@ -286,7 +314,15 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         condition_codes=_index_conditions(vocab.conditions),
         drug_class_members={k: frozenset(v) for k, v in members.items()},
         tramadol_interactions_of=interactions_of,
+        washout_days=max(
+            (m.stopped_within_days or 0 for when in _rule_matches(rules, care) for m in when), default=0
+        ),
     )
+
+
+def _rule_matches(rules: TramadolRules, care: Care) -> Iterable[tuple[Match, ...]]:
+    yield from (r.when for r in rules.rules)
+    yield from (r.when for r in care.option_rules)
 
 
 @cache

@@ -62,9 +62,28 @@ class Condition(Cited):
 
     key: str = Field(pattern=r"^[a-z0-9_]+$")
     label: str
+    synonyms: tuple[str, ...] = ()
+    """Plain clinical words a clinician types for it ("epilepsy", "seizures")."""
     icd10cm: tuple[Annotated[str, Field(pattern=r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")], ...] = ()
     """ICD-10-CM codes as written (dot after the category), at most 7 characters without the dot."""
     snomed: tuple[str, ...] = ()
+    icd10pcs: tuple[str, ...] = ()
+    """Procedure codes (ICD-10-PCS, as prefixes) that record it, e.g. a tonsillectomy."""
+
+
+class ScreenScope(Cited):
+    """A family of condition codes the screen looks at: an unknown code inside it leaves the screen incomplete.
+
+    Outside every scope entry an unknown code (hypertension, a social-history finding) is listed as
+    out of scope without raising, so that clean EHR patients stay clean.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str
+    icd10cm_prefixes: tuple[str, ...] = ()
+    icd10cm_excluded_prefixes: tuple[str, ...] = ()
+    snomed: tuple[str, ...] = ()
+    reason: str
 
 
 class Vocabulary(Frozen):
@@ -72,6 +91,7 @@ class Vocabulary(Frozen):
     classes: tuple[DrugClass, ...]
     drugs: tuple[Drug, ...]
     conditions: tuple[Condition, ...]
+    condition_scope: tuple[ScreenScope, ...] = ()
 
 
 # --- tramadol rules ---------------------------------------------------------------------
@@ -100,6 +120,10 @@ class Match(Frozen):
     substance_in: tuple[Substance, ...] = ()
     setting_in: tuple[Setting, ...] = ()
     before_withdrawal_onset: bool | None = None
+    unresolved: bool | None = None
+    """True: some medication, allergy or in-scope condition could not be resolved (incomplete screen)."""
+    gestational_weeks_at_least: float | None = Field(default=None, ge=0)
+    """Pregnant and at least this many weeks, or pregnant with no gestational age (the strict reading)."""
 
     @model_validator(mode="after")
     def _not_empty(self) -> Match:
@@ -114,7 +138,7 @@ class Rule(Cited):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     code: str = Field(pattern=r"^[a-z0-9_]+$")
     level: Level
-    category: Literal["contraindication", "warning", "interaction", "population", "pharmacogenomic"]
+    category: Literal["contraindication", "warning", "interaction", "population", "pharmacogenomic", "completeness"]
     when: tuple[Match, ...] = Field(min_length=1)
     message: str
     action: str
@@ -128,24 +152,6 @@ class DoseLimit(Cited):
     interval_h: int | None = None
     reason: str
     when: tuple[Match, ...] = ()
-
-
-class Interaction(Cited):
-    """How a drug class or drug interacts with tramadol, for the interaction checker."""
-
-    id: str = Field(pattern=r"^[a-z0-9_]+$")
-    drugs_any: tuple[str, ...] = ()
-    drug_classes_any: tuple[str, ...] = ()
-    severity: str
-    mechanism: str
-    effect: str
-    management: str
-
-    @model_validator(mode="after")
-    def _targets(self) -> Interaction:
-        if not (self.drugs_any or self.drug_classes_any):
-            raise ValueError(f"interaction {self.id!r} names no drug or class")
-        return self
 
 
 class PairInteraction(Cited):
@@ -171,7 +177,6 @@ class TramadolRules(Frozen):
     off_label_statement: Statement
     rules: tuple[Rule, ...]
     dose_limits: tuple[DoseLimit, ...]
-    interactions: tuple[Interaction, ...]
     pair_interactions: tuple[PairInteraction, ...] = ()
 
 
@@ -284,11 +289,39 @@ class OptionNote(Cited):
     first: bool = False  # the option goes first (the patient already takes it)
 
 
+class OptionRule(Cited):
+    """A reason for care with (or, with ``exclude``, against) a management option for this patient.
+
+    Findings on an option have the shape of the tramadol findings, so that every option is
+    screened the way tramadol is.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    code: str = Field(pattern=r"^[a-z0-9_]+$")
+    treatments: tuple[TreatmentId, ...] = Field(min_length=1)
+    level: Level
+    when: tuple[Match, ...] = Field(min_length=1)
+    message: str
+    action: str
+    exclude: bool = False
+    """The option is not offered at all (an antagonist blocks it, a label age limit)."""
+
+
 class Adjunct(Cited):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     symptom: str
     drug: str
     dose: str
+
+
+class AdjunctRule(Cited):
+    """When a symptomatic adjunct does not fit the patient (``not_for_this_patient``) or needs care."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    adjuncts: tuple[str, ...] = Field(min_length=1)
+    when: tuple[Match, ...] = Field(min_length=1)
+    status: Literal["not_for_this_patient", "caution"]
+    reason: str
 
 
 class Resource(Cited):
@@ -320,7 +353,9 @@ class Care(Frozen):
     timelines: tuple[Timeline, ...]
     treatments: tuple[Treatment, ...]
     option_notes: tuple[OptionNote, ...]
+    option_rules: tuple[OptionRule, ...] = ()
     adjuncts: tuple[Adjunct, ...]
+    adjunct_rules: tuple[AdjunctRule, ...] = ()
     resources: tuple[Resource, ...]
     monitoring: tuple[Statement, ...]
     evidence_summary: tuple[Statement, ...]

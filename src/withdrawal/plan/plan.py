@@ -1,13 +1,15 @@
 """Management plan: ranked options with reasons, adjuncts, monitoring, resources.
 
-Guideline first-line options (buprenorphine, methadone) always come first and
-always appear; tramadol is shown as an off-label option only where the screen
-does not contraindicate it, and is ranked below the alpha-2 agonists.
+Guideline first-line options (buprenorphine, methadone) come first unless the patient
+cannot have them (an antagonist on board, an allergy); tramadol is shown as an off-label
+option only where the screen does not contraindicate it, and is ranked below the alpha-2
+agonists. Every option and adjunct is screened for this patient with the knowledge base's
+option and adjunct rules, and timing takes every opioid the patient has on board.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from withdrawal.knowledge.loader import KnowledgeBase
@@ -15,9 +17,10 @@ from withdrawal.knowledge.models import OptionNote, Resource, Statement, Treatme
 from withdrawal.patient import Patient
 from withdrawal.plan.course import CourseStatus, course_status
 from withdrawal.plan.regimen import TaperDay, tramadol_taper
+from withdrawal.plan.timing import objective_gate
 from withdrawal.safety.interactions import tramadol_interactions
 from withdrawal.safety.matching import Facts, facts_for, fires
-from withdrawal.safety.screen import ScreenResult, level_rank
+from withdrawal.safety.screen import Finding, ScreenResult, evaluate, level_rank
 from withdrawal.scales.scoring import ScaleScore
 
 Status = Literal["recommended", "available", "not_advised"]
@@ -37,6 +40,8 @@ class Option:
     timing: str | None
     cautions: tuple[str, ...]
     sources: tuple[str, ...]
+    findings: tuple[Finding, ...] = ()
+    """This option screened for this patient, in the shape of the tramadol findings."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class AdjunctAdvice:
     interacts_with_tramadol: bool
     interaction: str | None
     sources: tuple[str, ...]
+    status: Literal["offered", "caution", "not_for_this_patient"] = "offered"
+    reason: str | None = None
+    reason_sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,10 @@ class Plan:
     resources: tuple[Resource, ...]
     evidence: tuple[Statement, ...]
     notes: tuple[Statement, ...]
+    regimen_withheld: str | None = None
+    """Why no tramadol schedule is given (avoid or contraindicated), or None."""
+    override: str | None = None
+    """The clinician's reason for asking for a schedule despite ``avoid``; recorded with the answer."""
 
 
 def _statement(kb: KnowledgeBase, sid: str) -> Statement:
@@ -79,81 +91,115 @@ def _statement(kb: KnowledgeBase, sid: str) -> Statement:
     raise KeyError(sid)
 
 
-def _buprenorphine_timing(patient: Patient, cows: ScaleScore | None, kb: KnowledgeBase) -> str | None:
-    t = kb.treatment("buprenorphine")
-    opioid = patient.data.opioid
-    timeline = kb.timeline(opioid.substance) if opioid else None
-    threshold = t.start_cows_min
-    cows_text = f"COWS {threshold} or more" if threshold is not None else "objective withdrawal"
-    if "buprenorphine" in patient.active_drugs:
-        return None
-    if not (opioid and timeline and timeline.buprenorphine_wait_h):
-        return f"Start once objective withdrawal is present ({cows_text})."
-    wait = timeline.buprenorphine_wait_h
-    hours = opioid.hours_since_last_use
-    if hours is None:
-        return (
-            f"Start at least {wait.low:g}-{wait.high:g} h after the last {opioid.substance} use and once {cows_text}."
-        )
-    if hours < wait.low:
-        return (
-            f"Not yet: wait until at least {wait.low:g} h after the last {opioid.substance} use "
-            f"(about {wait.low - hours:g} h from now) and {cows_text}."
-        )
-    if cows is None:
-        return f"Time since last use allows it: start when {cows_text} (score COWS now)."
-    if threshold is not None and cows.total >= threshold:
-        return f"Can start now: {hours:g} h since last use and COWS {cows.total}."
-    return (
-        f"{hours:g} h since last use but COWS {cows.total} is below {threshold}: "
-        "re-score in 1-2 h and start when withdrawal is objective."
-    )
-
-
 def _notes(t: Treatment, facts: Facts, kb: KnowledgeBase) -> tuple[list[OptionNote], bool]:
     """The option notes whose conditions hold for this patient, and whether one puts it first."""
     hits = [n for n in kb.care.option_notes if t.id in n.treatments and fires(n.when, facts) is not None]
     return hits, any(n.first for n in hits)
 
 
+def option_findings(treatment_id: str, facts: Facts, kb: KnowledgeBase) -> tuple[Finding, ...]:
+    """The option rules of ``care.yaml`` that hold for this patient and this option.
+
+    The option's own drug is not an interaction with itself (methadone is serotonergic and
+    QT-prolonging, but a patient on methadone is not warned about methadone with methadone).
+    """
+    own = kb.treatment(treatment_id).drug
+    p = facts.patient
+    if own and (own in p.active_drugs or own in p.stopped_drugs):
+        p = replace(
+            p,
+            active_drugs=p.active_drugs - {own},
+            stopped_drugs={d: v for d, v in p.stopped_drugs.items() if d != own},
+        )
+        facts = replace(facts, patient=p)
+    return evaluate((r for r in kb.care.option_rules if treatment_id in r.treatments), facts)
+
+
 def exclusions(patient: Patient, screen: ScreenResult, kb: KnowledgeBase) -> tuple[Excluded, ...]:
-    """The options this patient cannot have: an allergy to the drug, or tramadol contraindicated.
+    """The options this patient cannot have: an allergy to the drug, an excluding option rule
+    (an antagonist on board), or tramadol contraindicated.
 
     Its own function because a CDS order check needs it (may it propose
     buprenorphine instead?) without the rest of the plan.
     """
+    facts = facts_for(patient, kb)
     out: list[Excluded] = []
     for t in sorted(kb.care.treatments, key=lambda t: t.base_rank):
+        blocking = [
+            r for r in kb.care.option_rules if r.exclude and t.id in r.treatments and fires(r.when, facts) is not None
+        ]
         if t.drug and t.drug in patient.allergy_drugs:
             out.append(Excluded(t.id, t.name, ("Allergy recorded.",), t.sources))
+        elif blocking:
+            out.append(Excluded(
+                t.id, t.name, tuple(f"{r.message} {r.action}" for r in blocking),
+                tuple(dict.fromkeys(s for r in blocking for s in r.sources)),
+            ))
         elif t.id == "tramadol" and screen.verdict == "contraindicated":
-            blocking = [f.message for f in screen.findings if f.level == "contraindicated"]
-            out.append(Excluded(t.id, t.name, tuple(blocking), t.sources))
+            messages = [f.message for f in screen.findings if f.level == "contraindicated"]
+            out.append(Excluded(t.id, t.name, tuple(messages), t.sources))
     return tuple(out)
 
 
-def build_plan(patient: Patient, screen: ScreenResult, cows: ScaleScore | None, kb: KnowledgeBase) -> Plan:
-    """Rank every option for this patient and gather what goes with them."""
+def _regimen_withheld(screen: ScreenResult, override: str | None) -> str | None:
+    """Why no ready tramadol schedule is printed, or None when one may be."""
+    if screen.verdict == "contraindicated":
+        return "No tramadol schedule: tramadol is contraindicated for this patient."
+    if screen.verdict == "avoid" and not override:
+        return (
+            "No tramadol schedule: tramadol is to be avoided for this patient. A clinician who still "
+            "chooses it can ask for the schedule with an override reason, which is recorded."
+        )
+    return None
+
+
+def build_plan(
+    patient: Patient,
+    screen: ScreenResult,
+    cows: ScaleScore | None,
+    kb: KnowledgeBase,
+    *,
+    override: str | None = None,
+) -> Plan:
+    """Rank every option for this patient and gather what goes with them.
+
+    ``override`` is a clinician's reason for a tramadol schedule despite an ``avoid`` verdict;
+    it never unlocks one for ``contraindicated``.
+    """
     facts = facts_for(patient, kb)
     ranked: list[tuple[int, int, Option]] = []
     excluded = exclusions(patient, screen, kb)
     gone = {e.treatment for e in excluded}
+    withheld = _regimen_withheld(screen, override)
     regimen: tuple[TaperDay, ...] | None = None
     for t in sorted(kb.care.treatments, key=lambda t: t.base_rank):
         if t.id in gone:
             continue
         notes, first = _notes(t, facts, kb)
+        findings = option_findings(t.id, facts, kb)
         reasons = [t.summary, *(n.text for n in notes)]
-        sources = list(dict.fromkeys([*t.sources, *(s for n in notes for s in n.sources)]))
+        sources = list(dict.fromkeys([
+            *t.sources, *(s for n in notes for s in n.sources), *(s for f in findings for s in f.sources)
+        ]))
         status: Status = "recommended" if t.role == "first_line" else "available"
-        timing = _buprenorphine_timing(patient, cows, kb) if t.id == "buprenorphine" else None
+        if any(level_rank(f.level) >= level_rank("avoid") for f in findings):
+            status = "not_advised"
+        timing = objective_gate(t, patient, cows, kb) if t.start_cows_min is not None else None
         dosing = t.dosing
+        if any(f.code == "age_below_label" for f in findings):
+            dosing = "Adult doses do not apply at this age; dose with a paediatric or adolescent specialist."
         if t.id == "tramadol":
-            regimen = tramadol_taper(screen.dose_limit, kb.care.tramadol_taper)
-            dosing = (
-                f"{t.dosing} For this patient: at most {screen.max_daily_dose_mg} mg a day, "
-                f"every {screen.dose_limit.interval_h} h ({screen.dose_limit.reason})"
-            )
+            findings = screen.findings
+            if withheld is None:
+                regimen = tramadol_taper(screen.dose_limit, kb.care.tramadol_taper)
+                dosing = (
+                    f"{t.dosing} For this patient: at most {screen.max_daily_dose_mg} mg a day, "
+                    f"every {screen.dose_limit.interval_h} h ({screen.dose_limit.reason})"
+                )
+                if override:
+                    dosing += f" Schedule given on a clinician's override: {override}"
+            else:
+                dosing = withheld
             if level_rank(screen.verdict) >= level_rank("avoid"):
                 status = "not_advised"
                 reasons += [f.message for f in screen.findings if f.level == "avoid"]
@@ -172,6 +218,7 @@ def build_plan(patient: Patient, screen: ScreenResult, cows: ScaleScore | None, 
             timing=timing,
             cautions=t.cautions,
             sources=tuple(sources),
+            findings=findings,
         )
         # Not-advised options go last; an agonist the patient already takes goes first.
         ranked.append((1 if status == "not_advised" else 0, 0 if first else 1, option))
@@ -183,12 +230,14 @@ def build_plan(patient: Patient, screen: ScreenResult, cows: ScaleScore | None, 
         options=options,
         excluded=excluded,
         tramadol_regimen=regimen,
-        adjuncts=_adjuncts(patient, kb),
+        adjuncts=_adjuncts(facts, kb),
         monitoring=kb.care.monitoring,
         naloxone=_statement(kb, "naloxone"),
         resources=_resources(patient, kb),
         evidence=kb.care.evidence_summary,
         notes=(_statement(kb, "decision_support"), _statement(kb, "cows_threshold")),
+        regimen_withheld=withheld,
+        override=override if screen.verdict == "avoid" else None,
     )
 
 
@@ -196,20 +245,33 @@ def _with_rank(o: Option, rank: int) -> Option:
     return Option(**{**o.__dict__, "rank": rank})
 
 
-def _adjuncts(patient: Patient, kb: KnowledgeBase) -> tuple[AdjunctAdvice, ...]:
+def _adjuncts(facts: Facts, kb: KnowledgeBase) -> tuple[AdjunctAdvice, ...]:
+    """Every adjunct, screened like a drug: offered, offered with a caution, or not for this
+    patient with the reason (never silently offered, never silently dropped)."""
     out = []
     for a in kb.care.adjuncts:
-        if a.drug in patient.allergy_drugs:
-            continue
         hits = tramadol_interactions(a.drug, kb)
+        rules = [r for r in kb.care.adjunct_rules if a.id in r.adjuncts and fires(r.when, facts) is not None]
+        blocking = [r for r in rules if r.status == "not_for_this_patient"]
+        chosen = blocking or rules
+        reason = " ".join(r.reason for r in chosen) or None
+        reason_sources = tuple(dict.fromkeys(s for r in chosen for s in r.sources))
+        status: Literal["offered", "caution", "not_for_this_patient"] = (
+            "not_for_this_patient" if blocking else "caution" if rules else "offered"
+        )
+        if a.drug in facts.patient.allergy_drugs:
+            status, reason, reason_sources = "not_for_this_patient", "Allergy recorded.", ()
         out.append(
             AdjunctAdvice(
                 symptom=a.symptom,
                 drug=kb.drugs[a.drug].name,
-                dose=a.dose,
+                dose=a.dose if status != "not_for_this_patient" else "",
                 interacts_with_tramadol=bool(hits),
-                interaction="; ".join(f"{h.severity}: {h.effect}" for h in hits) or None,
+                interaction="; ".join(f"{h.level}: {h.message}" for h in hits) or None,
                 sources=a.sources,
+                status=status,
+                reason=reason,
+                reason_sources=reason_sources,
             )
         )
     return tuple(out)

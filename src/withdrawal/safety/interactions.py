@@ -1,4 +1,10 @@
-"""Interaction checker: a medication list against tramadol and against each other."""
+"""Interaction checker: a medication list against tramadol and against each other.
+
+It reads the screen's own data: what interacts with tramadol is the tramadol rules whose drug
+tests name the drug or one of its classes; what interacts with a management option is the option
+rules (``care.yaml``); other pairs that matter in withdrawal care are ``pair_interactions``. So
+the checker and the screen cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,30 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.knowledge.models import Interaction, PairInteraction
+from withdrawal.knowledge.models import Match, Rule
 from withdrawal.patient import resolve_drug_name
 
 
 @dataclass(frozen=True)
 class TramadolInteraction:
     drug: str
-    interaction: Interaction
+    code: str
+    severity: str
+    effect: str
+    management: str
+    sources: tuple[str, ...]
+    verification: str
 
 
 @dataclass(frozen=True)
 class PairHit:
     first: str
     second: str
-    interaction: PairInteraction
+    severity: str
+    effect: str
+    management: str
+    sources: tuple[str, ...]
+    verification: str
 
 
 @dataclass(frozen=True)
@@ -36,9 +51,13 @@ def _refs(drug_id: str, kb: KnowledgeBase) -> set[str]:
     return {drug_id, *kb.drugs[drug_id].classes}
 
 
-def tramadol_interactions(drug_id: str, kb: KnowledgeBase) -> list[Interaction]:
-    """Knowledge-base interactions of one drug with tramadol (indexed at load: this runs per adjunct and drug)."""
+def tramadol_interactions(drug_id: str, kb: KnowledgeBase) -> list[Rule]:
+    """The tramadol rules whose drug tests name this drug or its classes (indexed at load)."""
     return list(kb.tramadol_interactions_of[drug_id])
+
+
+def _names_drug(m: Match, refs: set[str]) -> bool:
+    return bool(refs & {*m.drugs_any, *m.drug_classes_any})
 
 
 def _pair_hits(a: str, b: str, kb: KnowledgeBase) -> Iterable[PairHit]:
@@ -46,11 +65,16 @@ def _pair_hits(a: str, b: str, kb: KnowledgeBase) -> Iterable[PairHit]:
     for pair in kb.tramadol.pair_interactions:
         first, second = set(pair.first), set(pair.second)
         if (ra & first and rb & second) or (rb & first and ra & second):
-            yield PairHit(a, b, pair)
+            yield PairHit(a, b, pair.severity, pair.effect, pair.management, pair.sources, pair.verification)
+    for rule in kb.care.option_rules:
+        for x, y, ry in ((a, b, rb), (b, a, ra)):
+            treats = {kb.treatment(t).drug for t in rule.treatments}
+            if x in treats and any(_names_drug(m, ry) for m in rule.when):
+                yield PairHit(x, y, rule.level, rule.message, rule.action, rule.sources, rule.verification)
 
 
 def check_interactions(names: Sequence[str], kb: KnowledgeBase) -> InteractionReport:
-    """Resolve names (generic or brand) and report every known interaction."""
+    """Resolve names (generic or brand) and report every known interaction; unknown names are listed."""
     drugs: list[str] = []
     unrecognised: list[str] = []
     for name in names:
@@ -59,9 +83,16 @@ def check_interactions(names: Sequence[str], kb: KnowledgeBase) -> InteractionRe
             unrecognised.append(name)
         drugs.extend(i for i in ids if i not in drugs)
     with_tramadol = [
-        TramadolInteraction(d, ia) for d in drugs if d != "tramadol" for ia in tramadol_interactions(d, kb)
+        TramadolInteraction(d, r.code, r.level, r.message, r.action, r.sources, r.verification)
+        for d in drugs
+        if d != "tramadol"
+        for r in tramadol_interactions(d, kb)
     ]
-    between = [hit for a, b in combinations([d for d in drugs if d != "tramadol"], 2) for hit in _pair_hits(a, b, kb)]
+    between: list[PairHit] = []
+    for a, b in combinations([d for d in drugs if d != "tramadol"], 2):
+        for hit in _pair_hits(a, b, kb):
+            if hit not in between:
+                between.append(hit)
     return InteractionReport(
         drugs=tuple(drugs),
         with_tramadol=tuple(with_tramadol),

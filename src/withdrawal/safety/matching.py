@@ -100,6 +100,15 @@ def match_triggers(m: Match, f: Facts) -> list[str] | None:
         if data.setting not in m.setting_in:
             return None
         triggers.append(f"setting {data.setting}")
+    if m.unresolved is not None:
+        if bool(p.unresolved) != m.unresolved:
+            return None
+        triggers.extend(p.unresolved)
+    if m.gestational_weeks_at_least is not None:
+        weeks = data.gestational_age_weeks
+        if not p.pregnant or (weeks is not None and weeks < m.gestational_weeks_at_least):
+            return None
+        triggers.append(f"pregnant, {weeks:g} weeks" if weeks is not None else "pregnant, gestational age unknown")
     if m.before_withdrawal_onset is not None:
         if f.before_onset is None or f.before_onset != m.before_withdrawal_onset:
             return None

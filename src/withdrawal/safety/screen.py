@@ -9,10 +9,11 @@ off-label, second-line option for withdrawal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.knowledge.models import LEVELS, DoseLimit, Level, Rule, Statement
+from withdrawal.knowledge.models import LEVELS, DoseLimit, Level, OptionRule, Rule, Statement
 from withdrawal.patient import Patient
 from withdrawal.safety.matching import Facts, facts_for, fires
 
@@ -68,7 +69,10 @@ class ScreenResult:
         return tuple(f.code for f in self.findings)
 
 
-def _merge(code: str, hits: list[tuple[Rule, list[str]]]) -> Finding:
+AnyRule = Rule | OptionRule
+
+
+def _merge(code: str, hits: list[tuple[AnyRule, list[str]]]) -> Finding:
     hits.sort(key=lambda h: -level_rank(h[0].level))
     top = hits[0][0]
     triggers: list[str] = []
@@ -79,7 +83,7 @@ def _merge(code: str, hits: list[tuple[Rule, list[str]]]) -> Finding:
     return Finding(
         code=code,
         level=top.level,
-        category=top.category,
+        category=top.category if isinstance(top, Rule) else "option",
         message=top.message,
         action=top.action,
         triggers=tuple(triggers),
@@ -105,22 +109,32 @@ def dose_limit(patient: Patient, kb: KnowledgeBase) -> DoseLimitResult:
     )
 
 
-def screen_tramadol(patient: Patient, kb: KnowledgeBase) -> ScreenResult:
-    """Evaluate every rule; the verdict is the strictest finding."""
-    facts = facts_for(patient, kb)
-    by_code: dict[str, list[tuple[Rule, list[str]]]] = {}
-    for rule in kb.tramadol.rules:
+def evaluate(rules: Iterable[AnyRule], facts: Facts) -> tuple[Finding, ...]:
+    """The findings of the rules that fire, merged by code, strictest first.
+
+    Among findings of one level, an incomplete screen comes first: what could not be screened is
+    named before what was.
+    """
+    by_code: dict[str, list[tuple[AnyRule, list[str]]]] = {}
+    for rule in rules:
         triggers = fires(rule.when, facts)
         if triggers is not None:
             by_code.setdefault(rule.code, []).append((rule, triggers))
-    findings = sorted(
-        (_merge(code, hits) for code, hits in by_code.items()),
-        key=lambda f: (-level_rank(f.level), f.code),
+    return tuple(
+        sorted(
+            (_merge(code, hits) for code, hits in by_code.items()),
+            key=lambda f: (-level_rank(f.level), f.category != "completeness", f.code),
+        )
     )
+
+
+def screen_tramadol(patient: Patient, kb: KnowledgeBase) -> ScreenResult:
+    """Evaluate every rule; the verdict is the strictest finding."""
+    findings = evaluate(kb.tramadol.rules, facts_for(patient, kb))
     verdict: Level = findings[0].level if findings else "acceptable"
     return ScreenResult(
         verdict=verdict,
-        findings=tuple(findings),
+        findings=findings,
         dose_limit=dose_limit(patient, kb),
         off_label=kb.tramadol.off_label_statement,
         kb_version=kb.version,

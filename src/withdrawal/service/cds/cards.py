@@ -183,6 +183,9 @@ def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_re
     """Cards for draft tramadol orders: one per blocking or risky finding, cautions together, dose."""
     cited = _Cited(a)
     cards: list[dict[str, Any]] = []
+    incomplete = incomplete_card(a, cited)
+    if incomplete:
+        cards.append(incomplete)
     for f in a.screen.findings:
         if f.level not in ("contraindicated", "avoid"):
             continue
@@ -232,6 +235,22 @@ def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_re
     return cards
 
 
+def incomplete_card(a: Assessment, cited: _Cited) -> dict[str, Any] | None:
+    """What the screen could not resolve, named first: an incomplete screen is never a clean one.
+
+    A warning (not info) card, so that an EHR that shows only warnings still shows it.
+    """
+    f = next((f for f in a.screen.findings if f.code == "incomplete_screen"), None)
+    if f is None:
+        return None
+    return _card(
+        "Tramadol: incomplete screen, not screened: " + "; ".join(a.patient.unresolved),
+        "warning",
+        _finding_detail(f, cited),
+        _source(cited, f.sources, f.code),
+    )
+
+
 def interacting_order_cards(a: Assessment, orders: Sequence[DraftOrder]) -> list[dict[str, Any]]:
     """Cards for draft orders of other drugs that interact with the patient's tramadol."""
     cited = _Cited(a)
@@ -262,7 +281,8 @@ def patient_view_card(a: Assessment) -> dict[str, Any]:
     cows = a.cows
     status = f"COWS {cows.total} ({cows.band_label or cows.band})" if cows else "no COWS recorded"
     next_step = top.name if top else "see the plan"
-    lines = [f"- Withdrawal: {status}", f"- Tramadol verdict: **{verdict}** (max {a.screen.max_daily_dose_mg} mg/day)"]
+    lines = [f"- **Not screened**: {'; '.join(a.patient.unresolved)}"] if a.patient.unresolved else []
+    lines += [f"- Withdrawal: {status}", f"- Tramadol verdict: **{verdict}** (max {a.screen.max_daily_dose_mg} mg/day)"]
     lines += [f"  - {f.level}: {f.message}" for f in a.screen.findings]
     if top:
         lines.append(f"- Next step: **{top.name}**: {top.summary}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 
 from withdrawal.assess import assess_patient
 from withdrawal.service import audit, schemas
@@ -30,10 +30,19 @@ def assess(
     body: Any = Body(
         ..., description="Patient input format version 1, or a FHIR R4 Bundle / resource list.", examples=[EXAMPLE]
     ),
+    override_reason: str | None = Query(
+        None,
+        min_length=1,
+        max_length=500,
+        pattern=r"^[^\x00]*$",
+        description="A clinician's reason for a tramadol schedule although the verdict is 'avoid' "
+        "(recorded in the audit log; never unlocks 'contraindicated').",
+    ),
 ) -> dict[str, Any]:
     """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources, sources."""
     data = patient_input(body, kb, today=utcnow().date())
-    result = assess_patient(data, kb).to_dict()
-    audit.record(session, actor=user, action="assess", resource="stateless")
+    result = assess_patient(data, kb, override=override_reason).to_dict()
+    action = "assess_override" if result["tramadol"]["override"] else "assess"
+    audit.record(session, actor=user, action=action, resource="stateless")
     session.commit()
     return result
