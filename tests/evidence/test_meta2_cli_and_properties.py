@@ -200,3 +200,12 @@ def test_subgroup_with_zero_standard_error_is_refused_by_name() -> None:
     with pytest.raises(InputError) as info:
         subgroup_analysis(es, "grp", ["a", "a", "b", "b"], method="DL", test="knha")
     assert info.value.field == "grp" and "'a'" in str(info.value)
+
+
+def test_mantel_haenszel_leaves_double_zero_studies_out_of_q_only() -> None:
+    # metafor rma.mh(drop00 = TRUE): the 0/10 vs 0/12 study adds nothing to the OR or to Q
+    with_zero = mantel_haenszel("OR", [3, 5, 0], [20, 25, 10], [6, 9, 0], [21, 24, 12])
+    without = mantel_haenszel("OR", [3, 5], [20, 25], [6, 9], [21, 24])
+    assert with_zero.estimate == pytest.approx(without.estimate, rel=1e-12)
+    assert with_zero.q == pytest.approx(without.q, rel=1e-12)
+    assert with_zero.q_df == 1 and with_zero.k == 3

@@ -102,13 +102,15 @@ def _q(yi: FloatArray, vi: FloatArray, estimate: float) -> tuple[float, float, f
 
 
 def _result(measure: Measure, method: CountMethod, est: float, se: float, level: float,
-            q: tuple[float, float, float], k: int, labels: tuple[str, ...]) -> CountPoolResult:
+            q: tuple[float, float, float], k: int, labels: tuple[str, ...],
+            q_df: int | None = None) -> CountPoolResult:
     crit = float(stats.norm.isf((1 - level / 100) / 2))
     z = est / se
     return CountPoolResult(
         measure=measure, method=method, level=level, k=k, estimate=est, se=se,
         ci_low=est - crit * se, ci_high=est + crit * se, statistic=z,
-        p=float(2 * stats.norm.sf(abs(z))), q=q[0], q_df=max(k - 1, 0), q_p=q[1], i2=q[2],
+        p=float(2 * stats.norm.sf(abs(z))), q=q[0], q_df=max(k - 1, 0) if q_df is None else q_df,
+        q_p=q[1], i2=q[2],
         labels=labels,
     )
 
@@ -156,8 +158,12 @@ def mantel_haenszel(
     if not var > 0:
         raise InputError("events_treatment", "the Mantel-Haenszel variance is 0: the tables "
                          "carry no information")
-    return _result(measure, "MH", est, math.sqrt(var), level, _q(es.yi, es.vi, est), es.k,
-                   es.labels)
+    # metafor's drop00: a study with no events (or only events) in both groups says nothing
+    # about heterogeneity and is left out of Q (it still counts in the pooled estimate)
+    informative = ~(((a + c) == 0) | ((b + d) == 0))
+    q = _q(es.yi[informative], es.vi[informative], est)
+    return _result(measure, "MH", est, math.sqrt(var), level, q, es.k, es.labels,
+                   q_df=max(int(np.sum(informative)) - 1, 0))
 
 
 def peto(
