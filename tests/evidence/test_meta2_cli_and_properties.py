@@ -127,9 +127,10 @@ def test_text_output_shows_every_part(tmp_path: Path) -> None:
 def test_pm_estimate_lies_in_its_q_profile_interval(data: list[tuple[float, float]]) -> None:
     # Q(tau2_PM) = k - 1 lies between the chi-square quantiles that define the interval
     res = pool(effect_sizes_given(*zip(*data, strict=True)), method="PM")
-    assert res.tau2_ci_low is not None and res.tau2_ci_low <= res.tau2 + 1e-4
+    # both roots come from uniroot with tolerance eps^0.25 (about 1.2e-4)
+    assert res.tau2_ci_low is not None and res.tau2_ci_low <= res.tau2 + 3e-4
     if res.tau2_ci_high is not None:
-        assert res.tau2 <= res.tau2_ci_high + 1e-4
+        assert res.tau2 <= res.tau2_ci_high + 3e-4
         assert res.i2_ci_low is not None and res.i2_ci_high is not None
         assert res.i2_ci_low <= res.i2_ci_high
 
