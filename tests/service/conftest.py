@@ -219,6 +219,8 @@ def start_server(
     keys: Keys | None = None,
     port: int | None = None,
     workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+    demo: bool = True,
 ) -> LiveServer:
     port = port or free_port()
     env = {
@@ -232,11 +234,13 @@ def start_server(
         env["WITHDRAWAL_CDS_JWKS"] = json.dumps(keys.jwks)
     if database_url:
         env["WITHDRAWAL_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
     log = data_dir / f"server-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "withdrawal", "serve", "--port", str(port), "--data-dir", str(data_dir), "--demo"]
+            [sys.executable, "-m", "withdrawal", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+            + (["--demo"] if demo else [])
             + ["--workers", str(workers)],
             env=env,
             stdout=fh,

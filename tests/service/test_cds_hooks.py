@@ -249,7 +249,8 @@ def test_missing_prefetch_is_fetched_from_fhir_server_with_the_token(app_factory
             return httpx.Response(200, json=bundle())
         return httpx.Response(500)
 
-    with TestClient(app_factory(fhir_transport=httpx.MockTransport(handler))) as c:
+    app = app_factory(fhir_transport=httpx.MockTransport(handler), cds_fhir_servers=("https://fhir.example.org/r4",))
+    with TestClient(app) as c:
         body = request()
         del body["prefetch"]
         body["fhirServer"] = "https://fhir.example.org/r4"
@@ -271,7 +272,7 @@ def test_missing_prefetch_is_fetched_from_fhir_server_with_the_token(app_factory
 
 def test_fhir_server_failure_for_required_data_is_412(app_factory, keys) -> None:
     transport = httpx.MockTransport(lambda req: httpx.Response(503))
-    with TestClient(app_factory(fhir_transport=transport)) as c:
+    with TestClient(app_factory(fhir_transport=transport, cds_fhir_servers=("https://fhir.example.org/r4",))) as c:
         body = request(prefetch={"patient": "ABSENT"}, fhirServer="https://fhir.example.org/r4")
         r = c.post(
             f"/cds-services/{SIGN}", json=body, headers={"Authorization": f"Bearer {keys.token(f'{BASE}/{SIGN}')}"}

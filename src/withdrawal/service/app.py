@@ -148,11 +148,12 @@ def create_app(
     settings: Settings | None = None,
     *,
     kb: KnowledgeBase | None = None,
-    fhir_transport: httpx.BaseTransport | None = None,
+    fhir_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the app; the database is created and migrated to the latest schema first."""
     from withdrawal.service.audit import AuditWriter
     from withdrawal.service.cds.jwt_auth import KeyRing, ReplayGuard
+    from withdrawal.service.cds.prefetch import FhirPolicy, Limiter
     from withdrawal.service.cds.routes import router as cds_router
     from withdrawal.service.routes import api_router
     from withdrawal.web import install as install_web
@@ -180,6 +181,8 @@ def create_app(
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.fhir_transport = fhir_transport
+    app.state.fhir_policy = FhirPolicy.from_settings(settings.cds_fhir_servers, settings.cds_fhir_private_networks)
+    app.state.fhir_limiter = Limiter(settings.cds_fhir_max_concurrent)
     app.state.write_lock = write_lock(engine)
     app.state.cds_keys = KeyRing.from_settings(settings)  # parsed once; a changed JWKS file is reloaded
     app.state.cds_replay = ReplayGuard(engine)

@@ -52,8 +52,15 @@ class Settings(BaseSettings):
     """Accepted ``aud`` values; when empty, the URL the request was sent to."""
     cds_jwt_leeway_s: int = Field(default=30, ge=0, le=300)
     cds_fhir_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """Per network operation (connect, one read) of a FHIR fetch."""
+    cds_fhir_deadline_s: float = Field(default=10.0, gt=0, le=120)
+    """All the fetches of one CDS call together; a server that trickles is cut off here."""
+    cds_fhir_max_concurrent: int = Field(default=16, ge=1, le=1000)
+    """Outbound FHIR requests in flight at once, per process."""
     cds_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
-    """Allowed ``fhirServer`` URL prefixes for fetching missing prefetch; empty: any http(s)."""
+    """Allowed ``fhirServer`` base URLs (scheme, host, port and base path); empty: loopback only (not in production)."""
+    cds_fhir_private_networks: Annotated[tuple[str, ...], NoDecode] = ()
+    """Private, link-local or loopback networks (CIDR) an allowed FHIR server's host may resolve to."""
 
     # --- demo ---------------------------------------------------------------------------
     demo_clinician_username: str = "clinician"
@@ -69,7 +76,9 @@ class Settings(BaseSettings):
     monitoring_craving_min_score: int = Field(default=3, ge=1, le=4)
     monitoring_craving_days: int = Field(default=2, ge=2, le=30)
 
-    @field_validator("cds_allowed_issuers", "cds_audiences", "cds_fhir_servers", mode="before")
+    @field_validator(
+        "cds_allowed_issuers", "cds_audiences", "cds_fhir_servers", "cds_fhir_private_networks", mode="before"
+    )
     @classmethod
     def _split(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -77,6 +86,30 @@ class Settings(BaseSettings):
             if v.startswith("["):
                 return tuple(json.loads(v))
             return tuple(p.strip() for p in v.split(",") if p.strip())
+        return v
+
+    @field_validator("cds_fhir_servers")
+    @classmethod
+    def _servers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from withdrawal.service.cds.prefetch import parse_server
+
+        for url in v:
+            try:
+                parse_server(url)
+            except ValueError as exc:
+                raise ValueError(f"cds_fhir_servers: {url[:100]!r}: {exc}") from exc
+        return v
+
+    @field_validator("cds_fhir_private_networks")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net)
+            except ValueError as exc:
+                raise ValueError(f"cds_fhir_private_networks: {net[:60]!r} is not a network (CIDR)") from exc
         return v
 
     @model_validator(mode="after")

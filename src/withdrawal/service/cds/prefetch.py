@@ -4,14 +4,28 @@ CDS Hooks 2.0: a key the client could not or would not fill is left out, a key
 with no data is ``null``, and a failed query may come back as an
 OperationOutcome. We fetch what is missing from ``fhirServer`` with the access
 token the client gave, and answer 412 when required data cannot be had.
+
+Fetching is where a CDS client steers this service at a URL of its choosing, with a
+bearer token attached, so it is held tight (:class:`FhirPolicy`): the server must be
+an allowed origin (scheme, host and port compared parsed, never as text), userinfo is
+refused, a paging ``next`` link is followed only on that origin, ``patientId`` is
+percent-encoded, and a host that resolves to a private, link-local or loopback address
+is refused unless its address or network is listed. The fetches are asynchronous (no
+thread is held while a slow server trickles), share one bound on concurrent requests,
+and each CDS call has one deadline for all of them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import json
+import socket
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -70,74 +84,233 @@ def _given(prefetch: Mapping[str, Any], key: str) -> bool:
     return isinstance(value, Mapping) and _usable(value)
 
 
+def missing(prefetch: Mapping[str, Any] | None) -> list[str]:
+    """The prefetch keys the client did not supply."""
+    return [key for key in PREFETCH if not _given(prefetch or {}, key)]
+
+
 def needs_fetch(prefetch: Mapping[str, Any] | None) -> bool:
     """Whether answering would mean fetching from the FHIR server (network I/O)."""
-    return not all(_given(prefetch or {}, key) for key in PREFETCH)
+    return bool(missing(prefetch))
 
 
-def gather(
-    prefetch: Mapping[str, Any] | None,
-    *,
-    patient_id: str,
-    fhir_server: str | None,
-    token: str | None,
-    allowed_servers: tuple[str, ...],
-    timeout_s: float,
-    transport: httpx.BaseTransport | None,
-) -> Gathered:
+def assemble(prefetch: Mapping[str, Any] | None, fetched: Mapping[str, list[Mapping[str, Any]] | None]) -> Gathered:
+    """The resources from the prefetch and from what was fetched; 412 when required data is missing."""
     out = Gathered()
     prefetch = prefetch or {}
-    client: httpx.Client | None = None
-    try:
-        for key, template in PREFETCH.items():
-            value = prefetch.get(key)
-            if _given(prefetch, key):
-                if value is not None:
-                    out.resources.extend(_entries(value))
-                continue
-            if fhir_server is None or not _server_allowed(fhir_server, allowed_servers):
-                if key in REQUIRED:
-                    raise MissingData(f"prefetch '{key}' missing and no usable fhirServer to fetch it from")
-                out.unavailable.append(key)
-                continue
-            if client is None:
-                headers = {"Accept": "application/fhir+json"}
-                if token:
-                    headers["Authorization"] = f"Bearer {token}"
-                client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport, follow_redirects=False)
-            got = _fetch(client, fhir_server, template.replace("{{context.patientId}}", patient_id))
-            if got is None:
-                if key in REQUIRED:
-                    raise MissingData(f"'{key}' could not be fetched from the FHIR server")
-                out.unavailable.append(key)
-                continue
-            out.fetched.append(key)
-            out.resources.extend(got)
-    finally:
-        if client is not None:
-            client.close()
+    for key in PREFETCH:
+        value = prefetch.get(key)
+        if _given(prefetch, key):
+            if value is not None:
+                out.resources.extend(_entries(value))
+            continue
+        got = fetched.get(key)
+        if got is None:
+            if key in REQUIRED:
+                why = "could not be fetched from the FHIR server" if key in fetched else "missing and not fetched"
+                raise MissingData(f"prefetch '{key}' {why}")
+            out.unavailable.append(key)
+            continue
+        out.fetched.append(key)
+        out.resources.extend(got)
     return out
 
 
-def _server_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    if not url.startswith(("https://", "http://")):
+# --- where we may fetch from ------------------------------------------------------------------
+
+Origin = tuple[str, str, int]
+"""(scheme, host, port), compared parsed."""
+
+
+def parse_server(url: str) -> tuple[Origin, str]:
+    """The origin and base path of a FHIR server URL; ``ValueError`` saying why it is refused."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("not a valid URL") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("only http and https FHIR servers")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValueError("userinfo (user@host) is not accepted in a FHIR server URL")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError("no host")
+    if parts.query or parts.fragment:
+        raise ValueError("a FHIR server base URL has no query or fragment")
+    return (parts.scheme, host, port or (443 if parts.scheme == "https" else 80)), parts.path.rstrip("/")
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return addr.is_global and not addr.is_multicast
+
+
+@dataclass(frozen=True)
+class FhirPolicy:
+    """Which ``fhirServer`` URLs may be fetched from, and to which addresses.
+
+    ``allowed``: (origin, base path) pairs; empty means loopback only (development).
+    ``networks``: private, link-local or loopback networks listed as reachable; an
+    allowed IP-literal host is listed by itself.
+    """
+
+    allowed: tuple[tuple[Origin, str], ...]
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @classmethod
+    def from_settings(cls, servers: tuple[str, ...], networks: tuple[str, ...]) -> FhirPolicy:
+        return cls(tuple(parse_server(s) for s in servers), tuple(ipaddress.ip_network(n) for n in networks))
+
+    def refuse(self, url: str) -> str | None:
+        """Why this server URL is refused (before any address is looked up), or None."""
+        try:
+            origin, path = parse_server(url)
+        except ValueError as exc:
+            return str(exc)
+        if not self.allowed:
+            addr = _ip(origin[1])
+            if origin[1] == "localhost" or (addr is not None and addr.is_loopback):
+                return None
+            return "no FHIR server allow-list is configured: loopback servers only"
+        for allowed_origin, base in self.allowed:
+            if origin == allowed_origin and (path == base or path.startswith(base + "/")):
+                return None
+        return "fhirServer is not on the allow-list"
+
+    def address_allowed(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str) -> bool:
+        """A resolved address may be contacted: public, listed, or loopback in development."""
+        if _public(addr) or any(addr in n for n in self.networks if n.version == addr.version):
+            return True
+        if _ip(host) == addr and any(o[1] == host for o, _ in self.allowed):
+            return True  # an IP literal on the allow-list is listed explicitly
+        return not self.allowed and addr.is_loopback
+
+    async def check_addresses(self, host: str, port: int) -> str | None:
+        """Resolve ``host``; why one of its addresses may not be contacted, or None."""
+        literal = _ip(host)
+        if literal is not None:
+            addrs = [literal]
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError:
+                return "fhirServer host does not resolve"
+            addrs = [ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos]
+        for addr in addrs:
+            if not self.address_allowed(addr, host):
+                return "fhirServer resolves to a private, link-local or loopback address that is not listed"
+        return None
+
+
+class Limiter:
+    """One bound on concurrent outbound fetches for the process (a semaphore per event loop)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        sem = self._by_loop.get(loop)
+        if sem is None:
+            sem = self._by_loop[loop] = asyncio.Semaphore(self.limit)
+        return sem
+
+
+MAX_RESPONSE_BYTES = 5_000_000
+
+
+def _encode_id(patient_id: str) -> str:
+    """``patientId`` as one path segment or query value: ``/``, ``?``, ``#``, ``&`` and dots encoded."""
+    return quote(patient_id, safe="").replace(".", "%2E")
+
+
+async def fetch_missing(
+    keys: list[str],
+    *,
+    patient_id: str,
+    fhir_server: str,
+    token: str | None,
+    policy: FhirPolicy,
+    limiter: Limiter,
+    timeout_s: float,
+    deadline_s: float,
+    transport: httpx.AsyncBaseTransport | None,
+) -> dict[str, list[Mapping[str, Any]] | None]:
+    """Fetch the missing prefetch keys; a key that cannot be had maps to None.
+
+    A refused server or a missed deadline is a 412 when a required key is among ``keys``,
+    else nothing is fetched. One deadline covers the whole call (a server that trickles a byte a second never
+    trips a per-read timeout); the address check is skipped when a transport is given
+    (tests: no network is contacted then).
+    """
+    needed = [k for k in keys if k in REQUIRED]
+    refused = policy.refuse(fhir_server)
+    origin, base = parse_server(fhir_server) if refused is None else (("", "", 0), "")
+    if refused is None and transport is None:
+        refused = await policy.check_addresses(origin[1], origin[2])
+    if refused is not None:
+        if needed:
+            raise MissingData(f"prefetch '{needed[0]}' missing and fhirServer refused: {refused}")
+        return {}
+    headers = {"Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    pid = _encode_id(patient_id)
+    root = fhir_server.rstrip("/")
+    out: dict[str, list[Mapping[str, Any]] | None] = {}
+    try:
+        async with asyncio.timeout(deadline_s):
+            async with httpx.AsyncClient(
+                timeout=timeout_s, headers=headers, transport=transport, follow_redirects=False, trust_env=False
+            ) as client:
+                for key in keys:
+                    query = PREFETCH[key].replace("{{context.patientId}}", pid)
+                    out[key] = await _fetch(client, limiter, f"{root}/{query}", origin, base)
+    except TimeoutError as exc:
+        if any(out.get(k) is None for k in needed):
+            raise MissingData(f"the FHIR server did not answer within {deadline_s:g} s") from exc
+    return out
+
+
+def _same_server(url: str, origin: Origin, base: str) -> bool:
+    try:
+        got, path = parse_server(url.split("?", 1)[0])
+    except ValueError:
         return False
-    return not allowed or any(url.startswith(a) for a in allowed)
+    return got == origin and (path == base or path.startswith(base + "/"))
 
 
-def _fetch(client: httpx.Client, base: str, query: str) -> list[Mapping[str, Any]] | None:
-    url = urljoin(base.rstrip("/") + "/", query)
+async def _fetch(
+    client: httpx.AsyncClient, limiter: Limiter, url: str, origin: Origin, base: str
+) -> list[Mapping[str, Any]] | None:
     resources: list[Mapping[str, Any]] = []
     for _ in range(MAX_PAGES):
         try:
-            resp = client.get(url)
+            async with limiter.get():
+                async with client.stream("GET", url) as resp:
+                    if resp.status_code != 200:
+                        return None
+                    chunks, size = [], 0
+                    async for chunk in resp.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_RESPONSE_BYTES:
+                            return None
+                        chunks.append(chunk)
         except httpx.HTTPError:
             return None
-        if resp.status_code != 200:
-            return None
         try:
-            body = resp.json()
-        except ValueError:
+            body = json.loads(b"".join(chunks))
+        except (ValueError, RecursionError):
             return None
         if not _usable(body):
             return None
@@ -146,7 +319,9 @@ def _fetch(client: httpx.Client, base: str, query: str) -> list[Mapping[str, Any
         for link in body.get("link") or []:
             if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
                 nxt = link["url"]
-        if nxt is None or not nxt.startswith(base.rstrip("/")):
+        # NOTE: the bearer token goes with every page, so a next link is followed only on the
+        # server's own origin and base path (parsed: another port or a userinfo trick is refused).
+        if nxt is None or not _same_server(nxt, origin, base):
             break
         url = nxt
     return resources

@@ -17,7 +17,7 @@ from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import resolve, resolve_drug_name
 from withdrawal.service.cds import cards as cardlib
 from withdrawal.service.cds.jwt_auth import verify
-from withdrawal.service.cds.prefetch import PREFETCH, gather, needs_fetch
+from withdrawal.service.cds.prefetch import PREFETCH, Gathered, assemble, fetch_missing, missing
 from withdrawal.service.config import Settings
 from withdrawal.service.errors import CdsAuthError, MissingData
 from withdrawal.service.limits import Timestamp
@@ -229,22 +229,18 @@ def _drafts(context: Mapping[str, Any], kb: KnowledgeBase, today: Any, selected:
     return orders
 
 
-def _assess(
-    body: CdsRequest, kb: KnowledgeBase, settings: Settings, request: Request, extra_meds: list[Any], *, record: bool
-) -> tuple[Assessment, frozenset[str]]:
-    """Assess the record plus the draft medications; also the record's own active drugs if ``record``."""
+def _patient_id(body: CdsRequest) -> str:
     pid = body.context.get("patientId")
     if not isinstance(pid, str) or not pid or len(pid) > 200:
         raise MissingData("context.patientId is required")
-    got = gather(
-        body.prefetch,
-        patient_id=pid,
-        fhir_server=body.fhirServer,
-        token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
-        allowed_servers=settings.cds_fhir_servers,
-        timeout_s=settings.cds_fhir_timeout_s,
-        transport=request.app.state.fhir_transport,
-    )
+    return pid
+
+
+def _assess(
+    body: CdsRequest, kb: KnowledgeBase, got: Gathered, extra_meds: list[Any], *, record: bool
+) -> tuple[Assessment, frozenset[str]]:
+    """Assess the record plus the draft medications; also the record's own active drugs if ``record``."""
+    pid = _patient_id(body)
     patients = [r for r in got.resources if r.get("resourceType") == "Patient"]
     if not any(p.get("id") == pid for p in patients) and len(patients) != 1:
         raise MissingData("the Patient resource for context.patientId is not available")
@@ -259,53 +255,78 @@ def _assess(
 
 @router.post("/{service_id}", summary="Call a CDS service", response_model=CdsResponse, responses=errors(404, 412))
 async def call_service(service_id: ServiceId, body: CdsRequest, request: Request) -> JSONResponse:
-    # NOTE: the work is CPU-bound and short; a hop to the thread pool costs as much as the work.
-    # It runs on the event loop unless it must fetch from the FHIR server or write to a database
-    # over the network, which would block the loop.
-    local = request.app.state.settings.db_url.startswith("sqlite")
-    if local and not (body.fhirServer and needs_fetch(body.prefetch)):
-        return _call_service(service_id, body, request)
-    return await run_in_threadpool(_call_service, service_id, body, request)
-
-
-def _call_service(service_id: str, body: CdsRequest, request: Request) -> JSONResponse:
+    # NOTE: the clinical work is CPU-bound and short; a hop to the thread pool costs as much as the
+    # work, so it runs on the event loop unless it writes to a database over the network. Missing
+    # prefetch is fetched asynchronously first (no thread is held while a FHIR server is slow).
     state = request.app.state
     settings: Settings = state.settings
-    kb: KnowledgeBase = state.kb
     claims = _claims(request, settings)
     if service_id not in SERVICES:
         raise HTTPException(404, "no such CDS service")
     hook = SERVICES[service_id]["hook"]
     if body.hook != hook:
         raise HTTPException(400, f"service {service_id} answers the {hook} hook")
-    today = utcnow().date()
-    pref = body.context.get("patientId")
-    patient_ref = f"Patient/{pref}" if isinstance(pref, str) else None
-    if hook == "patient-view":
-        a, _ = _assess(body, kb, settings, request, [], record=False)
-        relevant = "tramadol" in a.patient.active_drugs or bool(
-            {"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions
-        )
-        result = [cardlib.patient_view_card(a)] if relevant else []
-    else:
+    drafts: list[Any] = []
+    if hook != "patient-view":
         selected = None
         if hook == "order-select":
             sel = body.context.get("selections")
             selected = {s for s in sel if isinstance(s, str)} if isinstance(sel, list) else set()
-        drafts = _drafts(body.context, kb, today, selected)
-        if not drafts:
-            result = []
-        else:
-            # NOTE: a draft tramadol order is what is being screened, not tramadol the patient
-            # already takes, so only the other draft orders join the medication list.
-            others_in = [m.to_input() for o, m in drafts if "tramadol" not in o.drugs]
-            orders = [o for o, _ in drafts]
-            tram = [o for o in orders if "tramadol" in o.drugs]
-            others = [o for o in orders if "tramadol" not in o.drugs]
-            a, record_drugs = _assess(body, kb, settings, request, others_in, record=bool(others))
-            result = cardlib.tramadol_order_cards(a, tram, patient_ref) if tram else []
-            if others and "tramadol" in record_drugs:
-                result += cardlib.interacting_order_cards(a, others)
+        drafts = _drafts(body.context, state.kb, utcnow().date(), selected)
+    got = None
+    if hook == "patient-view" or drafts:
+        keys = missing(body.prefetch)
+        fetched = {}
+        if keys and body.fhirServer:
+            fetched = await fetch_missing(
+                keys,
+                patient_id=_patient_id(body),
+                fhir_server=body.fhirServer,
+                token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
+                policy=state.fhir_policy,
+                limiter=state.fhir_limiter,
+                timeout_s=settings.cds_fhir_timeout_s,
+                deadline_s=settings.cds_fhir_deadline_s,
+                transport=state.fhir_transport,
+            )
+        got = assemble(body.prefetch, fetched)
+    if settings.db_url.startswith("sqlite"):
+        return _call_service(service_id, hook, body, request, claims, drafts, got)
+    return await run_in_threadpool(_call_service, service_id, hook, body, request, claims, drafts, got)
+
+
+def _call_service(
+    service_id: str,
+    hook: str,
+    body: CdsRequest,
+    request: Request,
+    claims: dict[str, Any] | None,
+    drafts: list[Any],
+    got: Gathered | None,
+) -> JSONResponse:
+    kb: KnowledgeBase = request.app.state.kb
+    pref = body.context.get("patientId")
+    patient_ref = f"Patient/{pref}" if isinstance(pref, str) else None
+    result: list[dict[str, Any]] = []
+    if hook == "patient-view":
+        assert got is not None
+        a, _ = _assess(body, kb, got, [], record=False)
+        relevant = "tramadol" in a.patient.active_drugs or bool(
+            {"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions
+        )
+        result = [cardlib.patient_view_card(a)] if relevant else []
+    elif drafts:
+        assert got is not None
+        # NOTE: a draft tramadol order is what is being screened, not tramadol the patient
+        # already takes, so only the other draft orders join the medication list.
+        others_in = [m.to_input() for o, m in drafts if "tramadol" not in o.drugs]
+        orders = [o for o, _ in drafts]
+        tram = [o for o in orders if "tramadol" in o.drugs]
+        others = [o for o in orders if "tramadol" not in o.drugs]
+        a, record_drugs = _assess(body, kb, got, others_in, record=bool(others))
+        result = cardlib.tramadol_order_cards(a, tram, patient_ref) if tram else []
+        if others and "tramadol" in record_drugs:
+            result += cardlib.interacting_order_cards(a, others)
     _record(
         request,
         claims,

@@ -23,7 +23,8 @@ router = APIRouter(tags=["auth"])
 
 
 @router.get("/health", tags=["auth"], summary="Liveness (no data, no authentication)")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
+    # NOTE: async, so it answers on the event loop even when every pool thread is busy.
     return {"status": "ok"}
 
 
