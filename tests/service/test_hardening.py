@@ -7,6 +7,7 @@ break pages), out-of-range ids, NUL characters and non-finite numbers refused at
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import PASSWORDS, Keys, LiveServer, start_server, stop_server
+from conftest import ISSUER, PASSWORDS, Keys, LiveServer, start_server, stop_server
 from withdrawal.service.db import make_engine
 from withdrawal.service.models import Patient, ScaleAssessment, User
 
@@ -326,3 +327,39 @@ def test_unhandled_errors_log_no_patient_data(
     for marker in MARKERS:
         assert marker not in log, marker
     assert "Traceback" not in log and "parameters" not in log and "Failing row" not in log
+
+
+# --- CDS tokens --------------------------------------------------------------------------------
+
+
+def _jwt(keys: Keys, aud: str, **claims: Any) -> str:
+    import jwt
+
+    now = int(time.time())
+    body = {"iss": ISSUER, "sub": "c", "aud": aud, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex, **claims}
+    return jwt.encode(body, keys.ec, algorithm="ES384", headers={"kid": "ec1"})
+
+
+def test_cds_token_expiry_is_bounded_and_must_be_a_number(live: Live, keys: Keys) -> None:
+    aud = f"{live.url}/cds-services"
+    now = int(time.time())
+    ok = live.http.get("/cds-services", headers={"Authorization": f"Bearer {_jwt(keys, aud, exp=now + 290)}"})
+    assert ok.status_code == 200, ok.text
+    for exp in (now + 3600, now + 10**9, 1e300, float("inf"), "9" * 400, str(now + 60), None, True, [now]):
+        token = _jwt(keys, aud, exp=exp)
+        r = live.http.get("/cds-services", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401, (exp, r.status_code, r.text)
+
+
+def test_cds_jti_is_compared_whole(live: Live, keys: Keys) -> None:
+    aud = f"{live.url}/cds-services"
+    prefix = "j" * 300
+    first, second = prefix + "-one", prefix + "-two"
+    for jti in (first, second):  # two ids sharing their first 300 characters are two ids
+        r = live.http.get("/cds-services", headers={"Authorization": f"Bearer {_jwt(keys, aud, jti=jti)}"})
+        assert r.status_code == 200, r.text
+    replay = live.http.get("/cds-services", headers={"Authorization": f"Bearer {_jwt(keys, aud, jti=first)}"})
+    assert replay.status_code == 401 and "already used" in replay.text
+    with_nul = _jwt(keys, aud, jti="a\x00b")
+    nul = live.http.get("/cds-services", headers={"Authorization": f"Bearer {with_nul}"})
+    assert nul.status_code == 200  # stored as a digest: a NUL in a jti is no database error

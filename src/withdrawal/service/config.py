@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     cds_audiences: Annotated[tuple[str, ...], NoDecode] = ()
     """Accepted ``aud`` values; when empty, the URL the request was sent to."""
     cds_jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    cds_jwt_max_ahead_s: int = Field(default=300, ge=60, le=3600)
+    """How far ahead a CDS JWT's ``exp`` may be (CDS Hooks 2.0 recommends at most 5 minutes)."""
     cds_fhir_timeout_s: float = Field(default=5.0, gt=0, le=60)
     """Per network operation (connect, one read) of a FHIR fetch."""
     cds_fhir_deadline_s: float = Field(default=10.0, gt=0, le=120)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
 import os
 import re
 import threading
@@ -119,6 +121,17 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
+MAX_AHEAD_S = 300
+"""How far ahead ``exp`` may be: CDS Hooks 2.0 recommends an expiry of no more than 5 minutes."""
+
+
+def _number(claims: dict[str, Any], name: str) -> float:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise CdsAuthError(f"JWT '{name}' must be a number (seconds since the epoch)")
+    return float(value)
+
+
 def verify(
     token: str,
     *,
@@ -126,11 +139,15 @@ def verify(
     issuers: Sequence[str],
     audiences: Sequence[str],
     leeway_s: int,
+    max_ahead_s: int = MAX_AHEAD_S,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """Verified claims of a CDS Hooks bearer JWT, or :class:`CdsAuthError`.
 
     Checks signature, ``iss``, ``aud``, ``exp``, ``iat`` and ``jti``; it does not
-    consume the ``jti`` (see :func:`remember_jti`), and touches no database.
+    consume the ``jti`` (see :func:`remember_jti`), and touches no database. ``exp``
+    and ``iat`` must be JSON numbers, and ``exp`` at most ``max_ahead_s`` ahead: a
+    token valid for a year would be a replayable credential for a year.
     """
     if isinstance(keys, dict):
         jwks = keys
@@ -164,6 +181,12 @@ def verify(
         raise CdsAuthError("JWT 'iss' is not an allowed issuer") from exc
     except jwt.PyJWTError as exc:
         raise CdsAuthError(f"JWT rejected: {type(exc).__name__}") from exc
+    except (OverflowError, ValueError, TypeError) as exc:  # e.g. "exp": Infinity, which int() cannot take
+        raise CdsAuthError("JWT 'exp', 'iat' or 'nbf' is not a usable time") from exc
+    exp = _number(claims, "exp")
+    _number(claims, "iat")
+    if exp > (time.time() if now is None else now) + max_ahead_s + leeway_s:
+        raise CdsAuthError(f"JWT 'exp' is more than {max_ahead_s} s ahead")
     if not isinstance(claims.get("jti"), str) or not claims["jti"]:
         raise CdsAuthError("JWT 'jti' must be a non-empty string")
     return claims
@@ -175,7 +198,7 @@ PRUNE_EVERY_S = 60.0
 class ReplayGuard:
     """Accept each (iss, jti) once until the token expires.
 
-    The seen ids are rows of ``cds_jti`` (primary key ``iss|jti``), inserted in the
+    The seen ids are rows of ``cds_jti`` (primary key: SHA-256 of ``[iss, jti]``), inserted in the
     caller's transaction: a replay fails on the primary key, so two concurrent
     requests with one ``jti`` cannot both succeed, in one process or several. Expired
     rows are pruned at most once a minute, not on every request.
@@ -195,7 +218,9 @@ class ReplayGuard:
         if mono >= self._next_prune:
             self._next_prune = mono + self.prune_every_s
             self._prune.run(cursor, {"cutoff": now - timedelta(minutes=10)})
-        key = f"{claims['iss']}|{claims['jti']}"[:300]
+        # NOTE: the whole (iss, jti) pair, hashed: a truncated text key let two ids sharing their
+        # first 300 characters collide, and a digest holds no NUL or over-long text.
+        key = hashlib.sha256(json.dumps([claims["iss"], claims["jti"]]).encode()).hexdigest()
         expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
         try:
             self._insert.run(cursor, {"jti": key, "expires_at": expires})

@@ -167,6 +167,7 @@ def _claims(request: Request, settings: Settings) -> dict[str, Any] | None:
         issuers=settings.cds_allowed_issuers,
         audiences=audiences,
         leeway_s=settings.cds_jwt_leeway_s,
+        max_ahead_s=settings.cds_jwt_max_ahead_s,
     )
 
 
