@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from withdrawal.service import audit
 from withdrawal.service.audit import AuditWriter
-from withdrawal.service.cds.jwt_auth import ReplayGuard
+from withdrawal.service.cds.jwt_auth import ReplayGuard, replay_key
 from withdrawal.service.db import make_engine, migrate
 from withdrawal.service.errors import CdsAuthError
 from withdrawal.service.models import AuditEntry, CdsJti
@@ -75,7 +75,7 @@ def test_expired_jti_rows_are_pruned(engine: Any) -> None:
     with driver_transaction(engine) as cur:
         guard.remember(cur, new, datetime.now(UTC))
     with Session(engine) as s:
-        assert s.scalars(select(CdsJti.jti)).all() == ["i|new"]
+        assert s.scalars(select(CdsJti.jti)).all() == [replay_key("i", "new")]
 
 
 def test_statement_needing_column_defaults_is_refused(tmp_path: Path) -> None:

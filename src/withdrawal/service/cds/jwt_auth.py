@@ -195,6 +195,15 @@ def verify(
 PRUNE_EVERY_S = 60.0
 
 
+def replay_key(iss: str, jti: str) -> str:
+    """The ``cds_jti`` key of a token: the whole (iss, jti) pair, hashed.
+
+    A truncated text key let two ids sharing their first 300 characters collide; a
+    digest also holds no NUL and no over-long text.
+    """
+    return hashlib.sha256(json.dumps([iss, jti]).encode()).hexdigest()
+
+
 class ReplayGuard:
     """Accept each (iss, jti) once until the token expires.
 
@@ -218,9 +227,7 @@ class ReplayGuard:
         if mono >= self._next_prune:
             self._next_prune = mono + self.prune_every_s
             self._prune.run(cursor, {"cutoff": now - timedelta(minutes=10)})
-        # NOTE: the whole (iss, jti) pair, hashed: a truncated text key let two ids sharing their
-        # first 300 characters collide, and a digest holds no NUL or over-long text.
-        key = hashlib.sha256(json.dumps([claims["iss"], claims["jti"]]).encode()).hexdigest()
+        key = replay_key(str(claims["iss"]), str(claims["jti"]))
         expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
         try:
             self._insert.run(cursor, {"jti": key, "expires_at": expires})
