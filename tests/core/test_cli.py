@@ -103,3 +103,26 @@ def test_serve_refuses_workers_on_in_memory_sqlite() -> None:
     assert "in-memory SQLite" in result.output
     # refused before anything changes: the process environment (which workers would read) is untouched
     assert {k: v for k, v in os.environ.items() if k.startswith("WITHDRAWAL_")} == before
+
+
+def test_assess_unknown_drug_shows_the_incomplete_screen_first(tmp_path: Path) -> None:
+    """An incomplete screen is never a clean one: it is named at the top of the report."""
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"age_years": 40, "medications": [{"name": "zorblaxamine"}]}))
+    text = runner.invoke(app, ["assess", str(f), "--no-simulate"]).output
+    assert text.index("INCOMPLETE SCREEN") < text.index("Tramadol verdict")
+    assert "zorblaxamine" in text[: text.index("Tramadol verdict")]
+    out = json.loads(runner.invoke(app, ["assess", str(f), "--format", "json", "--no-simulate"]).stdout)
+    assert out["tramadol"]["verdict"] == "caution"
+    assert out["tramadol"]["findings"][0]["code"] == "incomplete_screen"
+    assert out["not_screened"] == ["medication: zorblaxamine"]
+
+
+def test_assess_override_reason_unlocks_an_avoid_schedule_only(tmp_path: Path) -> None:
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"age_years": 40, "conditions": ["seizure_disorder"]}))
+    plain = json.loads(runner.invoke(app, ["assess", str(f), "--format", "json", "--no-simulate"]).stdout)
+    assert plain["tramadol"]["regimen"] is None and "override" in plain["tramadol"]["regimen_withheld"]
+    chosen = json.loads(runner.invoke(app, ["assess", str(f), "--format", "json", "--no-simulate",
+                                            "--override-reason", "declined all other options"]).stdout)
+    assert chosen["tramadol"]["regimen"] and chosen["tramadol"]["override"] == "declined all other options"
