@@ -127,6 +127,19 @@ class Patient:
     def pregnant(self) -> bool:
         return self.data.pregnant or "pregnancy" in self.conditions
 
+    @property
+    def gestational_weeks(self) -> float | None:
+        """Weeks of pregnancy: as given, else from an ICD-10-CM Z3A code, else unknown.
+
+        Z3A.08-Z3A.42 state the week; Z3A.01 is "less than 8 weeks" (taken as 7), Z3A.49 "greater
+        than 42" (taken as 43); Z3A.00 ("not specified") leaves it unknown. Of several codes the
+        highest week counts (the stricter reading for rules that start at a week).
+        """
+        if self.data.gestational_age_weeks is not None:
+            return self.data.gestational_age_weeks
+        weeks = [w for c in self.data.conditions if (w := _z3a_weeks(c)) is not None]
+        return max(weeks) if weeks else None
+
     def drugs_within(self, days: float | None) -> frozenset[str]:
         """Active drugs plus those stopped no more than ``days`` ago."""
         if days is None:
@@ -216,6 +229,17 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
         unresolved=tuple(unresolved),
         out_of_scope=tuple(out_of_scope),
     )
+
+
+_Z3A = re.compile(r"^Z3A\.?([0-9]{2})$")
+
+
+def _z3a_weeks(code: str) -> float | None:
+    m = _Z3A.match(code.strip().upper())
+    if not m or m.group(1) == "00":
+        return None
+    n = int(m.group(1))
+    return 7.0 if n == 1 else 43.0 if n == 49 else float(n)
 
 
 _CODE = re.compile(r"^(?:[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?|[0-9]{6,18}|[0-9A-Z]{7})$")

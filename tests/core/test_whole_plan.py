@@ -207,3 +207,10 @@ def test_strong_cyp2d6_inhibitor_is_treated_as_a_poor_metaboliser() -> None:
     level = {f.code: f.level for f in inhibited.findings}["cyp2d6_inhibitor"]
     assert level == {f.code: f.level for f in poor.findings}["cyp2d6_poor"] == "avoid"
     assert "strong" in next(f for f in poor.findings if f.code == "cyp2d6_poor").message
+
+
+@pytest.mark.parametrize(("code", "status"), [("Z3A.12", "offered"), ("Z3A.20", "not_for_this_patient"),
+                                               ("Z3A.01", "offered"), ("Z3A.00", "not_for_this_patient")])
+def test_gestational_age_from_z3a_codes(code: str, status: str) -> None:
+    """ICD-10-CM Z3A.NN states the weeks of gestation; Z3A.00 (not specified) counts as possibly 20 or more."""
+    assert adjunct(run(sex="female", conditions=[code]), "ibuprofen").status == status

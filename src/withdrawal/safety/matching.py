@@ -105,7 +105,7 @@ def match_triggers(m: Match, f: Facts) -> list[str] | None:
             return None
         triggers.extend(p.unresolved)
     if m.gestational_weeks_at_least is not None:
-        weeks = data.gestational_age_weeks
+        weeks = p.gestational_weeks
         if not p.pregnant or (weeks is not None and weeks < m.gestational_weeks_at_least):
             return None
         triggers.append(f"pregnant, {weeks:g} weeks" if weeks is not None else "pregnant, gestational age unknown")
