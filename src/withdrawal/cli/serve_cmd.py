@@ -13,6 +13,17 @@ from withdrawal.cli.app import app, err_console, fail
 from withdrawal.errors import WithdrawalError
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -24,7 +35,13 @@ def serve_cmd(
     data_dir: Annotated[
         Path | None, typer.Option(envvar="WITHDRAWAL_DATA_DIR", help="Where the embedded SQLite database lives.")
     ] = None,
-    demo: Annotated[bool, typer.Option(help="Seed a demo clinician, a demo patient account, demo patients.")] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="Seed a demo clinician, a demo patient account, demo patients (loopback host only, never in "
+            "production; existing accounts are kept as they are)."
+        ),
+    ] = False,
     workers: Annotated[
         int,
         typer.Option(
@@ -50,8 +67,15 @@ def serve_cmd(
         overrides["database_url"] = database_url
     if data_dir:
         overrides["data_dir"] = data_dir
+    if demo and not _loopback(host):
+        err_console.print("[bold red]error:[/] --demo: demo accounts on a non-loopback --host would be reachable "
+                          "by others; use 127.0.0.1", highlight=False)
+        raise typer.Exit(2)
     try:
         settings = Settings(**overrides)
+        if demo and settings.environment == "production":
+            err_console.print("[bold red]error:[/] --demo is refused in production mode", highlight=False)
+            raise typer.Exit(2)
         url = make_url(settings.db_url)
         if workers > 1 and url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
             err_console.print("[bold red]error:[/] --workers: an in-memory SQLite database cannot be shared "
@@ -70,10 +94,15 @@ def serve_cmd(
             f"demo patient:   [bold]{creds.patient[0]}[/] / {creds.patient[1]}",
             highlight=False,
         )
+    if settings.environment == "production":
+        err_console.print("production mode enforces:\n" + "\n".join(f"  - {line}" for line in settings.enforced()),
+                          highlight=False)
     where = settings.database_url and "database from URL" or f"SQLite in {settings.data_dir}"
     procs = f", {workers} workers" if workers > 1 else ""
     err_console.print(
-        f"withdrawal service on http://{host}:{port} ({where}{procs}); API docs at /docs", highlight=False
+        f"withdrawal service on http://{host}:{port} ({where}{procs})"
+        + ("; API docs at /docs" if settings.docs_enabled else "; API docs off"),
+        highlight=False,
     )
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     if workers == 1:

@@ -168,6 +168,9 @@ def create_app(
         title="withdrawal",
         version=__version__,
         description=DESCRIPTION,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
         openapi_tags=[
             {"name": "auth"},
             {"name": "assess"},

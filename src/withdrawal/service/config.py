@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from withdrawal.monitoring import Thresholds
 
+ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -63,6 +65,9 @@ class Settings(BaseSettings):
     """Allowed ``fhirServer`` base URLs (scheme, host, port and base path); empty: loopback only (not in production)."""
     cds_fhir_private_networks: Annotated[tuple[str, ...], NoDecode] = ()
     """Private, link-local or loopback networks (CIDR) an allowed FHIR server's host may resolve to."""
+
+    docs_enabled: bool = True
+    """Serve ``/docs``, ``/redoc`` and ``/openapi.json`` (off: 404)."""
 
     # --- demo ---------------------------------------------------------------------------
     demo_clinician_username: str = "clinician"
@@ -116,11 +121,45 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe(self) -> Settings:
-        if self.environment == "production" and self.cds_auth_required and not (self.cds_jwks or self.cds_jwks_file):
-            raise ValueError("production needs WITHDRAWAL_CDS_JWKS or WITHDRAWAL_CDS_JWKS_FILE for CDS Hooks")
-        if self.environment == "production" and not self.cds_auth_required:
-            raise ValueError("CDS Hooks authentication cannot be switched off in production")
+        problems = self.production_problems() if self.environment == "production" else []
+        if problems:
+            raise ValueError("production mode refuses to start: " + "; ".join(problems))
         return self
+
+    def production_problems(self) -> list[str]:
+        """What production mode (``WITHDRAWAL_ENVIRONMENT=production``) would refuse in these settings."""
+        problems = []
+        if not self.cds_auth_required:
+            problems.append("CDS Hooks authentication cannot be switched off (WITHDRAWAL_CDS_AUTH_REQUIRED)")
+        if not (self.cds_jwks or self.cds_jwks_file):
+            problems.append("set WITHDRAWAL_CDS_JWKS or WITHDRAWAL_CDS_JWKS_FILE (the EHRs' public keys)")
+        else:
+            try:
+                keys = (self.jwks() or {}).get("keys", [])
+            except (OSError, ValueError) as exc:
+                problems.append(f"the CDS JWK Set cannot be read ({type(exc).__name__})")
+            else:
+                kinds = {k.get("kty") if isinstance(k, dict) else None for k in keys}
+                if not keys or not kinds <= ASYMMETRIC_KTY:
+                    problems.append("the CDS JWK Set must hold asymmetric keys only (kty RSA, EC or OKP)")
+        if not self.cds_allowed_issuers:
+            problems.append("set WITHDRAWAL_CDS_ALLOWED_ISSUERS")
+        if not self.cds_audiences:
+            problems.append("set WITHDRAWAL_CDS_AUDIENCES (otherwise 'aud' is checked against the Host header)")
+        if not self.cds_fhir_servers:
+            problems.append("set WITHDRAWAL_CDS_FHIR_SERVERS (the FHIR servers prefetch may be fetched from)")
+        return problems
+
+    def enforced(self) -> list[str]:
+        """What production mode enforces, as printed at start-up."""
+        return [
+            "CDS Hooks JWTs: asymmetric keys only, signature, iss, aud "
+            f"({', '.join(self.cds_audiences)}), exp at most {self.cds_jwt_max_ahead_s} s ahead, jti once",
+            f"fhirServer fetches only from: {', '.join(self.cds_fhir_servers)}",
+            "no --demo (demo accounts and data)",
+            f"API documentation (/docs, /redoc, /openapi.json): {'on' if self.docs_enabled else 'off'}",
+            "timestamps bounded, NUL and non-finite numbers refused, no patient data in application logs",
+        ]
 
     @property
     def db_url(self) -> str:

@@ -59,30 +59,35 @@ class DemoCredentials:
     patient: tuple[str, str]
 
 
-def _user(session: Session, username: str, password: str, role: str, patient_id: int | None) -> None:
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        session.add(
-            User(
-                username=username,
-                password_hash=hash_password(password),
-                role=role,
-                patient_id=patient_id,
-                active=True,
-                created_at=utcnow(),
-            )
+KEPT = "(existing account: password unchanged)"
+
+
+def _user(session: Session, username: str, password: str, role: str, patient_id: int | None) -> str:
+    """Create the demo account; an existing account is left exactly as it is (never a password reset).
+
+    Returns the password to print: the new one, or :data:`KEPT`.
+    """
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        return KEPT
+    session.add(
+        User(
+            username=username,
+            password_hash=hash_password(password),
+            role=role,
+            patient_id=patient_id,
+            active=True,
+            created_at=utcnow(),
         )
-    else:
-        user.password_hash = hash_password(password)
-        user.role, user.patient_id, user.active = role, patient_id, True
+    )
+    return password
 
 
 def seed(sessions: sessionmaker[Session], settings: Settings, kb: KnowledgeBase) -> DemoCredentials:
-    """Create (or reset) the demo clinician, the demo patient account and demo patients."""
+    """Create the demo clinician, the demo patient account and demo patients (existing ones are kept)."""
     c_pw = settings.demo_clinician_password or secrets.token_urlsafe(12)
     p_pw = settings.demo_patient_password or secrets.token_urlsafe(12)
     with sessions() as session:
-        _user(session, settings.demo_clinician_username, c_pw, "clinician", None)
+        c_pw = _user(session, settings.demo_clinician_username, c_pw, "clinician", None)
         session.flush()
         clinician = session.scalar(select(User).where(User.username == settings.demo_clinician_username))
         assert clinician is not None
@@ -124,6 +129,6 @@ def seed(sessions: sessionmaker[Session], settings: Settings, kb: KnowledgeBase)
                             ),
                         )
             first = first or row.id
-        _user(session, settings.demo_patient_username, p_pw, "patient", first)
+        p_pw = _user(session, settings.demo_patient_username, p_pw, "patient", first)
         session.commit()
     return DemoCredentials((settings.demo_clinician_username, c_pw), (settings.demo_patient_username, p_pw))

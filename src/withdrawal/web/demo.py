@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.service import schemas
 from withdrawal.service.config import Settings
-from withdrawal.service.demo import DemoCredentials, seed
+from withdrawal.service.demo import KEPT, DemoCredentials, seed
 from withdrawal.service.models import Patient, ScaleAssessment, User, utcnow
 from withdrawal.service.records import add_administration, add_scale, create_patient
 from withdrawal.service.security import hash_password
@@ -72,7 +72,8 @@ def seed_web(sessions: sessionmaker[Session], settings: Settings, kb: KnowledgeB
                                                                      at=now - timedelta(days=days)))
         other = session.scalar(select(Patient).where(Patient.external_id == "demo-b"))
         second = f"{creds.patient[0]}2"
-        if other is not None and session.scalar(select(User).where(User.username == second)) is None:
+        fresh = creds.patient[1] != KEPT  # an existing patient account's password is not known here
+        if fresh and other is not None and session.scalar(select(User).where(User.username == second)) is None:
             session.add(User(username=second, password_hash=hash_password(creds.patient[1]), role="patient",
                              patient_id=other.id, active=True, created_at=now))
         session.commit()

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Body, Query
 
 from withdrawal.assess import assess_patient
 from withdrawal.service import audit, schemas
-from withdrawal.service.deps import CurrentUser, KbDep, SessionDep
+from withdrawal.service.deps import Clinician, KbDep, SessionDep
 from withdrawal.service.models import utcnow
 from withdrawal.service.records import patient_input
 
-router = APIRouter(tags=["assess"], responses=schemas.errors(400, 401, 422))
+router = APIRouter(tags=["assess"], responses=schemas.errors(400, 401, 403, 422))
 
 EXAMPLE = {
     "age_years": 34,
@@ -25,7 +25,7 @@ EXAMPLE = {
 @router.post("/assess", responses={422: {"model": schemas.ErrorOut}})
 def assess(
     session: SessionDep,
-    user: CurrentUser,
+    user: Clinician,
     kb: KbDep,
     body: Any = Body(
         ..., description="Patient input format version 1, or a FHIR R4 Bundle / resource list.", examples=[EXAMPLE]
@@ -39,7 +39,11 @@ def assess(
         "(recorded in the audit log; never unlocks 'contraindicated').",
     ),
 ) -> dict[str, Any]:
-    """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources, sources."""
+    """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources, sources.
+
+    Clinicians only (403 for patient accounts): the answer holds dosing schedules, and a
+    patient gets their own record and plain information, never a self-treatment guide.
+    """
     data = patient_input(body, kb, today=utcnow().date())
     result = assess_patient(data, kb, override=override_reason).to_dict()
     action = "assess_override" if result["tramadol"]["override"] else "assess"
