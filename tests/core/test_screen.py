@@ -298,3 +298,10 @@ def test_abortion_outcome_codes_are_not_a_current_pregnancy() -> None:
     patient = resolve(parse_patient(pain(sex="female", conditions=["O03.9"])), KB)
     assert "pregnancy" not in patient.conditions
     assert patient.out_of_scope == ("O03.9",)
+
+
+@pytest.mark.parametrize(("hours", "fires"), [(20, True), (95, True), (None, True), (100, False)])
+def test_withdrawal_from_methadone_keeps_the_residual_methadone_finding(hours: float | None, fires: bool) -> None:
+    """Methadone is long-acting (withdrawal peaks 72-96 h after the last dose): within 96 h it is still acting."""
+    result = run(base(opioid={"substance": "methadone", "hours_since_last_use": hours}))
+    assert ("opioid_agonist_treatment" in result.codes) is fires

@@ -120,6 +120,8 @@ class Match(Frozen):
     substance_in: tuple[Substance, ...] = ()
     setting_in: tuple[Setting, ...] = ()
     before_withdrawal_onset: bool | None = None
+    last_use_within_h: float | None = Field(default=None, gt=0)
+    """The named substance was last used less than this many hours ago (unknown hours: the strict reading, yes)."""
     unresolved: bool | None = None
     """True: some medication, allergy or in-scope condition could not be resolved (incomplete screen)."""
     gestational_weeks_at_least: float | None = Field(default=None, ge=0)

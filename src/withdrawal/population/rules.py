@@ -354,7 +354,8 @@ def windows(kb: KnowledgeBase, flags: Sequence[Flag] = FLAGS) -> tuple[int, ...]
 
 # Facts the NDJSON export does not carry take the per-patient defaults of PatientIn:
 # CYP2D6 phenotype, Child-Pugh class, withdrawal substance and last use unknown.
-_ABSENT_FIELDS = ("cyp2d6_phenotype_in", "child_pugh_in", "substance_in", "setting_in", "before_withdrawal_onset")
+_ABSENT_FIELDS = ("cyp2d6_phenotype_in", "child_pugh_in", "substance_in", "setting_in", "before_withdrawal_onset",
+                  "last_use_within_h")
 # KNOWN GAP: the bulk facts do not yet count unresolved medications, allergies and in-scope
 # conditions; rules that test them are left out of the bulk screen (``bulk_kb``), never read as FALSE.
 _NOT_YET_IN_BULK = ("unresolved",)

@@ -100,6 +100,14 @@ def match_triggers(m: Match, f: Facts) -> list[str] | None:
         if data.setting not in m.setting_in:
             return None
         triggers.append(f"setting {data.setting}")
+    if m.last_use_within_h is not None:
+        if data.opioid is None:
+            return None
+        last = data.opioid.hours_since_last_use
+        if last is not None and not last < m.last_use_within_h:
+            return None
+        triggers.append(f"last {data.opioid.substance} use {last:g} h ago" if last is not None
+                        else f"last {data.opioid.substance} use: time unknown")
     if m.unresolved is not None:
         if bool(p.unresolved) != m.unresolved:
             return None
