@@ -13,9 +13,11 @@ from rich.prompt import IntPrompt
 
 from withdrawal.assess import assess
 from withdrawal.cli.app import app, fail
+from withdrawal.cli.pathway_report import render_pathway
 from withdrawal.cli.report import render_assessment, render_interactions
 from withdrawal.errors import InputError, WithdrawalError
 from withdrawal.knowledge.loader import default_kb
+from withdrawal.plan.pathway import PATHWAYS, build_pathway
 from withdrawal.plan.simulation import simulate_for_plan
 from withdrawal.safety.interactions import check_interactions
 from withdrawal.scales import score
@@ -58,24 +60,44 @@ def assess_cmd(
             "(recorded in the answer; never for 'contraindicated').",
         ),
     ] = None,
+    pathway: Annotated[
+        str | None,
+        typer.Option(
+            "--pathway",
+            help="Also give a start pathway: 'buprenorphine' (which start, schedule, COWS rechecks, "
+            "hand-off, chart note); text output shows the pathway only.",
+        ),
+    ] = None,
 ) -> None:
     """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources."""
     try:
         _check_format(fmt)
+        if pathway is not None and pathway not in PATHWAYS:
+            raise InputError("--pathway", "unknown pathway", value=pathway, allowed=PATHWAYS)
         raw = read_json(patient_file)
         if isinstance(raw, dict) and raw.get("resourceType") == "Bundle":
-            from datetime import date
+            from datetime import UTC, datetime
 
-            from withdrawal.fhir import to_patient
+            from withdrawal.fhir.questionnaire import to_patient_at_bedside
 
-            raw = to_patient(raw, default_kb(), as_of=date.today()).patient.model_dump(mode="json")
+            now = datetime.now(UTC)
+            raw = to_patient_at_bedside(raw, default_kb(), as_of=now.date(), now=now).patient.model_dump(mode="json")
         result = assess(
             raw, default_kb(), simulate=simulate_for_plan if simulate else None, override=override_reason
         )
+        path = build_pathway(result, pathway) if pathway else None
     except WithdrawalError as exc:
         raise fail(exc) from exc
     if fmt == "json":
-        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        out = result.to_dict()
+        if path is not None:
+            out["pathway"] = path.to_dict()
+            for sid in path.sources:
+                src = result.kb.sources[sid]
+                out["sources"].setdefault(sid, {**src.model_dump(mode="json", exclude_none=True), "link": src.link})
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    elif path is not None:
+        render_pathway(path, result.kb, console)
     else:
         render_assessment(result, console)
 

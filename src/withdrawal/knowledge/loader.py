@@ -26,6 +26,7 @@ from withdrawal.knowledge.base import (
     validate,
 )
 from withdrawal.knowledge.models import (
+    BuprenorphinePathway,
     Care,
     Condition,
     Drug,
@@ -72,6 +73,8 @@ class KnowledgeBase:
     checker reads the screen's own rules, so the two cannot disagree."""
     washout_days: int = 0
     """The longest ``stopped_within_days`` any rule uses: a medication stopped that recently still counts."""
+    pathway: BuprenorphinePathway | None = field(default=None, repr=False)
+    """The buprenorphine start pathway (pathway.yaml); always set by :func:`load_kb`."""
     _memo: dict[str, dict[str, Any]] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def memo(self, name: str) -> dict[str, Any]:
@@ -218,11 +221,12 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
     vocab = validate(Vocabulary, read_yaml(directory / "vocabulary.yaml"), "vocabulary.yaml")
     rules = validate(TramadolRules, read_yaml(directory / "tramadol.yaml"), "tramadol.yaml")
     care = validate(Care, read_yaml(directory / "care.yaml"), "care.yaml")
+    pathway = validate(BuprenorphinePathway, read_yaml(directory / "pathway.yaml"), "pathway.yaml")
     scales: dict[str, Scale] = {
         s.id: s
         for s in (validate(Scale, read_yaml(directory / f"{name}.yaml"), f"{name}.yaml") for name in ("cows", "sows"))
     }
-    versions = {vocab.kb_version, rules.kb_version, care.kb_version}
+    versions = {vocab.kb_version, rules.kb_version, care.kb_version, pathway.kb_version}
     if len(versions) != 1:
         raise KnowledgeBaseError(f"knowledge-base files disagree on kb_version: {versions}")
 
@@ -261,6 +265,7 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
             if k not in conditions:
                 raise KnowledgeBaseError(f"care.yaml: resource {res.id} names unknown {k!r}")
 
+    _check_pathway(pathway, care)
     parts: list[tuple[str, Iterable[object]]] = [
         ("vocabulary.classes", vocab.classes),
         ("vocabulary.drugs", vocab.drugs),
@@ -281,6 +286,7 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         ("care.monitoring", care.monitoring),
         ("care.evidence_summary", care.evidence_summary),
         ("care.statements", care.statements),
+        *_pathway_parts(pathway),
     ]
     for scale in scales.values():
         parts += [(f"{scale.id}", [scale]), (f"{scale.id}.items", scale.items)]
@@ -314,10 +320,39 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         condition_codes=_index_conditions(vocab.conditions),
         drug_class_members={k: frozenset(v) for k, v in members.items()},
         tramadol_interactions_of=interactions_of,
+        pathway=pathway,
         washout_days=max(
             (m.stopped_within_days or 0 for when in _rule_matches(rules, care) for m in when), default=0
         ),
     )
+
+
+def _check_pathway(pathway: BuprenorphinePathway, care: Care) -> None:
+    """The standard start's COWS threshold is the buprenorphine option's own (one number, one place)."""
+    standard = next(s for s in pathway.starts if s.id == "standard")
+    bup = next((t for t in care.treatments if t.id == "buprenorphine"), None)
+    if bup is None or standard.cows_min != bup.start_cows_min:
+        raise KnowledgeBaseError(
+            f"pathway.yaml: standard start cows_min {standard.cows_min} differs from care.yaml buprenorphine "
+            f"start_cows_min {bup.start_cows_min if bup else None}"
+        )
+    step_ids = [s.id for s in (*pathway.precipitated_withdrawal, *pathway.handoff)]
+    step_ids += [s.id for st in pathway.starts for s in st.steps] + [r.id for r in pathway.rechecks]
+    if len(set(step_ids)) != len(step_ids):
+        raise KnowledgeBaseError("pathway.yaml: duplicate step ids")
+
+
+def _pathway_parts(pathway: BuprenorphinePathway) -> list[tuple[str, Iterable[object]]]:
+    return [
+        ("pathway.low_dose_first", [pathway.low_dose_first]),
+        ("pathway.starts", pathway.starts),
+        *((f"pathway.{s.id}.steps", s.steps) for s in pathway.starts),
+        *((f"pathway.{s.id}.schedules", s.schedules) for s in pathway.starts),
+        ("pathway.rechecks", pathway.rechecks),
+        ("pathway.precipitated_withdrawal", pathway.precipitated_withdrawal),
+        ("pathway.handoff", pathway.handoff),
+        ("pathway.chart_note_footer", [pathway.chart_note_footer]),
+    ]
 
 
 def _rule_matches(rules: TramadolRules, care: Care) -> Iterable[tuple[Match, ...]]:

@@ -362,3 +362,90 @@ class Care(Frozen):
     monitoring: tuple[Statement, ...]
     evidence_summary: tuple[Statement, ...]
     statements: tuple[Statement, ...]
+
+
+# --- buprenorphine start pathway --------------------------------------------------------
+
+
+class PathwayStep(Cited):
+    """One instruction of the buprenorphine start pathway, with its sources."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    text: str
+    after_start: bool = False
+    """A hand-off step that only applies once buprenorphine has been started (a bridge prescription)."""
+
+
+class ScheduleDay(Frozen):
+    """One day of a published low-dose schedule, as the protocol's table writes it."""
+
+    day: int = Field(ge=1)
+    buprenorphine: str
+    full_agonist: str
+
+
+class DoseSchedule(Cited):
+    """A day-by-day schedule copied from one published protocol (never composed here)."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    name: str
+    setting: Literal["inpatient", "outpatient"]
+    days: tuple[ScheduleDay, ...] = Field(min_length=1)
+    note: str
+
+    @model_validator(mode="after")
+    def _consecutive(self) -> DoseSchedule:
+        if [d.day for d in self.days] != list(range(1, len(self.days) + 1)):
+            raise ValueError(f"schedule {self.id}: days must run 1, 2, 3 ... without gaps")
+        return self
+
+
+StartId = Literal["standard", "low_dose", "high_dose_ed"]
+
+
+class StartMethod(Cited):
+    """One way to start buprenorphine: when it fits, its steps and (low dose) its schedules."""
+
+    id: StartId
+    name: str
+    summary: str
+    cows_min: int | None = Field(default=None, ge=0, le=48)
+    steps: tuple[PathwayStep, ...] = Field(min_length=1)
+    schedules: tuple[DoseSchedule, ...] = ()
+
+
+class Recheck(Cited):
+    """A COWS recheck: when, and what to do with the score."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    when: str
+    action: str
+
+
+class LowDoseFirst(Cited):
+    """Which opioids on board put the low-dose start first, and why."""
+
+    substances: tuple[Substance, ...] = Field(min_length=1)
+    still_taking: bool
+    """A full agonist the patient still takes (no last-dose time) also puts it first."""
+    reason: str
+
+
+class BuprenorphinePathway(Frozen):
+    kb_version: str
+    low_dose_first: LowDoseFirst
+    starts: tuple[StartMethod, ...]
+    rechecks: tuple[Recheck, ...] = Field(min_length=1)
+    precipitated_withdrawal: tuple[PathwayStep, ...] = Field(min_length=1)
+    handoff: tuple[PathwayStep, ...] = Field(min_length=1)
+    chart_note_footer: PathwayStep
+
+    @model_validator(mode="after")
+    def _every_start(self) -> BuprenorphinePathway:
+        ids = [s.id for s in self.starts]
+        if sorted(ids) != sorted(("standard", "low_dose", "high_dose_ed")):
+            raise ValueError(f"starts must be standard, low_dose and high_dose_ed once each, got {ids}")
+        low = next(s for s in self.starts if s.id == "low_dose")
+        if not low.schedules:
+            raise ValueError("the low-dose start needs at least one published schedule")
+        return self
