@@ -16,6 +16,7 @@ from typing import Any, get_args
 
 from withdrawal.assess import Assessment
 from withdrawal.knowledge.base import Trust
+from withdrawal.plan.pathway import Pathway
 from withdrawal.safety.screen import Finding
 
 INDICATOR = {"contraindicated": "critical", "avoid": "warning", "caution": "info", "acceptable": "info"}
@@ -292,4 +293,45 @@ def patient_view_card(a: Assessment) -> dict[str, Any]:
         indicator,
         "\n".join(lines) + f"\n\n_{cited.disclaimer}_",
         _source(cited, ids, "patient_view"),
+    )
+
+
+def pathway_card(a: Assessment, p: Pathway) -> dict[str, Any] | None:
+    """The buprenorphine start pathway in one card: which start, the first days, cautions, hand-off.
+
+    Never proposes a start where the plan excludes buprenorphine (the card says why instead);
+    None when the patient already takes buprenorphine (the patient-view card says to review it).
+    """
+    if p.status == "already_on":
+        return None
+    cited = _Cited(a)
+    lines = [f"**{p.headline}**"]
+    if p.not_screened:
+        lines.insert(0, f"- **Not screened**: {'; '.join(p.not_screened)}")
+    lines += [f"- {f.level}: {f.message}" for f in p.findings]
+    if p.status == "available":
+        first = p.starts[0]
+        if first.now:
+            lines.append(f"- Now: {first.now}")
+        if first.schedules:
+            sc = first.schedules[0]
+            lines.append(f"- {sc.name}{'' if sc.verified else ' (unverified)'}:")
+            lines += [f"  - Day {d.day}: {d.buprenorphine}; full agonist: {d.full_agonist}" for d in sc.days]
+        lines += [f"- Alternative: {s.name}" for s in p.starts[1:]]
+    elif p.alternatives:
+        lines.append("- Options instead: " + ", ".join(p.alternatives))
+    lines += [f"- Hand-off: {s.text}{'' if s.verified else ' (unverified)'}" for s in p.handoff]
+    blocking = any(f.level in ("avoid", "contraindicated") for f in p.findings)
+    indicator = "warning" if p.status == "excluded" or blocking else "info"
+    summary = (
+        f"Buprenorphine start: {p.starts[0].name}"
+        if p.status == "available"
+        else "Buprenorphine start: not for this patient now"
+    )
+    ids = [*(s for st in p.starts[:1] for s in st.sources), *(s for f in p.findings for s in f.sources)]
+    return _card(
+        summary,
+        indicator,
+        "\n".join(lines) + f"\n\nSources:\n{_links_md(cited, list(dict.fromkeys(p.sources)))}\n\n_{cited.disclaimer}_",
+        _source(cited, ids or list(p.sources), "buprenorphine_pathway"),
     )
