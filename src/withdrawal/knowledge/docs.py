@@ -130,7 +130,13 @@ def render(kb: KnowledgeBase) -> str:
             for c in kb.vocabulary.conditions
         ),
     )
+    lines += _pathway(kb)
     cited: set[str] = set()
+    if kb.pathway is not None:
+        pw = kb.pathway
+        steps = [s for st in pw.starts for s in (st, *st.steps, *st.schedules)]
+        for e in (pw.low_dose_first, *steps, *pw.rechecks, *pw.precipitated_withdrawal, *pw.handoff):
+            cited.update(e.sources)
     for group in (t.rules, t.dose_limits, kb.care.option_rules, kb.care.adjunct_rules, kb.care.timelines,
                   kb.care.treatments, kb.vocabulary.condition_scope, kb.vocabulary.classes):
         cited.update(s for e in group for s in e.sources)
@@ -144,6 +150,32 @@ def render(kb: KnowledgeBase) -> str:
         ),
     )
     return "\n".join(lines)
+
+
+def _pathway(kb: KnowledgeBase) -> list[str]:
+    """The buprenorphine start pathway (pathway.yaml): starts, steps, schedules as published, rechecks."""
+    pw = kb.pathway
+    if pw is None:
+        return []
+    lines = ["## Buprenorphine start pathway", ""]
+    lines += [f"Low-dose start first when: {', '.join(pw.low_dose_first.substances)} on board"
+              f"{' or a full agonist still taken' if pw.low_dose_first.still_taking else ''}. "
+              f"{pw.low_dose_first.reason} ({_cites(pw.low_dose_first)})", ""]
+    lines += _table(
+        ["start", "COWS from", "step", "text", "sources (verification)"],
+        ([st.name, st.cows_min if st.cows_min is not None else "", s.id, s.text, _cites(s)]
+         for st in pw.starts for s in st.steps),
+    )
+    for st in pw.starts:
+        for sc in st.schedules:
+            lines += [f"### {sc.name} ({sc.setting}; {_cites(sc)})", "", sc.note, ""]
+            lines += _table(["day", "buprenorphine", "full agonist"],
+                            ([d.day, d.buprenorphine, d.full_agonist] for d in sc.days))
+    lines += ["### COWS rechecks, precipitated withdrawal, hand-off", ""]
+    rows: list[list[object]] = [[r.id, f"{r.when}: {r.action}", _cites(r)] for r in pw.rechecks]
+    rows += [[s.id, s.text, _cites(s)] for s in (*pw.precipitated_withdrawal, *pw.handoff)]
+    lines += _table(["step", "text", "sources (verification)"], rows)
+    return lines
 
 
 if __name__ == "__main__":
