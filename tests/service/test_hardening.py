@@ -363,3 +363,55 @@ def test_cds_jti_is_compared_whole(live: Live, keys: Keys) -> None:
     with_nul = _jwt(keys, aud, jti="a\x00b")
     nul = live.http.get("/cds-services", headers={"Authorization": f"Bearer {with_nul}"})
     assert nul.status_code == 200  # stored as a digest: a NUL in a jti is no database error
+
+
+# --- Idempotency-Key ---------------------------------------------------------------------------
+
+
+def test_idempotency_key_makes_a_retried_write_create_nothing_twice(live: Live) -> None:
+    name = f"Idem {uuid.uuid4().hex[:8]}"
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    body = {"display_name": name, "data": {"age_years": 40}}
+    first = live.http.post("/patients", json=body, headers={**live.clinician, **key})
+    retry = live.http.post("/patients", json=body, headers={**live.clinician, **key})
+    assert first.status_code == retry.status_code == 201 and first.json() == retry.json()
+    pid = first.json()["id"]
+    listed = live.http.get("/patients", params={"limit": 1000}, headers=live.clinician).json()
+    assert [p["display_name"] for p in listed].count(name) == 1
+    other = live.http.post("/patients", json={**body, "display_name": name + "x"}, headers={**live.clinician, **key})
+    assert other.status_code == 422 and other.json()["detail"][0]["field"] == "Idempotency-Key"
+    without = live.http.post("/patients", json=body, headers=live.clinician)
+    assert without.status_code == 201 and without.json()["id"] != pid  # no key: a new record, as before
+    for path, payload in (
+        ("assessments", {"scale": "cows", "items": ZERO_COWS}),
+        ("administrations", {"drug": "tramadol", "dose_mg": 50}),
+        ("plans", {"note": "retry"}),
+    ):
+        k = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+        a = live.http.post(f"/patients/{pid}/{path}", json=payload, headers={**live.clinician, **k})
+        b = live.http.post(f"/patients/{pid}/{path}", json=payload, headers={**live.clinician, **k})
+        assert a.status_code == b.status_code == 201 and a.json()["id"] == b.json()["id"], (path, a.text, b.text)
+        rows = live.http.get(f"/patients/{pid}/{path}", headers=live.clinician).json()
+        assert len(rows) == 1, (path, rows)
+    bad = live.http.post("/patients", json=body, headers={**live.clinician, "Idempotency-Key": "has space"})
+    assert bad.status_code == 422
+
+
+def test_concurrent_retries_with_one_key_create_one_record(live: Live) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = f"Concurrent {uuid.uuid4().hex[:8]}"
+    headers = {**live.clinician, "Idempotency-Key": f"k-{uuid.uuid4()}"}
+    body = {"display_name": name, "data": {"age_years": 40}}
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=live.url, timeout=30) as c:
+            return c.post("/patients", json=body, headers=headers)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert all(a.status_code in (201, 409) for a in answers), [a.text for a in answers]
+    ids = {a.json()["id"] for a in answers if a.status_code == 201}
+    assert len(ids) == 1
+    listed = live.http.get("/patients", params={"limit": 1000}, headers=live.clinician).json()
+    assert [p["display_name"] for p in listed].count(name) == 1
