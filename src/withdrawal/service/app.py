@@ -186,6 +186,7 @@ def create_app(
     app.state.fhir_transport = fhir_transport
     app.state.fhir_policy = FhirPolicy.from_settings(settings.cds_fhir_servers, settings.cds_fhir_private_networks)
     app.state.fhir_limiter = Limiter(settings.cds_fhir_max_concurrent)
+    app.state.fhir_tls = httpx.create_ssl_context()  # once: building it reads the CA bundle (~20 ms)
     app.state.write_lock = write_lock(engine)
     app.state.cds_keys = KeyRing.from_settings(settings)  # parsed once; a changed JWKS file is reloaded
     app.state.cds_replay = ReplayGuard(engine)

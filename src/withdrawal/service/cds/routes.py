@@ -289,6 +289,7 @@ async def call_service(service_id: ServiceId, body: CdsRequest, request: Request
                 timeout_s=settings.cds_fhir_timeout_s,
                 deadline_s=settings.cds_fhir_deadline_s,
                 transport=state.fhir_transport,
+                tls=state.fhir_tls,
             )
         got = assemble(body.prefetch, fetched)
     if settings.db_url.startswith("sqlite"):
