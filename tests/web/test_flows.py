@@ -64,7 +64,8 @@ def test_contraindicated_patient_shows_blocking_finding(page: Any, creds: Any, s
     row.get_by_role("link", name=re.compile("^Demo patient D")).click()
     verdict = page.locator("#verdict")
     assert "Contraindicated" in verdict.inner_text()
-    blocking = page.locator("#findings .finding-contraindicated")
+    page.locator("#findings-details > summary").click()  # the details are folded away
+    blocking = page.locator("#findings .finding.sev-stop")
     assert blocking.count() >= 1
     text = blocking.first.inner_text()
     assert "monoamine oxidase inhibitor" in text and "phenelzine" in text
@@ -72,6 +73,7 @@ def test_contraindicated_patient_shows_blocking_finding(page: Any, creds: Any, s
     assert links.count() >= 1
     assert all((links.nth(i).get_attribute("href") or "").startswith("https://") for i in range(links.count()))
     # the ranked options put buprenorphine first and list tramadol as not suitable
+    page.locator("#options-details > summary").click()
     assert "Buprenorphine" in page.locator(".options-list > li").first.inner_text()
     assert "Tramadol" in page.get_by_role("heading", name="Not suitable for this patient").locator(
         "xpath=following-sibling::ul[1]").inner_text()
@@ -190,7 +192,7 @@ def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, s
     page.get_by_role("button", name="Create and assess").click()
     assert "Patient created" in page.get_by_role("status").inner_text()
     assert "Contraindicated" in page.locator("#verdict").inner_text()
-    assert "phenelzine" in page.locator("#findings").inner_text()
+    assert "phenelzine" in page.locator("#verdict-reason").inner_text()
     pid = int(re.search(r"/app/patients/(\d+)", page.url).group(1))  # type: ignore[union-attr]
     assert server.query("select action from audit_log where resource = 'patient' and patient_id = ? "
                         "and action = 'create'", pid)
@@ -210,6 +212,7 @@ def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, s
     page.get_by_label("Age in years").fill("80")
     page.get_by_role("button", name="Save and assess").click()
     assert "Patient data saved" in page.get_by_role("status").inner_text()
+    page.locator("#findings-details > summary").click()
     assert "age 80" in page.locator("#findings").inner_text()  # the over-75 finding, triggered by the new age
     (data,) = server.query("select data from patients where id = ?", pid)[0]
     assert '"age_years": 80' in data and "phenelzine" in data

@@ -8,6 +8,7 @@ the checker and the screen cannot disagree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -73,15 +74,76 @@ def _pair_hits(a: str, b: str, kb: KnowledgeBase) -> Iterable[PairHit]:
                 yield PairHit(x, y, rule.level, rule.message, rule.action, rule.sources, rule.verification)
 
 
+_TOKEN = re.compile(r"[\w']+(?:[.,/][\w']+)*")
+# Words that say how much or which salt or form, not which drug: skipped, neither resolved nor listed.
+_NOT_A_NAME = re.compile(
+    r"^(?:\d[\d.,/]*(?:mg|mcg|ug|g|ml|%)?|mg|mcg|ug|g|ml|tab|tabs|tablet|tablets|cap|caps|capsule|capsules|"
+    r"daily|bid|tid|qid|prn|po|iv|im|sl|er|xr|sr|ir|cr|la|extended|release|oral|hcl|hydrochloride|"
+    r"sodium|sulfate|sulphate|citrate|maleate|and|with|plus)$",
+    re.I,
+)
+
+
+def resolve_names(text: str, kb: KnowledgeBase) -> tuple[list[tuple[str, tuple[str, ...]]], list[str]]:
+    """Every name in ``text`` resolved or listed: ``([(name, ingredient ids)], [unrecognised])``.
+
+    The whole text first (a known multi-word name or brand); otherwise, word by word, the longest
+    run of words that is a known name ("St John's wort" before "wort"), so names separated by spaces
+    are each resolved, and a run of unknown words is listed as one entry ("Zoloft Xanax methadone
+    kratom" gives sertraline, alprazolam, methadone, and kratom unless the knowledge base knows it).
+    Doses, units and salt words are skipped.
+    """
+    whole = kb.lookup_drug(text)
+    if whole:
+        return [(text.strip(), whole)], []
+    words = _TOKEN.findall(text)
+    found: list[tuple[str, tuple[str, ...]]] = []
+    unknown: list[str] = []
+    pending: list[str] = []
+    i = 0
+    while i < len(words):
+        ids: tuple[str, ...] = ()
+        j = len(words)
+        while j > i:
+            ids = kb.lookup_drug(" ".join(words[i:j]))
+            if ids:
+                break
+            j -= 1
+        if ids:
+            if pending:
+                unknown.append(" ".join(pending))
+                pending = []
+            found.append((" ".join(words[i:j]), ids))
+            i = j
+            continue
+        if not _NOT_A_NAME.match(words[i]):
+            pending.append(words[i])
+        elif pending:
+            unknown.append(" ".join(pending))
+            pending = []
+        i += 1
+    if pending:
+        unknown.append(" ".join(pending))
+    if not found and not unknown and text.strip():
+        fallback = resolve_drug_name(text, kb)
+        if fallback:
+            return [(text.strip(), fallback)], []
+    return found, unknown
+
+
 def check_interactions(names: Sequence[str], kb: KnowledgeBase) -> InteractionReport:
-    """Resolve names (generic or brand) and report every known interaction; unknown names are listed."""
+    """Resolve names (generic or brand) and report every known interaction; unknown names are listed.
+
+    Each entry may hold several names separated by spaces: every one is resolved or listed
+    (:func:`resolve_names`), none is dropped.
+    """
     drugs: list[str] = []
     unrecognised: list[str] = []
     for name in names:
-        ids = resolve_drug_name(name, kb)
-        if not ids:
-            unrecognised.append(name)
-        drugs.extend(i for i in ids if i not in drugs)
+        found, unknown = resolve_names(name, kb)
+        unrecognised.extend(u for u in unknown if u not in unrecognised)
+        for _, ids in found:
+            drugs.extend(i for i in ids if i not in drugs)
     with_tramadol = [
         TramadolInteraction(d, r.code, r.level, r.message, r.action, r.sources, r.verification)
         for d in drugs

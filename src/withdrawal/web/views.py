@@ -34,7 +34,7 @@ from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
 from withdrawal.service.limits import stored_window
 from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, aware, utcnow
 from withdrawal.service.security import authenticate, login_actor, login_throttled
-from withdrawal.web import auth, forms
+from withdrawal.web import answer, auth, forms
 from withdrawal.web.charts import DoseMark, Point, concentration_chart, course_chart
 from withdrawal.web.content import patient_info
 
@@ -320,11 +320,47 @@ def new_patient_form(request: Request, session: SessionDep) -> Response:
     return render(request, "patient_form.html", {"values": {}, "errors": {}, **_NEW}, user=user)
 
 
+REVIEW_FIELDS = ("conditions", "current_medications", "stopped_medications", "allergies")
+
+
+def _apply_review(form: dict[str, str]) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """The form with the clinician's choices for entries the knowledge base did not recognise
+    (use a suggestion, remove, keep as typed) applied; and the entries already reviewed."""
+    reviewed: set[tuple[str, str]] = set()
+    if form.get("review") != "1":
+        return form, reviewed
+    keep_all = form.get("action") == "save_anyway"
+    for i in range(forms.MAX_LINES * len(REVIEW_FIELDS)):
+        entry, field = form.get(f"fix-{i}-entry"), form.get(f"fix-{i}-field")
+        if entry is None or field is None:
+            break
+        if field not in REVIEW_FIELDS:
+            continue
+        reviewed.add((field, entry))
+        choice = "keep" if keep_all else form.get(f"fix-{i}", "keep")
+        if choice == "remove":
+            form = answer.replace_entry(form, field, entry, None)
+        elif choice.startswith("use:") and choice[4:].strip():
+            form = answer.replace_entry(form, field, entry, choice[4:].strip()[:200])
+    return form, reviewed
+
+
+def _pending_review(form: dict[str, str], data: dict[str, Any], kb: KnowledgeBase,
+                    reviewed: set[tuple[str, str]]) -> list[answer.Unrecognised]:
+    """Entries not recognised that the clinician has not seen yet ("save anyway" saves them as typed)."""
+    if form.get("action") == "save_anyway":
+        return []
+    return [u for u in answer.unrecognised_entries(data, kb) if (u.field, u.entry) not in reviewed]
+
+
 @router.post("/app/patients/new", response_class=HTMLResponse)
 async def new_patient_submit(request: Request, session: SessionDep, kb: KbDep) -> Response:
     user = require_clinician(request, session)
-    form = await _posted(request)
+    form, reviewed = _apply_review(await _posted(request))
     name, data, errors = forms.patient_from_form(form)
+    if not errors and (pending := _pending_review(form, data, kb, reviewed)):
+        return render(request, "patient_form.html", {"values": form, "errors": {}, "review": pending, **_NEW},
+                      user=user)
     patient = None
     if not errors:
         try:
@@ -366,7 +402,7 @@ def patient_page(patient_id: int, request: Request, session: SessionDep, kb: KbD
     session.commit()
     return render(request, "result.html", {
         "patient": patient, "alerts": found, "alert_sources": alert_sources, "recorded": recorded,
-        "cows_row": latest(session, patient.id, "cows"), **ctx,
+        "cows_row": latest(session, patient.id, "cows"), "first": answer.first_screen(ctx["a"], found), **ctx,
     }, user=user)
 
 
@@ -382,9 +418,13 @@ def edit_patient_form(patient_id: int, request: Request, session: SessionDep) ->
 @router.post("/app/patients/{patient_id}/edit", response_class=HTMLResponse)
 async def edit_patient_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
     user = require_clinician(request, session)
-    form = await _posted(request)
+    form, reviewed = _apply_review(await _posted(request))
     patient = open_patient(session, user, patient_id, action="update", resource="patient")
     name, edited, errors = forms.patient_from_form(form)
+    if not errors and (pending := _pending_review(form, edited, kb, reviewed)):
+        session.commit()
+        return render(request, "patient_form.html", {"values": form, "errors": {}, "review": pending,
+                                                     **_edit_ctx(patient)}, user=user)
     if not errors:
         try:
             records.update_patient(patient=patient, kb=kb, body=schemas.PatientUpdate(
@@ -560,8 +600,9 @@ def interactions(request: Request, session: SessionDep, kb: KbDep, drugs: str = 
     user = require_clinician(request, session)
     names = [n.strip() for n in re.split(r"[,\n;]+", drugs[:2000]) if n.strip()][:30]
     report = check_interactions(names, kb) if names else None
-    return render(request, "interactions.html", {"drugs": drugs[:2000], "report": report,
-                                                 "drug_names": {d: kb.drugs[d].name for d in kb.drugs}}, user=user)
+    return render(request, "interactions.html", {
+        "drugs": drugs[:2000], "report": report, "drug_names": {d: kb.drugs[d].name for d in kb.drugs},
+        "suggest": lambda text: answer.suggestions(text, "drug", kb)}, user=user)
 
 
 @cache
@@ -632,3 +673,6 @@ def fmt_time(value: datetime) -> str:
 
 templates.env.filters["when"] = fmt_time
 templates.env.globals["LEVEL_TEXT"] = LEVEL_TEXT
+templates.env.globals["severity"] = answer.severity
+templates.env.globals["severity_word"] = answer.severity_word
+templates.env.globals["routine_alerts"] = sorted(answer.ROUTINE_ALERTS)

@@ -1,0 +1,44 @@
+"""The interaction checker resolves or lists every name, names separated by spaces included."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.safety.interactions import check_interactions, resolve_names
+
+
+def test_space_separated_names_each_resolved_or_listed(kb: KnowledgeBase) -> None:
+    found, unknown = resolve_names("Zoloft Xanax methadone zorblaxamine", kb)
+    assert [ids for _, ids in found] == [("sertraline",), ("alprazolam",), ("methadone",)]
+    assert unknown == ["zorblaxamine"]
+    report = check_interactions(["Zoloft Xanax methadone zorblaxamine"], kb)
+    assert report.unrecognised == ("zorblaxamine",)
+    assert {"sertraline", "alprazolam", "methadone"} <= set(report.drugs)
+
+
+def test_multi_word_names_doses_and_unknown_runs(kb: KnowledgeBase) -> None:
+    assert resolve_names("St John's wort", kb)[0][0][1] == ("st_johns_wort",)  # the longest known run wins
+    assert resolve_names("tramadol hydrochloride 50 mg", kb) == ([("tramadol", ("tramadol",))], [])
+    found, unknown = resolve_names("blue pill sertraline 50mg green thing", kb)
+    assert [ids for _, ids in found] == [("sertraline",)]
+    assert unknown == ["blue pill", "green thing"]  # a run of unknown words is one entry
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["Zoloft", "Xanax", "methadone", "tramadol", "qwzx", "50", "mg", "St", "John's", "wort", "fooby"]
+        ),
+        max_size=8,
+    )
+)
+def test_no_word_is_dropped(kb: KnowledgeBase, words: list[str]) -> None:
+    text = " ".join(words)
+    found, unknown = resolve_names(text, kb)
+    covered = " ".join([name for name, _ in found] + unknown).split()
+    for w in words:
+        if w not in ("50", "mg"):
+            assert w in covered, (text, found, unknown)
