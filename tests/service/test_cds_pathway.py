@@ -47,3 +47,69 @@ def test_no_card_for_a_patient_already_on_buprenorphine(kb: KnowledgeBase) -> No
     raw = _example("patient")
     raw["medications"] = [{"name": "buprenorphine"}]
     assert _card(raw, kb) is None
+
+
+BASE = "http://testserver/cds-services"
+SCALES = "urn:withdrawal:fhir:CodeSystem:withdrawal-scales"
+
+
+def _bundle(*res: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in res]}
+
+
+def _patient_view(observations: list[dict[str, Any]], meds: list[dict[str, Any]]) -> dict[str, Any]:
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F11.23"}]},
+    }
+    return {
+        "hook": "patient-view",
+        "hookInstance": "5b0e6c0c-4d8e-4f65-9a43-0d6a1f0f7e11",
+        "context": {"userId": "Practitioner/1", "patientId": "p1"},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1990-05-01", "gender": "male"},
+            "conditions": _bundle(condition),
+            "medications": _bundle(*meds),
+            "statements": None,
+            "allergies": _bundle(),
+            "observations": _bundle(*observations),
+        },
+    }
+
+
+def test_patient_view_reads_cows_from_the_record_and_adds_the_pathway_card(app_factory: Any, keys: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    cows = _example("patient")["cows"]
+    score = {
+        "resourceType": "Observation", "id": "cows1", "status": "final", "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": SCALES, "code": "cows-total"}]}, "valueInteger": 17,
+        "component": [{"code": {"coding": [{"system": SCALES, "code": f"cows.{k}"}]}, "valueInteger": v}
+                      for k, v in cows.items()],
+    }  # fmt: skip
+    hours = {
+        "resourceType": "Observation", "id": "h1", "status": "final", "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": SCALES, "code": "hours-since-last-opioid-use"}]},
+        "valueQuantity": {"value": 14, "unit": "h"},
+    }  # fmt: skip
+    with TestClient(app_factory()) as c:
+        service = "withdrawal-patient-view"
+        tok = keys.token(f"{BASE}/{service}")
+        r = c.post(f"/cds-services/{service}", json=_patient_view([score, hours], []),
+                   headers={"Authorization": f"Bearer {tok}"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        cards = r.json()["cards"]
+        assert "COWS 17" in cards[0]["detail"]  # the record's COWS was read
+        pathway = [x for x in cards if x["summary"].startswith("Buprenorphine start")]
+        assert len(pathway) == 1 and pathway[0]["summary"].endswith("Standard start (in withdrawal)")
+        naltrexone = {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
+                      "subject": {"reference": "Patient/p1"},
+                      "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                                "code": "7243", "display": "naltrexone"}]}}  # fmt: skip
+        tok = keys.token(f"{BASE}/{service}")
+        r = c.post(f"/cds-services/{service}", json=_patient_view([score, hours], [naltrexone]),
+                   headers={"Authorization": f"Bearer {tok}"})  # fmt: skip
+        card = next(x for x in r.json()["cards"] if x["summary"].startswith("Buprenorphine start"))
+        assert card["summary"] == "Buprenorphine start: not for this patient now" and "Day 1" not in card["detail"]

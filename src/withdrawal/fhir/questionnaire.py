@@ -129,6 +129,11 @@ class BedsideReading:
     skipped: tuple[str, ...] = ()
 
 
+def _list(v: object) -> list[Any]:
+    """A JSON array as a list; anything else (a malformed export) as empty."""
+    return v if isinstance(v, list) else []
+
+
 def _str(v: object) -> str | None:
     return v if isinstance(v, str) and v else None
 
@@ -171,7 +176,7 @@ def _answer_score(where: str, item_id: str, answer: JSON, allowed: tuple[int, ..
     elif isinstance(answer.get("valueCoding"), Mapping):
         coding = answer["valueCoding"]
         value = None
-        for ext in coding.get("extension") or ():
+        for ext in _list(coding.get("extension")):
             if isinstance(ext, Mapping) and ext.get("url") == ORDINAL_VALUE:
                 value = ext.get("valueDecimal")
         code = _str(coding.get("code"))
@@ -195,12 +200,12 @@ def _read_response(res: JSON, sid: str, kb: KnowledgeBase) -> tuple[dict[str, in
     scores: dict[str, int] = {}
     substance: str | None = None
     hours: float | None = None
-    for n, item in enumerate(res.get("item") or ()):
+    for n, item in enumerate(_list(res.get("item"))):
         if not isinstance(item, Mapping):
             continue
         link = _str(item.get("linkId")) or ""
         where = f"QuestionnaireResponse/{rid}.item[{n}] ({link or 'no linkId'})"
-        answers = [a for a in (item.get("answer") or ()) if isinstance(a, Mapping)]
+        answers = [a for a in _list(item.get("answer")) if isinstance(a, Mapping)]
         if not answers:
             continue
         if link == SUBSTANCE_ITEM:
@@ -234,7 +239,7 @@ def _read_scored_observation(res: JSON, sid: str, kb: KnowledgeBase) -> dict[str
     allowed = {i.id: i.allowed_scores for i in scale.items}
     rid = _str(res.get("id")) or "?"
     scores: dict[str, int] = {}
-    for n, comp in enumerate(res.get("component") or ()):
+    for n, comp in enumerate(_list(res.get("component"))):
         if not isinstance(comp, Mapping):
             continue
         where = f"Observation/{rid}.component[{n}]"
@@ -261,9 +266,17 @@ _OBS_DONE = frozenset({"final", "amended", "corrected", "preliminary"})
 
 
 def read_bedside(
-    resources: Iterable[JSON], kb: KnowledgeBase, *, now: datetime | None = None, patient_id: str | None = None
+    resources: Iterable[JSON],
+    kb: KnowledgeBase,
+    *,
+    now: datetime | None = None,
+    patient_id: str | None = None,
+    strict: bool = True,
 ) -> BedsideReading:
     """The latest COWS, SOWS and last-opioid readings among ``resources``.
+
+    ``strict``: a response or Observation that cannot be scored raises :class:`InputError`
+    (naming the resource, item and allowed values); otherwise it is listed under ``skipped``.
 
     A response in progress or a scored Observation without every item is listed under
     ``skipped`` (a partial score is never totalled). Hours since last use are counted on to
@@ -279,18 +292,19 @@ def read_bedside(
         ref = _str(subj.get("reference")) if isinstance(subj, Mapping) else None
         return not (patient_id and ref and ref.rsplit("/", 1)[-1] != patient_id)
 
-    for res in resources:
+    def take(res: JSON) -> None:
+        nonlocal last_use
         rtype = res.get("resourceType")
         if not subject_ok(res):
-            continue
+            return
         rid = _str(res.get("id")) or "?"
         if rtype == "QuestionnaireResponse":
             sid = _scale_of_questionnaire(res.get("questionnaire"))
             if sid is None:
-                continue
+                return
             if res.get("status") not in _DONE:
                 skipped.append(f"QuestionnaireResponse/{rid}: status {res.get('status')!r}, not completed")
-                continue
+                return
             when = _when(res.get("authored")) or epoch
             scores, substance, hours = _read_response(res, sid, kb)
             if len(scores) == len(kb.scales[sid].items) and (sid not in latest or when >= latest[sid][0]):
@@ -301,7 +315,7 @@ def read_bedside(
             codes = _codes(res.get("code"), CODE_SYSTEM)
             loinc = set(_codes(res.get("code"), LOINC))
             if res.get("status") not in _OBS_DONE:
-                continue
+                return
             when = _when(res.get("effectiveDateTime")) or _when(res.get("issued")) or epoch
             sid = next((s for s in SCALES if f"{s}-total" in codes or LOINC_CODES.get(s) in loinc), None)
             if sid is not None:
@@ -314,10 +328,17 @@ def read_bedside(
                 q = res.get("valueQuantity")
                 value = q.get("value") if isinstance(q, Mapping) else None
                 unit = (_str(q.get("code")) or _str(q.get("unit")) or "h") if isinstance(q, Mapping) else "h"
-                if isinstance(value, bool) or not isinstance(value, int | float) or unit not in {"h", "hour", "hours"}:
-                    raise InputError(f"Observation/{rid}.valueQuantity", "needs a value in hours (unit h)", value=value)
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or unit not in {"h", "hour", "hours"}
+                    or not 0 <= value <= 24 * 365
+                ):
+                    raise InputError(
+                        f"Observation/{rid}.valueQuantity", "needs a value in hours (unit h), 0 to 8760", value=value
+                    )
                 substance = None
-                for comp in res.get("component") or ():
+                for comp in _list(res.get("component")):
                     if isinstance(comp, Mapping) and SUBSTANCE_CODE in _codes(comp.get("code"), CODE_SYSTEM):
                         found = _codes(comp.get("valueCodeableConcept"), SUBSTANCE_SYSTEM)
                         substance = found[0] if found else None
@@ -330,6 +351,15 @@ def read_bedside(
                             )
                 if last_use is None or when >= last_use[0]:
                     last_use = (when, float(value), substance)
+
+    for res in resources:
+        if strict:
+            take(res)
+            continue
+        try:
+            take(res)
+        except InputError as exc:  # NOTE: not strict (a CDS call): one bad record is named, not fatal
+            skipped.append(f"{res.get('resourceType')}/{_str(res.get('id')) or '?'}: {exc}")
     hours = substance = None
     if last_use is not None:
         when, hours, substance = last_use
@@ -368,9 +398,10 @@ def to_patient_at_bedside(
     as_of: date,
     now: datetime | None = None,
     patient_id: str | None = None,
+    strict: bool = True,
 ) -> FhirPatient:
     """:func:`withdrawal.fhir.to_patient` plus COWS, SOWS and the last opioid use read from FHIR."""
     resources = resources_of(raw)
-    reading = read_bedside(resources, kb, now=now, patient_id=patient_id)
+    reading = read_bedside(resources, kb, now=now, patient_id=patient_id, strict=strict)
     mapped = to_patient(resources, kb, as_of=as_of, patient_id=patient_id, extra=bedside_fields(reading))
     return FhirPatient(mapped.patient, (*mapped.skipped, *reading.skipped), mapped.medications)

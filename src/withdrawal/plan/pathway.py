@@ -207,7 +207,7 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
                 _start(
                     methods["standard"],
                     "alternative",
-                    "Only once the waits below have passed and withdrawal is objective.",
+                    "Only once the waits have passed and withdrawal is objective.",
                     now,
                     setting,
                 )
@@ -318,7 +318,7 @@ def chart_note(p: Pathway, kb_version: str, footer: str) -> str:
             lines.append(f"Schedule: {s.name}{_mark(s.verified)}:")
             lines += [f"  Day {d.day}: buprenorphine {d.buprenorphine}; full agonist: {d.full_agonist}" for d in s.days]
         for alt in p.starts[1:]:
-            lines.append(f"Alternative: {alt.name}. {alt.why}")
+            lines.append(f"Alternative: {alt.name}. {alt.why}" + (f" Timing: {alt.now}" if alt.now else ""))
         lines.append("COWS rechecks: " + " ".join(f"{r.when}: {r.action}{_mark(r.verified)}" for r in p.rechecks))
     elif p.alternatives:
         lines.append("Options instead: " + ", ".join(p.alternatives) + ".")

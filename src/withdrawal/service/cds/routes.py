@@ -12,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert
 
 from withdrawal.assess import Assessment, assess_patient
-from withdrawal.fhir import read_medication, resources_of, to_patient
+from withdrawal.fhir import read_medication, resources_of
+from withdrawal.fhir.questionnaire import to_patient_at_bedside
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import resolve, resolve_drug_name
+from withdrawal.plan.pathway import build_pathway
 from withdrawal.service.cds import cards as cardlib
 from withdrawal.service.cds.jwt_auth import verify
 from withdrawal.service.cds.prefetch import PREFETCH, Gathered, assemble, fetch_missing, missing
@@ -246,7 +248,9 @@ def _assess(
     if not any(p.get("id") == pid for p in patients) and len(patients) != 1:
         raise MissingData("the Patient resource for context.patientId is not available")
     chosen = pid if any(p.get("id") == pid for p in patients) else None
-    mapped = to_patient(got.resources, kb, as_of=utcnow().date(), patient_id=chosen)
+    now = utcnow()
+    # COWS/SOWS (QuestionnaireResponses or scored Observations) and the last opioid use are read too.
+    mapped = to_patient_at_bedside(got.resources, kb, as_of=now.date(), now=now, patient_id=chosen, strict=False)
     data = mapped.patient
     record_drugs = resolve(data, kb).active_drugs if record else frozenset()
     if extra_meds:
@@ -317,6 +321,9 @@ def _call_service(
             {"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions
         )
         result = [cardlib.patient_view_card(a)] if relevant else []
+        if {"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions:
+            card = cardlib.pathway_card(a, build_pathway(a))
+            result += [card] if card else []
     elif drafts:
         assert got is not None
         # NOTE: a draft tramadol order is what is being screened, not tramadol the patient
