@@ -25,6 +25,9 @@ def install(app: FastAPI) -> None:
         return
     app.state.web_installed = True
     app.include_router(views.router)
+    from withdrawal.smart import views as smart_views
+
+    smart_views.install(app)  # SMART App Launch from an EHR (issue 15, docs/smart.md)
     app.add_exception_handler(views.LoginRequired, views.login_required_handler)
     app.add_exception_handler(auth.CsrfError, views.csrf_handler)
     api_handler: Handler | None = app.exception_handlers.get(StarletteHTTPException)

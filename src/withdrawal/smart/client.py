@@ -1,0 +1,235 @@
+"""The SMART client: discovery, the authorization request with PKCE, the token exchange and
+FHIR reads with the access token (refreshed when it expires), all through Authlib's OAuth 2
+client for httpx (:class:`authlib.integrations.httpx_client.AsyncOAuth2Client`).
+
+Tokens are never logged and never put in a URL: the access token travels in the
+``Authorization`` header, the refresh token in a POST body to the token endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.base_client import InvalidTokenError, MissingTokenError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+from withdrawal.smart.config import SmartSettings, check_url, normalise_iss
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+SEARCHES = ("Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance", "Observation")
+MAX_BYTES = 20_000_000
+DISCOVERY_TTL_S = 300.0
+
+
+class SmartError(Exception):
+    """A launch or a read the app refuses, with the message the page shows and its status."""
+
+    def __init__(self, status: int, message: str, *, code: str = "refused") -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+class SessionExpired(SmartError):
+    """The EHR's access token expired and cannot be refreshed: launch again from the EHR."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "The EHR session has expired and cannot be renewed. Open the app again from the EHR.",
+                         code="expired")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    authorization_endpoint: str
+    token_endpoint: str
+    capabilities: tuple[str, ...]
+
+
+_discovered: dict[str, tuple[float, Endpoints]] = {}
+
+
+def _http(settings: SmartSettings, transport: httpx.AsyncBaseTransport | None) -> dict[str, Any]:
+    kw: dict[str, Any] = {"timeout": settings.fhir_timeout_s, "follow_redirects": False}
+    if transport is not None:
+        kw["transport"] = transport
+    return kw
+
+
+async def discover(iss: str, settings: SmartSettings, transport: httpx.AsyncBaseTransport | None = None) -> Endpoints:
+    """``{iss}/.well-known/smart-configuration``, only for a configured ``iss``; S256 must be offered."""
+    iss = normalise_iss(iss)
+    if not settings.allows(iss):
+        raise SmartError(400, "This EHR (iss) is not configured for this app.", code="iss")
+    hit = _discovered.get(iss)
+    if hit is not None and time.monotonic() - hit[0] < DISCOVERY_TTL_S:
+        return hit[1]
+    try:
+        async with httpx.AsyncClient(**_http(settings, transport)) as http:
+            resp = await http.get(f"{iss}/.well-known/smart-configuration", headers={"Accept": "application/json"})
+        if resp.status_code != 200 or len(resp.content) > 1_000_000:
+            raise SmartError(502, f"The EHR's SMART configuration could not be read (HTTP {resp.status_code}).",
+                             code="discovery")
+        doc = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise SmartError(502, f"The EHR's SMART configuration could not be read ({type(exc).__name__}).",
+                         code="discovery") from exc
+    if not isinstance(doc, dict):
+        raise SmartError(502, "The EHR's SMART configuration is not a JSON object.", code="discovery")
+    try:
+        auth = check_url(str(doc.get("authorization_endpoint") or ""), "authorization_endpoint")
+        token = check_url(str(doc.get("token_endpoint") or ""), "token_endpoint")
+    except ValueError as exc:
+        raise SmartError(502, f"The EHR's SMART configuration is unusable: {exc}.", code="discovery") from exc
+    methods = doc.get("code_challenge_methods_supported")
+    if not isinstance(methods, list) or "S256" not in methods:
+        raise SmartError(502, "The EHR does not offer PKCE with S256 (code_challenge_methods_supported).",
+                         code="discovery")
+    caps = doc.get("capabilities")
+    found = Endpoints(auth, token, tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list) else ())
+    _discovered[iss] = (time.monotonic(), found)
+    return found
+
+
+def oauth_client(
+    settings: SmartSettings,
+    *,
+    scope: str,
+    redirect_uri: str,
+    token_endpoint: str,
+    token: dict[str, Any] | None = None,
+    update_token: Callable[..., Awaitable[None]] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncOAuth2Client:
+    """Authlib's async OAuth 2 client, PKCE S256, public unless a client secret is configured."""
+    return AsyncOAuth2Client(
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        scope=scope,
+        redirect_uri=redirect_uri,
+        code_challenge_method="S256",
+        token=token,
+        update_token=update_token,
+        leeway=settings.token_leeway_s,
+        token_endpoint=token_endpoint,
+        **_http(settings, transport),
+    )
+
+
+def authorization_url(
+    client: AsyncOAuth2Client, endpoint: str, *, state: str, verifier: str, iss: str, launch: str | None
+) -> str:
+    extra: dict[str, str] = {"aud": iss}
+    if launch is not None:
+        extra["launch"] = launch
+    url, _ = client.create_authorization_url(endpoint, state=state, code_verifier=verifier, **extra)
+    return str(url)
+
+
+async def exchange_code(client: AsyncOAuth2Client, token_endpoint: str, *, code: str, verifier: str
+                        ) -> dict[str, Any]:
+    """The token response for ``code``; the EHR checks the PKCE verifier against the challenge."""
+    try:
+        token = await client.fetch_token(token_endpoint, grant_type="authorization_code", code=code,
+                                         code_verifier=verifier)
+    except AuthlibBaseError as exc:
+        raise SmartError(400, f"The EHR refused the sign-in ({_oauth_code(exc)}).", code="token") from exc
+    except (httpx.HTTPError, ValueError, TypeError) as exc:
+        raise SmartError(502, f"The EHR's token endpoint could not be used ({type(exc).__name__}).",
+                         code="token") from exc
+    return dict(token)
+
+
+def _oauth_code(exc: AuthlibBaseError) -> str:
+    err = getattr(exc, "error", None)
+    return err if isinstance(err, str) and re.fullmatch(r"[a-z_]{1,40}", err) else "error"
+
+
+def check_patient_id(value: object) -> str:
+    if not isinstance(value, str) or not FHIR_ID.fullmatch(value):
+        raise SmartError(400, "The EHR did not give a patient in context (the token response has no usable "
+                              "'patient').", code="patient")
+    return value
+
+
+class FhirReader:
+    """Reads one patient's record from the launch's FHIR server with its access token."""
+
+    def __init__(self, client: AsyncOAuth2Client, iss: str, settings: SmartSettings) -> None:
+        self.client, self.iss, self.settings = client, normalise_iss(iss), settings
+        self.refreshed = False
+        self.unread: list[str] = []
+        """Resource types the server would not search (shown on the page as not read)."""
+
+    async def _get(self, url: str) -> dict[str, Any]:
+        try:
+            resp = await self.client.get(url, headers={"Accept": "application/fhir+json"})
+            if resp.status_code == 401 and self.client.token.get("refresh_token") and not self.refreshed:
+                # The EHR revoked or expired the token early: refresh once and retry.
+                await self.client.refresh_token(self.client.metadata["token_endpoint"])
+                self.refreshed = True
+                resp = await self.client.get(url, headers={"Accept": "application/fhir+json"})
+        except (InvalidTokenError, MissingTokenError) as exc:
+            raise SessionExpired from exc  # expired and no refresh token
+        except AuthlibBaseError as exc:
+            if getattr(exc, "error", None) == "invalid_grant":  # the EHR refused the refresh token
+                raise SessionExpired from exc
+            raise SmartError(502, f"The EHR refused to renew the session ({_oauth_code(exc)}).",
+                             code="refresh") from exc
+        except httpx.HTTPError as exc:
+            raise SmartError(502, f"The EHR's FHIR server could not be read ({type(exc).__name__}).",
+                             code="fhir") from exc
+        if resp.status_code == 401:
+            raise SessionExpired
+        if resp.status_code != 200 or len(resp.content) > MAX_BYTES:
+            raise SmartError(502, f"The EHR's FHIR server answered HTTP {resp.status_code}.", code="fhir")
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise SmartError(502, "The EHR's FHIR server did not answer JSON.", code="fhir") from exc
+        if not isinstance(body, dict):
+            raise SmartError(502, "The EHR's FHIR server did not answer a FHIR resource.", code="fhir")
+        return body
+
+    def _same_server(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.iss)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path)
+
+    async def _search(self, rtype: str, patient: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        url: str | None = f"{self.iss}/{rtype}?patient={quote(patient, safe='')}&_count=200"
+        for _ in range(self.settings.max_pages):
+            if url is None:
+                break
+            bundle = await self._get(url)
+            if bundle.get("resourceType") != "Bundle":
+                raise SmartError(502, f"The EHR's {rtype} search did not answer a Bundle.", code="fhir")
+            entries = bundle.get("entry")
+            for e in entries if isinstance(entries, list) else []:
+                if isinstance(e, dict) and isinstance(e.get("resource"), dict):
+                    out.append(e["resource"])
+            url = None
+            for link in bundle.get("link") or []:
+                if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+                    url = link["url"] if self._same_server(link["url"]) else None
+        return out
+
+    async def record(self, patient: str) -> list[dict[str, Any]]:
+        """The Patient and their conditions, medications, allergies and observations."""
+        resources = [await self._get(f"{self.iss}/Patient/{quote(patient, safe='')}")]
+        if resources[0].get("resourceType") != "Patient":
+            raise SmartError(502, "The EHR did not answer the launched Patient.", code="fhir")
+        for rtype in SEARCHES:
+            try:
+                resources += await self._search(rtype, patient)
+            except SmartError as exc:
+                if rtype == "MedicationStatement" and exc.code == "fhir":
+                    self.unread.append(rtype)  # not every EHR offers it; the page says it was not read
+                    continue
+                raise
+        return resources

@@ -1,0 +1,140 @@
+"""The test EHR (in a thread, http://localhost:<port>) and the service (a subprocess, http://127.0.0.1:<port>).
+
+The two are different sites (localhost and 127.0.0.1), so the app in the EHR's iframe is a
+cross-site frame, as in a real EHR; the browser blocks third-party cookies
+(``--test-third-party-cookie-phaseout``), so only what the app does without them works.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ehr import CLIENT_ID, App, Ehr  # noqa: E402
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--test-third-party-cookie-phaseout"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chromium_path() -> str | None:
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return found if found and Path(found).exists() else None
+
+
+@pytest.fixture(scope="session")
+def ports() -> tuple[int, int]:
+    return free_port(), free_port()
+
+
+@pytest.fixture(scope="session")
+def ehr_server(ports: tuple[int, int]) -> Iterator[Ehr]:
+    ehr_port, app_port = ports
+    ehr = Ehr(base=f"http://localhost:{ehr_port}", app_launch=f"http://127.0.0.1:{app_port}/smart/launch",
+              redirect_uris=(f"http://127.0.0.1:{app_port}/smart/callback",))
+    server = uvicorn.Server(uvicorn.Config(ehr.app(), host="127.0.0.1", port=ehr_port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test EHR did not start")
+        time.sleep(0.05)
+    yield ehr
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def ehr(ehr_server: Ehr) -> Iterator[Ehr]:
+    ehr_server.controls.reset()
+    ehr_server.events.clear()
+    yield ehr_server
+    ehr_server.controls.reset()
+
+
+@pytest.fixture(scope="session")
+def app(ports: tuple[int, int], ehr_server: Ehr, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    ehr_port, app_port = ports
+    data = tmp_path_factory.mktemp("smart-app")
+    env = {**os.environ, "WITHDRAWAL_DATA_DIR": str(data), "WITHDRAWAL_ENVIRONMENT": "test",
+           "WITHDRAWAL_DEMO_CLINICIAN_PASSWORD": "clinician-demo-pass-1",
+           "WITHDRAWAL_DEMO_PATIENT_PASSWORD": "patient-demo-pass-12",
+           "WITHDRAWAL_SMART_CLIENT_ID": CLIENT_ID, "WITHDRAWAL_SMART_ISSUERS": ehr_server.fhir,
+           "WITHDRAWAL_SMART_FRAME_ANCESTORS": ehr_server.base, "WITHDRAWAL_SMART_TOKEN_LEEWAY_S": "30"}
+    env.pop("WITHDRAWAL_DATABASE_URL", None)
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "withdrawal.web.demo:demo_app", "--host", "127.0.0.1",
+         "--port", str(app_port), "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{app_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("server exited:\n" + (data / "server.log").read_text())
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start:\n" + (data / "server.log").read_text())
+            time.sleep(0.2)
+        yield App(base, data)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    exe = chromium_path()
+    if exe is None:
+        why = "no Chromium: install Debian's chromium (apt-get install chromium) or set $CHROMIUM"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    p = context.new_page()
+    yield p
+    context.close()
