@@ -193,15 +193,20 @@ def _has_user(name: str) -> bool:
     return True
 
 
-@pytest.fixture
-def pg_url(pg_server: dict[str, Any]) -> str:
-    """A fresh, empty database in the session's cluster."""
+def pg_database(pg_server: dict[str, Any]) -> str:
+    """A fresh, empty database in the session's cluster (for fixtures of any scope)."""
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_server['port']}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql+psycopg://postgres@127.0.0.1:{pg_server['port']}/{name}"
+
+
+@pytest.fixture
+def pg_url(pg_server: dict[str, Any]) -> str:
+    """A fresh, empty database in the session's cluster."""
+    return pg_database(pg_server)
 
 
 # --- live uvicorn server ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import ISSUER, PASSWORDS, Keys, LiveServer, start_server, stop_server
+from conftest import ISSUER, PASSWORDS, Keys, LiveServer, pg_database, start_server, stop_server
 from withdrawal.service.db import make_engine
 from withdrawal.service.models import Patient, ScaleAssessment, User
 
@@ -82,19 +82,10 @@ class Live:
         return web
 
 
-def _pg_database(pg_server: dict[str, Any]) -> str:
-    import psycopg
-
-    name = f"h_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_server['port']}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:{pg_server['port']}/{name}"
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Iterator[Live]:
     data = tmp_path_factory.mktemp(f"hardening-{request.param}")
-    db_url = _pg_database(request.getfixturevalue("pg_server")) if request.param == "postgresql" else None
+    db_url = pg_database(request.getfixturevalue("pg_server")) if request.param == "postgresql" else None
     server = start_server(data, keys=keys, database_url=db_url)
     running = None
     try:
@@ -203,7 +194,7 @@ def test_rows_stored_before_the_bounds_break_no_page(live: Live) -> None:
 # --- ids ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pid", ["99999999999999999999", "9223372036854775808", "0", "-1"])
+@pytest.mark.parametrize("pid", ["99999999999999999999", "9223372036854775808", "2147483648", "0", "-1"])
 def test_out_of_range_ids_are_404_or_422_everywhere(live: Live, pid: str) -> None:
     for path in ("", "/assessments", "/plans", "/administrations", "/trends", "/alerts"):
         r = live.http.get(f"/patients/{pid}{path}", headers=live.clinician)
@@ -302,7 +293,7 @@ def test_unhandled_errors_log_no_patient_data(
     backend: str, tmp_path_factory: pytest.TempPathFactory, keys: Keys, request: pytest.FixtureRequest
 ) -> None:
     data = tmp_path_factory.mktemp(f"logs-{backend}")
-    db_url = _pg_database(request.getfixturevalue("pg_server")) if backend == "postgresql" else None
+    db_url = pg_database(request.getfixturevalue("pg_server")) if backend == "postgresql" else None
     server = start_server(data, keys=keys, database_url=db_url)
     live = Live(server, db_url or f"sqlite:///{data / 'withdrawal.db'}", backend)
     try:

@@ -5,6 +5,11 @@ and negative modes), authenticated: the REST API with a demo clinician's bearer 
 the CDS Hooks endpoints with a freshly signed JWT (new ``jti``) per call. Checks: no 5xx,
 a documented status code and content type, and a body that matches the documented schema.
 
+Runs on SQLite and on PostgreSQL (where a NUL in text or an out-of-range number fails
+differently). Date-time values reach the limits: year 1 and year 9999 with offsets that
+push them past the range in UTC, the service's own bounds, around now, and any time in
+between with offsets from -12:00 to +14:00.
+
 Bounded for CI: a few examples per operation and mode, no deadline, a fixed seed, no
 shrinking (the first failure of each operation is reported as found).
 """
@@ -12,12 +17,14 @@ shrinking (the first failure of each operation is reported as found).
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -27,15 +34,44 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import Keys, login, make_settings
+from conftest import Keys, login, make_settings, pg_database
 
 CDS_AUDIENCE = "https://withdrawal.test/cds-services"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MAX_EXAMPLES = 12
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> dict[str, Any]:
+LIMIT_TIMES = [
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "0001-01-01T00:59:59.999999+14:00",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59-01:00",
+    "9999-12-31T23:59:59.999999-12:00",
+    "1999-12-31T23:59:59Z",
+    "2000-01-01T00:00:00Z",
+    "2000-01-01T00:30:00+01:00",
+    "2099-01-01T00:00:00Z",
+    "1970-01-01T00:00:00Z",
+]
+OFFSETS = st.sampled_from([timezone(timedelta(minutes=m)) for m in (-720, -150, -60, 0, 60, 330, 840)])
+
+
+def _near_now(seconds: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+DATE_TIMES = st.one_of(
+    st.sampled_from(LIMIT_TIMES),
+    st.integers(-(10**8), 10**5).map(_near_now),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59), timezones=OFFSETS)
+    .map(lambda d: d.isoformat()),
+)
+schemathesis.openapi.format("date-time", DATE_TIMES)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from withdrawal.knowledge.loader import default_kb
@@ -43,7 +79,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> dict[str, A
     from withdrawal.service.demo import seed
 
     data_dir: Path = tmp_path_factory.mktemp("schemathesis")
-    s = make_settings(data_dir, keys, cds_audiences=(CDS_AUDIENCE,))
+    extra: dict[str, Any] = {}
+    if request.param == "postgresql":
+        extra["database_url"] = pg_database(request.getfixturevalue("pg_server"))
+    s = make_settings(data_dir, keys, cds_audiences=(CDS_AUDIENCE,), **extra)
     app = create_app(s)
     seed(app.state.sessions, s, default_kb())
     with TestClient(app) as c:

@@ -43,7 +43,7 @@ async def get_kb(request: Request) -> KnowledgeBase:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="Patient record id")]
-"""A path id within 64 bits: a larger one is a 422, never a database overflow (500)."""
+"""A path id within the id columns' range: a larger one is a 422, never a database overflow (500)."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KbDep = Annotated[KnowledgeBase, Depends(get_kb)]
 
@@ -73,9 +73,9 @@ def patient_for(session: Session, user: User, patient_id: int, *, action: str, r
     """The patient record if this user may see it; the denial is audited too.
 
     A patient user asking for another record gets 404, so record ids cannot be probed; an id
-    out of the 64-bit range names no record (404, not a driver overflow).
+    out of the id columns' range names no record (404, not a database overflow).
     """
-    # NOTE: a web page's path id is any integer; one beyond 64 bits would overflow the database driver (500).
+    # NOTE: a web page's path id is any integer; one beyond the id columns' range overflows the database (500).
     in_range = 1 <= patient_id <= MAX_ID
     patient = session.get(Patient, patient_id) if in_range else None
     allowed = patient is not None and (user.role == "clinician" or user.patient_id == patient_id)

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from withdrawal.service.limits import Timestamp
 
-MAX_ID = 2**63 - 1
-"""Row ids are 64-bit integers in every database; a larger number can name no record."""
+MAX_ID = 2**31 - 1
+"""Row ids are ``INTEGER`` columns, 32-bit on PostgreSQL: a larger number can name no record
+(and PostgreSQL refuses it as out of range, which was a 500)."""
 
 
 class _In(BaseModel):
