@@ -39,7 +39,7 @@ def dose(mg: float, days_ago: float, drug: str = "tramadol", **kw) -> DoseRecord
 
 def test_every_alert_cites_known_sources(kb: KnowledgeBase) -> None:
     rules = default_rules(kb)
-    assert len(rules.alerts) == 7
+    assert len(rules.alerts) == 8
     for a in rules.alerts:
         assert all(s in kb.sources for s in a.sources)
         assert (a.basis == "kb") == (a.kb_ref is not None)
@@ -97,3 +97,23 @@ def test_craving_high_on_consecutive_days(kb: KnowledgeBase) -> None:
     assert "sows_craving_high" in run(kb, [sows(4, 1), sows(3, 0)])
     assert "sows_craving_high" not in run(kb, [sows(4, 2), sows(3, 0)])  # not consecutive
     assert "sows_craving_high" not in run(kb, [sows(4, 1), sows(1, 0)])
+
+
+def test_patient_crisis_signal(kb: KnowledgeBase) -> None:
+    """SOWS at the site's crisis total, craving at its maximum, or recorded suicidal ideation."""
+    from withdrawal.monitoring import crisis_signal
+
+    def sows(total: int, craving: int, hours_ago: float = 1) -> ScaleRecord:
+        return ScaleRecord("sows", total, {"craving": craving}, NOW - timedelta(hours=hours_ago))
+
+    assert "patient_crisis_signal" in run(kb, [sows(64, 4)])
+    assert "patient_crisis_signal" in run(kb, [sows(10, 4)])  # craving at its maximum always counts
+    assert "patient_crisis_signal" in run(kb, [sows(48, 0)])  # the default total: a site choice
+    assert "patient_crisis_signal" not in run(kb, [sows(47, 3)])
+    assert "patient_crisis_signal" not in run(kb, [sows(64, 4, hours_ago=30), sows(12, 1)])  # the latest counts
+    assert "patient_crisis_signal" not in run(kb, [sows(50, 0)], th=Thresholds(sows_crisis_total=60))
+    found = evaluate(scores=[], doses=[], kb=kb, rules=default_rules(kb), thresholds=Thresholds(),
+                     tramadol_max_daily_mg=400, taper_active=False, now=NOW, suicidal_ideation=True)
+    assert found[0].code == "patient_crisis_signal" and found[0].level == "critical"  # most severe first
+    assert crisis_signal([sows(64, 4)], Thresholds())["reasons"] == ["sows_total", "craving_maximum"]
+    assert default_rules(kb).by_id()["patient_crisis_signal"].settings == ("monitoring_sows_crisis_total",)

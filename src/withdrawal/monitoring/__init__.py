@@ -1,6 +1,15 @@
 """Monitoring of a withdrawal course: trends and alerts (pure domain code, no I/O)."""
 
-from withdrawal.monitoring.alerts import Alert, DoseRecord, ScaleRecord, TrendPoint, band_of, evaluate, trend
+from withdrawal.monitoring.alerts import (
+    Alert,
+    DoseRecord,
+    ScaleRecord,
+    TrendPoint,
+    band_of,
+    crisis_signal,
+    evaluate,
+    trend,
+)
 from withdrawal.monitoring.rules import AlertDefinition, MonitoringRules, Thresholds, default_rules, load_rules
 
 __all__ = [
@@ -12,6 +21,7 @@ __all__ = [
     "Thresholds",
     "TrendPoint",
     "band_of",
+    "crisis_signal",
     "default_rules",
     "evaluate",
     "load_rules",

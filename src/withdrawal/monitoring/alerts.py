@@ -122,8 +122,12 @@ def evaluate(
     tramadol_max_daily_mg: int | None,
     taper_active: bool,
     now: datetime,
+    suicidal_ideation: bool = False,
 ) -> list[Alert]:
-    """Every alert that holds for this course at ``now``, most severe first."""
+    """Every alert that holds for this course at ``now``, most severe first.
+
+    ``suicidal_ideation``: the patient's record names it (it always raises the crisis alert).
+    """
     defs = rules.by_id()
     alerts: list[Alert] = []
     cows = trend(scores, "cows", kb)
@@ -162,6 +166,9 @@ def evaluate(
                     )
     alerts.extend(_tramadol_alerts(doses, defs, thresholds, tramadol_max_daily_mg, taper_active, now))
     alerts.extend(_craving(scores, defs, thresholds))
+    signal = crisis_signal(scores, thresholds, suicidal_ideation=suicidal_ideation)
+    if signal is not None:
+        alerts.append(_alert(defs["patient_crisis_signal"], signal))
     rank = {"critical": 0, "warning": 1, "info": 2}
     return sorted(alerts, key=lambda a: (rank[a.level], a.code))
 
@@ -214,6 +221,43 @@ def _consecutive_tail(days: list[tuple[date, float]]) -> list[tuple[date, float]
             run = []
         run.append((d, v))
     return run
+
+
+CRAVING_ITEM = "craving"
+
+
+def crisis_signal(
+    scores: Sequence[ScaleRecord], thresholds: Thresholds, *, suicidal_ideation: bool = False
+) -> dict[str, Any] | None:
+    """Why the patient's own report is at crisis level, or None.
+
+    The latest SOWS counts when its total reaches the site's setting (no validated cut-off exists)
+    or its craving item ("I feel like shooting up now") is at its maximum, 4; recorded suicidal
+    ideation always counts.
+    """
+    reasons: list[str] = []
+    evidence: dict[str, Any] = {}
+    sows = sorted((r for r in scores if r.scale == "sows"), key=lambda r: r.recorded_at)
+    if sows:
+        last = sows[-1]
+        if last.total >= thresholds.sows_crisis_total:
+            reasons.append("sows_total")
+        if last.items.get(CRAVING_ITEM) == 4:
+            reasons.append("craving_maximum")
+        if reasons:
+            evidence.update(
+                {
+                    "sows_total": last.total,
+                    "threshold": thresholds.sows_crisis_total,
+                    "craving": last.items.get(CRAVING_ITEM),
+                    "recorded_at": last.recorded_at.isoformat(),
+                }
+            )
+    if suicidal_ideation:
+        reasons.append("suicidal_ideation")
+    if not reasons:
+        return None
+    return {"reasons": reasons, **evidence}
 
 
 def _craving(scores: Sequence[ScaleRecord], defs: Mapping[str, AlertDefinition], th: Thresholds) -> list[Alert]:

@@ -27,6 +27,7 @@ SETTING_NAMES = frozenset(
         "monitoring_taper_stall_days",
         "monitoring_craving_min_score",
         "monitoring_craving_days",
+        "monitoring_sows_crisis_total",
     }
 )
 KB_REFS = frozenset({"scales.cows.bands", "care.treatments.buprenorphine.start_cows_min", "tramadol.dose_limits"})
@@ -73,6 +74,7 @@ def load_rules(kb: KnowledgeBase, directory: Path | None = None) -> MonitoringRu
         "tramadol_early_refill",
         "tramadol_taper_stalled",
         "sows_craving_high",
+        "patient_crisis_signal",
     } - set(rules.by_id())
     if missing:
         raise KnowledgeBaseError(f"{path.name}: alerts missing: {sorted(missing)}")
@@ -104,3 +106,5 @@ class Thresholds:
     taper_stall_days: int = 3
     craving_min_score: int = 3
     craving_days: int = 2
+    # No validated SOWS cut-off exists: a site choice (see Settings.monitoring_sows_crisis_total).
+    sows_crisis_total: int = 48

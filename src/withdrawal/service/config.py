@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     monitoring_taper_stall_days: int = Field(default=3, ge=2, le=60)
     monitoring_craving_min_score: int = Field(default=3, ge=1, le=4)
     monitoring_craving_days: int = Field(default=2, ge=2, le=30)
+    # A patient's SOWS total at or above this raises the crisis alert and shows the crisis resources
+    # first. No validated SOWS cut-off exists: 48 of 64 (every statement "quite a bit" on average) is a
+    # choice, not a clinical fact. Craving at its maximum and recorded suicidal ideation always count.
+    monitoring_sows_crisis_total: int = Field(default=48, ge=1, le=64)
 
     @field_validator(
         "cds_allowed_issuers", "cds_audiences", "cds_fhir_servers", "cds_fhir_private_networks", mode="before"
@@ -184,4 +188,5 @@ class Settings(BaseSettings):
             taper_stall_days=self.monitoring_taper_stall_days,
             craving_min_score=self.monitoring_craving_min_score,
             craving_days=self.monitoring_craving_days,
+            sows_crisis_total=self.monitoring_sows_crisis_total,
         )

@@ -210,7 +210,8 @@ def alerts(
     plan = session.scalar(
         select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active").order_by(Plan.id.desc()).limit(1)
     )
-    limit = plan.tramadol_max_daily_mg if plan else assess_record(session, patient, kb).screen.max_daily_dose_mg
+    assessed = assess_record(session, patient, kb)
+    limit = plan.tramadol_max_daily_mg if plan else assessed.screen.max_daily_dose_mg
     found = evaluate(
         scores=scores,
         doses=doses,
@@ -220,6 +221,7 @@ def alerts(
         tramadol_max_daily_mg=limit,
         taper_active=bool(plan and plan.taper),
         now=now,
+        suicidal_ideation="suicidal_ideation" in assessed.patient.conditions,
     )
     cited = {s for a in found for s in a.sources}
     sources = {
