@@ -34,7 +34,7 @@ from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
 from withdrawal.service.limits import stored_window
 from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, aware, utcnow
 from withdrawal.service.security import authenticate, login_actor, login_throttled
-from withdrawal.web import answer, auth, forms
+from withdrawal.web import answer, auth, forms, pathway_view
 from withdrawal.web.charts import DoseMark, Point, concentration_chart, course_chart
 from withdrawal.web.content import patient_info
 
@@ -676,3 +676,6 @@ templates.env.globals["LEVEL_TEXT"] = LEVEL_TEXT
 templates.env.globals["severity"] = answer.severity
 templates.env.globals["severity_word"] = answer.severity_word
 templates.env.globals["routine_alerts"] = sorted(answer.ROUTINE_ALERTS)
+
+
+router.include_router(pathway_view.router)  # the buprenorphine start pathway page (its own module)
