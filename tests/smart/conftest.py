@@ -82,12 +82,13 @@ def app(ports: tuple[int, int], ehr_server: Ehr, tmp_path_factory: pytest.TempPa
            "WITHDRAWAL_DEMO_CLINICIAN_PASSWORD": "clinician-demo-pass-1",
            "WITHDRAWAL_DEMO_PATIENT_PASSWORD": "patient-demo-pass-12",
            "WITHDRAWAL_SMART_CLIENT_ID": CLIENT_ID, "WITHDRAWAL_SMART_ISSUERS": ehr_server.fhir,
-           "WITHDRAWAL_SMART_FRAME_ANCESTORS": ehr_server.base, "WITHDRAWAL_SMART_TOKEN_LEEWAY_S": "30"}
+           "WITHDRAWAL_SMART_FRAME_ANCESTORS": ehr_server.base, "WITHDRAWAL_SMART_TOKEN_LEEWAY_S": "30",
+           "WITHDRAWAL_CDS_AUTH_REQUIRED": "false"}  # CDS JWTs are tested in tests/service
     env.pop("WITHDRAWAL_DATABASE_URL", None)
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "withdrawal.web.demo:demo_app", "--host", "127.0.0.1",
-         "--port", str(app_port), "--log-level", "warning"],
+         "--port", str(app_port), "--log-level", "info"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{app_port}"

@@ -97,7 +97,7 @@ class Ehr:
     redirect_uris: tuple[str, ...]
     records: dict[str, list[dict[str, Any]]] = field(default_factory=_records)
     controls: Controls = field(default_factory=Controls)
-    launches: dict[str, str] = field(default_factory=dict)
+    launches: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     access: dict[str, dict[str, Any]] = field(default_factory=dict)
     refresh: dict[str, str] = field(default_factory=dict)
@@ -122,12 +122,14 @@ class Ehr:
     # --- pages -----------------------------------------------------------------------------
 
     async def ehr_page(self, request: Request) -> Response:
-        """The EHR's chart with the app in an iframe, launched on ``?patient=`` (EHR launch)."""
-        pid = request.query_params.get("patient") or self.patient_ids()[0]
+        """The EHR's chart with the app in an iframe, launched on ``?patient=`` (EHR launch); ``app_url`` and
+        ``app_context`` as a CDS card's smart link gives them (the appContext comes back in the token response)."""
+        q = request.query_params
+        pid = q.get("patient") or self.patient_ids()[0]
         launch = secrets.token_urlsafe(16)
-        self.launches[launch] = pid
-        iss = request.query_params.get("iss") or self.fhir
-        src = f"{self.app_launch}?{urlencode({'iss': iss, 'launch': launch})}"
+        self.launches[launch] = (pid, q.get("app_context"))
+        iss = q.get("iss") or self.fhir
+        src = f"{q.get('app_url') or self.app_launch}?{urlencode({'iss': iss, 'launch': launch})}"
         return HTMLResponse(
             "<!doctype html><html lang='en'><head><title>Test EHR</title></head><body style='margin:0;font-family:sans-serif'>"
             "<header style='background:#3b1f5e;color:#fff;padding:8px 16px'><strong>Test EHR</strong> · chart of "
@@ -171,11 +173,13 @@ class Ehr:
         if q.get("code_challenge_method") != "S256" or not re.fullmatch(r"[A-Za-z0-9_-]{43}", challenge):
             self.log("authorize", "no S256")
             return back(error="invalid_request")
+        app_context = None
         if "launch" in scopes:
-            pid = self.launches.pop(q.get("launch", ""), None)
-            if pid is None:
+            launched = self.launches.pop(q.get("launch", ""), None)
+            if launched is None:
                 self.log("authorize", "bad launch")
                 return back(error="invalid_request")
+            pid, app_context = launched
         elif "launch/patient" in scopes:
             pid = self.patient_ids()[0]  # the patient picker, answered at once
         else:
@@ -186,7 +190,7 @@ class Ehr:
         if self.controls.tamper_challenge:
             challenge = challenge[::-1]
         self.codes[code] = {"challenge": challenge, "redirect_uri": redirect, "patient": pid,
-                            "scope": " ".join(sorted(scopes)), "at": time.monotonic()}
+                            "scope": " ".join(sorted(scopes)), "app_context": app_context}
         self.log("authorize", "ok")
         if self.controls.wrong_state:
             state = secrets.token_urlsafe(32)
@@ -228,7 +232,10 @@ class Ehr:
             return JSONResponse({"error": "invalid_grant", "error_description": "PKCE verification failed"},
                                 status_code=400)
         self.log("token", "ok")
-        return JSONResponse(self._issue(entry["patient"], entry["scope"]))
+        issued = self._issue(entry["patient"], entry["scope"])
+        if entry["app_context"] is not None:
+            issued["appContext"] = entry["app_context"]
+        return JSONResponse(issued)
 
     # --- FHIR --------------------------------------------------------------------------------
 

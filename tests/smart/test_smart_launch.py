@@ -60,6 +60,8 @@ def test_ehr_launch_in_an_iframe_opens_the_launched_patient_read_only(page: Any,
     assert f"frame-ancestors 'self' {ehr.base}" in callback["content-security-policy"]
     assert "x-frame-options" not in callback and callback["referrer-policy"] == "no-referrer"
     assert patients(app) == before  # nothing stored
+    log = app.log()
+    assert "/smart/callback" in log and not any(t in log for t in tokens)  # tokens never logged
     shot(page, "ehr-launch-iframe")
 
 
@@ -149,6 +151,7 @@ def test_a_wrong_pkce_verifier_is_refused_by_the_ehr(page: Any, ehr: Ehr, app: A
     frame = app_frame(page)
     assert frame.locator("#smart-error").get_attribute("data-code") == "token"
     assert "invalid_grant" in frame.locator("#smart-error").inner_text()
+    assert "PKCE verification failed" in frame.locator("#smart-error").inner_text()
     assert ehr.seen("token") == ["bad verifier"] and ehr.seen("fhir") == []
     shot(page, "refused-pkce")
 

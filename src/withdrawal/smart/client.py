@@ -138,7 +138,8 @@ async def exchange_code(client: AsyncOAuth2Client, token_endpoint: str, *, code:
         token = await client.fetch_token(token_endpoint, grant_type="authorization_code", code=code,
                                          code_verifier=verifier)
     except AuthlibBaseError as exc:
-        raise SmartError(400, f"The EHR refused the sign-in ({_oauth_code(exc)}).", code="token") from exc
+        why = _oauth_code(exc) + _description(exc)
+        raise SmartError(400, f"The EHR refused the sign-in ({why}).", code="token") from exc
     except (httpx.HTTPError, ValueError, TypeError) as exc:
         raise SmartError(502, f"The EHR's token endpoint could not be used ({type(exc).__name__}).",
                          code="token") from exc
@@ -148,6 +149,14 @@ async def exchange_code(client: AsyncOAuth2Client, token_endpoint: str, *, code:
 def _oauth_code(exc: AuthlibBaseError) -> str:
     err = getattr(exc, "error", None)
     return err if isinstance(err, str) and re.fullmatch(r"[a-z_]{1,40}", err) else "error"
+
+
+def _description(exc: AuthlibBaseError) -> str:
+    """The EHR's ``error_description``, printable ASCII and clipped (the page escapes it)."""
+    text = getattr(exc, "description", None)
+    if not isinstance(text, str) or not text.strip():
+        return ""
+    return ": " + re.sub(r"[^\x20-\x7e]", "", text)[:160]
 
 
 def check_patient_id(value: object) -> str:

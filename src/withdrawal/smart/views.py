@@ -16,6 +16,7 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
@@ -138,10 +139,11 @@ def launch_url(request: Request) -> str:
 
 def smart_links(request: Request, patient_id: str) -> list[dict[str, Any]]:
     """A CDS card's ``smart`` link to open the app on the card's patient (none while SMART is off)."""
-    if not _settings(request).enabled:
+    smart: SmartSettings | None = getattr(request.app.state, "smart_settings", None)
+    if smart is None or not smart.enabled:
         return []
     return [{"label": "Open the withdrawal assessment", "url": launch_url(request), "type": "smart",
-             "appContext": f"patient={patient_id}"}]
+             "appContext": f"patient={quote(patient_id, safe='')}"}]
 
 
 def _secure_cookie(request: Request) -> bool:
@@ -238,8 +240,14 @@ async def callback(request: Request, session: SessionDep, kb: KbDep) -> Response
         patient = check_patient_id(token.get("patient"))
         if not isinstance(token.get("access_token"), str):
             raise SmartError(400, "The EHR's token response has no access token.", code="token")
+        app_context = _text(token.get("appContext"))
+        named = _context_patient(app_context)
+        if named is not None and named != patient:
+            # The CDS card that launched the app was about another patient than the EHR put in context.
+            raise SmartError(409, "The EHR opened the app on another patient than the card it was opened from. "
+                                  "Open the app again from this patient's chart.", code="context")
         sess = SmartSession(iss=taken.iss, patient=patient, token=token, token_endpoint=taken.token_endpoint,
-                            scope=taken.scope, app_context=_text(token.get("appContext")))
+                            scope=taken.scope, app_context=app_context)
         page_token = _store(request).add_session(sess)
         return await _assessment(request, session, kb, sess, page_token, client, updates)
     except SmartError as err:
@@ -253,6 +261,17 @@ async def callback(request: Request, session: SessionDep, kb: KbDep) -> Response
 
 def _text(v: object) -> str | None:
     return v[:500] if isinstance(v, str) else None
+
+
+def _context_patient(app_context: str | None) -> str | None:
+    """The patient a CDS card's ``appContext`` (``patient=<id>``, from :func:`smart_links`) names."""
+    if app_context is None:
+        return None
+    for part in app_context.split("&"):
+        key, _, value = part.partition("=")
+        if key == "patient":
+            return unquote(value)
+    return None
 
 
 def _actor(iss: str) -> str:

@@ -27,6 +27,7 @@ from withdrawal.service.models import CdsFeedback, utcnow
 from withdrawal.service.prepared import driver_transaction
 from withdrawal.service.responses import FastJSONResponse
 from withdrawal.service.schemas import errors
+from withdrawal.smart.views import smart_links
 
 router = APIRouter(prefix="/cds-services", tags=["cds-hooks"], responses=errors(400, 401, 422))
 
@@ -336,6 +337,10 @@ def _call_service(
         result = cardlib.tramadol_order_cards(a, tram, patient_ref) if tram else []
         if others and "tramadol" in record_drugs:
             result += cardlib.interacting_order_cards(a, others)
+    # A smart link opens the app on the same patient (SMART launch, docs/smart.md); none while SMART is off.
+    links = smart_links(request, pref) if result and isinstance(pref, str) else []
+    for card in result if links else []:
+        card["links"] = [*card.get("links", []), *links]
     _record(
         request,
         claims,
