@@ -124,6 +124,21 @@ def first_screen(a: Mapping[str, Any], alerts: Iterable[Any]) -> FirstScreen:
     )
 
 
+# --- tap to call -------------------------------------------------------------------------------
+
+# The numbers of the public resources in care.yaml as links a phone can dial or text. Presentation
+# only: a test checks that every number here is written in the resource's own contact text.
+DIAL: dict[str, tuple[tuple[str, str], ...]] = {
+    "lifeline_988": (("Call 988", "tel:988"), ("Text 988", "sms:988")),
+    "emergency_911": (("Call 911", "tel:911"),),
+    "samhsa_helpline": (
+        ("Call 1-800-662-4357", "tel:+18006624357"),
+        ("TTY 1-800-487-4889", "tel:+18004874889"),
+        ("Text your ZIP code to 435748", "sms:435748"),
+    ),
+}
+
+
 # --- did you mean ---------------------------------------------------------------------------
 
 
@@ -223,6 +238,7 @@ def replace_entry(form: Mapping[str, str], field: str, entry: str, new: str | No
 
 
 __all__ = [
+    "DIAL",
     "ROUTINE_ALERTS",
     "SCALE",
     "FirstScreen",

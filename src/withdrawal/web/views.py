@@ -28,8 +28,10 @@ from withdrawal.assess import Assessment
 from withdrawal.errors import InputError, WithdrawalError
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Scale
+from withdrawal.monitoring import ScaleRecord, crisis_signal
 from withdrawal.safety.interactions import check_interactions
 from withdrawal.service import audit, records, schemas
+from withdrawal.service.config import Settings
 from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
 from withdrawal.service.limits import stored_window
 from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, aware, utcnow
@@ -77,6 +79,7 @@ def render(request: Request, name: str, ctx: dict[str, Any], *, user: User | Non
         "version": __version__,
         "sources": kb.sources,
         "level_text": LEVEL_TEXT,
+        "dial_links": answer.DIAL,
         **ctx,
     }
     response = templates.TemplateResponse(request, name, context, status_code=status)
@@ -394,7 +397,9 @@ def patient_page(patient_id: int, request: Request, session: SessionDep, kb: KbD
     if user.role != "clinician":
         ctx = _course_ctx(session, patient, kb, show_cows=False)
         session.commit()
-        return render(request, "patient_home.html", {"patient": patient, "recorded": recorded, **ctx}, user=user)
+        signal = _crisis(ctx["score_rows"], patient, kb, settings)
+        return render(request, "patient_home.html", {"patient": patient, "recorded": recorded,
+                                                     "crisis_signal": signal, **ctx}, user=user)
     ctx = _assessment_ctx(session, patient, kb)
     found, alert_sources = records.alerts(session=session, patient=patient, kb=kb,
                                           thresholds=settings.thresholds(), now=utcnow())
@@ -495,6 +500,14 @@ async def sows_submit(patient_id: int, request: Request, session: SessionDep, kb
         return failed
     target = f"/app/patients/{patient.id}" if user.role != "clinician" else f"/app/patients/{patient.id}/course"
     return redirect(f"{target}?recorded=sows#chart")
+
+
+def _crisis(rows: list[ScaleAssessment], patient: Patient, kb: KnowledgeBase, settings: Settings
+            ) -> dict[str, Any] | None:
+    """Why the patient's own report is at crisis level (the clinician's alert says the same), or None."""
+    scores = [ScaleRecord("sows", r.total, r.items, aware(r.recorded_at)) for r in rows if r.scale == "sows"]
+    ideation = any(kb.lookup_condition(str(c)) == "suicidal_ideation" for c in patient.data.get("conditions") or ())
+    return crisis_signal(scores, settings.thresholds(), suicidal_ideation=ideation)
 
 
 def _course_ctx(session: Session, patient: Patient, kb: KnowledgeBase, *, show_cows: bool) -> dict[str, Any]:
