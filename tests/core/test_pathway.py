@@ -197,3 +197,14 @@ def test_cli_unknown_pathway_exits_2_naming_the_option() -> None:
     result = runner.invoke(app, ["assess", str(EXAMPLES / "patient.json"), "--pathway", "methadone"])
     assert result.exit_code == 2
     assert "--pathway" in result.output and "buprenorphine" in result.output
+
+
+def test_docs_show_the_three_patients_as_the_software_does(kb: KnowledgeBase) -> None:
+    """docs/pathway.md quotes each example's chart note: its plan, timing and schedule lines are current."""
+    doc = (REPO / "docs" / "pathway.md").read_text()
+    for name in ("patient", "patient_fentanyl", "patient_methadone"):
+        note = _pathway(_example(name), kb).chart_note.splitlines()
+        wanted = [ln for ln in note if ln.startswith(("Plan:", "Timing:", "Schedule:", "  Day ", "Opioids on board:"))]
+        assert wanted, name
+        for line in wanted:
+            assert line in doc, f"docs/pathway.md is out of date ({name}): {line}"
