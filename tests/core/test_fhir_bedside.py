@@ -120,7 +120,10 @@ def test_questionnaire_response_round_trip(kb: KnowledgeBase) -> None:
     again = read_bedside([obs], kb)
     assert again.cows == COWS
     actions = system_actions(out)
-    assert [x["resource"] for x in actions] == [e["resource"] for e in out["entry"]]
+    assert [x["resource"]["resourceType"] for x in actions] == kinds
+    assert "supportingInfo" not in actions[-1]["resource"]  # urn:uuid references resolve only in the Bundle
+    for x in actions:
+        validate_r4(x["resource"])
     assert {x["type"] for x in actions} == {"create"}
 
 

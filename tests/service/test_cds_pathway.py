@@ -113,3 +113,41 @@ def test_patient_view_reads_cows_from_the_record_and_adds_the_pathway_card(app_f
                    headers={"Authorization": f"Bearer {tok}"})  # fmt: skip
         card = next(x for x in r.json()["cards"] if x["summary"].startswith("Buprenorphine start"))
         assert card["summary"] == "Buprenorphine start: not for this patient now" and "Day 1" not in card["detail"]
+
+
+def test_pathway_service_offers_the_results_as_system_actions(app_factory: Any, keys: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from withdrawal.fhir.writeback import validate_r4
+
+    cows = _example("patient")["cows"]
+    score = {
+        "resourceType": "Observation", "id": "cows1", "status": "final", "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": SCALES, "code": "cows-total"}]}, "valueInteger": 17,
+        "component": [{"code": {"coding": [{"system": SCALES, "code": f"cows.{k}"}]}, "valueInteger": v}
+                      for k, v in cows.items()],
+    }  # fmt: skip
+    service = "withdrawal-buprenorphine-pathway"
+    with TestClient(app_factory()) as c:
+        found = c.get("/cds-services", headers={"Authorization": f"Bearer {keys.token(BASE)}"}).json()["services"]
+        assert any(s["id"] == service and s["hook"] == "patient-view" for s in found)
+        r = c.post(f"/cds-services/{service}", json=_patient_view([score], []),
+                   headers={"Authorization": f"Bearer {keys.token(f'{BASE}/{service}')}"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert [x["summary"][:20] for x in body["cards"]] == ["Buprenorphine start:"]
+        actions = body["systemActions"]
+        kinds = [x["resource"]["resourceType"] for x in actions]
+        assert kinds[0] == "Observation" and kinds[-1] == "CarePlan" and "DetectedIssue" in kinds
+        assert {x["type"] for x in actions} == {"create"}
+        for x in actions:
+            validate_r4(x["resource"])
+        obs = actions[0]["resource"]
+        assert obs["valueInteger"] == 17 and obs["subject"] == {"reference": "Patient/p1"}
+        assert obs["derivedFrom"] == [{"reference": "Observation/cows1"}]
+        # nothing to say or to record for a patient with no opioid, no COWS and no opioid diagnosis
+        quiet = _patient_view([], [])
+        quiet["prefetch"]["conditions"] = _bundle()
+        r = c.post(f"/cds-services/{service}", json=quiet,
+                   headers={"Authorization": f"Bearer {keys.token(f'{BASE}/{service}')}"})  # fmt: skip
+        assert r.json() == {"cards": [], "systemActions": []}

@@ -302,8 +302,13 @@ def writeback_bundle(
 
 
 def system_actions(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The Bundle's resources as CDS Hooks 2.0 ``systemActions`` (``create``), for the EHR to store."""
-    return [
-        {"type": "create", "description": f"Record {e['resource']['resourceType']}", "resource": e["resource"]}
-        for e in bundle.get("entry", ())
-    ]
+    """The Bundle's resources as CDS Hooks 2.0 ``systemActions`` (``create``), for the EHR to store.
+
+    Each action stands alone, so the CarePlan's ``supportingInfo`` (references to the Bundle's own
+    ``urn:uuid`` entries, which only a transaction resolves) is left out.
+    """
+    out = []
+    for e in bundle.get("entry", ()):
+        res = {k: v for k, v in e["resource"].items() if k != "supportingInfo"}
+        out.append({"type": "create", "description": f"Record {res['resourceType']}", "resource": res})
+    return out

@@ -13,7 +13,8 @@ from sqlalchemy import insert
 
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import read_medication, resources_of
-from withdrawal.fhir.questionnaire import to_patient_at_bedside
+from withdrawal.fhir.questionnaire import read_bedside, to_patient_at_bedside
+from withdrawal.fhir.writeback import system_actions, writeback_bundle
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import resolve, resolve_drug_name
 from withdrawal.plan.pathway import build_pathway
@@ -31,11 +32,18 @@ from withdrawal.smart.views import smart_links
 
 router = APIRouter(prefix="/cds-services", tags=["cds-hooks"], responses=errors(400, 401, 422))
 
+PATHWAY_SERVICE = "withdrawal-buprenorphine-pathway"
 SERVICES: dict[str, dict[str, Any]] = {
     "withdrawal-patient-view": {
         "hook": "patient-view",
         "title": "Opioid withdrawal and tramadol status",
         "description": "Withdrawal status, the tramadol safety verdict and the next step for the patient in context.",
+    },
+    PATHWAY_SERVICE: {
+        "hook": "patient-view",
+        "title": "Buprenorphine start pathway, with FHIR write-back",
+        "description": "The buprenorphine start pathway as a card, and the COWS/SOWS scores (Observations), the "
+        "tramadol findings (DetectedIssues) and the plan (CarePlan) as systemActions for the EHR to record.",
     },
     "withdrawal-order-select": {
         "hook": "order-select",
@@ -149,6 +157,7 @@ class Card(BaseModel):
 
 class CdsResponse(BaseModel):
     cards: list[Card]
+    systemActions: list[dict[str, Any]] | None = None  # noqa: N815 (spec field name)
 
 
 class FeedbackReceived(BaseModel):
@@ -315,7 +324,11 @@ def _call_service(
     pref = body.context.get("patientId")
     patient_ref = f"Patient/{pref}" if isinstance(pref, str) else None
     result: list[dict[str, Any]] = []
-    if hook == "patient-view":
+    actions: list[dict[str, Any]] | None = None
+    if service_id == PATHWAY_SERVICE:
+        assert got is not None
+        result, actions = _pathway_service(body, kb, got, patient_ref)
+    elif hook == "patient-view":
         assert got is not None
         a, _ = _assess(body, kb, got, [], record=False)
         relevant = "tramadol" in a.patient.active_drugs or bool(
@@ -349,7 +362,28 @@ def _call_service(
         resource=service_id,
         resource_id=body.hookInstance[:60],
     )
-    return FastJSONResponse({"cards": result})
+    return FastJSONResponse({"cards": result} if actions is None else {"cards": result, "systemActions": actions})
+
+
+def _pathway_service(
+    body: CdsRequest, kb: KnowledgeBase, got: Gathered, patient_ref: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pathway card, and the write-back Bundle's resources as systemActions.
+
+    Only for a patient with opioid use disorder or withdrawal, an opioid recorded or a COWS score:
+    for anyone else the service has nothing to say or to record.
+    """
+    a, _ = _assess(body, kb, got, [], record=False)
+    relevant = bool({"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions) or bool(
+        a.patient.data.opioid or a.cows
+    )
+    if not relevant:
+        return [], []
+    pathway = build_pathway(a)
+    card = cardlib.pathway_card(a, pathway)
+    reading = read_bedside(got.resources, kb, patient_id=_patient_id(body), strict=False)
+    bundle = writeback_bundle(a, pathway, patient_ref=patient_ref, now=utcnow(), derived_from=reading.sources)
+    return ([card] if card else []), system_actions(bundle)
 
 
 @router.post(
