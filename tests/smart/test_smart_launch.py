@@ -192,3 +192,34 @@ def test_malformed_smart_requests_never_get_a_500(app: App, ehr: Ehr) -> None:
         assert "internal error" not in r.text and "Traceback" not in r.text
         if "text/html" in r.headers["content-type"]:
             assert 'id="smart-error"' in r.text  # a page that says what was refused
+
+
+def test_the_page_session_token_ends_and_is_refused_from_another_site(page: Any, ehr: Ehr, app: App) -> None:
+    page.goto(f"{app.base_url}/smart/launch?iss={ehr.fhir}")
+    page.locator("#smart-patient").wait_for()
+    token = page.locator("input[name=smart_session]").first.get_attribute("value")
+    assert token and len(token) >= 43
+    foreign = httpx.post(f"{app.base_url}/smart/reload", data={"smart_session": token},
+                         headers={"origin": "https://evil.example"}, timeout=10)
+    assert foreign.status_code == 403 and 'data-code="origin"' in foreign.text
+    page.get_by_role("button", name="End this session").click()
+    page.get_by_role("heading", name="Session ended").wait_for()
+    again = httpx.post(f"{app.base_url}/smart/reload", data={"smart_session": token}, timeout=10)
+    assert again.status_code == 401 and 'data-code="session"' in again.text
+
+
+def test_the_smart_page_has_no_serious_axe_violation(browser: Any, ehr: Ehr, app: App) -> None:
+    axe_js = Path(__file__).resolve().parents[1] / "web" / "vendor" / "axe.min.js"
+    context = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)
+    try:
+        p = context.new_page()
+        p.goto(f"{app.base_url}/smart/launch?iss={ehr.fhir}")
+        p.locator("#smart-patient").wait_for()
+        p.add_script_tag(path=str(axe_js))
+        result = p.evaluate("""async () => await axe.run(document, {runOnly: {type: 'tag', values:
+            ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}, resultTypes: ['violations']})""")
+        serious = [f"{v['id']}: {v['help']}" for v in result["violations"] if v["impact"] in {"serious", "critical"}]
+        assert serious == []
+        assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+    finally:
+        context.close()
