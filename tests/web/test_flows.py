@@ -200,12 +200,17 @@ def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, s
     page.get_by_label("Dose (mg)").fill("0")
     page.get_by_role("button", name="Record dose").click()
     assert "dose_mg" in page.get_by_role("alert").inner_text()
+    page.get_by_label("Medicine").fill("tramadol")
     page.get_by_label("Dose (mg)").fill("50")
     page.get_by_label("Given how many hours ago (0 = now)").fill("2")
     page.get_by_role("button", name="Record dose").click()
+    assert "contraindicated" in page.locator("#drug-error").inner_text()  # refused, with the reason
+    page.get_by_label("Medicine").fill("ondansetron")
+    page.get_by_label("Dose (mg)").fill("4")
+    page.get_by_role("button", name="Record dose").click()
     assert page.get_by_role("status").inner_text() == "Dose recorded."
     assert server.query("select drug, dose_mg from medication_administrations where patient_id = ?", pid) == [
-        ("tramadol", 50.0)]
+        ("ondansetron", 4.0)]
     # edit the data: the form comes back filled in; the new age is saved and assessed
     page.get_by_role("link", name="Edit data").click()
     assert page.get_by_label("Medications stopped recently").input_value() == "phenelzine, 5"

@@ -45,9 +45,13 @@ def record(
     resource_id: object = None,
     patient_id: int | None = None,
     outcome: str = "ok",
+    reason: str | None = None,
 ) -> None:
-    """Add an audit row to the session (written when the session flushes or commits)."""
-    session.add(AuditEntry(**_row(actor, action, resource, resource_id, patient_id, outcome)))
+    """Add an audit row to the session (written when the session flushes or commits).
+
+    ``reason``: a clinician's override reason, kept in the audit log only (never logged).
+    """
+    session.add(AuditEntry(**_row(actor, action, resource, resource_id, patient_id, outcome), reason=reason))
 
 
 COLUMNS = ("at", "user_id", "actor", "action", "resource", "resource_id", "patient_id", "outcome")

@@ -151,6 +151,8 @@ class AuditEntry(Base):
     resource_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
     patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    # A clinician's override reason (free text, clinical: kept here, never in the application logs).
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CdsFeedback(Base):

@@ -29,6 +29,7 @@ from withdrawal.errors import InputError, WithdrawalError
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Scale
 from withdrawal.monitoring import ScaleRecord, crisis_signal
+from withdrawal.patient import resolve_drug_name
 from withdrawal.safety.interactions import check_interactions
 from withdrawal.service import audit, records, schemas
 from withdrawal.service.config import Settings
@@ -547,16 +548,66 @@ def course(patient_id: int, request: Request, session: SessionDep, kb: KbDep, re
                                            "dose_errors": {}, **ctx}, user=user)
 
 
+def _dose_checks(session: Session, patient: Patient, kb: KnowledgeBase, fields: dict[str, Any], at: datetime,
+                 override: str, errors: dict[str, str]) -> bool:
+    """Order checks for a tramadol dose, as an EHR makes them: refused when tramadol is contraindicated
+    for the patient; an override reason needed when it is to be avoided, or when the dose takes the last
+    24 hours above the patient's limit. Errors are added by field; True when an override is used."""
+    ids = resolve_drug_name(fields["drug"], kb) if fields["drug"] else ()
+    if fields["drug"] and len(ids) != 1:
+        sug = answer.suggestions(fields["drug"], "drug", kb)
+        errors["drug"] = (f"drug: “{fields['drug'][:60]}” " + ("names more than one ingredient: record each one"
+                          if ids else "is not recognised") + (f" (did you mean {' or '.join(sug)}?)" if sug else "")
+                          + ": enter one medicine by generic or brand name")
+        return False
+    if ids != ("tramadol",):
+        return False
+    result = records.assess_record(session, patient, kb)
+    first = answer.first_screen(result.to_dict(), ())
+    verdict, limit = result.screen.verdict, result.screen.max_daily_dose_mg
+    if verdict == "contraindicated":
+        errors["drug"] = f"drug: tramadol is contraindicated for this patient and cannot be recorded: {first.reason}"
+        return False
+    why: list[str] = []
+    if verdict == "avoid":
+        why.append(f"tramadol is to be avoided for this patient: {first.reason}")
+    dose = fields["dose_mg"]
+    if fields["kind"] == "administration" and dose is not None:
+        start, _ = stored_window(utcnow())
+        given = session.scalars(select(MedicationAdministration).where(
+            MedicationAdministration.patient_id == patient.id, MedicationAdministration.drug == "tramadol",
+            MedicationAdministration.kind == "administration",
+            MedicationAdministration.at > max(start, at - timedelta(hours=24)),
+            MedicationAdministration.at <= at + timedelta(hours=24))).all()
+        window = sum(d.dose_mg for d in given if abs((aware(d.at) - at).total_seconds()) < 86400)
+        if window + dose > limit:
+            why.append(f"{window + dose:g} mg of tramadol within 24 hours is above this patient's limit of "
+                       f"{limit} mg a day" + (f" ({window:g} mg already recorded)" if window else ""))
+    if not why:
+        return False
+    if len(override) < 10:
+        errors["override_reason"] = ("override_reason: " + "; and ".join(why) + ". To record it anyway, give your "
+                                     "clinical reason (at least 10 characters; kept in the audit log).")
+        return False
+    return True
+
+
 @router.post("/app/patients/{patient_id}/doses", response_class=HTMLResponse)
 async def dose_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
-    """Record a dose given (or dispensed): the course chart marks it, the monitoring alerts read it."""
+    """Record a dose given (or dispensed): the course chart marks it, the monitoring alerts read it.
+
+    Tramadol is checked as an order would be (:func:`_dose_checks`); an override reason is kept in
+    the audit log, never in the application logs."""
     user = require_clinician(request, session)
     form = await _posted(request)
     patient = open_patient(session, user, patient_id, action="create", resource="administration")
     fields, hours_ago, errors = forms.dose_from_form(form)
+    override = " ".join(str(form.get("override_reason") or "").split())[:500]
+    at = utcnow() - timedelta(hours=hours_ago)
+    overridden = _dose_checks(session, patient, kb, fields, at, override, errors)
     if not errors:
         try:
-            body = schemas.AdministrationCreate(**fields, at=utcnow() - timedelta(hours=hours_ago))
+            body = schemas.AdministrationCreate(**fields, at=at)
             row = records.add_administration(session=session, patient=patient, body=body, user=user, kb=kb)
         except InputError as exc:
             errors["drug"] = str(exc)
@@ -572,9 +623,10 @@ async def dose_submit(patient_id: int, request: Request, session: SessionDep, kb
         return render(request, "course.html", {"patient": patient, "recorded": None, "dose_values": form,
                                                "dose_errors": errors, **ctx}, user=user, status=422)
     audit.record(session, actor=user, action="create", resource="administration", resource_id=row.id,
-                 patient_id=patient.id)
+                 patient_id=patient.id, outcome="override" if overridden else "ok",
+                 reason=override if overridden else None)
     session.commit()
-    return redirect(f"/app/patients/{patient.id}/course?recorded=dose#chart")
+    return redirect(f"/app/patients/{patient.id}/course?recorded={'dose_override' if overridden else 'dose'}#chart")
 
 
 PHENOTYPES = ("poor", "intermediate", "normal", "ultrarapid")
