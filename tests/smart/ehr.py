@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import random
 import re
 import secrets
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -85,9 +88,12 @@ class Controls:
     issue_refresh: bool = True
     tamper_challenge: bool = False
     wrong_state: bool = False
+    id_token_aud: str | None = None
+    """Sign id_tokens for another audience (a forged or misdirected token)."""
 
     def reset(self) -> None:
         self.expires_in, self.issue_refresh, self.tamper_challenge, self.wrong_state = 3600, True, False, False
+        self.id_token_aud = None
 
 
 @dataclass
@@ -104,6 +110,8 @@ class Ehr:
     events: list[tuple[str, str]] = field(default_factory=list)
     """(what, outcome): authorize, token, refresh, fhir reads, in order."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    signing_key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
+    practitioner: str = "Practitioner/dr-ehr-1"
 
     @property
     def fhir(self) -> str:
@@ -143,6 +151,7 @@ class Ehr:
             "issuer": self.base,
             "authorization_endpoint": f"{self.base}/authorize",
             "token_endpoint": f"{self.base}/token",
+            "jwks_uri": f"{self.base}/jwks",
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["none"],
@@ -235,6 +244,11 @@ class Ehr:
         issued = self._issue(entry["patient"], entry["scope"])
         if entry["app_context"] is not None:
             issued["appContext"] = entry["app_context"]
+        if "openid" in entry["scope"].split():
+            now = int(time.time())
+            claims = {"iss": self.base, "sub": "dr-ehr-1", "aud": self.controls.id_token_aud or CLIENT_ID,
+                      "iat": now, "exp": now + 300, "fhirUser": f"{self.fhir}/{self.practitioner}"}
+            issued["id_token"] = jwt.encode(claims, self.signing_key, algorithm="RS256", headers={"kid": "ehr-1"})
         return JSONResponse(issued)
 
     # --- FHIR --------------------------------------------------------------------------------
@@ -279,8 +293,13 @@ class Ehr:
                                         "search": {"mode": "match"}} for r in found]},
                             media_type="application/fhir+json")
 
+    async def jwks(self, _: Request) -> Response:
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.signing_key.public_key()))
+        return JSONResponse({"keys": [{**public, "kid": "ehr-1", "alg": "RS256", "use": "sig"}]})
+
     def app(self) -> Starlette:
         return Starlette(routes=[
+            Route("/jwks", self.jwks),
             Route("/", self.ehr_page),
             Route("/fhir/.well-known/smart-configuration", self.configuration),
             Route("/authorize", self.authorize),

@@ -60,6 +60,11 @@ def test_ehr_launch_in_an_iframe_opens_the_launched_patient_read_only(page: Any,
     assert f"frame-ancestors 'self' {ehr.base}" in callback["content-security-policy"]
     assert "x-frame-options" not in callback and callback["referrer-policy"] == "no-referrer"
     assert patients(app) == before  # nothing stored
+    # the clinician named by the EHR's verified id_token, in the page and the audit log
+    assert frame.locator("#smart-user").inner_text() == f"{ehr.fhir}/{ehr.practitioner}"
+    with sqlite3.connect(app.data / "withdrawal.db") as conn:
+        actors = {r[0] for r in conn.execute("SELECT actor FROM audit_log WHERE resource = 'smart_patient'")}
+    assert f"smart:{ehr.fhir}/{ehr.practitioner}@{ehr.fhir}" in actors
     log = app.log()
     assert "/smart/callback" in log and not any(t in log for t in tokens)  # tokens never logged
     shot(page, "ehr-launch-iframe")
@@ -223,3 +228,12 @@ def test_the_smart_page_has_no_serious_axe_violation(browser: Any, ehr: Ehr, app
         assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
     finally:
         context.close()
+
+
+def test_an_id_token_for_another_client_is_refused(page: Any, ehr: Ehr, app: App) -> None:
+    ehr.controls.id_token_aud = "some-other-app"
+    page.goto(f"{ehr.base}/?patient={ehr.patient_ids()[0]}")
+    frame = app_frame(page)
+    assert frame.locator("#smart-error").get_attribute("data-code") == "id_token"
+    assert "InvalidAudienceError" in frame.locator("#smart-error").inner_text()
+    assert ehr.seen("fhir") == []

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import jwt
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import InvalidTokenError, MissingTokenError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -49,6 +50,9 @@ class Endpoints:
     authorization_endpoint: str
     token_endpoint: str
     capabilities: tuple[str, ...]
+    issuer: str | None = None
+    """The OpenID Connect issuer, for the ``id_token`` (SMART: required with ``sso-openid-connect``)."""
+    jwks_uri: str | None = None
 
 
 _discovered: dict[str, tuple[float, Endpoints]] = {}
@@ -91,7 +95,15 @@ async def discover(iss: str, settings: SmartSettings, transport: httpx.AsyncBase
         raise SmartError(502, "The EHR does not offer PKCE with S256 (code_challenge_methods_supported).",
                          code="discovery")
     caps = doc.get("capabilities")
-    found = Endpoints(auth, token, tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list) else ())
+    oidc: dict[str, str | None] = {"issuer": None, "jwks_uri": None}
+    for key in oidc:
+        value = doc.get(key)
+        try:
+            oidc[key] = check_url(value, key) if isinstance(value, str) else None
+        except ValueError:
+            oidc[key] = None  # unusable: the id_token is then not trusted, the launch still works
+    found = Endpoints(auth, token, tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list) else (),
+                      issuer=oidc["issuer"], jwks_uri=oidc["jwks_uri"])
     _discovered[iss] = (time.monotonic(), found)
     return found
 
@@ -242,3 +254,50 @@ class FhirReader:
                     continue
                 raise
         return resources
+
+
+_jwks: dict[str, tuple[float, dict[str, Any]]] = {}
+ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
+
+
+async def fhir_user(
+    id_token: object,
+    endpoints: Endpoints,
+    settings: SmartSettings,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> str | None:
+    """The ``fhirUser`` of a verified OpenID Connect ``id_token`` (signature by the EHR's published key,
+    ``iss``, ``aud`` = this client, ``exp``), or None when the EHR gave no id_token or publishes no key.
+
+    An id_token that fails verification refuses the launch: it claims to name the clinician.
+    """
+    if not isinstance(id_token, str) or endpoints.jwks_uri is None or endpoints.issuer is None:
+        return None
+    try:
+        header = jwt.get_unverified_header(id_token)
+        jwks = await _key_set(endpoints.jwks_uri, settings, transport)
+        keys = [k for k in jwt.PyJWKSet.from_dict(jwks).keys if header.get("kid") in (None, k.key_id)]
+        if not keys:
+            raise jwt.InvalidTokenError("no key with this kid")
+        claims = jwt.decode(id_token, keys[0], algorithms=ID_TOKEN_ALGORITHMS, audience=settings.client_id,
+                            issuer=endpoints.issuer, leeway=30, options={"require": ["exp", "iat", "iss", "aud"]})
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        raise SmartError(400, f"The EHR's identity token could not be verified ({type(exc).__name__}).",
+                         code="id_token") from exc
+    user = claims.get("fhirUser")
+    return user[:150] if isinstance(user, str) and user.isprintable() else None
+
+
+async def _key_set(url: str, settings: SmartSettings, transport: httpx.AsyncBaseTransport | None) -> dict[str, Any]:
+    hit = _jwks.get(url)
+    if hit is not None and time.monotonic() - hit[0] < DISCOVERY_TTL_S:
+        return hit[1]
+    async with httpx.AsyncClient(**_http(settings, transport)) as http:
+        resp = await http.get(url, headers={"Accept": "application/json"})
+    if resp.status_code != 200 or len(resp.content) > 1_000_000:
+        raise ValueError(f"JWK Set: HTTP {resp.status_code}")
+    body = resp.json()
+    if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
+        raise ValueError("JWK Set without keys")
+    _jwks[url] = (time.monotonic(), body)
+    return body

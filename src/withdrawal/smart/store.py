@@ -36,6 +36,8 @@ class Launch:
     token_endpoint: str
     scope: str
     redirect_uri: str
+    issuer: str | None = None
+    jwks_uri: str | None = None
     created: float = field(default_factory=time.monotonic)
 
     def bound_to(self, binder: str | None) -> bool:

@@ -34,6 +34,7 @@ from withdrawal.service import audit
 from withdrawal.service.deps import KbDep, SessionDep
 from withdrawal.service.models import Patient, utcnow
 from withdrawal.smart.client import (
+    Endpoints,
     FhirReader,
     SessionExpired,
     SmartError,
@@ -41,6 +42,7 @@ from withdrawal.smart.client import (
     check_patient_id,
     discover,
     exchange_code,
+    fhir_user,
     oauth_client,
 )
 from withdrawal.smart.config import EHR_SCOPE, STANDALONE_SCOPE, SmartSettings, normalise_iss
@@ -189,7 +191,7 @@ async def launch(request: Request) -> Response:
         state = _store(request).add_launch(Launch(
             iss=iss, launch=launch_id, verifier=verifier, binder_digest=digest(binder),
             authorization_endpoint=found.authorization_endpoint, token_endpoint=found.token_endpoint,
-            scope=scope, redirect_uri=target))
+            scope=scope, redirect_uri=target, issuer=found.issuer, jwks_uri=found.jwks_uri))
     except OverflowError:
         return refuse(request, SmartError(503, "Too many launches in progress; try again shortly.", code="busy"))
     client = oauth_client(settings, scope=scope, redirect_uri=target, token_endpoint=found.token_endpoint)
@@ -246,8 +248,11 @@ async def callback(request: Request, session: SessionDep, kb: KbDep) -> Response
             # The CDS card that launched the app was about another patient than the EHR put in context.
             raise SmartError(409, "The EHR opened the app on another patient than the card it was opened from. "
                                   "Open the app again from this patient's chart.", code="context")
+        who = await fhir_user(token.get("id_token"), Endpoints(taken.authorization_endpoint, taken.token_endpoint,
+                                                                (), taken.issuer, taken.jwks_uri),
+                              settings, _transport(request))
         sess = SmartSession(iss=taken.iss, patient=patient, token=token, token_endpoint=taken.token_endpoint,
-                            scope=taken.scope, app_context=app_context)
+                            scope=taken.scope, app_context=app_context, fhir_user=who)
         page_token = _store(request).add_session(sess)
         return await _assessment(request, session, kb, sess, page_token, client, updates)
     except SmartError as err:
@@ -274,8 +279,9 @@ def _context_patient(app_context: str | None) -> str | None:
     return None
 
 
-def _actor(iss: str) -> str:
-    return f"smart:{iss}"[:200]
+def _actor(iss: str, user: str | None = None) -> str:
+    """The audit log's actor: the clinician the EHR's verified id_token names, at that EHR; else the EHR."""
+    return (f"smart:{user}@{iss}" if user else f"smart:{iss}")[:200]
 
 
 def _audit_refusal(session: Session, iss: str, err: SmartError) -> None:
@@ -302,7 +308,7 @@ async def _assessment(request: Request, session: Session, kb: KnowledgeBase, ses
         result = assess_patient(mapped.patient, kb)
     except WithdrawalError as exc:
         raise SmartError(422, f"The EHR's record cannot be assessed: {exc}", code="record") from exc
-    audit.record(session, actor=_actor(sess.iss), action="read", resource="smart_patient",
+    audit.record(session, actor=_actor(sess.iss, sess.fhir_user), action="read", resource="smart_patient",
                  resource_id=f"Patient/{sess.patient}"[:60])
     session.commit()
     patient_res = resources[0]
@@ -311,7 +317,7 @@ async def _assessment(request: Request, session: Session, kb: KnowledgeBase, ses
         "age": mapped.patient.age_years, "sex": mapped.patient.sex,
         "birth": patient_res.get("birthDate") if isinstance(patient_res.get("birthDate"), str) else None,
         "skipped": mapped.skipped, "unread": reader.unread, "session_field": TOKEN_FIELD, "session_token": page_token,
-        "refreshed": bool(updates.get("refreshed") or reader.refreshed), "saved": saved,
+        "refreshed": bool(updates.get("refreshed") or reader.refreshed), "saved": saved, "who": sess.fhir_user,
     })
 
 
@@ -392,7 +398,8 @@ async def _save(request: Request, session: Session, kb: KnowledgeBase, sess: Sma
         action = "create"
     else:
         row.data, row.updated_at, action = data, now, "update"
-    audit.record(session, actor=_actor(sess.iss), action=action, resource="patient", resource_id=row.id,
+    audit.record(session, actor=_actor(sess.iss, sess.fhir_user), action=action, resource="patient",
+                 resource_id=row.id,
                  patient_id=row.id)
     session.commit()
     return int(row.id)
