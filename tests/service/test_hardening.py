@@ -240,6 +240,26 @@ def test_nul_characters_are_422_at_the_edge(live: Live) -> None:
     r = clinician.post("/app/patients/new", data={"csrf": "x", "display_name": nul, "age_years": "40"})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "display_name"
     assert live.http.get("/audit?patient_id=1%00", headers=live.clinician).status_code == 422
+    # a multipart form, and a JSON body sent without a content type (FastAPI reads it as JSON)
+    token = re.search(r'name="csrf" value="([^"]+)"', clinician.get("/app/patients/new").text)
+    assert token
+    fields = {"csrf": (None, token.group(1)), "display_name": (None, nul), "age_years": (None, "40")}
+    r = clinician.post("/app/patients/new", files=fields)
+    assert r.status_code == 422
+    r = live.http.post(
+        "/patients", content=b'{"display_name": "a\\u0000b", "data": {"age_years": 40}}', headers=live.clinician
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "display_name"
+
+
+def test_cds_feedback_time_is_bounded(live: Live, keys: Keys) -> None:
+    url = f"{live.url}/cds-services/withdrawal-order-sign/feedback"
+    for when, status in (("9999-12-31T23:59:59-01:00", 422), ("2099-01-01T00:00:00Z", 422), (None, 200)):
+        fb: dict[str, Any] = {"card": "c1", "outcome": "accepted"}
+        if when:
+            fb["outcomeTimestamp"] = when
+        r = live.http.post(url, json={"feedback": [fb]}, headers={"Authorization": f"Bearer {keys.token(url)}"})
+        assert r.status_code == status, (when, r.text)
 
 
 def test_non_finite_numbers_are_422_at_the_edge(live: Live) -> None:

@@ -120,6 +120,9 @@ def _is(content_type: bytes, *kinds: bytes) -> bool:
 class EdgeGuard:
     """422 for a request whose JSON or form body (or query) holds a NUL, or a JSON body ``Infinity``/``NaN``.
 
+    Form bodies are URL-encoded or multipart; a body without a content type is read as JSON,
+    as FastAPI reads it.
+
     The body is read once here and handed on unchanged. Only a body that contains one of
     the telltale byte sequences is parsed here, so an ordinary request costs a few
     substring scans.
@@ -139,8 +142,11 @@ class EdgeGuard:
                 await _send_422(send, *bad_query)
                 return
         ctype = next((v for k, v in scope.get("headers", []) if k == b"content-type"), b"")
-        is_json, is_form = _is(ctype, b"application/json", b"json"), _is(ctype, b"application/x-www-form-urlencoded")
-        if scope.get("method") not in ("POST", "PUT", "PATCH") or not (is_json or is_form):
+        # NOTE: FastAPI reads a body without a content type as JSON, so that is checked as JSON too.
+        is_json = not ctype.strip() or _is(ctype, b"application/json", b"json")
+        is_form = _is(ctype, b"application/x-www-form-urlencoded")
+        is_multipart = _is(ctype, b"multipart/form-data")
+        if scope.get("method") not in ("POST", "PUT", "PATCH") or not (is_json or is_form or is_multipart):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -157,6 +163,8 @@ class EdgeGuard:
             problem = json_problem(body)
         elif is_form and (b"%00" in body or b"\x00" in body):
             problem = form_problem(body)
+        elif is_multipart and b"\x00" in body:  # no route takes a file: a NUL byte can only be in a field
+            problem = ("form", "must not contain NUL characters")
         if problem:
             await _send_422(send, *problem)
             return
