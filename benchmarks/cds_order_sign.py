@@ -188,7 +188,7 @@ class Server:
     def tokens(self, n: int) -> list[str]:
         aud = f"{self.url}/cds-services/{SERVICE}"
         now = int(time.time())
-        claims = {"iss": ISSUER, "sub": "bench", "aud": aud, "iat": now, "exp": now + 600}
+        claims = {"iss": ISSUER, "sub": "bench", "aud": aud, "iat": now, "exp": now + 300}  # at most 5 min ahead
         headers = {"kid": "bench1", "typ": "JWT"}
         return [
             jwt.encode({**claims, "jti": uuid.uuid4().hex}, self.key, algorithm="RS384", headers=headers)
