@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -87,3 +88,19 @@ def test_the_store_keeps_digests_not_secrets() -> None:
 def test_a_token_response_without_a_usable_patient_is_refused(value: object) -> None:
     with pytest.raises(SmartError, match="patient"):
         check_patient_id(value)
+
+
+def test_serve_refuses_several_workers_with_smart_and_names_a_bad_smart_setting(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from withdrawal.cli import app
+
+    monkeypatch.setenv("WITHDRAWAL_SMART_CLIENT_ID", "withdrawal")
+    monkeypatch.setenv("WITHDRAWAL_SMART_ISSUERS", "https://ehr.example.org/fhir")
+    result = CliRunner().invoke(app, ["serve", "--workers", "2", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--workers 1" in result.output
+    monkeypatch.setenv("WITHDRAWAL_SMART_ISSUERS", "http://ehr.example.org/fhir")
+    result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "must use https" in result.output

@@ -60,6 +60,7 @@ def serve_cmd(
     from withdrawal.knowledge.loader import default_kb
     from withdrawal.service import Settings, create_app
     from withdrawal.service.workers import LOG_FORMAT, NoDelayH11
+    from withdrawal.smart import SmartSettings
     from withdrawal.web.demo import seed_web
 
     overrides: dict[str, Any] = {}
@@ -80,6 +81,10 @@ def serve_cmd(
         if workers > 1 and url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
             err_console.print("[bold red]error:[/] --workers: an in-memory SQLite database cannot be shared "
                               "between worker processes; use a file or PostgreSQL", highlight=False)
+            raise typer.Exit(2)
+        if workers > 1 and SmartSettings().enabled:
+            err_console.print("[bold red]error:[/] --workers: SMART launches (WITHDRAWAL_SMART_*) are held in one "
+                              "process's memory; use --workers 1 (docs/smart.md)", highlight=False)
             raise typer.Exit(2)
         application = create_app(settings)
     except ValidationError as exc:
