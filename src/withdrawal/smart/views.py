@@ -149,8 +149,13 @@ def smart_links(request: Request, patient_id: str) -> list[dict[str, Any]]:
 
 
 def _secure_cookie(request: Request) -> bool:
-    # SameSite=None and Partitioned need Secure; Chromium accepts Secure cookies from loopback over http.
-    return request.url.scheme == "https" or (request.url.hostname or "") in {"127.0.0.1", "localhost", "::1"}
+    """Whether the binding cookie can be ``Secure; SameSite=None; Partitioned`` (what a cross-site iframe needs).
+
+    Behind a TLS-terminating proxy the request arrives over http, but the registered redirect URI
+    (``WITHDRAWAL_SMART_REDIRECT_URI``) is https; Chromium accepts Secure cookies from loopback over http.
+    """
+    return (request.url.scheme == "https" or redirect_uri(request).startswith("https://")
+            or (request.url.hostname or "") in {"127.0.0.1", "localhost", "::1"})
 
 
 def _binder(request: Request) -> tuple[str, bool]:
