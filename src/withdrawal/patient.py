@@ -213,7 +213,7 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
             conditions.add(key)
         else:
             unrecognised.append(text)
-            if kb.condition_scope(text) is not None or not _is_code(text):
+            if condition_in_scope(text, kb):
                 # free text the vocabulary does not know may name anything: stricter when in doubt
                 unresolved.append(f"condition: {text}")
             else:
@@ -248,3 +248,8 @@ _CODE = re.compile(r"^(?:[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?|[0-9]{6,18}|[0-
 def _is_code(text: str) -> bool:
     """An ICD-10-CM, ICD-10-PCS or SNOMED CT code, as opposed to free text."""
     return bool(_CODE.match(text.strip().upper()))
+
+
+def condition_in_scope(text: str, kb: KnowledgeBase) -> bool:
+    """An unrecognised condition the screen should have looked at (free text, or a code in scope)."""
+    return kb.condition_scope(text) is not None or not _is_code(text)

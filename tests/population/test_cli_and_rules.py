@@ -77,11 +77,15 @@ def test_every_rule_is_compiled_for_both_dialects(kb: KnowledgeBase) -> None:
         for flag in FLAGS:
             assert f"AS flag_{flag.id}" in compiled.output_sql
     assert windows(kb) == (4, 14, 30, 365)
-    assert bulk_gaps(kb) == ("incomplete_screen",)  # KNOWN GAP until the bulk facts count unresolved items
+    assert bulk_gaps(kb) == ()  # every rule, the incomplete screen included, runs in bulk
+    assert "AS r_incomplete_screen" in compiled.rules_sql
 
 
 def test_facts_absent_from_the_export_never_match(kb: KnowledgeBase) -> None:
-    assert compile_match(Match(cyp2d6_phenotype_in=("poor",)), kb) == "(FALSE)"
+    assert compile_match(Match(child_pugh_in=("C",)), kb) == "(FALSE)"
+    # the CYP2D6 phenotype and the unresolved items are read from the export (fhir.reading)
+    assert compile_match(Match(cyp2d6_phenotype_in=("poor",)), kb) == "((cyp2d6 IS NOT NULL AND cyp2d6 IN ('poor')))"
+    assert compile_match(Match(unresolved=True), kb) == "(unresolved)"
     assert compile_match(Match(setting_in=("inpatient",)), kb) == "(FALSE)"
     # breastfeeding status is read from Observations (LOINC 63895-7)
     assert compile_match(Match(breastfeeding=True), kb) == "(breastfeeding_obs)"

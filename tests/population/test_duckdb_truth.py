@@ -7,6 +7,7 @@ from pathlib import Path
 
 from population_support import AS_OF, N, rows_by_id, truth_by_id
 
+from withdrawal.fhir.reading import READING_VERSION
 from withdrawal.population.rules import FLAG_COLUMNS
 from withdrawal.population.screen import ScreenRun
 
@@ -50,6 +51,7 @@ def test_summary_counts_match_the_truth(export_small: Path, duck_run: ScreenRun)
     summary = json.loads(duck_run.summary_path.read_text())
     assert summary["patients"] == N
     assert "tramadol 0.2" in summary["mme_table"]
+    assert summary["fhir_reading_version"] == READING_VERSION and summary["rules_left_out"] == []
     for col in FLAG_COLUMNS:
         assert summary["overall"]["counts"][col] == sum(1 for r in truth.values() if r[col])
     assert sum(b["patients"] for b in summary["by_age_band"].values()) == N

@@ -158,7 +158,7 @@ def test_stopped_order_without_end_date_counts_as_stopped_today(kb: KnowledgeBas
 def test_observations_map_to_fields(kb: KnowledgeBase, obs: dict, field: str, value: object) -> None:
     res = [
         {"resourceType": "Patient", "birthDate": "1990-02-03", "gender": "female"},
-        {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-01-01", **obs},
+        {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-09-01", **obs},
     ]
     assert getattr(to_patient(res, kb, as_of=AS_OF).patient, field) == value
 

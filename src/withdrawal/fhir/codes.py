@@ -44,15 +44,6 @@ BODY_WEIGHT = frozenset({"29463-7", "3141-9"})
 # NOTE: the value is read from its text/display ("poor metabolizer" ...), which every
 # coding scheme for phenotypes spells out; a value we cannot read is reported, not guessed.
 CYP2D6_PHENOTYPE = frozenset({"79714-9", "53040-2"})
+CYP2D6_OWN = "79714-9"  # the CYP2D6-specific code; 53040-2 is for any gene
 
-# FHIR value sets (R4): SEE: https://hl7.org/fhir/R4/valueset-condition-clinical.html,
-# https://hl7.org/fhir/R4/valueset-condition-ver-status.html,
-# https://hl7.org/fhir/R4/valueset-medicationrequest-status.html,
-# https://hl7.org/fhir/R4/valueset-medication-statement-status.html
-CONDITION_ACTIVE = frozenset({"active", "recurrence", "relapse"})
-CONDITION_REFUTED = frozenset({"refuted", "entered-in-error"})
-REQUEST_ACTIVE = frozenset({"active", "on-hold", "unknown", "draft"})
-REQUEST_STOPPED = frozenset({"stopped", "completed"})
-STATEMENT_ACTIVE = frozenset({"active", "intended", "on-hold", "unknown"})
-STATEMENT_STOPPED = frozenset({"stopped", "completed"})
-OBSERVATION_USABLE = frozenset({"final", "amended", "corrected", "preliminary", "registered"})
+# Statuses, dates, units and tie-breaks: withdrawal.fhir.reading (one table for every path).

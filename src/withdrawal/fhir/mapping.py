@@ -6,16 +6,11 @@ skipped and listed (type, id and reason, never its content). Codes that the
 knowledge base does not know are passed through as text, so the assessment
 reports them under ``unrecognised`` instead of dropping them.
 
-Readings made on purpose (the strict side where the record is silent):
-
-* Conditions count when ``clinicalStatus`` is active, recurrence or relapse, or
-  absent; whatever their ``verificationStatus`` except refuted and
-  entered-in-error (a provisional diagnosis of seizure disorder still matters).
-* Medication requests and statements that are active, on hold, intended or of
-  unknown status count as active; stopped and completed ones as stopped, with
-  the days since their end date where one is recorded, else as stopped today.
-* eGFR stands in for creatinine clearance only when no clearance is recorded;
-  the most recent value is used.
+Every reading decision (statuses, codes, the order in which dates are tried, look-back
+windows, units, tie-breaks) is a row of :data:`withdrawal.fhir.reading.TABLE`; the bulk screen's
+SQL is generated from the same rows, and the code-level readers here (:func:`medication_identity`,
+:func:`condition_entries`, :func:`allergy_entry`, :func:`daily_dose_mg`) are the ones the bulk
+screen runs on the distinct values of an export.
 """
 
 from __future__ import annotations
@@ -23,25 +18,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any, get_args
 
 from withdrawal.errors import InputError
-from withdrawal.fhir import codes
+from withdrawal.fhir import codes, reading
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Sex
-from withdrawal.patient import MedicationIn, PatientIn, parse_patient, resolve_drug_name
+from withdrawal.patient import MedicationIn, PatientIn, condition_in_scope, parse_patient, resolve_drug_name
 
 JSON = Mapping[str, Any]
 
 _MG = re.compile(r"(\d+(?:\.\d+)?)\s*MG(?![A-Za-z/])", re.IGNORECASE)
-_PHENOTYPES = (
-    ("ultrarapid", ("ultrarapid", "ultra-rapid", "ultra rapid")),
-    ("intermediate", ("intermediate",)),
-    ("poor", ("poor",)),
-    ("normal", ("normal", "extensive")),
-)
-_PERIOD_PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30, "a": 1 / 365}
+_PHENOTYPES = reading.phenotype_words()
 
 
 @dataclass(frozen=True)
@@ -159,9 +148,10 @@ def parse_date(value: object) -> date | None:
             return date(int(s), 1, 1)
         if len(s) == 7:
             return date(int(s[:4]), int(s[5:7]), 1)
-        if len(s) == 10:
-            return date.fromisoformat(s)
-        return datetime.fromisoformat(s.replace("Z", "+00:00")).date()
+        if len(s) >= 10:
+            # the calendar date as written (no time-zone shift), as the bulk SQL reads it
+            return date.fromisoformat(s[:10])
+        return None
     except ValueError:
         return None
 
@@ -213,22 +203,31 @@ def _strengths(display: str, kb: KnowledgeBase) -> dict[str, float]:
 
 
 def daily_dose_mg(dosages: object, strength_mg: float | None) -> float | None:
-    """Most a dosage instruction allows per day, in mg; None when it cannot be read."""
+    """Most a dosage instruction allows per day, in mg; None when it cannot be read.
+
+    Units, dose forms and periods are the rows of ``fhir.reading`` (``Dosage``)."""
     if not isinstance(dosages, list):
         return None
     total = 0.0
     for d in dosages:
         if not isinstance(d, Mapping):
             return None
-        per_dose = _dose_mg(d, strength_mg)
-        per_day = _times_per_day(d.get("timing"))
-        if per_dose is None or per_day is None:
+        dose = _dose_mg(d, strength_mg)
+        if dose is None:
             return None
-        total += per_dose * per_day
+        mg, is_rate = dose
+        if is_rate:
+            total += mg
+            continue
+        per_day = _times_per_day(d.get("timing"))
+        if per_day is None:
+            return None
+        total += mg * per_day
     return round(total, 3) if total > 0 else None
 
 
-def _dose_mg(d: JSON, strength_mg: float | None) -> float | None:
+def _dose_mg(d: JSON, strength_mg: float | None) -> tuple[float, bool] | None:
+    """(mg per dose, False) or (mg per day, True) for a rate; None when unreadable."""
     rates = d.get("doseAndRate")
     if not isinstance(rates, list) or not rates or not isinstance(rates[0], Mapping):
         return None
@@ -242,13 +241,14 @@ def _dose_mg(d: JSON, strength_mg: float | None) -> float | None:
     unit = (_str(q.get("code")) or _str(q.get("unit")) or "").lower()
     if value is None or value < 0:
         return None
-    if unit == "mg":
-        return value
-    if unit == "g":
-        return value * 1000
-    if strength_mg is not None and unit in {"", "1", "{tbl}", "tablet", "tablets", "tab", "{capsule}", "capsule"}:
-        return value * strength_mg
-    return None
+    factor = reading.dose_unit_factor(unit)
+    if factor is None:
+        return None
+    if factor == "rate":
+        return value * 24 / 1000, True
+    if factor == "strength":
+        return (value * strength_mg, False) if strength_mg is not None else None
+    return value * float(factor), False
 
 
 def _times_per_day(timing: object) -> float | None:
@@ -260,9 +260,35 @@ def _times_per_day(timing: object) -> float | None:
     freq = _number(rep.get("frequencyMax")) or _number(rep.get("frequency")) or 1.0
     period = _number(rep.get("period"))
     unit = _str(rep.get("periodUnit"))
-    if not period or period <= 0 or unit not in _PERIOD_PER_DAY:
+    factor = reading.per_day(unit) if unit else None
+    if not period or period <= 0 or factor is None:
         return None
-    return freq * _PERIOD_PER_DAY[unit] / period
+    return freq * factor / period
+
+
+@dataclass(frozen=True)
+class MedIdentity:
+    """What a medication's codes and text name: the code that wins, its drugs, strength, product key."""
+
+    rxnorm: str | None
+    name: str | None
+    drugs: tuple[str, ...]
+    strength_mg: float | None
+    product: str
+
+
+def medication_identity(rx_codes: Sequence[str], text: str | None, kb: KnowledgeBase) -> MedIdentity | None:
+    """The first RxNorm code the knowledge base knows wins, else the first numeric one; the text
+    resolves when no code is known. None when there is neither a code nor a text."""
+    known = next((c for c in rx_codes if c in kb.drug_rxcui), None)
+    rxnorm = known or (rx_codes[0] if rx_codes and rx_codes[0].isascii() and rx_codes[0].isdigit() else None)
+    if not (text or rxnorm):
+        return None
+    ids = (kb.drug_rxcui[known],) if known else (resolve_drug_name(text, kb) if text else ())
+    strengths = strengths_mg(text, kb) if text else {}
+    strength = strengths.get("tramadol") if "tramadol" in ids else (strengths.get(ids[0]) if len(ids) == 1 else None)
+    product = f"{rxnorm or ''}|{text.lower() if text else ''}"
+    return MedIdentity(rxnorm, text, ids, strength, product)
 
 
 def _medication_concept(res: JSON, contained: Mapping[str, JSON]) -> object:
@@ -275,53 +301,59 @@ def _medication_concept(res: JSON, contained: Mapping[str, JSON]) -> object:
     return concept
 
 
+def med_state(rtype: str, status: str | None, intent: str | None, end: date | None, as_of: date) -> str:
+    """``active``, ``stopped`` or ``ignored`` by the table's status rows; an active record whose end
+    date is on or before ``as_of`` is stopped."""
+    state = reading.med_status(rtype, status)
+    if state == "stopped" and rtype == "MedicationRequest" and intent in reading.values(
+            "MedicationRequest", "intent", "ignored when stopped"):
+        return "ignored"
+    if state == "active" and end is not None and end <= as_of:
+        return "stopped"
+    return state
+
+
+def _first_date(res: JSON, paths: Sequence[str]) -> date | None:
+    for path in paths:
+        node: object = res
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if (d := parse_date(node)) is not None:
+            return d
+    return None
+
+
 def read_medication(
     res: JSON, kb: KnowledgeBase, *, as_of: date, medications: Mapping[str, JSON] | None = None
 ) -> Medication | None:
     """A MedicationRequest or MedicationStatement as a medication, or None to skip it."""
     rtype = res.get("resourceType")
-    status = _status_code(res.get("status")) or "unknown"
-    if rtype == "MedicationRequest":
-        if status in codes.REQUEST_ACTIVE:
-            state = "active"
-        elif status in codes.REQUEST_STOPPED:
-            state = "stopped"
-        else:
-            return None
-        if _str(res.get("intent")) in {"proposal", "plan"} and state == "stopped":
-            return None
-    elif rtype == "MedicationStatement":
-        if status in codes.STATEMENT_ACTIVE:
-            state = "active"
-        elif status in codes.STATEMENT_STOPPED:
-            state = "stopped"
-        else:
-            return None
-    else:
+    if rtype not in {"MedicationRequest", "MedicationStatement"}:
+        return None
+    start = _first_date(res, reading.values(rtype, "start date"))
+    if start is not None and start > as_of:
+        return None
+    end = _first_date(res, reading.values(rtype, "end date"))
+    state = med_state(rtype, _status_code(res.get("status")), _str(res.get("intent")), end, as_of)
+    if state == "ignored":
         return None
     contained: dict[str, JSON] = dict(medications or {})
     for c in res.get("contained") or []:
         if isinstance(c, Mapping) and (cid := _str(c.get("id"))):
             contained[cid] = c
     concept = _medication_concept(res, contained)
-    rx_codes = _codes(concept, codes.RXNORM)
-    text = _text(concept)
-    known = next((c for c in rx_codes if c in kb.drug_rxcui), None)
-    rxnorm = known or (rx_codes[0] if rx_codes and rx_codes[0].isdigit() else None)
-    if not (text or rxnorm):
+    ident = medication_identity(_codes(concept, codes.RXNORM), _text(concept), kb)
+    if ident is None:
         return None
-    strengths = strengths_mg(text, kb) if text else {}
-    ids = (kb.drug_rxcui[known],) if known else (resolve_drug_name(text, kb) if text else ())
-    strength = strengths.get("tramadol") if "tramadol" in ids else (strengths.get(ids[0]) if len(ids) == 1 else None)
     dosage = res.get("dosageInstruction") if rtype == "MedicationRequest" else res.get("dosage")
-    dose = daily_dose_mg(dosage, strength)
+    dose = daily_dose_mg(dosage, ident.strength_mg)
     ago: float | None = None
     if state == "stopped":
-        end = _end_date(res)
-        ago = float(max((as_of - end).days, 0)) if end else None
+        stop = _first_date(res, reading.values(rtype, "stop date"))
+        ago = float(max((as_of - stop).days, 0)) if stop else None
     return Medication(
-        name=text,
-        rxnorm=rxnorm,
+        name=ident.name,
+        rxnorm=ident.rxnorm,
         status=state,
         days_since_stopped=ago,
         dose_mg_per_day=dose,
@@ -329,94 +361,107 @@ def read_medication(
     )
 
 
-def _end_date(res: JSON) -> date | None:
-    period = res.get("effectivePeriod")
-    if isinstance(period, Mapping) and (end := parse_date(period.get("end"))):
-        return end
-    if res.get("resourceType") == "MedicationStatement" and (d := parse_date(res.get("effectiveDateTime"))):
-        return d
-    disp = res.get("dispenseRequest")
-    if isinstance(disp, Mapping):
-        vp = disp.get("validityPeriod")
-        if isinstance(vp, Mapping) and (end := parse_date(vp.get("end"))):
-            return end
-    return None
-
-
 # --- the whole record -----------------------------------------------------------------
 
 
-def _condition_entry(res: JSON, kb: KnowledgeBase) -> str | None:
-    clinical = _status_code(res.get("clinicalStatus"))
-    if clinical is not None and clinical not in codes.CONDITION_ACTIVE:
-        return None
-    if _status_code(res.get("verificationStatus")) in codes.CONDITION_REFUTED:
-        return None
-    concept = res.get("code")
-    icd = _codes(concept, codes.ICD10CM)
-    sct = _codes(concept, codes.SNOMED)
+def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, kb: KnowledgeBase) -> tuple[str, ...]:
+    """What one Condition adds to the patient's ``conditions``: the keys of every coding the knowledge
+    base knows (else of its text); when none is known, one entry that the patient model reads as
+    unresolved (a code in the screen's scope, or free text) or out of scope."""
+    keys: list[str] = []
     for c in icd:
-        if key := kb.lookup_condition(c):
-            return key
+        if (key := kb.lookup_condition(c)) and key not in keys:
+            keys.append(key)
     for c in sct:
-        if key := kb.condition_codes.get("SCT:" + c):
-            return key
-    text = _text(concept)
+        if (key := kb.condition_codes.get("SCT:" + c)) and key not in keys:
+            keys.append(key)
+    if keys:
+        return tuple(keys)
     if text and (key := kb.lookup_condition(text)):
-        return key
-    code = f"ICD-10-CM {icd[0]}" if icd else (f"SNOMED {sct[0]}" if sct else None)
-    if code and text:
-        return f"{code}: {text}"[:200]
-    return code or (text[:200] if text else None)
+        return (key,)
+    every = (*icd, *sct)
+    if not every:
+        return (text[:200],) if text else ()
+    label = f"ICD-10-CM {icd[0]}" if icd else f"SNOMED {sct[0]}"
+    if any(condition_in_scope(c, kb) for c in every):
+        return (f"{label}: {text}"[:200] if text else label,)  # not a bare code: read as unresolved
+    return (every[0],)  # a bare code outside the scope: listed, not screened
+
+
+def _condition_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ...]:
+    clinical = _status_code(res.get("clinicalStatus"))
+    if clinical is not None and clinical not in reading.values("Condition", "clinicalStatus", "counted"):
+        return ()
+    if _status_code(res.get("verificationStatus")) in reading.values("Condition", "verificationStatus", "ignored"):
+        return ()
+    onset = _first_date(res, reading.values("Condition", "onset"))
+    abated = _first_date(res, reading.values("Condition", "abatement"))
+    if (onset is not None and onset > as_of) or (abated is not None and abated <= as_of):
+        return ()
+    concept = res.get("code")
+    return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb)
+
+
+def allergy_entry(rx_codes: Sequence[str], text: str | None, kb: KnowledgeBase) -> str | None:
+    """A known RxNorm code names the drug, else the text does."""
+    for c in rx_codes:
+        if c in kb.drug_rxcui:
+            return kb.drugs[kb.drug_rxcui[c]].name
+    return text
 
 
 def _allergy_entry(res: JSON, kb: KnowledgeBase) -> str | None:
-    if _status_code(res.get("clinicalStatus")) in {"inactive", "resolved"}:
+    a = "AllergyIntolerance"
+    if _status_code(res.get("clinicalStatus")) in reading.values(a, "clinicalStatus", "ignored"):
         return None
-    if _status_code(res.get("verificationStatus")) in codes.CONDITION_REFUTED:
+    if _status_code(res.get("verificationStatus")) in reading.values(a, "verificationStatus", "ignored"):
         return None
     cats = res.get("category")
-    if isinstance(cats, list) and cats and "medication" not in cats:
+    if isinstance(cats, list) and cats and not set(cats) & set(reading.values(a, "category", "counted")):
         return None
     concept = res.get("code")
-    for c in _codes(concept, codes.RXNORM):
-        if c in kb.drug_rxcui:
-            return kb.drugs[kb.drug_rxcui[c]].name
-    return _text(concept)
+    return allergy_entry(_codes(concept, codes.RXNORM), _text(concept), kb)
+
+
+def phenotype_of(text: str | None) -> str | None:
+    """The first phenotype of the table whose word appears in the value's text."""
+    low = (text or "").lower()
+    for key, words in _PHENOTYPES:
+        if any(w in low for w in words):
+            return key
+    return None
 
 
 def _phenotype(res: JSON) -> str | None:
     value = res.get("valueCodeableConcept")
-    text = (_text(value) or _str(res.get("valueString")) or "").lower()
-    for key, words in _PHENOTYPES:
-        if any(w in text for w in words):
-            return key
-    return None
+    return phenotype_of(_text(value) or _str(res.get("valueString")))
 
 
 def _is_cyp2d6(res: JSON) -> bool:
     concept = res.get("code")
-    if set(_codes(concept, codes.LOINC)) & codes.CYP2D6_PHENOTYPE:
-        comps = json_text(res.get("component")) + json_text(concept)
-        return "cyp2d6" in comps.lower() or "79714-9" in _codes(concept, codes.LOINC)
+    loinc = set(_codes(concept, codes.LOINC))
+    if codes.CYP2D6_OWN in loinc:
+        return True
+    if loinc & codes.CYP2D6_PHENOTYPE:
+        return "cyp2d6" in (component_text(res.get("component")) + " " + (_text(concept) or "")).lower()
     return "cyp2d6" in (_text(concept) or "").lower()
 
 
-def json_text(node: object) -> str:
-    """Concatenated strings inside a small JSON node (for a gene symbol in components)."""
-    if isinstance(node, str):
-        return node + " "
-    if isinstance(node, Mapping):
-        return "".join(json_text(v) for v in node.values())
-    if isinstance(node, list):
-        return "".join(json_text(v) for v in node[:50])
-    return ""
+def component_text(components: object) -> str:
+    """The codes, displays and texts of the components' coded values (where a gene symbol is named)."""
+    out: list[str] = []
+    if isinstance(components, list):
+        for comp in components[:50]:
+            value = comp.get("valueCodeableConcept") if isinstance(comp, Mapping) else None
+            if isinstance(value, Mapping):
+                out.extend(t for t in (_str(value.get("text")),) if t)
+                for c in _codings(value):
+                    out.extend(t for t in (_str(c.get("code")), _str(c.get("display"))) if t)
+    return " ".join(out)
 
 
-def _effective(res: JSON) -> date:
-    period = res.get("effectivePeriod")
-    start = parse_date(period.get("start")) if isinstance(period, Mapping) else None
-    return parse_date(res.get("effectiveDateTime")) or parse_date(res.get("issued")) or start or date.min
+def _effective(res: JSON) -> date | None:
+    return _first_date(res, reading.values("Observation", "date"))
 
 
 def _pick_patient(resources: Sequence[JSON], patient_id: str | None) -> JSON | None:
@@ -470,14 +515,14 @@ def to_patient(
     conditions: list[str] = []
     meds: list[Medication] = []
     allergies: list[str] = []
-    latest: dict[str, tuple[date, Any]] = {}
+    latest: dict[str, tuple[tuple[int, float], Any]] = {}
 
-    def keep(kind: str, when: date, value: Any) -> None:
-        # The latest observation counts; on the same date a "yes" (pregnant, breastfeeding) is
-        # not overwritten by a "no" (the stricter reading, as in the population screen).
+    def keep(kind: str, days: int, tie: float, value: Any) -> None:
+        # The latest observation counts; on the same day the table's tie-break (a "yes", the lower
+        # clearance, the first phenotype) wins, as in the bulk screen.
         prev = latest.get(kind)
-        if prev is None or when > prev[0] or (when == prev[0] and prev[1] is not True):
-            latest[kind] = (when, value)
+        if prev is None or (days, tie) < prev[0]:
+            latest[kind] = ((days, tie), value)
 
     for res in resources:
         rtype = res.get("resourceType")
@@ -489,7 +534,7 @@ def to_patient(
             continue
         try:
             if rtype == "Condition":
-                if entry := _condition_entry(res, kb):
+                for entry in _condition_entry(res, kb, as_of):
                     if entry not in conditions:
                         conditions.append(entry)
             elif rtype in {"MedicationRequest", "MedicationStatement"}:
@@ -500,20 +545,17 @@ def to_patient(
                 if (a := _allergy_entry(res, kb)) and a not in allergies:
                     allergies.append(a)
             elif rtype == "Observation":
-                _observation(res, keep)
+                _observation(res, keep, as_of)
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             # NOTE: a malformed resource is skipped and named, never fatal.
             skipped.append(f"{_label(res)}: unreadable ({type(exc).__name__})")
     for kind, (_, value) in latest.items():
-        if kind == "pregnant":
-            fields["pregnant"] = bool(value)
-        elif kind in {"crcl", "egfr"}:
+        if kind in {"crcl", "egfr"}:
             continue
-        else:
-            fields[kind] = value
+        fields[kind] = value
     renal = latest.get("crcl") or latest.get("egfr")
     if renal is not None:
-        fields["creatinine_clearance_ml_min"] = min(max(float(renal[1]), 0.0), 300.0)
+        fields["creatinine_clearance_ml_min"] = min(max(float(renal[1]), reading.CRCL_MIN), reading.CRCL_MAX)
     fields["conditions"] = conditions
     fields["allergies"] = allergies
     # Validated MedicationIn instances: the patient model takes them as they are.
@@ -543,36 +585,52 @@ def _dedupe(meds: Sequence[Medication]) -> list[Medication]:
     return list(seen.values())
 
 
-def _observation(res: JSON, keep: Any) -> None:
-    if (_status_code(res.get("status")) or "final") not in codes.OBSERVATION_USABLE:
+def observation_kind(loinc: Iterable[str], code_text: str | None) -> str | None:
+    """The fact an Observation's LOINC codes are for, the first in the table's kind order."""
+    found = set(loinc)
+    for kind in reading.values("Observation", "code kind order"):
+        if found & set(reading.values("Observation", "code", kind)):
+            return kind
+    if "cyp2d6" in (code_text or "").lower():
+        return "cyp2d6"
+    return None
+
+
+def _observation(res: JSON, keep: Any, as_of: date) -> None:
+    o = "Observation"
+    if (_status_code(res.get("status")) or reading.ABSENT) not in reading.values(o, "status", "usable"):
         return
-    loinc = set(_codes(res.get("code"), codes.LOINC))
     when = _effective(res)
+    if when is not None and when > as_of:
+        return
+    days = (as_of - when).days if when is not None else reading.UNDATED_DAYS
+    kind = observation_kind(_codes(res.get("code"), codes.LOINC), _text(res.get("code")))
     q = res.get("valueQuantity")
     value = _number(q.get("value")) if isinstance(q, Mapping) else None
-    if loinc & codes.PREGNANCY_STATUS:
+    if kind == "pregnancy":
+        if when is not None and days > reading.PREGNANCY_LOOKBACK_DAYS:
+            return
         answers = set(_codes(res.get("valueCodeableConcept"), {codes.LOINC, codes.SNOMED}))
-        if answers & codes.PREGNANT_ANSWERS:
-            keep("pregnant", when, True)
-        elif answers & codes.NOT_PREGNANT_ANSWERS:
-            keep("pregnant", when, False)
-    elif loinc & codes.BREASTFEEDING_STATUS:
+        if answers & set(reading.values(o, "pregnancy value", "yes")):
+            keep("pregnant", days, 0, True)
+        elif answers & set(reading.values(o, "pregnancy value", "no")):
+            keep("pregnant", days, 1, False)
+    elif kind == "breastfeeding":
         # NOTE: tramadol is not recommended while breastfeeding (label 8.2): a recorded status is
         # read; "unknown" or an unreadable answer leaves the field unset, as it was.
         answers = set(_codes(res.get("valueCodeableConcept"), codes.LOINC))
         flag = res.get("valueBoolean")
-        if answers & codes.BREASTFEEDING_ANSWERS or flag is True:
-            keep("breastfeeding", when, True)
-        elif answers & codes.NOT_BREASTFEEDING_ANSWERS or flag is False:
-            keep("breastfeeding", when, False)
-    elif loinc & codes.CREATININE_CLEARANCE and value is not None:
-        keep("crcl", when, value)
-    elif loinc & codes.EGFR and value is not None:
-        keep("egfr", when, value)
-    elif loinc & codes.BODY_WEIGHT and value is not None and 0 < value <= 500:
+        if answers & set(reading.values(o, "breastfeeding value", "yes")) or flag is True:
+            keep("breastfeeding", days, 0, True)
+        elif answers & set(reading.values(o, "breastfeeding value", "no")) or flag is False:
+            keep("breastfeeding", days, 1, False)
+    elif kind in {"crcl", "egfr"} and value is not None:
+        keep(kind, days, value, value)
+    elif kind == "weight" and value is not None and 0 < value <= 500:
         unit = (_str(q.get("code")) or _str(q.get("unit")) or "kg").lower() if isinstance(q, Mapping) else "kg"
         kg = value * 0.45359237 if unit in {"[lb_av]", "lb", "lbs"} else value
         if 0 < kg <= 500:
-            keep("weight_kg", when, round(kg, 2))
-    elif _is_cyp2d6(res) and (ph := _phenotype(res)):
-        keep("cyp2d6_phenotype", when, ph)
+            keep("weight_kg", days, kg, round(kg, 2))
+    elif kind == "cyp2d6" and _is_cyp2d6(res) and (ph := _phenotype(res)):
+        order = [p for p, _ in _PHENOTYPES]
+        keep("cyp2d6_phenotype", days, order.index(ph), ph)

@@ -20,97 +20,12 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.export import BadLine, Export, ExportFile, locate_bad_lines
-from withdrawal.population.facts import (
-    RXNORM_SYSTEM,
-    STATUS_ANSWERS,
-    MapTable,
-    facts_sql,
-    map_tables,
-    sql_list,
-    summary_sql,
-)
-from withdrawal.population.facts import date_sql as _date
-from withdrawal.population.facts import patient_ref_sql as _ref
+from withdrawal.population.facts import DISTINCT_SQL, VIEWS, Distinct, MapTable, facts_sql, map_tables, summary_sql
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.rules import FLAG_COLUMNS, BitLayout, Dialect, compile_screen, windows
+from withdrawal.population.staging import TYPES, duck_columns, stage_sql
 
 Progress = Callable[[str, int, int], None]
-
-_CODING = "STRUCT(system VARCHAR, code VARCHAR, display VARCHAR)[]"
-_CONCEPT = f"STRUCT(coding {_CODING}, text VARCHAR)"
-_REF = "STRUCT(reference VARCHAR)"
-_DOSAGE = ('STRUCT(timing STRUCT("repeat" STRUCT(frequency DOUBLE, period DOUBLE, periodUnit VARCHAR)), '
-           "doseAndRate STRUCT(doseQuantity STRUCT(value DOUBLE, unit VARCHAR, code VARCHAR))[])[]")
-
-COLUMNS: dict[str, dict[str, str]] = {
-    "Patient": {"gender": "VARCHAR", "birthDate": "VARCHAR"},
-    "Condition": {"subject": _REF, "clinicalStatus": _CONCEPT, "verificationStatus": _CONCEPT, "code": _CONCEPT,
-                  "onsetDateTime": "VARCHAR", "abatementDateTime": "VARCHAR"},
-    "MedicationRequest": {"status": "VARCHAR", "subject": _REF, "authoredOn": "VARCHAR",
-                          "medicationCodeableConcept": _CONCEPT, "dosageInstruction": _DOSAGE,
-                          "dispenseRequest": 'STRUCT(validityPeriod STRUCT(start VARCHAR, "end" VARCHAR))'},
-    "MedicationStatement": {"status": "VARCHAR", "subject": _REF, "medicationCodeableConcept": _CONCEPT,
-                            "effectivePeriod": 'STRUCT(start VARCHAR, "end" VARCHAR)',
-                            "effectiveDateTime": "VARCHAR", "dosage": _DOSAGE},
-    "AllergyIntolerance": {"patient": _REF, "clinicalStatus": _CONCEPT, "verificationStatus": _CONCEPT,
-                           "code": _CONCEPT},
-    "Observation": {"status": "VARCHAR", "subject": _REF, "code": _CONCEPT, "effectiveDateTime": "VARCHAR",
-                    "valueQuantity": "STRUCT(value DOUBLE, unit VARCHAR)", "valueCodeableConcept": _CONCEPT},
-}
-
-
-def _rx(concept: str) -> str:
-    return f"list_filter({concept}.coding, lambda x: x.system = '{RXNORM_SYSTEM}')[1].code"
-
-
-def _text(concept: str) -> str:
-    return f"coalesce({concept}.text, {concept}.coding[1].display)"
-
-
-def _dose(col: str) -> str:
-    q = f"{col}[1].doseAndRate[1].doseQuantity"
-    r = f'{col}[1].timing."repeat"'
-    return (f"{q}.value AS dose_value, coalesce({q}.code, {q}.unit) AS dose_unit, {r}.frequency AS frequency, "
-            f"{r}.period AS period, {r}.periodUnit AS period_unit")
-
-
-STAGE: dict[str, str] = {
-    "Patient": "id AS patient_id, {date_birth} AS birth_date, gender AS sex".format(date_birth=_date("birthDate")),
-    "Condition": (f"{_ref('subject')} AS patient_id, list_transform(code.coding, lambda x: x.code) AS codes, "
-                  "clinicalStatus.coding[1].code AS clinical, verificationStatus.coding[1].code AS verification, "
-                  f"{_date('onsetDateTime')} AS onset, {_date('abatementDateTime')} AS abatement"),
-    "MedicationRequest": (f"{_ref('subject')} AS patient_id, status, {_date('authoredOn')} AS start_date, "
-                          f"{_date('dispenseRequest.validityPeriod.end')} AS end_date, "
-                          f"{_rx('medicationCodeableConcept')} AS rx_code, "
-                          f"{_text('medicationCodeableConcept')} AS text, {_dose('dosageInstruction')}"),
-    "MedicationStatement": (f"{_ref('subject')} AS patient_id, status, "
-                            f"coalesce({_date('effectivePeriod.start')}, {_date('effectiveDateTime')}) AS start_date, "
-                            f"{_date('effectivePeriod.end')} AS end_date, "
-                            f"{_rx('medicationCodeableConcept')} AS rx_code, "
-                            f"{_text('medicationCodeableConcept')} AS text, {_dose('dosage')}"),
-    "AllergyIntolerance": (f"{_ref('patient')} AS patient_id, clinicalStatus.coding[1].code AS clinical, "
-                           "verificationStatus.coding[1].code AS verification, "
-                           f"{_rx('code')} AS rx_code, {_text('code')} AS text"),
-    "Observation": (f"{_ref('subject')} AS patient_id, status, "
-                    "list_filter(code.coding, lambda x: x.system = 'http://loinc.org')[1].code AS loinc, "
-                    f"{_date('effectiveDateTime')} AS effective, valueQuantity.value AS value, "
-                    "list_filter(valueCodeableConcept.coding, lambda x: x.code IN "
-                    f"{sql_list(STATUS_ANSWERS)})[1].code AS value_code"),
-}
-_EMPTY: dict[str, str] = {
-    "Patient": "NULL::VARCHAR AS patient_id, NULL::DATE AS birth_date, NULL::VARCHAR AS sex",
-    "Condition": ("NULL::VARCHAR AS patient_id, NULL::VARCHAR[] AS codes, NULL::VARCHAR AS clinical, "
-                  "NULL::VARCHAR AS verification, NULL::DATE AS onset, NULL::DATE AS abatement"),
-    "MedicationRequest": ("NULL::VARCHAR AS patient_id, NULL::VARCHAR AS status, NULL::DATE AS start_date, "
-                          "NULL::DATE AS end_date, NULL::VARCHAR AS rx_code, NULL::VARCHAR AS text, "
-                          "NULL::DOUBLE AS dose_value, NULL::VARCHAR AS dose_unit, NULL::DOUBLE AS frequency, "
-                          "NULL::DOUBLE AS period, NULL::VARCHAR AS period_unit"),
-    "AllergyIntolerance": ("NULL::VARCHAR AS patient_id, NULL::VARCHAR AS clinical, NULL::VARCHAR AS verification, "
-                           "NULL::VARCHAR AS rx_code, NULL::VARCHAR AS text"),
-    "Observation": ("NULL::VARCHAR AS patient_id, NULL::VARCHAR AS status, NULL::VARCHAR AS loinc, "
-                    "NULL::DATE AS effective, NULL::DOUBLE AS value, NULL::VARCHAR AS value_code"),
-}
-_EMPTY["MedicationStatement"] = _EMPTY["MedicationRequest"]
 
 
 @dataclass(frozen=True)
@@ -129,17 +44,18 @@ def _sql_list(paths: Sequence[Path]) -> str:
 def _read(con: duckdb.DuckDBPyConnection, rtype: str, files: Sequence[ExportFile]) -> list[BadLine]:
     """Stage one resource type into table ``raw_<type>``; return the bad lines of its files."""
     table = f"raw_{rtype.lower()}"
+    cols = {"resourceType": "VARCHAR", "id": "VARCHAR", **duck_columns(rtype)}
     if not files:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {_EMPTY[rtype]}, TRUE AS ok "
-                    "LIMIT 0")
+        nulls = ", ".join(f'CAST(NULL AS {t}) AS "{k}"' for k, t in cols.items())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {stage_sql('duckdb', rtype)}, TRUE AS ok "
+                    f"FROM (SELECT {nulls}) LIMIT 0")
         return []
-    cols = {"resourceType": "VARCHAR", "id": "VARCHAR", **COLUMNS[rtype]}
     spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in cols.items()) + "}"
     # the file name column only when there are several files (one file: a constant in the query below)
     several = len(files) > 1
     filename = "filename" if several else "'" + str(files[0].path).replace("'", "''") + "'"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {STAGE[rtype]}, "
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {stage_sql('duckdb', rtype)}, "
         f"coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '', FALSE) AS ok"
         + (", filename " if several else " ") +
         f"FROM read_json({_sql_list([f.path for f in files])}, format = 'newline_delimited', "
@@ -188,7 +104,7 @@ def screen(
     threads: int | None = None,
 ) -> EngineResult:
     """Screen every patient of the export; write ``out/patients/part-0.parquet``."""
-    clock = StageClock(len(COLUMNS) + 3, progress)
+    clock = StageClock(len(TYPES) + 3, progress)
     tick, stages = clock.tick, clock.stages
 
     con = duckdb.connect(":memory:")
@@ -197,32 +113,24 @@ def screen(
             con.execute(f"SET threads = {int(threads)}")
         con.execute("SET preserve_insertion_order = false")
         bad: list[BadLine] = []
-        for rtype in COLUMNS:
+        for rtype in TYPES:
             bad.extend(_read(con, rtype, export.of_type(rtype)))
+            con.execute(f"CREATE TEMP VIEW stg_{rtype.lower()} AS "
+                        f"SELECT COLUMNS(lambda c: c NOT IN ('ok', 'filename')) FROM raw_{rtype.lower()} WHERE ok")
             tick(f"read {rtype}")
-        con.execute("CREATE TEMP VIEW pat AS SELECT patient_id, birth_date, sex FROM raw_patient WHERE ok")
-        con.execute("CREATE TEMP VIEW cond AS SELECT patient_id, unnest(codes) AS code, clinical, verification, "
-                    "onset, abatement FROM raw_condition WHERE ok")
-        med_cols = ("patient_id, status, start_date, end_date, rx_code, text, dose_value, dose_unit, frequency, "
-                    "period, period_unit")
-        con.execute(f"CREATE TEMP VIEW med AS SELECT {med_cols} FROM raw_medicationrequest WHERE ok "
-                    f"UNION ALL SELECT {med_cols} FROM raw_medicationstatement WHERE ok")
-        con.execute("CREATE TEMP VIEW alg AS SELECT patient_id, clinical, verification, rx_code, text "
-                    "FROM raw_allergyintolerance WHERE ok")
-        con.execute("CREATE TEMP VIEW obs AS SELECT patient_id, status, loinc, effective, value, value_code "
-                    "FROM raw_observation WHERE ok")
+        for name, sql in VIEWS.items():
+            con.execute(f"CREATE TEMP VIEW {name} AS {sql}")
 
-        codes = [r[0] for r in con.execute("SELECT DISTINCT code FROM cond WHERE code IS NOT NULL").fetchall()]
-        med_pairs = con.execute("SELECT DISTINCT rx_code, text FROM med").fetchall()
-        alg_pairs = con.execute("SELECT DISTINCT rx_code, text FROM alg").fetchall()
+        values = Distinct(**{k: con.execute(q).fetchall() for k, q in DISTINCT_SQL.items()})
         layout = BitLayout.of(kb)
-        for m in map_tables(kb, layout, codes, med_pairs, alg_pairs):
+        for m in map_tables(kb, layout, values):
             con.register(m.name, _arrow(m))
         tick("map codes")
 
         d = Dialect()
         compiled = compile_screen(kb, table, d)
-        query = (f"WITH facts AS ({facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words)}), "
+        facts = facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words, kb.washout_days)
+        query = (f"WITH facts AS ({facts}), "
                  f"ruled AS ({compiled.rules_sql}) {compiled.output_sql}")
         target = out / "patients"
         target.mkdir(parents=True, exist_ok=True)
@@ -246,6 +154,6 @@ def _esc(path: Path) -> str:
 
 
 def _arrow(m: MapTable) -> pa.Table:
-    types = {"STRING": pa.string(), "BIGINT": pa.int64()}
+    types = {"STRING": pa.string(), "BIGINT": pa.int64(), "INT": pa.int32(), "DOUBLE": pa.float64()}
     schema = pa.schema([(n, types[t]) for n, t in m.columns])
     return pa.table({n: [r[i] for r in m.rows] for i, (n, _) in enumerate(m.columns)}, schema=schema)

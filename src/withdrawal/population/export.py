@@ -19,7 +19,7 @@ from typing import IO, Any
 from withdrawal.errors import InputError
 
 SUPPORTED_TYPES = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance",
-                   "Observation")
+                   "Observation", "Medication")
 
 
 @dataclass(frozen=True)

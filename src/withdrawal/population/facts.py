@@ -1,112 +1,92 @@
 """From staged FHIR rows to one facts row per patient: SQL shared by both engines.
 
-Each engine stages the NDJSON into six flat relations with the same columns (its own JSON
-functions, see ``duckdb_engine.py`` and ``spark_engine.py``):
-
-* ``pat(patient_id, birth_date DATE, sex)``
-* ``cond(patient_id, code, clinical, verification, onset DATE, abatement DATE)``, one row per coding
-* ``med(patient_id, status, start_date DATE, end_date DATE, rx_code, text, dose_value, dose_unit,
-  frequency, period, period_unit)`` for MedicationRequest and MedicationStatement
-* ``alg(patient_id, clinical, verification, rx_code, text)``
-* ``obs(patient_id, status, loinc, effective DATE, value, value_code)``
-
-Codes and names are mapped onto the knowledge base by the per-patient code itself
-(:func:`withdrawal.patient.resolve`) over the *distinct* values only, which the engines join back
-(``cond_map``, ``med_map``, ``alg_map``); the maps carry the KB ids as bit mask words
-(:class:`~withdrawal.population.rules.BitLayout`), so a patient's sets are ``bit_or`` aggregates and
-every compiled rule test is a ``&`` per word. How FHIR statuses and dates become "active" or "stopped
-N days ago" is decided here, once, for both engines:
-
-* Condition: counted when clinicalStatus is absent, active, recurrence or relapse, the
-  verificationStatus is not refuted or entered-in-error, onset is not after the as-of date and
-  abatement (if any) is after it.
-* MedicationRequest (authoredOn, dispenseRequest.validityPeriod.end) and MedicationStatement
-  (effectivePeriod): ignored unless status is active, on-hold, stopped or completed and the start is
-  not after the as-of date. Active or on-hold with no end or an end after the as-of date: active.
-  Otherwise stopped, ``as_of - end`` days ago; with no end date, today (the strict reading of the
-  per-patient format).
-* AllergyIntolerance: clinicalStatus absent or active, not refuted or entered-in-error.
-* Observation (final, amended or corrected, not after the as-of date): the latest creatinine
-  clearance (LOINC 2164-2; ties: the lower value) is ``crcl``; the latest pregnancy status
-  (LOINC 82810-3) within 280 days, if pregnant (SNOMED 77386006 or LOINC LA15173-0, the answers
-  the per-patient mapper reads), sets ``pregnant_obs``; the latest breastfeeding status (LOINC
-  63895-7), if LA29252-6 (currently breastfeeding), sets ``breastfeeding_obs``. Only yes/no
-  answers count (an "unknown" is passed over, as by the per-patient mapper); on the same day "yes"
-  wins. Coded answers only (the first coding of the value that is one of them): a ``valueBoolean``
-  is not read here.
+Each engine stages the NDJSON into flat relations with the same columns (``staging.py``, generated
+from ``withdrawal.fhir.reading`` for both engines' JSON functions). Every reading decision (which
+statuses count, which dates are tried, look-back windows, tie-breaks) is a row of that table; the
+facts SQL below is generated from the same rows, and the readers that work on codes, text and doses
+are the per-patient mapper's own (:func:`~withdrawal.fhir.mapping.medication_identity`,
+:func:`~withdrawal.fhir.mapping.condition_entries`, :func:`~withdrawal.fhir.mapping.allergy_entry`,
+:func:`~withdrawal.fhir.mapping.daily_dose_mg`), run over the *distinct* staged values only, which
+the engines join back (``cond_map``, ``med_map``, ``dose_map``, ``alg_map``). The maps carry the KB
+ids as bit mask words (:class:`~withdrawal.population.rules.BitLayout`), so a patient's sets are
+``bit_or`` aggregates and every compiled rule test is a ``&`` per word. Items the knowledge base
+cannot resolve (medications active or stopped within the washout, allergies, conditions inside the
+screen's scope) set ``unresolved``, which the incomplete-screen rule reads.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from withdrawal.fhir import codes
+from withdrawal.fhir import reading
+from withdrawal.fhir.mapping import allergy_entry, condition_entries, daily_dose_mg, medication_identity
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.patient import MedicationIn, PatientIn, resolve, resolve_drug_name
+from withdrawal.patient import MedicationIn, PatientIn, resolve
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.rules import BitLayout, Dialect, window_column
+from withdrawal.population.staging import lits
 
-RXNORM_SYSTEM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-CRCL_LOINC = "2164-2"
-# The status codes and answers are the per-patient mapper's own (fhir.codes), so both read the same.
-PREGNANCY_STATUS = tuple(sorted(codes.PREGNANCY_STATUS))
-PREGNANT_ANSWERS = tuple(sorted(codes.PREGNANT_ANSWERS))
-NOT_PREGNANT_ANSWERS = tuple(sorted(codes.NOT_PREGNANT_ANSWERS))
-BREASTFEEDING_STATUS = tuple(sorted(codes.BREASTFEEDING_STATUS))
-BREASTFEEDING_ANSWERS = tuple(sorted(codes.BREASTFEEDING_ANSWERS))
-NOT_BREASTFEEDING_ANSWERS = tuple(sorted(codes.NOT_BREASTFEEDING_ANSWERS))
-STATUS_ANSWERS = (*PREGNANT_ANSWERS, *NOT_PREGNANT_ANSWERS, *BREASTFEEDING_ANSWERS, *NOT_BREASTFEEDING_ANSWERS)
-"""The yes/no answers read from an Observation's value: the engines take the first coding that is one."""
-PREGNANCY_OBS_DAYS = 280
-FINAL_OBS = ("final", "amended", "corrected")
-MED_ACTIVE = ("active", "on-hold")
-MED_ENDED = ("stopped", "completed")
+PHENOTYPES: tuple[str, ...] = tuple(p for p, _ in reading.phenotype_words())
 
 
-
-def patient_ref_sql(col: str) -> str:
-    """SQL for the patient id in a FHIR Reference column (the same text in DuckDB and Spark)."""
-    return f"replace(replace({col}.reference, 'Patient/', ''), 'urn:uuid:', '')"
+def _split(codes: str | None) -> list[str]:
+    return [c for c in (codes or "").split("|") if c]
 
 
-def date_sql(col: str) -> str:
-    """SQL for the calendar date of a FHIR date or dateTime string (both dialects)."""
-    return f"try_cast(substr({col}, 1, 10) AS DATE)"
-
-def condition_map(codes: Iterable[str], kb: KnowledgeBase) -> list[tuple[str, str]]:
-    """(code, condition key) for every code the per-patient screen recognises."""
-    out: list[tuple[str, str]] = []
-    for code in sorted(set(codes)):
-        if not code.strip():
+def condition_map(triples: Iterable[tuple[str | None, str | None, str | None]],
+                  kb: KnowledgeBase) -> list[tuple[str, str, str, frozenset[str], bool]]:
+    """(icd, sct, text, condition keys, unresolved) per distinct Condition coding, by the mapper's reading."""
+    out: list[tuple[str, str, str, frozenset[str], bool]] = []
+    for icd, sct, text in sorted({(i or "", c or "", t or "") for i, c, t in triples}):
+        entries = condition_entries(_split(icd), _split(sct), text or None, kb)
+        if not entries:
             continue
-        keys = resolve(PatientIn(age_years=0, conditions=(code,)), kb).conditions
-        out.extend((code, k) for k in sorted(keys))
+        p = resolve(PatientIn(age_years=0, conditions=entries), kb)
+        out.append((icd, sct, text, p.conditions, bool(p.unresolved)))
     return out
 
 
-def medication_map(pairs: Iterable[tuple[str | None, str | None]], kb: KnowledgeBase) -> list[tuple[str, str, str]]:
-    """(rx_code or '', text or '', drug id): the per-patient resolution of code, then name."""
-    out: list[tuple[str, str, str]] = []
-    for code, text in sorted({(c or "", t or "") for c, t in pairs}):
-        rx = code if code.isascii() and code.isdigit() else None
-        name = text if text.strip() else None
-        if rx is None and name is None:
+def medication_map(pairs: Iterable[tuple[str | None, str | None]],
+                   kb: KnowledgeBase) -> list[tuple[str, str, str, str]]:
+    """(rx_codes, text, drug id or '' when unresolved, product key): the mapper's identity, then ``resolve``."""
+    out: list[tuple[str, str, str, str]] = []
+    for codes, text in sorted({(c or "", t or "") for c, t in pairs}):
+        ident = medication_identity(_split(codes), text or None, kb)
+        if ident is None:
             continue
-        med = MedicationIn(name=name, rxnorm=rx)
-        drugs = resolve(PatientIn(age_years=0, medications=(med,)), kb).active_drugs
-        out.extend((code, text, d) for d in sorted(drugs))
+        med = MedicationIn(name=ident.name, rxnorm=ident.rxnorm)
+        drugs = sorted(resolve(PatientIn(age_years=0, medications=(med,)), kb).active_drugs)
+        out.extend((codes, text, d, ident.product) for d in (drugs or [""]))
     return out
 
 
-def allergy_map(pairs: Iterable[tuple[str | None, str | None]], kb: KnowledgeBase) -> list[tuple[str, str, str]]:
-    """(rx_code or '', text or '', drug id): RxNorm code if known, else the name as in ``resolve``."""
-    out: list[tuple[str, str, str]] = []
-    for code, text in sorted({(c or "", t or "") for c, t in pairs}):
-        by_code = kb.drug_rxcui.get(code)
-        drugs = (by_code,) if by_code else (resolve_drug_name(text, kb) if text.strip() else ())
-        out.extend((code, text, d) for d in sorted(set(drugs)))
+def dose_map(triples: Iterable[tuple[str | None, str | None, str | None]],
+             kb: KnowledgeBase) -> list[tuple[str, str, str, float]]:
+    """(rx_codes, text, dosage JSON, mg/day) for every distinct dosage that can be read."""
+    out: list[tuple[str, str, str, float]] = []
+    for codes, text, dosage in sorted({(c or "", t or "", d or "") for c, t, d in triples}):
+        ident = medication_identity(_split(codes), text or None, kb)
+        if ident is None or not dosage:
+            continue
+        mg = daily_dose_mg(json.loads(dosage), ident.strength_mg)
+        if mg is not None:
+            out.append((codes, text, dosage, mg))
+    return out
+
+
+def allergy_map(pairs: Iterable[tuple[str | None, str | None]],
+                kb: KnowledgeBase) -> list[tuple[str, str, frozenset[str], bool]]:
+    """(rx_codes, text, drug ids, unresolved): a known RxNorm code, else the name as in ``resolve``."""
+    out: list[tuple[str, str, frozenset[str], bool]] = []
+    for codes, text in sorted({(c or "", t or "") for c, t in pairs}):
+        entry = allergy_entry(_split(codes), text or None, kb)
+        if not entry:
+            continue
+        p = resolve(PatientIn(age_years=0, allergies=(entry,)), kb)
+        out.append((codes, text, p.allergy_drugs, bool(p.unresolved)))
     return out
 
 
@@ -115,69 +95,107 @@ class MapTable:
     """A code map for the engines: rows with the KB sets as bit mask words (:class:`BitLayout`)."""
 
     name: str
-    columns: tuple[tuple[str, str], ...]  # (name, SQL type: STRING or BIGINT)
-    rows: tuple[tuple[str | int, ...], ...]
+    columns: tuple[tuple[str, str], ...]  # (name, SQL type: STRING, BIGINT, INT or DOUBLE)
+    rows: tuple[tuple[str | int | float, ...], ...]
 
     def ddl(self) -> str:
         return ", ".join(f"{n} {t}" for n, t in self.columns)
 
 
-def map_tables(
-    kb: KnowledgeBase,
-    layout: BitLayout,
-    codes: Iterable[str],
-    med_pairs: Iterable[tuple[str | None, str | None]],
-    alg_pairs: Iterable[tuple[str | None, str | None]],
-) -> tuple[MapTable, MapTable, MapTable]:
-    """``cond_map(code, conditions_*)``, ``med_map(rx_code, text, drug, drugs_*)`` (one row per drug, for
-    the MME) and ``alg_map(rx_code, text, allergies_*)`` from the distinct values of the export."""
+@dataclass(frozen=True)
+class Distinct:
+    """The distinct staged values the maps are built from."""
+
+    conditions: list[tuple[str | None, str | None, str | None]]
+    medications: list[tuple[str | None, str | None]]
+    dosages: list[tuple[str | None, str | None, str | None]]
+    allergies: list[tuple[str | None, str | None]]
+
+
+VIEWS: dict[str, str] = {
+    "pat": "SELECT patient_id, birth_date, sex FROM stg_patient",
+    "cond": "SELECT * FROM stg_condition",
+    "alg": "SELECT * FROM stg_allergyintolerance",
+    "obs": "SELECT * FROM stg_observation",
+    # a medication by reference not resolved in its own row: the export's Medication resource, else the
+    # reference's display (as the mapper reads a Bundle's Medication entries)
+    "med": """
+WITH s AS (
+  SELECT * FROM stg_medicationrequest UNION ALL SELECT * FROM stg_medicationstatement
+),
+r AS (
+  SELECT id, max(has_code) AS has_code, min(rx_codes) AS rx_codes, min(text) AS text
+  FROM stg_medication WHERE id IS NOT NULL GROUP BY id
+)
+SELECT s.patient_id, s.rtype, s.status, s.intent, s.start_date, s.end_date, s.stop_date,
+  CASE WHEN s.ref IS NULL THEN coalesce(s.rx_codes, '') WHEN r.has_code THEN r.rx_codes ELSE '' END AS rx_codes,
+  CASE WHEN s.ref IS NULL THEN s.text WHEN r.has_code THEN r.text ELSE s.ref_display END AS text,
+  s.dosage
+FROM s LEFT JOIN r ON s.ref = r.id""",
+}
+"""The staged relations the facts read, from the engines' ``stg_<type>`` (rows that parsed); the same SQL
+in both engines."""
+
+
+DISTINCT_SQL = {
+    "conditions": "SELECT DISTINCT icd, sct, text FROM cond",
+    "medications": "SELECT DISTINCT rx_codes, text FROM med",
+    "dosages": "SELECT DISTINCT rx_codes, text, dosage FROM med WHERE dosage IS NOT NULL",
+    "allergies": "SELECT DISTINCT rx_codes, text FROM alg",
+}
+
+
+def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[MapTable, ...]:
+    """``cond_map``, ``med_map`` (one row per drug, for the MME), ``dose_map`` and ``alg_map``."""
     cwords, dwords = layout.columns("conditions", "conditions"), layout.columns("drugs", "drugs")
-    keys: dict[str, set[str]] = {}
-    for code, key in condition_map(codes, kb):
-        keys.setdefault(code, set()).add(key)
-    cond = MapTable("cond_map", (("code", "STRING"), *((c, "BIGINT") for c in cwords)),
-                    tuple((code, *layout.masks("conditions", ks)) for code, ks in sorted(keys.items())))
-    med = MapTable("med_map", (("rx_code", "STRING"), ("text", "STRING"), ("drug", "STRING"),
-                               *((c, "BIGINT") for c in dwords)),
-                   tuple((c, t, drug, *layout.masks("drugs", (drug,))) for c, t, drug in medication_map(med_pairs, kb)))
-    drugs: dict[tuple[str, str], set[str]] = {}
-    for c, t, drug in allergy_map(alg_pairs, kb):
-        drugs.setdefault((c, t), set()).add(drug)
-    alg = MapTable("alg_map", (("rx_code", "STRING"), ("text", "STRING"),
-                               *((c, "BIGINT") for c in layout.columns("allergies", "drugs"))),
-                   tuple((c, t, *layout.masks("drugs", ds)) for (c, t), ds in sorted(drugs.items())))
-    return cond, med, alg
+    cond = MapTable("cond_map", (("icd", "STRING"), ("sct", "STRING"), ("text", "STRING"),
+                                 *((c, "BIGINT") for c in cwords), ("unresolved", "INT")),
+                    tuple((i, c, t, *layout.masks("conditions", ks), int(u))
+                          for i, c, t, ks, u in condition_map(values.conditions, kb)))
+    med = MapTable("med_map", (("rx_codes", "STRING"), ("text", "STRING"), ("drug", "STRING"), ("product", "STRING"),
+                               *((c, "BIGINT") for c in dwords), ("unresolved", "INT")),
+                   tuple((c, t, drug, prod, *layout.masks("drugs", (drug,) if drug else ()), int(not drug))
+                         for c, t, drug, prod in medication_map(values.medications, kb)))
+    dose = MapTable("dose_map", (("rx_codes", "STRING"), ("text", "STRING"), ("dosage", "STRING"),
+                                 ("mg_day", "DOUBLE")),
+                    tuple(dose_map(values.dosages, kb)))
+    alg = MapTable("alg_map", (("rx_codes", "STRING"), ("text", "STRING"),
+                               *((c, "BIGINT") for c in layout.columns("allergies", "drugs")), ("unresolved", "INT")),
+                   tuple((c, t, *layout.masks("drugs", ds), int(u))
+                         for c, t, ds, u in allergy_map(values.allergies, kb)))
+    return cond, med, dose, alg
 
 
 def sql_list(values: Iterable[str]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+    return lits(tuple(values))
+
+
+def _status_reading(rtype: str) -> str:
+    return (f"CASE WHEN status IN {lits(reading.values(rtype, 'status', 'active'))} THEN 'active' "
+            f"WHEN status IN {lits(reading.values(rtype, 'status', 'stopped'))} THEN 'stopped' END")
 
 
 def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], layout: BitLayout,
-              words: Collection[str] | None = None) -> str:
+              words: Collection[str] | None = None, washout_days: int = 0) -> str:
     """SELECT producing the ``facts`` relation the compiled rules read: one row per patient.
 
     Every source contributes rows to one ``UNION ALL`` (patients, mapped conditions, medications,
     allergies, observations), aggregated in a single ``GROUP BY patient_id``: sets with ``bit_or``
-    over the mask words, the latest observation as the least (days ago, value) pair, the MME as a sum.
-    No joins between sources, no lists. ``words``: the set words the rules read (default all); only
-    those are aggregated."""
+    over the mask words, the latest observation as the least (days ago, tie-break) pair, the MME as a
+    sum over products (a product repeated in the record counts once, at its highest dose, as the
+    mapper's de-duplication). ``words``: the set words the rules read (default all); only those are
+    aggregated."""
     asof = f"DATE '{as_of.isoformat()}'"
+    o, c, a = "Observation", "Condition", "AllergyIntolerance"
     factors = table.by_drug()
     mme_case = " ".join(
         f"WHEN '{drug}' THEN mg_day * 1000.0 / 24.0 * {f.factor!r}" if f.dose_unit == "mcg_per_h"
         else f"WHEN '{drug}' THEN mg_day * {f.factor!r}"
         for drug, f in sorted(factors.items())
     )
-    period_days = ("CASE period_unit WHEN 'd' THEN period WHEN 'h' THEN period / 24.0 "
-                   "WHEN 'wk' THEN period * 7.0 WHEN 'mo' THEN period * 30.0 END")
-    mg_day = (
-        "CASE WHEN dose_unit = 'mg' AND frequency IS NOT NULL AND " + period_days + " > 0 "
-        "THEN dose_value * frequency / (" + period_days + ") "
-        "WHEN dose_unit IN ('ug/h', 'mcg/h', '[mcg]/h') THEN dose_value * 24 / 1000 END"
-    )
+
     def used(cols: Iterable[str]) -> list[str]:
-        return [c for c in cols if words is None or c in words]
+        return [col for col in cols if words is None or col in words]
 
     cwords = used(layout.columns("conditions", "conditions"))
     dwords = layout.columns("drugs", "drugs")
@@ -188,66 +206,92 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
                  for col, cond in win for i in range(len(dwords)) if words is None or f"{col}_{i}" in words]
 
     cols: list[tuple[str, str]] = [("patient_id", "STRING"), ("is_pat", "INT"), ("birth_date", "DATE"),
-                                   ("sex", "STRING"), *((c, "BIGINT") for c in cwords),
-                                   *((c, "BIGINT") for c, _ in win_words), ("mme_part", "DOUBLE"),
-                                   *((c, "BIGINT") for c in awords), ("crcl", "DOUBLE"), ("pregnant", "INT"),
-                                   ("breastfeeding", "INT")]
+                                   ("sex", "STRING"), *((col, "BIGINT") for col in cwords),
+                                   *((col, "BIGINT") for col, _ in win_words), ("mme_part", "DOUBLE"),
+                                   *((col, "BIGINT") for col in awords), ("crcl", "DOUBLE"), ("egfr", "DOUBLE"),
+                                   ("pregnant", "INT"), ("breastfeeding", "INT"), ("cyp_rank", "INT"),
+                                   ("unres", "INT")]
 
     def branch(exprs: dict[str, str], rest: str) -> str:
-        select = ", ".join(f"{exprs[c]} AS {c}" if c in exprs else f"CAST(NULL AS {t}) AS {c}" for c, t in cols)
+        select = ", ".join(f"{exprs[k]} AS {k}" if k in exprs else f"CAST(NULL AS {t}) AS {k}" for k, t in cols)
         return f"SELECT {select} {rest}"
 
-    days_ago = f"CAST({d.days_between('effective', asof)} AS INT)"
+    undated = reading.UNDATED_DAYS
+    days_ago = f"coalesce(CAST({d.days_between('effective', asof)} AS INT), {undated})"
+    cyp_rank = "CASE phenotype " + " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(PHENOTYPES)) + " END"
     branches = [
         branch({"patient_id": "patient_id", "is_pat": "1", "birth_date": "birth_date", "sex": "sex"}, "FROM pat"),
-        "" if not cwords else branch({"patient_id": "cond.patient_id", **{c: f"cond_map.{c}" for c in cwords}}, f"""
-  FROM cond JOIN cond_map ON cond.code = cond_map.code
-  WHERE (clinical IS NULL OR clinical IN ('active', 'recurrence', 'relapse'))
-    AND (verification IS NULL OR verification NOT IN ('refuted', 'entered-in-error'))
+        branch({"patient_id": "cond.patient_id", "unres": "cond_map.unresolved",
+                **{col: f"cond_map.{col}" for col in cwords}}, f"""
+  FROM cond JOIN cond_map ON cond.icd = cond_map.icd AND cond.sct = cond_map.sct AND cond.text = cond_map.text
+  WHERE (clinical IS NULL OR clinical IN {lits(reading.values(c, 'clinicalStatus', 'counted'))})
+    AND (verification IS NULL OR verification NOT IN {lits(reading.values(c, 'verificationStatus', 'ignored'))})
     AND (onset IS NULL OR onset <= {asof})
     AND (abatement IS NULL OR abatement > {asof})"""),
         branch({"patient_id": "patient_id", **dict(win_words),
-                "mme_part": f"CASE WHEN active THEN CASE drug {mme_case} ELSE 0.0 END END"}, "FROM ms"),
-        "" if not awords else branch({"patient_id": "alg.patient_id", **{c: f"alg_map.{c}" for c in awords}}, """
-  FROM alg JOIN alg_map ON coalesce(alg.rx_code, '') = alg_map.rx_code AND coalesce(alg.text, '') = alg_map.text
-  WHERE (clinical IS NULL OR clinical = 'active')
-    AND (verification IS NULL OR verification NOT IN ('refuted', 'entered-in-error'))"""),
-        branch({"patient_id": "patient_id", "crcl": "crcl",
+                "unres": f"CASE WHEN unresolved = 1 AND (active OR days <= {int(washout_days)}) THEN 1 END"},
+               "FROM ms"),
+        branch({"patient_id": "patient_id", "mme_part": f"CASE drug {mme_case} ELSE 0.0 END"}, "FROM mm"),
+        branch({"patient_id": "alg.patient_id", "unres": "alg_map.unresolved",
+                **{col: f"alg_map.{col}" for col in awords}}, f"""
+  FROM alg JOIN alg_map ON alg.rx_codes = alg_map.rx_codes AND alg.text = alg_map.text
+  WHERE (clinical IS NULL OR clinical NOT IN {lits(reading.values(a, 'clinicalStatus', 'ignored'))})
+    AND (verification IS NULL OR verification NOT IN {lits(reading.values(a, 'verificationStatus', 'ignored'))})
+    AND (category = '' OR {" OR ".join(f"concat('|', category, '|') LIKE '%|{v}|%'"
+                                      for v in reading.values(a, 'category', 'counted') if v != reading.ABSENT)})"""),
+        branch({"patient_id": "patient_id", "crcl": "crcl", "egfr": "egfr",
                 "pregnant": "CASE WHEN preg_rank = 0 THEN 1 END",
-                "breastfeeding": "CASE WHEN bf_rank = 0 THEN 1 END"}, "FROM ob"),
+                "breastfeeding": "CASE WHEN bf_rank = 0 THEN 1 END", "cyp_rank": "cyp_rank"}, "FROM ob"),
     ]
-    union = "\n  UNION ALL\n".join(b for b in branches if b)  # a set no test reads: no branch
-    sets = [*cwords, *(c for c, _ in win_words), *awords]
-    set_aggs = "".join(f"coalesce(bit_or({c}), 0) AS {c}, " for c in sets)
-    active = f"(status IN {sql_list(MED_ACTIVE)} AND (end_date IS NULL OR end_date > {asof}))"
+    union = "\n  UNION ALL\n".join(branches)
+    sets = [*cwords, *(col for col, _ in win_words), *awords]
+    set_aggs = "".join(f"coalesce(bit_or({col}), 0) AS {col}, " for col in sets)
+    mr, ms = "MedicationRequest", "MedicationStatement"
+    ignored_intents = lits(reading.values(mr, "intent", "ignored when stopped"))
+    renal = "coalesce(crcl, egfr)"
+    pheno = "CASE cyp_rank " + " ".join(f"WHEN {i} THEN '{p}'" for i, p in enumerate(PHENOTYPES)) + " END"
     return f"""
-WITH ms AS (
-  SELECT med.patient_id, med_map.drug, {", ".join(f"med_map.{c}" for c in dwords)},
-    {active} AS active,
-    CASE WHEN {active} THEN NULL
-         WHEN end_date IS NULL OR end_date > {asof} THEN 0
-         ELSE {d.days_between('end_date', asof)} END AS days,
-    {mg_day} AS mg_day
-  FROM med JOIN med_map ON coalesce(med.rx_code, '') = med_map.rx_code AND coalesce(med.text, '') = med_map.text
-  WHERE status IN {sql_list(MED_ACTIVE + MED_ENDED)} AND (start_date IS NULL OR start_date <= {asof})
+WITH m0 AS (
+  SELECT med.*, CASE WHEN rtype = '{mr}' THEN {_status_reading(mr)} ELSE {_status_reading(ms)} END AS st
+  FROM med WHERE start_date IS NULL OR start_date <= {asof}
+),
+m1 AS (
+  SELECT m0.*,
+    CASE WHEN st = 'stopped' AND rtype = '{mr}' AND intent IN {ignored_intents} THEN NULL
+         WHEN st = 'active' AND end_date IS NOT NULL AND end_date <= {asof} THEN 'stopped'
+         ELSE st END AS state
+  FROM m0
+),
+ms AS (
+  SELECT m1.patient_id, med_map.drug, med_map.product, med_map.unresolved,
+    {", ".join(f"med_map.{col}" for col in dwords)},
+    state = 'active' AS active,
+    CASE WHEN state = 'active' THEN NULL
+         WHEN stop_date IS NULL OR stop_date > {asof} THEN 0
+         ELSE {d.days_between('stop_date', asof)} END AS days,
+    dose_map.mg_day
+  FROM m1 JOIN med_map ON coalesce(m1.rx_codes, '') = med_map.rx_codes AND coalesce(m1.text, '') = med_map.text
+  LEFT JOIN dose_map ON coalesce(m1.rx_codes, '') = dose_map.rx_codes AND coalesce(m1.text, '') = dose_map.text
+    AND m1.dosage = dose_map.dosage
+  WHERE state IS NOT NULL
+),
+mm AS (
+  SELECT patient_id, drug, max(mg_day) AS mg_day FROM ms
+  WHERE active AND mg_day IS NOT NULL AND drug <> '' GROUP BY patient_id, product, drug
 ),
 oa AS (
-  SELECT patient_id, value, value_code, loinc, {days_ago} AS days FROM obs
-  WHERE loinc IN {sql_list((CRCL_LOINC, *PREGNANCY_STATUS, *BREASTFEEDING_STATUS))}
-    AND status IN {sql_list(FINAL_OBS)}
-    AND effective IS NOT NULL AND effective <= {asof} AND patient_id IS NOT NULL
+  SELECT patient_id, kind, value, answer, phenotype, effective, {days_ago} AS days FROM obs
+  WHERE kind IS NOT NULL AND status IN {lits(reading.values(o, 'status', 'usable'))}
+    AND (effective IS NULL OR effective <= {asof}) AND patient_id IS NOT NULL
 ),
 ob AS (
   SELECT patient_id,
-    {d.min_pair('days', 'value', f"loinc = '{CRCL_LOINC}' AND value IS NOT NULL")} AS crcl,
-    {d.min_pair('days', f"CASE WHEN value_code IN {sql_list(PREGNANT_ANSWERS)} THEN 0 ELSE 1 END",
-                f"loinc IN {sql_list(PREGNANCY_STATUS)} AND days <= {PREGNANCY_OBS_DAYS} "
-                f"AND value_code IN {sql_list(PREGNANT_ANSWERS + NOT_PREGNANT_ANSWERS)}")}
-      AS preg_rank,
-    {d.min_pair('days', f"CASE WHEN value_code IN {sql_list(BREASTFEEDING_ANSWERS)} THEN 0 ELSE 1 END",
-                f"loinc IN {sql_list(BREASTFEEDING_STATUS)} "
-                f"AND value_code IN {sql_list(BREASTFEEDING_ANSWERS + NOT_BREASTFEEDING_ANSWERS)}")}
-      AS bf_rank
+    {d.min_pair('days', 'value', "kind = 'crcl' AND value IS NOT NULL")} AS crcl,
+    {d.min_pair('days', 'value', "kind = 'egfr' AND value IS NOT NULL")} AS egfr,
+    {d.min_pair('days', '1 - answer', "kind = 'pregnancy' AND answer IS NOT NULL AND (effective IS NULL OR days <= "
+                + str(reading.PREGNANCY_LOOKBACK_DAYS) + ")")} AS preg_rank,
+    {d.min_pair('days', '1 - answer', "kind = 'breastfeeding' AND answer IS NOT NULL")} AS bf_rank,
+    {d.min_pair('days', cyp_rank, "kind = 'cyp2d6' AND phenotype IS NOT NULL")} AS cyp_rank
   FROM oa GROUP BY patient_id
 ),
 u AS (
@@ -255,8 +299,9 @@ u AS (
 ),
 agg AS (
   SELECT patient_id, min(birth_date) AS birth_date, min(sex) AS sex, {set_aggs}
-    sum(mme_part) AS mme,
-    max(crcl) AS crcl, max(pregnant) AS pregnant, max(breastfeeding) AS breastfeeding
+    sum(mme_part) AS mme, max(crcl) AS crcl, max(egfr) AS egfr,
+    max(pregnant) AS pregnant, max(breastfeeding) AS breastfeeding, max(cyp_rank) AS cyp_rank,
+    max(unres) AS unres
   FROM u WHERE patient_id IS NOT NULL
   GROUP BY patient_id HAVING max(is_pat) = 1
 )
@@ -269,7 +314,11 @@ SELECT patient_id,
   coalesce(sex, 'unknown') AS sex,
   coalesce(pregnant = 1, FALSE) AS pregnant_obs,
   coalesce(breastfeeding = 1, FALSE) AS breastfeeding_obs,
-  {"".join(f"{c}, " for c in sets)}crcl,
+  coalesce(unres = 1, FALSE) AS unresolved,
+  {pheno} AS cyp2d6,
+  {"".join(f"{col}, " for col in sets)}
+  CASE WHEN {renal} IS NULL THEN NULL
+       ELSE least(greatest({renal}, {reading.CRCL_MIN!r}), {reading.CRCL_MAX!r}) END AS crcl,
   round(coalesce(mme, 0.0), 3) AS mme
 FROM agg
 """

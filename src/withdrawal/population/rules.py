@@ -170,12 +170,9 @@ def _test_kb(kb: KnowledgeBase, flags: Sequence[Flag]) -> KnowledgeBase:
 
 
 def bulk_kb(kb: KnowledgeBase) -> KnowledgeBase:
-    """The knowledge base the bulk screen applies: without the rules it cannot compile yet.
-
-    KNOWN GAP: the incomplete-screen rule needs per-patient counts of unresolved items that the
-    bulk facts do not carry yet; the ground truth and the engines both leave it out, and the
-    population summary names the rules left out (``bulk_gaps``).
-    """
+    """The knowledge base the bulk screen applies: without the rules it cannot compile (none today:
+    the bulk facts carry the unresolved items the incomplete-screen rule reads and the CYP2D6
+    phenotype Observations; ``bulk_gaps`` is empty and tested so)."""
     rules = tuple(r for r in kb.tramadol.rules if r.id not in bulk_gaps(kb))
     return dataclasses.replace(kb, tramadol=kb.tramadol.model_copy(update={"rules": rules}))
 
@@ -352,16 +349,16 @@ def windows(kb: KnowledgeBase, flags: Sequence[Flag] = FLAGS) -> tuple[int, ...]
     return tuple(sorted(found))
 
 
-# Facts the NDJSON export does not carry take the per-patient defaults of PatientIn:
-# CYP2D6 phenotype, Child-Pugh class, withdrawal substance and last use unknown.
-_ABSENT_FIELDS = ("cyp2d6_phenotype_in", "child_pugh_in", "substance_in", "setting_in", "before_withdrawal_onset",
-                  "last_use_within_h")
-# KNOWN GAP: the bulk facts do not yet count unresolved medications, allergies and in-scope
-# conditions; rules that test them are left out of the bulk screen (``bulk_kb``), never read as FALSE.
-_NOT_YET_IN_BULK = ("unresolved",)
+# Facts the NDJSON export does not carry take the per-patient defaults of PatientIn (as the FHIR
+# mapper leaves them unset): Child-Pugh class, withdrawal substance, setting and last use unknown.
+_ABSENT_FIELDS = ("child_pugh_in", "substance_in", "setting_in", "before_withdrawal_onset", "last_use_within_h")
+# Match fields a rule may use that the bulk facts cannot evaluate yet: such rules are left out of the
+# bulk screen and named by ``bulk_gaps`` (never read as FALSE). None today.
+_NOT_YET_IN_BULK: tuple[str, ...] = ()
 _COMPILED_FIELDS = frozenset({
     "age_below", "age_above", "age_at_least", "pregnant", "breastfeeding", "conditions_any", "drugs_any",
-    "drug_classes_any", "stopped_within_days", "allergy_drugs_any", "crcl_below", *_ABSENT_FIELDS,
+    "drug_classes_any", "stopped_within_days", "allergy_drugs_any", "crcl_below", "cyp2d6_phenotype_in",
+    "unresolved", *_ABSENT_FIELDS,
 })
 
 
@@ -399,6 +396,10 @@ def compile_match(m: Match, kb: KnowledgeBase) -> str:
         parts.append("FALSE")  # not in the export: None never matches, as in the per-patient screen
     if m.crcl_below is not None:
         parts.append(f"(crcl IS NOT NULL AND crcl < {float(m.crcl_below)!r})")
+    if m.cyp2d6_phenotype_in:
+        parts.append(f"(cyp2d6 IS NOT NULL AND cyp2d6 IN ({', '.join(_lit(p) for p in m.cyp2d6_phenotype_in)}))")
+    if m.unresolved is not None:
+        parts.append("unresolved" if m.unresolved else "NOT unresolved")
     return "(" + " AND ".join(parts) + ")"
 
 

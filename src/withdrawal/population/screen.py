@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from withdrawal.errors import InputError
+from withdrawal.fhir.reading import READING_VERSION
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.population.duckdb_engine import EngineResult, Progress
 from withdrawal.population.export import BadLine, open_export
 from withdrawal.population.mme import default_mme
+from withdrawal.population.rules import bulk_gaps
 from withdrawal.population.summary import build_summary, preload_chart, write_summary
 
 Engine = Literal["duckdb", "spark"]
@@ -84,6 +86,8 @@ def run_screen(
         "engine": engine,
         "as_of": as_of.isoformat(),
         "kb_version": kb.version,
+        "fhir_reading_version": READING_VERSION,
+        "rules_left_out": list(bulk_gaps(kb)),
         "mme_table": table.table_label,
         "mme_high_dose_threshold": table.threshold,
         "malformed_lines": len(result.bad_lines),

@@ -20,76 +20,10 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.duckdb_engine import EngineResult, Progress, StageClock
 from withdrawal.population.export import BadLine, Export, ExportFile, check_lines
-from withdrawal.population.facts import RXNORM_SYSTEM, STATUS_ANSWERS, facts_sql, map_tables, sql_list, summary_sql
-from withdrawal.population.facts import date_sql as _date
-from withdrawal.population.facts import patient_ref_sql as _ref
+from withdrawal.population.facts import DISTINCT_SQL, VIEWS, Distinct, facts_sql, map_tables, summary_sql
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.rules import FLAG_COLUMNS, BitLayout, SparkDialect, compile_screen, windows
-
-_CODING = "ARRAY<STRUCT<system: STRING, code: STRING, display: STRING>>"
-_CONCEPT = f"STRUCT<coding: {_CODING}, text: STRING>"
-_REF = "STRUCT<reference: STRING>"
-_DOSAGE = ("ARRAY<STRUCT<timing: STRUCT<`repeat`: STRUCT<frequency: DOUBLE, period: DOUBLE, periodUnit: STRING>>, "
-           "doseAndRate: ARRAY<STRUCT<doseQuantity: STRUCT<value: DOUBLE, unit: STRING, code: STRING>>>>>")
-SCHEMAS: dict[str, str] = {
-    "Patient": "gender STRING, birthDate STRING",
-    "Condition": (f"subject {_REF}, clinicalStatus {_CONCEPT}, verificationStatus {_CONCEPT}, code {_CONCEPT}, "
-                  "onsetDateTime STRING, abatementDateTime STRING"),
-    "MedicationRequest": (f"status STRING, subject {_REF}, authoredOn STRING, medicationCodeableConcept {_CONCEPT}, "
-                          f"dosageInstruction {_DOSAGE}, "
-                          "dispenseRequest STRUCT<validityPeriod: STRUCT<start: STRING, `end`: STRING>>"),
-    "MedicationStatement": (f"status STRING, subject {_REF}, medicationCodeableConcept {_CONCEPT}, "
-                            "effectivePeriod STRUCT<start: STRING, `end`: STRING>, effectiveDateTime STRING, "
-                            f"dosage {_DOSAGE}"),
-    "AllergyIntolerance": f"patient {_REF}, clinicalStatus {_CONCEPT}, verificationStatus {_CONCEPT}, code {_CONCEPT}",
-    "Observation": (f"status STRING, subject {_REF}, code {_CONCEPT}, effectiveDateTime STRING, "
-                    f"valueQuantity STRUCT<value: DOUBLE, unit: STRING>, valueCodeableConcept {_CONCEPT}"),
-}
-
-
-def _first(arr: str) -> str:
-    return f"try_element_at({arr}, 1)"
-
-
-def _rx(concept: str) -> str:
-    return _first(f"filter({concept}.coding, x -> x.system = '{RXNORM_SYSTEM}')") + ".code"
-
-
-def _text(concept: str) -> str:
-    return f"coalesce({concept}.text, {_first(concept + '.coding')}.display)"
-
-
-def _dose(col: str) -> str:
-    q = _first(f"{_first(col)}.doseAndRate") + ".doseQuantity"
-    r = f"{_first(col)}.timing.`repeat`"
-    return (f"{q}.value AS dose_value, coalesce({q}.code, {q}.unit) AS dose_unit, {r}.frequency AS frequency, "
-            f"{r}.period AS period, {r}.periodUnit AS period_unit")
-
-
-STAGE: dict[str, str] = {
-    "Patient": f"id AS patient_id, {_date('birthDate')} AS birth_date, gender AS sex",
-    "Condition": (f"{_ref('subject')} AS patient_id, transform(code.coding, x -> x.code) AS codes, "
-                  f"{_first('clinicalStatus.coding')}.code AS clinical, "
-                  f"{_first('verificationStatus.coding')}.code AS verification, "
-                  f"{_date('onsetDateTime')} AS onset, {_date('abatementDateTime')} AS abatement"),
-    "MedicationRequest": (f"{_ref('subject')} AS patient_id, status, {_date('authoredOn')} AS start_date, "
-                          f"{_date('dispenseRequest.validityPeriod.`end`')} AS end_date, "
-                          f"{_rx('medicationCodeableConcept')} AS rx_code, "
-                          f"{_text('medicationCodeableConcept')} AS text, {_dose('dosageInstruction')}"),
-    "MedicationStatement": (f"{_ref('subject')} AS patient_id, status, "
-                            f"coalesce({_date('effectivePeriod.start')}, {_date('effectiveDateTime')}) AS start_date, "
-                            f"{_date('effectivePeriod.`end`')} AS end_date, "
-                            f"{_rx('medicationCodeableConcept')} AS rx_code, "
-                            f"{_text('medicationCodeableConcept')} AS text, {_dose('dosage')}"),
-    "AllergyIntolerance": (f"{_ref('patient')} AS patient_id, {_first('clinicalStatus.coding')}.code AS clinical, "
-                           f"{_first('verificationStatus.coding')}.code AS verification, "
-                           f"{_rx('code')} AS rx_code, {_text('code')} AS text"),
-    "Observation": (f"{_ref('subject')} AS patient_id, status, "
-                    + _first("filter(code.coding, x -> x.system = 'http://loinc.org')") + ".code AS loinc, "
-                    f"{_date('effectiveDateTime')} AS effective, valueQuantity.value AS value, "
-                    + _first("filter(valueCodeableConcept.coding, x -> x.code IN "
-                             f"{sql_list(STATUS_ANSWERS)})") + ".code AS value_code"),
-}
+from withdrawal.population.staging import TYPES, spark_schema, stage_sql
 
 
 def package_root() -> Path:
@@ -151,7 +85,7 @@ def _package_zip() -> Path:
 
 
 def _read(spark: Any, rtype: str, files: Sequence[ExportFile]) -> tuple[Any, list[BadLine]]:
-    schema = f"resourceType STRING, id STRING, {SCHEMAS[rtype]}, _corrupt_record STRING"
+    schema = f"resourceType STRING, id STRING, {spark_schema(rtype)}, _corrupt_record STRING"
     raw = (
         spark.read.schema(schema)
         .option("mode", "PERMISSIVE")
@@ -162,7 +96,7 @@ def _read(spark: Any, rtype: str, files: Sequence[ExportFile]) -> tuple[Any, lis
     view = f"src_{rtype.lower()}"
     raw.createOrReplaceTempView(view)
     staged = spark.sql(
-        f"SELECT {STAGE[rtype]}, coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '' "
+        f"SELECT {stage_sql('spark', rtype)}, coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '' "
         f"AND _corrupt_record IS NULL, FALSE) AS ok, filename FROM {view}"
     ).cache()
     dirty = staged.where("NOT ok").groupBy("filename").count().collect()
@@ -175,7 +109,7 @@ def _read(spark: Any, rtype: str, files: Sequence[ExportFile]) -> tuple[Any, lis
         if len(found) < int(row["count"]):
             found.append(BadLine(name, 0, f"{int(row['count']) - len(found)} row(s) rejected without a located line"))
         bad.extend(found)
-    staged.where("ok").createOrReplaceTempView(f"raw_{rtype.lower()}")
+    staged.where("ok").drop("ok", "filename").createOrReplaceTempView(f"stg_{rtype.lower()}")
     return staged, bad
 
 
@@ -195,9 +129,10 @@ def _locate(spark: Any, f: ExportFile) -> list[BadLine]:
 
 
 def _empty_view(spark: Any, rtype: str) -> None:
-    schema = f"resourceType STRING, id STRING, {SCHEMAS[rtype]}"
+    schema = f"resourceType STRING, id STRING, {spark_schema(rtype)}"
     spark.createDataFrame([], schema).createOrReplaceTempView(f"src_{rtype.lower()}")
-    spark.sql(f"SELECT {STAGE[rtype]} FROM src_{rtype.lower()}").createOrReplaceTempView(f"raw_{rtype.lower()}")
+    spark.sql(f"SELECT {stage_sql('spark', rtype)} FROM src_{rtype.lower()}").createOrReplaceTempView(
+        f"stg_{rtype.lower()}")
 
 
 def screen(
@@ -212,14 +147,14 @@ def screen(
     progress: Progress | None = None,
 ) -> EngineResult:
     """Screen every patient of the export; write ``out/patients/`` (Parquet part files)."""
-    clock = StageClock(len(SCHEMAS) + 3, progress)
+    clock = StageClock(len(TYPES) + 3, progress)
     tick, stages = clock.tick, clock.stages
 
     spark = spark or session(master)
     cached = []
     try:
         bad: list[BadLine] = []
-        for rtype in SCHEMAS:
+        for rtype in TYPES:
             files = export.of_type(rtype)
             if files:
                 staged, found = _read(spark, rtype, files)
@@ -228,29 +163,19 @@ def screen(
             else:
                 _empty_view(spark, rtype)
             tick(f"read {rtype}")
-        spark.sql("SELECT patient_id, birth_date, sex FROM raw_patient").createOrReplaceTempView("pat")
-        spark.sql("SELECT patient_id, explode(codes) AS code, clinical, verification, onset, abatement "
-                  "FROM raw_condition").createOrReplaceTempView("cond")
-        med_cols = ("patient_id, status, start_date, end_date, rx_code, text, dose_value, dose_unit, frequency, "
-                    "period, period_unit")
-        spark.sql(f"SELECT {med_cols} FROM raw_medicationrequest UNION ALL "
-                  f"SELECT {med_cols} FROM raw_medicationstatement").createOrReplaceTempView("med")
-        spark.sql("SELECT patient_id, clinical, verification, rx_code, text FROM raw_allergyintolerance"
-                  ).createOrReplaceTempView("alg")
-        spark.sql("SELECT patient_id, status, loinc, effective, value, value_code FROM raw_observation"
-                  ).createOrReplaceTempView("obs")
+        for name, sql in VIEWS.items():
+            spark.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
-        codes = [r[0] for r in spark.sql("SELECT DISTINCT code FROM cond WHERE code IS NOT NULL").collect()]
-        med_pairs = [(r[0], r[1]) for r in spark.sql("SELECT DISTINCT rx_code, text FROM med").collect()]
-        alg_pairs = [(r[0], r[1]) for r in spark.sql("SELECT DISTINCT rx_code, text FROM alg").collect()]
+        values = Distinct(**{k: [tuple(r) for r in spark.sql(q).collect()] for k, q in DISTINCT_SQL.items()})
         layout = BitLayout.of(kb)
-        for m in map_tables(kb, layout, codes, med_pairs, alg_pairs):
+        for m in map_tables(kb, layout, values):
             spark.createDataFrame(list(m.rows), m.ddl()).createOrReplaceTempView(m.name)
         tick("map codes")
 
         d = SparkDialect()
         compiled = compile_screen(kb, table, d)
-        spark.sql(facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words)).createOrReplaceTempView("facts")
+        facts = facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words, kb.washout_days)
+        spark.sql(facts).createOrReplaceTempView("facts")
         spark.sql(compiled.rules_sql).createOrReplaceTempView("ruled")
         result = spark.sql(compiled.output_sql)
         target = out / "patients"

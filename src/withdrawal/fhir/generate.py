@@ -1,0 +1,397 @@
+"""Synthetic one-patient FHIR records drawn from the whole reading table (``fhir.reading``).
+
+Every status, code, unit, date path and date form, tie-break and look-back of the table can be
+drawn, not only the shapes one reader knows; :attr:`RecordGenerator.drawn` records which table rows
+the records exercised, so a test can measure (and require) that every row was drawn at least once.
+Used by the differential test (per-patient mapper against both bulk engines) and by
+``withdrawal population synth --varied``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from withdrawal.fhir import codes, reading
+from withdrawal.knowledge.loader import KnowledgeBase
+
+JSON = dict[str, Any]
+
+# words and codes the knowledge base does not know (checked against it at start)
+_UNKNOWN_DRUGS = ("zorbivastat 10 MG Oral Tablet", "Quixaprine", "Flumbadex 5 MG")
+_UNKNOWN_RX = ("99999901", "99999902")
+_IN_SCOPE_UNKNOWN_ICD = ("G98.8", "F99", "O99.89")
+_OUT_OF_SCOPE_ICD = ("L98.9", "H52.4", "Z00.00")
+_OUT_OF_SCOPE_SCT = ("38341003", "162864005")
+_UNKNOWN_TEXT = ("a condition the vocabulary has no word for",)
+_PHENOTYPE_TEXTS = {
+    "ultrarapid": ("Ultrarapid metabolizer", "CYP2D6 ultra-rapid metabolizer", "ultra rapid"),
+    "poor": ("Poor metabolizer",),
+    "intermediate": ("Intermediate metabolizer",),
+    "normal": ("Normal metabolizer", "Extensive metabolizer"),
+}
+
+
+@dataclass
+class RecordGenerator:
+    """Draws records with ``rng``; ``drawn`` collects the keys of the table rows used."""
+
+    kb: KnowledgeBase
+    as_of: date
+    rng: random.Random
+    drawn: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for t in _UNKNOWN_DRUGS:
+            assert not self.kb.lookup_drug(t), t
+        self._drugs = sorted(self.kb.drugs.values(), key=lambda d: d.id)
+        self._with_rx = [d for d in self._drugs if d.rxcui]
+        self._conds = sorted(self.kb.conditions.values(), key=lambda c: c.key)
+        self._icd = [(c.key, code) for c in self._conds for code in c.icd10cm]
+        self._sct = [(c.key, code) for c in self._conds for code in c.snomed]
+        self._n = 0
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def use(self, resource: str, element: str, value: str) -> str:
+        key = f"{resource}|{element}|{value}"
+        if reading.reading_of(resource, element, value) is None:
+            raise KeyError(f"not a row of the reading table: {key}")
+        self.drawn.add(key)
+        return value
+
+    def pick(self, resource: str, element: str) -> str:
+        return self.use(resource, element, self.rng.choice(reading.values(resource, element)))
+
+    def _id(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n}"
+
+    def day(self, lo: int = -400, hi: int = 20) -> date:
+        """A day between ``lo`` and ``hi`` days from the as-of date (mostly in the past)."""
+        return self.as_of + timedelta(days=self.rng.randint(lo, hi))
+
+    def date_text(self, d: date, *, datetime_ok: bool = True) -> str:
+        """A FHIR date or dateTime in one of its forms (year, year-month, date, dateTime with Z or offset)."""
+        form = self.rng.randrange(6 if datetime_ok else 4)
+        if form == 0:
+            return f"{d.year:04d}"
+        if form == 1:
+            return f"{d.year:04d}-{d.month:02d}"
+        if form in (2, 3):
+            return d.isoformat()
+        if form == 4:
+            return d.isoformat() + "T08:30:00Z"
+        return d.isoformat() + "T23:15:00-05:00"
+
+    def set_path(self, res: JSON, path: str, value: object) -> None:
+        node = res
+        parts = path.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+
+    @staticmethod
+    def concept(system: str, code: str, display: str | None = None, text: str | None = None) -> JSON:
+        coding: JSON = {"system": system, "code": code}
+        if display:
+            coding["display"] = display
+        out: JSON = {"coding": [coding]}
+        if text:
+            out["text"] = text
+        return out
+
+    # --- the record -----------------------------------------------------------------------
+
+    def record(self, pid: str) -> list[JSON]:
+        """One patient: Patient, Conditions, medications (with Medication resources), allergies, Observations."""
+        r = self.rng
+        age = r.randint(1, 95)
+        birth = date(self.as_of.year - age, r.randint(1, 12), r.randint(1, 28))
+        patient: JSON = {"resourceType": "Patient", "id": pid, "birthDate": self.date_text(birth, datetime_ok=False)}
+        if r.random() < 0.95:
+            patient["gender"] = r.choice(("female", "male", "other", "unknown"))
+        out = [patient]
+        subject = {"reference": r.choice((f"Patient/{pid}", f"urn:uuid:{pid}"))}
+        for _ in range(r.randint(0, 4)):
+            out.append(self.condition(subject))
+        for _ in range(r.randint(0, 5)):
+            out.extend(self.medication(subject))
+        for _ in range(r.randint(0, 2)):
+            out.append(self.allergy(pid))
+        for _ in range(r.randint(0, 5)):
+            out.extend(self.observation(subject))
+        return out
+
+    def condition(self, subject: JSON) -> JSON:
+        r, c = self.rng, "Condition"
+        res: JSON = {"resourceType": c, "id": self._id("c"), "subject": subject}
+        clinical = self.pick(c, "clinicalStatus")
+        if clinical != reading.ABSENT:
+            res["clinicalStatus"] = {"coding": [{"code": clinical}]}
+        if r.random() < 0.3:
+            ver = r.choice(("confirmed", "provisional", *reading.values(c, "verificationStatus")))
+            if ver in reading.values(c, "verificationStatus"):
+                self.use(c, "verificationStatus", ver)
+            res["verificationStatus"] = {"coding": [{"code": ver}]}
+        kind = r.randrange(8)
+        if kind <= 2 and self._icd:
+            _, code = r.choice(self._icd)
+            res["code"] = self.concept(self._icd_system(), code)
+        elif kind == 3 and self._sct:
+            _, code = r.choice(self._sct)
+            res["code"] = self.concept(self.use(c, "code", codes.SNOMED), code)
+        elif kind == 4:
+            words = [s for cond in self._conds for s in cond.synonyms] or [self._conds[0].label]
+            text = r.choice(words)
+            if r.random() < 0.5:
+                self.use(c, "code", "code.text")
+                res["code"] = {"text": text}
+            else:
+                res["code"] = {"coding": [{"system": "http://example.org/local", "code": "x1", "display": text}]}
+                self.use(c, "code", "code.coding.display")
+        elif kind == 5:
+            res["code"] = self.concept(self._icd_system(), r.choice(_IN_SCOPE_UNKNOWN_ICD), text="unclear finding")
+            self.use(c, "unknown code", "inside condition_scope")
+        elif kind == 6:
+            if r.random() < 0.5:
+                res["code"] = self.concept(self._icd_system(), r.choice(_OUT_OF_SCOPE_ICD))
+            else:
+                res["code"] = self.concept(self.use(c, "code", codes.SNOMED), r.choice(_OUT_OF_SCOPE_SCT))
+            self.use(c, "unknown code", "outside condition_scope")
+        else:
+            res["code"] = {"text": r.choice(_UNKNOWN_TEXT)}
+            self.use(c, "unknown code", "free text only")
+        if r.random() < 0.3:
+            path = self.pick(c, "onset")
+            self.set_path(res, path, self.date_text(self.day(-2000, 30)))
+        if r.random() < 0.2:
+            path = self.pick(c, "abatement")
+            self.set_path(res, path, self.date_text(self.day(-300, 60)))
+        return res
+
+    def _icd_system(self) -> str:
+        return self.use("Condition", "code", self.rng.choice(sorted(codes.ICD10CM)))
+
+    def _drug_concept(self) -> tuple[JSON, float | None]:
+        """A medication concept and the strength its text states (for unit counts)."""
+        r, m = self.rng, "Medication"
+        kind = r.randrange(7)
+        strength: float | None = None
+        if kind <= 1 and self._with_rx:
+            d = r.choice(self._with_rx)
+            concept = self.concept(self.use(m, "code", codes.RXNORM), str(d.rxcui))
+            if r.random() < 0.5:
+                strength = float(r.choice((5, 10, 50, 100)))
+                concept["text"] = f"{d.name} {strength:g} MG Oral Tablet"
+                self.use(m, "text", "code.text")
+            if r.random() < 0.3:  # an unknown code listed first: the known one wins
+                concept["coding"].insert(0, {"system": codes.RXNORM, "code": r.choice(_UNKNOWN_RX)})
+            return concept, strength
+        if kind == 2:
+            d = r.choice(self._drugs)
+            name = r.choice((d.name, *d.brands, *d.synonyms))
+            strength = float(r.choice((2, 15, 37.5, 50)))
+            text = f"{name} {strength:g} MG Oral Tablet"
+            if r.random() < 0.5:
+                self.use(m, "text", "code.text")
+                return {"text": text}, strength
+            self.use(m, "text", "code.coding.display")
+            return {"coding": [{"system": "http://example.org/ndc", "code": "0", "display": text}]}, strength
+        if kind == 3:
+            self.use(m, "text", "code.text")
+            return {"text": "Acetaminophen 325 MG / traMADol Hydrochloride 37.5 MG Oral Tablet"}, 37.5
+        if kind == 4:
+            self.use(m, "code", codes.RXNORM)
+            return self.concept(codes.RXNORM, r.choice(_UNKNOWN_RX), text=r.choice(_UNKNOWN_DRUGS)), None
+        if kind == 5:
+            self.use(m, "text", "code.text")
+            return {"text": r.choice(_UNKNOWN_DRUGS)}, None
+        self.use(m, "text", "code.text")
+        return {"text": "tramadol hydrochloride 50 MG Oral Tablet"}, 50.0
+
+    def medication(self, subject: JSON) -> list[JSON]:
+        r = self.rng
+        rtype = r.choice(("MedicationRequest", "MedicationStatement"))
+        res: JSON = {"resourceType": rtype, "id": self._id("m"), "subject": subject}
+        status = self.pick(rtype, "status")
+        if status != reading.ABSENT:
+            res["status"] = status
+        if rtype == "MedicationRequest":
+            intent = r.choice(("order", "order", *reading.values(rtype, "intent")))
+            if intent in reading.values(rtype, "intent"):
+                self.use(rtype, "intent", intent)
+            res["intent"] = intent
+        concept, _ = self._drug_concept()
+        extra: list[JSON] = []
+        how = self.pick("Medication", "medication[x]")
+        if how == "medicationCodeableConcept":
+            res["medicationCodeableConcept"] = concept
+        elif how == "medicationReference (contained)":
+            res["contained"] = [{"resourceType": "Medication", "id": "med1", "code": concept}]
+            res["medicationReference"] = {"reference": "#med1"}
+        elif how == "medicationReference (Bundle / export)":
+            mid = self._id("med")
+            extra.append({"resourceType": "Medication", "id": mid, "code": concept})
+            res["medicationReference"] = {"reference": f"Medication/{mid}"}
+        else:
+            res["medicationReference"] = {"reference": "Medication/not-in-the-record",
+                                          "display": concept.get("text") or r.choice(_UNKNOWN_DRUGS)}
+        for element in ("start date", "end date", "stop date"):
+            if r.random() < 0.45:
+                path = self.pick(rtype, element)
+                lo, hi = (-300, 15) if element == "start date" else (-60, 40)
+                value = self.date_text(self.day(lo, hi))
+                if path.endswith(".start") or path.endswith(".end"):
+                    self.set_path(res, path, value)
+                else:
+                    res[path] = value
+        if r.random() < 0.8:
+            key = "dosageInstruction" if rtype == "MedicationRequest" else "dosage"
+            n = 2 if r.random() < 0.1 else 1
+            if n == 2:
+                self.use("Dosage", "instructions", "every dosageInstruction")
+            res[key] = [self.dosage() for _ in range(n)]
+        out = [res, *extra]
+        if r.random() < 0.08:  # a refill of the same order: one product counted once
+            self.use("Medication", "duplicates", "same product and state")
+            twin = {**res, "id": self._id("m")}
+            out.append(twin)
+        return out
+
+    def dosage(self) -> JSON:
+        r = self.rng
+        unit = self.pick("Dosage", "doseQuantity unit")
+        value = r.choice((0.5, 1, 2, 5, 10, 25, 50, 100, 12.5))
+        qty: JSON = {"value": value}
+        if unit != reading.ABSENT:
+            qty["code" if r.random() < 0.5 else "unit"] = unit
+        dose_path = self.pick("Dosage", "dose")
+        dar: JSON = {"doseQuantity": qty} if dose_path == "doseQuantity" else {
+            "doseRange": {"low": {**qty, "value": value / 2}, "high": qty}}
+        rep: JSON = {}
+        freq = self.pick("Dosage", "times per dose period")
+        if freq == "frequency":
+            rep["frequency"] = r.randint(1, 4)
+        elif freq == "frequencyMax":
+            rep["frequency"] = 1
+            rep["frequencyMax"] = r.randint(2, 6)
+        if r.random() < 0.95:
+            rep["period"] = r.choice((1, 1, 2, 4, 6, 8, 12))
+            rep["periodUnit"] = self.pick("Dosage", "periodUnit")
+        return {"timing": {"repeat": rep}, "doseAndRate": [dar]}
+
+    def allergy(self, pid: str) -> JSON:
+        r, a = self.rng, "AllergyIntolerance"
+        res: JSON = {"resourceType": a, "id": self._id("a"), "patient": {"reference": f"Patient/{pid}"}}
+        clinical = self.pick(a, "clinicalStatus")
+        if clinical != reading.ABSENT:
+            res["clinicalStatus"] = {"coding": [{"code": clinical}]}
+        if r.random() < 0.2:
+            res["verificationStatus"] = {"coding": [{"code": self.pick(a, "verificationStatus")}]}
+        cat = r.choice((*reading.values(a, "category"), "food"))
+        if cat in reading.values(a, "category"):
+            self.use(a, "category", cat)
+        if cat != reading.ABSENT:
+            res["category"] = [cat]
+        if r.random() < 0.5 and self._with_rx:
+            d = r.choice(self._with_rx)
+            res["code"] = self.concept(self.use(a, "code", codes.RXNORM), str(d.rxcui))
+        else:
+            d = r.choice(self._drugs)
+            res["code"] = {"text": r.choice((d.name, "shellfish", *_UNKNOWN_DRUGS))}
+        return res
+
+    def observation(self, subject: JSON) -> list[JSON]:
+        r, o = self.rng, "Observation"
+        kind = self.pick(o, "code kind order")
+        res: JSON = {"resourceType": o, "id": self._id("o"), "subject": subject}
+        status = self.pick(o, "status")
+        if status != reading.ABSENT:
+            res["status"] = status
+        if r.random() < 0.93:
+            path = self.pick(o, "date")
+            lo = -400 if kind == "pregnancy" else -200
+            value = self.date_text(self.day(lo, 10))
+            if "." in path:
+                self.set_path(res, path, value)
+            else:
+                res[path] = value
+        if kind == "pregnancy" and "effectiveDateTime" in res and r.random() < 0.5:
+            res["effectiveDateTime"] = (self.as_of - timedelta(days=r.randint(281, 400))).isoformat()
+            self.use(o, "look-back days", "pregnancy")
+        code = self.rng.choice(reading.values(o, "code", kind))
+        self.use(o, "code", code)
+        res["code"] = self.concept(codes.LOINC, code)
+        if kind in ("pregnancy", "breastfeeding"):
+            answers = reading.values(o, f"{kind} value")
+            answer = self.use(o, f"{kind} value", r.choice(answers))
+            if answer.startswith("valueBoolean"):
+                res["valueBoolean"] = answer.endswith("true")
+            else:
+                system = codes.SNOMED if answer.isdigit() else codes.LOINC
+                res["valueCodeableConcept"] = self.concept(system, answer)
+        elif kind in ("crcl", "egfr", "weight"):
+            number = round(r.uniform(5, 140), 1)
+            if r.random() < 0.05:
+                number = r.choice((-3.0, 350.0))
+                self.use(o, "clearance range", "lowest" if number < 0 else "highest")
+            res["valueQuantity"] = {"value": number, "unit": "mL/min" if kind != "weight" else "kg"}
+        else:
+            self._cyp(res, code)
+        out = [res]
+        if r.random() < 0.15:  # a second result on the same day: the table's tie-break decides
+            twin = dict(res)
+            twin["id"] = self._id("o")
+            if kind in ("pregnancy", "breastfeeding"):
+                other = r.choice(reading.values(o, f"{kind} value"))
+                twin.pop("valueBoolean", None)
+                twin.pop("valueCodeableConcept", None)
+                if other.startswith("valueBoolean"):
+                    twin["valueBoolean"] = other.endswith("true")
+                else:
+                    twin["valueCodeableConcept"] = self.concept(
+                        codes.SNOMED if other.isdigit() else codes.LOINC, other)
+                self.use(o, "latest", "same day, yes/no")
+            elif kind in ("crcl", "egfr"):
+                twin["valueQuantity"] = {"value": round(r.uniform(5, 140), 1), "unit": "mL/min"}
+                self.use(o, "latest", "same day, number")
+            elif kind == "cyp2d6":
+                self._cyp(twin, code)
+                self.use(o, "latest", "same day, phenotype")
+            out.append(twin)
+        return out
+
+    def _cyp(self, res: JSON, code: str) -> None:
+        r, o = self.rng, "Observation"
+        pheno = r.choice(list(_PHENOTYPE_TEXTS))
+        text = r.choice(_PHENOTYPE_TEXTS[pheno])
+        for _, words in reading.phenotype_words():
+            if any(w in text.lower() for w in words):
+                self.use(o, "phenotype word", next(w for w in words if w in text.lower()))
+                break
+        where = self.pick(o, "phenotype value")
+        res.pop("valueCodeableConcept", None)
+        res.pop("valueString", None)
+        if where == "valueCodeableConcept.text":
+            res["valueCodeableConcept"] = {"text": text}
+        elif where == "valueCodeableConcept.coding.display":
+            res["valueCodeableConcept"] = {"coding": [{"system": codes.LOINC, "code": "LA0", "display": text}]}
+        else:
+            res["valueString"] = text
+        if code == "53040-2" and r.random() < 0.7:
+            res["component"] = [{"code": self.concept(codes.LOINC, "48018-6"),
+                                 "valueCodeableConcept": self.concept("http://www.genenames.org", "HGNC:2625",
+                                                                      "CYP2D6")}]
+        if r.random() < 0.15:
+            res["code"] = {"text": "CYP2D6 metabolizer status"}
+            self.use(o, "code", "code text naming CYP2D6")
+
+
+def coverage(drawn: set[str]) -> tuple[int, int, list[str]]:
+    """(rows drawn, rows in the table, keys never drawn)."""
+    keys = [r.key for r in reading.TABLE]
+    missing = [k for k in keys if k not in drawn]
+    return len(keys) - len(missing), len(keys), missing

@@ -1,0 +1,260 @@
+"""How a FHIR R4 record becomes patient facts: one declarative table for every path.
+
+The per-patient mapper (``fhir.mapping``: CLI, REST, CDS Hooks) and the bulk SQL
+(``population.facts`` and the two engines' projections) both read their decisions from
+:data:`TABLE`; the generator of synthetic exports draws from it and ``docs/fhir-reading.md`` is
+rendered from it (:func:`markdown`), so none of them can drift from the others.
+
+Each row is one decision: on ``resource``, the ``element`` with ``value`` reads as ``reading``.
+Where the record is silent or ambiguous the stricter reading is taken (a draft or unknown order
+counts as taken; a preliminary result counts; the lower of two same-day clearances counts), and
+the reason is given in ``why``. Codes are terminology identifiers (``fhir.codes``); the few
+numbers (look-back, plausible range) are marked with where they come from.
+
+Orders matter: dates are tried in the order of their rows, phenotype words and units likewise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from withdrawal.fhir import codes
+
+READING_VERSION = "1"
+"""Bumped whenever a row's reading changes; the population summary names it."""
+
+
+@dataclass(frozen=True)
+class Row:
+    resource: str
+    element: str
+    value: str
+    reading: str
+    why: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource}|{self.element}|{self.value}"
+
+
+_VS = "FHIR R4 value set"
+_STRICT = "stricter when in doubt"
+
+
+def _rows() -> list[Row]:
+    r: list[Row] = []
+
+    def add(resource: str, element: str, values: Iterable[str], reading: str, why: str = "") -> None:
+        r.extend(Row(resource, element, v, reading, why) for v in values)
+
+    # --- medications ---------------------------------------------------------------------
+    mr, ms = "MedicationRequest", "MedicationStatement"
+    add(mr, "status", ("active", "on-hold"), "active", _VS + " medicationrequest-status")
+    add(mr, "status", ("draft", "unknown", "(absent)"), "active",
+        _STRICT + ": an order being written or of unknown state may be given (a draft MAOI is screened)")
+    add(mr, "status", ("stopped", "completed"), "stopped", _VS + " medicationrequest-status")
+    add(mr, "status", ("cancelled", "entered-in-error"), "ignored", "never given, or recorded by mistake")
+    add(mr, "intent", ("proposal", "plan"), "ignored when stopped", "a stopped proposal was never an order")
+    add(ms, "status", ("active", "on-hold"), "active", _VS + " medication-statement-status")
+    add(ms, "status", ("intended", "unknown", "(absent)"), "active",
+        _STRICT + ": the patient intends to take it or may be taking it")
+    add(ms, "status", ("stopped", "completed"), "stopped", _VS + " medication-statement-status")
+    add(ms, "status", ("not-taken", "entered-in-error"), "ignored", "not taken, or recorded by mistake")
+    add(mr, "start date", ("authoredOn",), "", "a record that starts after the as-of date is not yet part of it")
+    add(ms, "start date", ("effectivePeriod.start", "effectiveDateTime"), "", "tried in this order; as for orders")
+    add(mr, "end date", ("dispenseRequest.validityPeriod.end",), "",
+        "an active order whose validity period ended on or before the as-of date can no longer be filled: "
+        "stopped on that date, so the washout windows still count from it")
+    add(ms, "end date", ("effectivePeriod.end",), "", "an active statement that ended: stopped on that date")
+    add(mr, "stop date", ("dispenseRequest.validityPeriod.end",), "",
+        "a stopped or completed order with none: stopped on the as-of date (" + _STRICT + ")")
+    add(ms, "stop date", ("effectivePeriod.end", "effectiveDateTime"), "",
+        "tried in this order; none: stopped on the as-of date (" + _STRICT + ")")
+    add("Medication", "code", (codes.RXNORM,), "rxnorm",
+        "the first RxNorm coding the knowledge base knows wins, else the first numeric one, else the text")
+    add("Medication", "text", ("code.text", "code.coding.display"), "name",
+        "tried in this order; the name resolves when no RxNorm code is known")
+    add("Medication", "medication[x]", ("medicationCodeableConcept", "medicationReference (contained)",
+                                        "medicationReference (Bundle / export)", "medicationReference.display"),
+        "concept", "tried in this order")
+    add("Medication", "duplicates", ("same product and state",), "one entry, highest dose",
+        "refills of one order repeat in exports; a stopped duplicate keeps the most recent stop")
+    # dose: units are per dose (mg factor), per hour (patches), or counts of the product's strength
+    add("Dosage", "doseQuantity unit", ("mg",), "1")
+    add("Dosage", "doseQuantity unit", ("g",), "1000")
+    add("Dosage", "doseQuantity unit", ("ug", "mcg"), "0.001")
+    add("Dosage", "doseQuantity unit", ("ug/h", "mcg/h", "[mcg]/h"), "rate",
+        "a transdermal rate: mg/day = value x 24 / 1000, whatever the timing")
+    add("Dosage", "doseQuantity unit", ("{tablet}", "{tbl}", "{pill}", "{capsule}", "tablet", "tablets", "tab",
+                                        "capsule", "1", "(absent)"), "strength",
+        "a count of units: value x the product's strength in mg, read from the RxNorm SCD/SBD text "
+        "(``tramadol hydrochloride 50 MG Oral Tablet``); no strength, no dose")
+    add("Dosage", "dose", ("doseQuantity", "doseRange.high"), "",
+        "tried in this order; a range counts at its high end (" + _STRICT + ")")
+    add("Dosage", "times per dose period", ("frequencyMax", "frequency", "(absent)"), "",
+        "tried in this order (most allowed, " + _STRICT + "); absent: once")
+    add("Dosage", "periodUnit", ("s",), "86400")
+    add("Dosage", "periodUnit", ("min",), "1440")
+    add("Dosage", "periodUnit", ("h",), "24")
+    add("Dosage", "periodUnit", ("d",), "1")
+    add("Dosage", "periodUnit", ("wk",), "0.14285714285714285")
+    add("Dosage", "periodUnit", ("mo",), "0.03333333333333333")
+    add("Dosage", "periodUnit", ("a",), "0.0027397260273972603")
+    add("Dosage", "instructions", ("every dosageInstruction",), "summed",
+        "a dose that cannot be read in one instruction leaves the whole dose unknown")
+
+    # --- conditions ------------------------------------------------------------------------
+    c = "Condition"
+    add(c, "clinicalStatus", ("active", "recurrence", "relapse", "(absent)"), "counted",
+        _VS + " condition-clinical; absent: " + _STRICT)
+    add(c, "clinicalStatus", ("inactive", "remission", "resolved"), "ignored", _VS + " condition-clinical")
+    add(c, "verificationStatus", ("refuted", "entered-in-error"), "ignored",
+        "any other status counts: a provisional seizure disorder still matters")
+    add(c, "onset", ("onsetDateTime", "onsetPeriod.start"), "",
+        "tried in this order; an onset after the as-of date: not yet a condition")
+    add(c, "abatement", ("abatementDateTime", "abatementPeriod.end"), "",
+        "tried in this order; abated on or before the as-of date: not counted")
+    add(c, "code", sorted(codes.ICD10CM), "icd10", "every coding counts (ICD-10-CM with parent codes, ICD-10-PCS)")
+    add(c, "code", (codes.SNOMED,), "snomed", "every coding counts")
+    add(c, "code", ("code.text", "code.coding.display"), "text",
+        "plain words, when no coding is known; tried in this order")
+    add(c, "unknown code", ("inside condition_scope", "free text only"), "unresolved",
+        "the screen could not look at it: an incomplete screen, never a clean one")
+    add(c, "unknown code", ("outside condition_scope",), "out of scope", "listed, not screened")
+
+    # --- allergies -------------------------------------------------------------------------
+    a = "AllergyIntolerance"
+    add(a, "clinicalStatus", ("inactive", "resolved"), "ignored", _VS + " allergyintolerance-clinical")
+    add(a, "clinicalStatus", ("active", "(absent)"), "counted", _VS + "; absent: " + _STRICT)
+    add(a, "verificationStatus", ("refuted", "entered-in-error"), "ignored")
+    add(a, "category", ("medication", "(absent)"), "counted", "other categories (food, environment) are not read")
+    add(a, "code", (codes.RXNORM,), "rxnorm", "a known RxNorm code, else the text names the drug")
+
+    # --- observations ----------------------------------------------------------------------
+    o = "Observation"
+    add(o, "status", ("final", "amended", "corrected", "(absent)"), "usable", _VS + " observation-status")
+    add(o, "status", ("preliminary",), "usable", _STRICT + ": a preliminary positive result is acted on")
+    add(o, "status", ("registered", "cancelled", "entered-in-error", "unknown"), "ignored",
+        "no result yet, withdrawn or in error")
+    add(o, "date", ("effectiveDateTime", "effectiveInstant", "effectivePeriod.end", "effectivePeriod.start",
+                    "issued"), "",
+        "tried in this order; after the as-of date: ignored; none: older than any dated one, and not "
+        "held to a look-back")
+    add(o, "code", sorted(codes.PREGNANCY_STATUS), "pregnancy", "IPS pregnancy status")
+    add(o, "code", sorted(codes.BREASTFEEDING_STATUS), "breastfeeding", "LOINC breastfeeding status")
+    add(o, "code", sorted(codes.CREATININE_CLEARANCE), "crcl", "creatinine clearance, mL/min")
+    add(o, "code", sorted(codes.EGFR), "egfr", "eGFR stands in for the clearance only when none is recorded")
+    add(o, "code", sorted(codes.CYP2D6_PHENOTYPE), "cyp2d6",
+        "79714-9 is CYP2D6's own; 53040-2 counts when CYP2D6 is named in its code text or components")
+    add(o, "code", ("code text naming CYP2D6",), "cyp2d6", "an uncoded CYP2D6 result, read by its value's words")
+    add(o, "code kind order", ("pregnancy", "breastfeeding", "crcl", "egfr", "weight", "cyp2d6"), "",
+        "an Observation coded for several facts is read as the first")
+    add(o, "code", sorted(codes.BODY_WEIGHT), "weight", "per-patient only (no rule reads it)")
+    add(o, "pregnancy value", sorted(codes.PREGNANT_ANSWERS), "yes")
+    add(o, "pregnancy value", sorted(codes.NOT_PREGNANT_ANSWERS), "no")
+    add(o, "breastfeeding value", (*sorted(codes.BREASTFEEDING_ANSWERS), "valueBoolean true"), "yes")
+    add(o, "breastfeeding value", (*sorted(codes.NOT_BREASTFEEDING_ANSWERS), "valueBoolean false"), "no")
+    add(o, "look-back days", ("pregnancy",), "280",
+        "a pregnancy status older than a full-term pregnancy (40 weeks) no longer says she is pregnant "
+        "(design choice; from_memory)")
+    add(o, "latest", ("same day, yes/no",), "yes wins", _STRICT)
+    add(o, "latest", ("same day, number",), "lowest wins", _STRICT + " (the lower clearance)")
+    add(o, "latest", ("same day, phenotype",), "first in the phenotype order", _STRICT)
+    add(o, "clearance range", ("lowest",), "0", "clamped to the patient model's range (mL/min)")
+    add(o, "clearance range", ("highest",), "300", "clamped to the patient model's range (mL/min)")
+    add(o, "phenotype value", ("valueCodeableConcept.text", "valueCodeableConcept.coding.display",
+                               "valueString"), "", "tried in this order")
+    add(o, "phenotype word", ("ultrarapid", "ultra-rapid", "ultra rapid"), "ultrarapid")
+    add(o, "phenotype word", ("poor",), "poor")
+    add(o, "phenotype word", ("intermediate",), "intermediate")
+    add(o, "phenotype word", ("normal", "extensive"), "normal")
+    return r
+
+
+TABLE: tuple[Row, ...] = tuple(_rows())
+
+
+def values(resource: str, element: str, reading: str | None = None) -> tuple[str, ...]:
+    """The values of the rows for ``resource``/``element`` (with that ``reading``), in table order."""
+    return tuple(r.value for r in TABLE if r.resource == resource and r.element == element
+                 and (reading is None or r.reading == reading))
+
+
+def reading_of(resource: str, element: str, value: str) -> str | None:
+    for r in TABLE:
+        if r.resource == resource and r.element == element and r.value == value:
+            return r.reading
+    return None
+
+
+def number(resource: str, element: str, value: str) -> float:
+    got = reading_of(resource, element, value)
+    if got is None:
+        raise KeyError(f"{resource}|{element}|{value}")
+    return float(got)
+
+
+ABSENT = "(absent)"
+
+
+def med_status(resource: str, status: str | None) -> str:
+    """``active``, ``stopped`` or ``ignored`` for a medication status (absent included)."""
+    got = reading_of(resource, "status", status or ABSENT)
+    return got if got in {"active", "stopped"} else "ignored"
+
+
+def statuses(resource: str, reading: str) -> tuple[str, ...]:
+    """The status codes (not the absent marker) that read as ``reading``."""
+    return tuple(v for v in values(resource, "status", reading) if v != ABSENT)
+
+
+def dose_unit_factor(unit: str) -> str | None:
+    """mg per unit as a number string, ``rate``, ``strength`` or None (unit not read)."""
+    return reading_of("Dosage", "doseQuantity unit", unit or ABSENT)
+
+
+def per_day(period_unit: str) -> float | None:
+    got = reading_of("Dosage", "periodUnit", period_unit)
+    return float(got) if got is not None else None
+
+
+def phenotype_words() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(phenotype, words) in the table's order: the first phenotype whose word appears wins."""
+    order: list[str] = []
+    for r in TABLE:
+        if r.element == "phenotype word" and r.reading not in order:
+            order.append(r.reading)
+    return tuple((p, values("Observation", "phenotype word", p)) for p in order)
+
+
+PREGNANCY_LOOKBACK_DAYS = int(number("Observation", "look-back days", "pregnancy"))
+CRCL_MIN = number("Observation", "clearance range", "lowest")
+CRCL_MAX = number("Observation", "clearance range", "highest")
+UNDATED_DAYS = 10**6
+"""Days ago of an observation with no date: older than any dated one, outside every look-back."""
+
+
+def markdown() -> str:
+    """The table as Markdown (``docs/fhir-reading.md``)."""
+    lines = [
+        "# How a FHIR record is read",
+        "",
+        f"Reading version {READING_VERSION}. Generated from `withdrawal.fhir.reading.TABLE`",
+        "(`python -m withdrawal.fhir.reading > docs/fhir-reading.md`; a test checks that this page is current).",
+        "The per-patient mapper (CLI, REST, CDS Hooks) and the bulk screen (DuckDB, Spark) both read these",
+        "rows; a differential test checks that they give the same verdict, findings, MME and flags, on records",
+        "drawn from every row (`withdrawal.fhir.generate`). Values are tried in the order listed where the",
+        "column 'read as' says `(order)`.",
+        "",
+        "| resource | element | value | read as | why |",
+        "|---|---|---|---|---|",
+    ]
+    for r in TABLE:
+        cells = (r.resource, r.element, f"`{r.value}`", r.reading or "(order)", r.why)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

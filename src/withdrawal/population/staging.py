@@ -1,0 +1,270 @@
+"""The bulk reading of FHIR resources, generated from ``withdrawal.fhir.reading`` for both engines.
+
+One neutral schema (:data:`FIELDS`) gives DuckDB's ``read_json`` column types and Spark's DDL
+schema; one generator (:func:`stage_sql`) gives each engine's projection of a resource type onto
+the flat staging columns of ``facts.py``. Statuses, code lists, the order in which dates are tried
+and the phenotype words are the table's rows; the readers that work on codes and text (which RxNorm
+code wins, condition codes and scope, doses and units) are the per-patient mapper's own functions,
+run on the distinct staged values (``facts.map_tables``).
+
+Staged columns:
+
+* ``pat(patient_id, birth_date, sex)``
+* ``cond(patient_id, clinical, verification, onset, abatement, icd, sct, text)``: one row per Condition;
+  ``icd`` and ``sct`` are the codings' codes joined with ``|``
+* ``med(patient_id, rtype, status, intent, start_date, end_date, stop_date, rx_codes, text, ref,
+  ref_display, dosage)``: ``ref`` is set when the medication is a reference not resolved in the row
+  (then joined with the export's Medication resources); ``dosage`` the dosage array as JSON
+* ``alg(patient_id, clinical, verification, category, rx_codes, text)``
+* ``obs(patient_id, status, kind, effective, value, answer, phenotype)``
+* ``medres(id, has_code, rx_codes, text)`` from Medication resources
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, get_args
+
+from withdrawal.fhir import codes, reading
+from withdrawal.knowledge.models import Sex
+
+# --- one schema, two spellings -------------------------------------------------------------
+
+S, D, B = "string", "double", "boolean"
+CODING: list[Any] = [{"system": S, "code": S, "display": S}]
+CONCEPT: dict[str, Any] = {"coding": CODING, "text": S}
+REF: dict[str, Any] = {"reference": S, "display": S}
+QTY: dict[str, Any] = {"value": D, "unit": S, "code": S}
+PERIOD: dict[str, Any] = {"start": S, "end": S}
+DOSAGE: list[Any] = [{
+    "timing": {"repeat": {"frequency": D, "frequencyMax": D, "period": D, "periodUnit": S}},
+    "doseAndRate": [{"doseQuantity": QTY, "doseRange": {"low": QTY, "high": QTY}}],
+}]
+_MED: dict[str, Any] = {"status": S, "subject": REF, "medicationCodeableConcept": CONCEPT, "medicationReference": REF,
+                        "contained": [{"resourceType": S, "id": S, "code": CONCEPT}]}
+FIELDS: dict[str, dict[str, Any]] = {
+    "Patient": {"gender": S, "birthDate": S},
+    "Condition": {"subject": REF, "clinicalStatus": CONCEPT, "verificationStatus": CONCEPT, "code": CONCEPT,
+                  "onsetDateTime": S, "onsetPeriod": PERIOD, "abatementDateTime": S, "abatementPeriod": PERIOD},
+    "MedicationRequest": {**_MED, "intent": S, "authoredOn": S, "dosageInstruction": DOSAGE,
+                          "dispenseRequest": {"validityPeriod": PERIOD}},
+    "MedicationStatement": {**_MED, "effectivePeriod": PERIOD, "effectiveDateTime": S, "dosage": DOSAGE},
+    "AllergyIntolerance": {"patient": REF, "clinicalStatus": CONCEPT, "verificationStatus": CONCEPT,
+                           "category": [S], "code": CONCEPT},
+    "Observation": {"status": S, "subject": REF, "code": CONCEPT, "effectiveDateTime": S, "effectiveInstant": S,
+                    "effectivePeriod": PERIOD, "issued": S, "valueQuantity": QTY, "valueCodeableConcept": CONCEPT,
+                    "valueBoolean": B, "valueString": S,
+                    "component": [{"code": CONCEPT, "valueCodeableConcept": CONCEPT}]},
+    "Medication": {"code": CONCEPT},
+}
+TYPES: tuple[str, ...] = tuple(FIELDS)
+
+
+def duck_type(t: Any) -> str:
+    if isinstance(t, list):
+        return duck_type(t[0]) + "[]"
+    if isinstance(t, dict):
+        return "STRUCT(" + ", ".join(f'"{k}" {duck_type(v)}' for k, v in t.items()) + ")"
+    return {S: "VARCHAR", D: "DOUBLE", B: "BOOLEAN"}[t]
+
+
+def spark_type(t: Any) -> str:
+    if isinstance(t, list):
+        return f"ARRAY<{spark_type(t[0])}>"
+    if isinstance(t, dict):
+        return "STRUCT<" + ", ".join(f"`{k}`: {spark_type(v)}" for k, v in t.items()) + ">"
+    return {S: "STRING", D: "DOUBLE", B: "BOOLEAN"}[t]
+
+
+def duck_columns(rtype: str) -> dict[str, str]:
+    return {k: duck_type(v) for k, v in FIELDS[rtype].items()}
+
+
+def spark_schema(rtype: str) -> str:
+    return ", ".join(f"`{k}` {spark_type(v)}" for k, v in FIELDS[rtype].items())
+
+
+# --- array and text helpers in both dialects ------------------------------------------------
+
+
+class Sql:
+    """The array functions, whose spelling differs between DuckDB and Spark SQL."""
+
+    def __init__(self, dialect: str) -> None:
+        self.spark = dialect == "spark"
+
+    def path(self, dotted: str) -> str:
+        q = "`" if self.spark else '"'
+        return ".".join(f"{q}{p}{q}" for p in dotted.split("."))
+
+    def first(self, arr: str) -> str:
+        return f"try_element_at({arr}, 1)" if self.spark else f"({arr})[1]"
+
+    def filter(self, arr: str, body: str) -> str:
+        return f"filter({arr}, x -> {body})" if self.spark else f"list_filter({arr}, lambda x: {body})"
+
+    def transform(self, arr: str, body: str, var: str = "x") -> str:
+        return (f"transform({arr}, {var} -> {body})" if self.spark
+                else f"list_transform({arr}, lambda {var}: {body})")
+
+    def exists(self, arr: str, body: str) -> str:
+        inner = f"exists({arr}, x -> {body})" if self.spark else f"len(list_filter({arr}, lambda x: {body})) > 0"
+        return f"coalesce({inner}, FALSE)"
+
+    def join(self, arr: str) -> str:
+        """The strings of an array joined with ``|`` ('' for none)."""
+        return f"coalesce(concat_ws('|', {arr}), '')" if self.spark else f"coalesce(array_to_string({arr}, '|'), '')"
+
+    def to_json(self, col: str) -> str:
+        return f"to_json({col})" if self.spark else f"CAST(to_json({col}) AS VARCHAR)"
+
+
+def lit(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+def lits(values: Sequence[str]) -> str:
+    return "(" + ", ".join(lit(v) for v in values) + ")"
+
+
+def clean(expr: str) -> str:
+    """A string stripped of surrounding spaces; empty becomes NULL (the mapper's ``_str``)."""
+    return f"nullif(trim({expr}), '')"
+
+
+def date_sql(expr: str) -> str:
+    """The calendar date of a FHIR date or dateTime: a year is 1 January, a year-month its first day,
+    a dateTime its date as written (``fhir.mapping.parse_date``)."""
+    e = clean(expr)
+    return (f"CASE WHEN length({e}) = 4 THEN try_cast(concat({e}, '-01-01') AS DATE) "
+            f"WHEN length({e}) = 7 THEN try_cast(concat({e}, '-01') AS DATE) "
+            f"WHEN length({e}) >= 10 THEN try_cast(substr({e}, 1, 10) AS DATE) END")
+
+
+def first_date(q: Sql, paths: Sequence[str], available: Mapping[str, Any]) -> str:
+    parts = [date_sql(q.path(p)) for p in paths if p.split(".")[0] in available]
+    return f"coalesce({', '.join(parts)})" if len(parts) > 1 else (parts[0] if parts else "CAST(NULL AS DATE)")
+
+
+def ref_id(ref: str) -> str:
+    """The id in a Reference string (``Patient/x``, ``urn:uuid:x``, ``#x``), as ``fhir.mapping._ref_id``."""
+    r = clean(ref)
+    return (f"CASE WHEN {r} LIKE '%/%' THEN regexp_extract({r}, '([^/]*)$', 1) "
+            f"WHEN {r} LIKE 'urn:uuid:%' THEN substr({r}, 10) WHEN {r} LIKE '#%' THEN substr({r}, 2) ELSE {r} END")
+
+
+def code_status(q: Sql, concept: str) -> str:
+    """A status given as a CodeableConcept: the first coding's code, lower case."""
+    return f"lower({clean(q.first(q.filter(f'{concept}.coding', clean('x.code') + ' IS NOT NULL')) + '.code')})"
+
+
+def codes_of(q: Sql, concept: str, systems: Sequence[str]) -> str:
+    """The codes of the codings in ``systems``, in order, joined with ``|``."""
+    picked = q.filter(f"{concept}.coding", f"x.system IN {lits(systems)} AND {clean('x.code')} IS NOT NULL")
+    return q.join(q.transform(picked, "trim(x.code)"))
+
+
+def has_code(q: Sql, concept: str, systems: Sequence[str], values: Sequence[str]) -> str:
+    return q.exists(f"{concept}.coding", f"x.system IN {lits(systems)} AND trim(x.code) IN {lits(values)}")
+
+
+def text_of(q: Sql, concept: str) -> str:
+    """``text``, else the first display (``fhir.mapping._text``)."""
+    display = q.first(q.filter(f"{concept}.coding", clean("x.display") + " IS NOT NULL")) + ".display"
+    return f"coalesce({clean(concept + '.text')}, trim({display}))"
+
+
+# --- the projections ---------------------------------------------------------------------
+
+
+def _medication(q: Sql, rtype: str) -> str:
+    f = FIELDS[rtype]
+    mcc = "medicationCodeableConcept"
+    ref = ref_id("medicationReference.reference")
+    cont = q.first(q.filter("contained", f"x.id = {ref}"))
+    rx = f"CASE WHEN {mcc} IS NOT NULL THEN {codes_of(q, mcc, (codes.RXNORM,))} " \
+         f"WHEN {cont} IS NOT NULL THEN {codes_of(q, cont + '.code', (codes.RXNORM,))} END"
+    text = (f"CASE WHEN {mcc} IS NOT NULL THEN {text_of(q, mcc)} "
+            f"WHEN {cont} IS NOT NULL THEN coalesce({text_of(q, cont + '.code')}, "
+            f"CASE WHEN {cont}.code IS NULL THEN {clean('medicationReference.display')} END) END")
+    dosage = "dosageInstruction" if rtype == "MedicationRequest" else "dosage"
+    intent = "intent" if "intent" in f else "CAST(NULL AS STRING)"
+    return (f"{ref_id('subject.reference')} AS patient_id, '{rtype}' AS rtype, "
+            f"coalesce(lower({clean('status')}), {lit(reading.ABSENT)}) AS status, {clean(intent)} AS intent, "
+            f"{first_date(q, reading.values(rtype, 'start date'), f)} AS start_date, "
+            f"{first_date(q, reading.values(rtype, 'end date'), f)} AS end_date, "
+            f"{first_date(q, reading.values(rtype, 'stop date'), f)} AS stop_date, "
+            f"{rx} AS rx_codes, {text} AS text, "
+            f"CASE WHEN {mcc} IS NULL AND {cont} IS NULL THEN {ref} END AS ref, "
+            f"{clean('medicationReference.display')} AS ref_display, "
+            f"{q.to_json(dosage)} AS dosage")
+
+
+def _observation(q: Sql) -> str:
+    o = "Observation"
+    loinc = (codes.LOINC,)
+    kinds = []
+    for kind in reading.values(o, "code kind order"):
+        kinds.append(f"WHEN {has_code(q, 'code', loinc, reading.values(o, 'code', kind))} THEN '{kind}'")
+    code_text = f"lower(coalesce({text_of(q, 'code')}, ''))"
+    kind = f"CASE {' '.join(kinds)} WHEN {code_text} LIKE '%cyp2d6%' THEN 'cyp2d6' END"
+    vcc = "valueCodeableConcept"
+    preg_sys = (codes.LOINC, codes.SNOMED)
+    answer = (
+        f"CASE WHEN {has_code(q, 'code', loinc, reading.values(o, 'code', 'pregnancy'))} THEN "
+        f"CASE WHEN {has_code(q, vcc, preg_sys, reading.values(o, 'pregnancy value', 'yes'))} THEN 1 "
+        f"WHEN {has_code(q, vcc, preg_sys, reading.values(o, 'pregnancy value', 'no'))} THEN 0 END "
+        f"ELSE CASE WHEN {has_code(q, vcc, loinc, reading.values(o, 'breastfeeding value', 'yes'))} "
+        f"OR valueBoolean = TRUE THEN 1 "
+        f"WHEN {has_code(q, vcc, loinc, reading.values(o, 'breastfeeding value', 'no'))} "
+        f"OR valueBoolean = FALSE THEN 0 END END"
+    )
+    coded = q.join(q.transform("y.valueCodeableConcept.coding", "concat_ws(' ', x.code, x.display)"))
+    comp = q.join(q.transform("component", f"concat_ws(' ', y.valueCodeableConcept.text, {coded})", var="y"))
+    cyp_own = has_code(q, "code", loinc, (codes.CYP2D6_OWN,))
+    cyp_any = has_code(q, "code", loinc, tuple(sorted(codes.CYP2D6_PHENOTYPE)))
+    cyp_ok = (f"CASE WHEN {cyp_own} THEN TRUE WHEN {cyp_any} THEN lower(concat({comp}, ' ', {code_text})) "
+              f"LIKE '%cyp2d6%' ELSE {code_text} LIKE '%cyp2d6%' END")
+    ptext = f"lower(coalesce({text_of(q, vcc)}, {clean('valueString')}, ''))"
+    whens = []
+    for pheno, words in reading.phenotype_words():
+        whens.append(f"WHEN {' OR '.join(f'{ptext} LIKE {lit(chr(37) + w + chr(37))}' for w in words)} THEN '{pheno}'")
+    phenotype = f"CASE WHEN {cyp_ok} THEN CASE {' '.join(whens)} END END"
+    return (f"{ref_id('subject.reference')} AS patient_id, coalesce(lower({clean('status')}), "
+            f"{lit(reading.ABSENT)}) AS status, {kind} AS kind, "
+            f"{first_date(q, reading.values(o, 'date'), FIELDS[o])} AS effective, "
+            f"valueQuantity.value AS value, {answer} AS answer, {phenotype} AS phenotype")
+
+
+def stage_sql(dialect: str, rtype: str) -> str:
+    """The projection of one resource type onto its staging columns (a SELECT list)."""
+    q = Sql(dialect)
+    c = "Condition"
+    sexes = tuple(get_args(Sex))
+    if rtype == "Patient":
+        return (f"{clean('id')} AS patient_id, {date_sql('birthDate')} AS birth_date, "
+                f"CASE WHEN {clean('gender')} IN {lits(sexes)} THEN {clean('gender')} ELSE 'unknown' END AS sex")
+    if rtype == c:
+        return (f"{ref_id('subject.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
+                f"{code_status(q, 'verificationStatus')} AS verification, "
+                f"{first_date(q, reading.values(c, 'onset'), FIELDS[c])} AS onset, "
+                f"{first_date(q, reading.values(c, 'abatement'), FIELDS[c])} AS abatement, "
+                f"{codes_of(q, 'code', sorted(codes.ICD10CM))} AS icd, {codes_of(q, 'code', (codes.SNOMED,))} AS sct, "
+                f"coalesce({text_of(q, 'code')}, '') AS text")
+    if rtype in ("MedicationRequest", "MedicationStatement"):
+        return _medication(q, rtype)
+    if rtype == "AllergyIntolerance":
+        return (f"{ref_id('patient.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
+                f"{code_status(q, 'verificationStatus')} AS verification, {q.join('category')} AS category, "
+                f"{codes_of(q, 'code', (codes.RXNORM,))} AS rx_codes, coalesce({text_of(q, 'code')}, '') AS text")
+    if rtype == "Observation":
+        return _observation(q)
+    if rtype == "Medication":
+        return (f"{clean('id')} AS id, code IS NOT NULL AS has_code, "
+                f"{codes_of(q, 'code', (codes.RXNORM,))} AS rx_codes, {text_of(q, 'code')} AS text")
+    raise KeyError(rtype)
+
+
+def empty_sql(dialect: str, rtype: str) -> str:
+    """A typed empty projection (for a type the export does not hold): the same columns, no rows."""
+    return f"SELECT {stage_sql(dialect, rtype)} FROM src_{rtype.lower()}"
