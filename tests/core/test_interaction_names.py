@@ -42,3 +42,17 @@ def test_no_word_is_dropped(kb: KnowledgeBase, words: list[str]) -> None:
     for w in words:
         if w not in ("50", "mg"):
             assert w in covered, (text, found, unknown)
+
+
+def test_an_excluded_options_reason_cites_its_own_sources(kb: KnowledgeBase) -> None:
+    """The MAOI contraindication that takes tramadol out cites the label, not an efficacy trial."""
+    from withdrawal.assess import assess_patient
+    from withdrawal.patient import parse_patient
+
+    a = assess_patient(parse_patient({"version": 1, "age_years": 40, "opioid": {"substance": "heroin"},
+                                      "medications": [{"name": "phenelzine", "status": "stopped",
+                                                       "days_since_stopped": 5}]}), kb)
+    (tramadol,) = [e for e in a.plan.excluded if e.treatment == "tramadol"]
+    maoi = next(f for f in a.screen.findings if f.code == "maoi")
+    assert set(tramadol.sources) == set(maoi.sources)
+    assert "dunn_2017" not in tramadol.sources

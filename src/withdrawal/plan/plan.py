@@ -136,8 +136,12 @@ def exclusions(patient: Patient, screen: ScreenResult, kb: KnowledgeBase) -> tup
                 tuple(dict.fromkeys(s for r in blocking for s in r.sources)),
             ))
         elif t.id == "tramadol" and screen.verdict == "contraindicated":
-            messages = [f.message for f in screen.findings if f.level == "contraindicated"]
-            out.append(Excluded(t.id, t.name, tuple(messages), t.sources))
+            blocking_findings = [f for f in screen.findings if f.level == "contraindicated"]
+            # each reason cites what supports it: the contraindication's own sources, not the option's trials
+            out.append(Excluded(
+                t.id, t.name, tuple(f.message for f in blocking_findings),
+                tuple(dict.fromkeys(s for f in blocking_findings for s in f.sources)),
+            ))
     return tuple(out)
 
 

@@ -153,7 +153,8 @@ def parse_scale_form(form: dict[str, Any], scale: Scale) -> tuple[dict[str, int]
 
 
 def band_json(scale: Scale) -> list[dict[str, Any]]:
-    return [{"min": b.min, "max": b.max, "key": b.key, "label": b.label} for b in scale.bands]
+    return [{"min": b.min, "max": b.max, "key": b.key, "label": b.label, "sev": answer.severity(b.key)}
+            for b in scale.bands]
 
 
 # --- public pages -------------------------------------------------------------------------
@@ -452,7 +453,32 @@ def cows_form(patient_id: int, request: Request, session: SessionDep, kb: KbDep)
     session.commit()
     scale = kb.scales["cows"]
     return render(request, "cows_form.html", {"patient": patient, "scale": scale, "chosen": {}, "errors": {},
-                                              "bands": band_json(scale)}, user=user)
+                                              "bands": band_json(scale), "next_steps": next_steps(kb)}, user=user)
+
+
+def next_steps(kb: KnowledgeBase) -> list[dict[str, Any]]:
+    """What a COWS total means for the next step, from the buprenorphine start threshold (care.yaml)."""
+    start = kb.treatment("buprenorphine").start_cows_min
+    if start is None:
+        return []
+    top = kb.scales["cows"].total_max
+    return [
+        {"min": 0, "max": start - 1, "text": f"Below {start}: too early for buprenorphine (risk of precipitated "
+                                             "withdrawal); score again as withdrawal progresses."},
+        {"min": start, "max": top, "text": f"{start} or more: buprenorphine can start once the wait since the last "
+                                           "opioid has passed (see the assessment)."},
+    ]
+
+
+def _minutes_ago(form: dict[str, Any], errors: dict[str, str]) -> datetime | None:
+    """When the COWS was scored, from the form's minutes ago (0-720); None for now."""
+    text = str(form.get("minutes_ago") or "").strip()
+    if not text or text == "0":
+        return None
+    if not text.isdigit() or not 0 <= int(text) <= 720:
+        errors["minutes_ago"] = "minutes_ago: whole minutes between 0 (now) and 720 (12 hours ago)"
+        return None
+    return utcnow() - timedelta(minutes=int(text))
 
 
 async def _save_scale(request: Request, session: Session, kb: KnowledgeBase, user: User, patient_id: int,
@@ -463,13 +489,14 @@ async def _save_scale(request: Request, session: Session, kb: KnowledgeBase, use
     patient = open_patient(session, user, patient_id, action="create", resource="assessment")
     scale = kb.scales[scale_id]
     chosen, errors = parse_scale_form(form, scale)
+    when = _minutes_ago(form, errors) if scale_id == "cows" else None
     if errors:
         session.commit()
-        return patient, render(request, f"{scale_id}_form.html", {"patient": patient, "scale": scale,
-                                                                 "chosen": chosen, "errors": errors, **extra},
-                               user=user, status=422)
+        again = {"patient": patient, "scale": scale, "chosen": chosen, "errors": errors,
+                 "minutes_ago": str(form.get("minutes_ago") or "0")[:10], **extra}
+        return patient, render(request, f"{scale_id}_form.html", again, user=user, status=422)
     row = records.add_scale(session=session, patient=patient, user=user, kb=kb,
-                            body=schemas.ScaleAssessmentCreate(scale=scale_id, items=chosen))
+                            body=schemas.ScaleAssessmentCreate(scale=scale_id, items=chosen, recorded_at=when))
     audit.record(session, actor=user, action="create", resource="assessment", resource_id=row.id,
                  patient_id=patient.id)
     session.commit()
@@ -480,7 +507,7 @@ async def _save_scale(request: Request, session: Session, kb: KnowledgeBase, use
 async def cows_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep) -> Response:
     user = require_clinician(request, session)
     patient, failed = await _save_scale(request, session, kb, user, patient_id, "cows",
-                                        {"bands": band_json(kb.scales["cows"])})
+                                        {"bands": band_json(kb.scales["cows"]), "next_steps": next_steps(kb)})
     return failed or redirect(f"/app/patients/{patient.id}?recorded=cows")
 
 
@@ -653,7 +680,8 @@ def simulator(patient_id: int, request: Request, session: SessionDep, kb: KbDep,
         )
     return render(request, "simulator.html", {
         "patient": patient, "a": result.to_dict(), "curves": c, "chart": chart, "phenotypes": PHENOTYPES,
-        "chosen": chosen, "recorded_ph": recorded_ph,
+        # the menu shows the phenotype simulated (normal when none is recorded or chosen), never another one
+        "chosen": c.phenotype_used if c is not None else chosen, "recorded_ph": recorded_ph,
     }, user=user)
 
 

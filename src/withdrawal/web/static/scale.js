@@ -8,6 +8,8 @@
   var total = document.getElementById("total");
   var bandEl = document.getElementById("band");
   var answered = document.getElementById("answered");
+  var nextEl = document.getElementById("next-step");
+  var steps = form.dataset.next ? JSON.parse(form.dataset.next) : [];
   var groups = form.querySelectorAll("fieldset.item");
 
   function update() {
@@ -24,7 +26,12 @@
       var band = null;
       bands.forEach(function (b) { if (sum >= b.min && sum <= b.max) { band = b; } });
       bandEl.textContent = complete && band ? band.label : (band ? band.label + " so far" : "choose every item");
-      bandEl.className = complete && band ? "band band-" + band.key : "";
+      bandEl.className = complete && band ? "band sev-" + band.sev : "";
+    }
+    if (nextEl) {
+      var step = null;
+      steps.forEach(function (s) { if (sum >= s.min && sum <= s.max) { step = s; } });
+      nextEl.textContent = complete && step ? "Next step: " + step.text : "Next step: score every item.";
     }
   }
   form.addEventListener("change", update);
