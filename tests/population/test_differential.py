@@ -88,3 +88,39 @@ def test_the_generator_covers_the_whole_table(kb: KnowledgeBase) -> None:
     _, drawn = _batch(kb, 1, 300, AS_OFS[0])
     got, total, missing = coverage(drawn)
     assert total == len(TABLE) and missing == [] and got == total
+
+
+def _bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def test_assess_and_population_screen_agree_as_of_a_date(kb: KnowledgeBase, tmp_path: Path) -> None:
+    """`withdrawal assess --as-of D` and `withdrawal population screen --as-of D` on the same record."""
+    from typer.testing import CliRunner
+
+    from withdrawal.cli import app
+
+    as_of = date(2025, 6, 30)
+    records, _ = _batch(kb, 7, 12, as_of)
+    draft = "pdraft"  # the issue's example: a phenelzine order in draft
+    records[draft] = [
+        {"resourceType": "Patient", "id": draft, "birthDate": "1980-05-05"},
+        {"resourceType": "MedicationRequest", "id": "d1", "status": "draft", "intent": "order",
+         "subject": {"reference": f"Patient/{draft}"},
+         "medicationCodeableConcept": {"text": "phenelzine 15 MG Oral Tablet"}},
+    ]
+    _export(tmp_path / "bulk", records)
+    rows = rows_by_id(run_screen(tmp_path / "bulk", tmp_path / "out", as_of=as_of, kb=kb).patients_path)
+    assert rows[draft]["verdict"] == "contraindicated" and "maoi" in rows[draft]["codes"]
+    runner = CliRunner()
+    for pid, resources in records.items():
+        path = tmp_path / f"{pid}.json"
+        path.write_text(json.dumps(_bundle(resources)), encoding="utf-8")
+        out = runner.invoke(app, ["assess", str(path), "--as-of", as_of.isoformat(), "--format", "json",
+                                  "--no-simulate"])
+        assert out.exit_code == 0, out.output
+        answer = json.loads(out.output)["tramadol"]
+        assert answer["verdict"] == rows[pid]["verdict"], pid
+        assert sorted(f["code"] for f in answer["findings"]) == list(rows[pid]["codes"]), pid
+    bad = runner.invoke(app, ["assess", str(tmp_path / f"{draft}.json"), "--as-of", "30/06/2025"])
+    assert bad.exit_code == 2 and "--as-of" in bad.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from withdrawal.cli.app import app, fail
 from withdrawal.cli.pathway_report import render_pathway
 from withdrawal.cli.report import render_assessment, render_interactions
 from withdrawal.errors import InputError, WithdrawalError
+from withdrawal.fhir import is_fhir
 from withdrawal.knowledge.loader import default_kb
 from withdrawal.plan.pathway import PATHWAYS, build_pathway
 from withdrawal.plan.simulation import simulate_for_plan
@@ -40,6 +42,15 @@ def read_json(path: Path) -> Any:
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text or json")]
 
 
+def _as_of(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError("--as-of", "not a date; use YYYY-MM-DD", value=text) from None
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in ("text", "json"):
         raise InputError("--format", "unknown format", value=fmt, allowed=["text", "json"])
@@ -60,6 +71,14 @@ def assess_cmd(
             "(recorded in the answer; never for 'contraindicated').",
         ),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Read a FHIR record as of DATE (YYYY-MM-DD; default today): ages, days since stopping and "
+            "look-backs count to it, as 'population screen --as-of' does.",
+        ),
+    ] = None,
     pathway: Annotated[
         str | None,
         typer.Option(
@@ -75,13 +94,17 @@ def assess_cmd(
         if pathway is not None and pathway not in PATHWAYS:
             raise InputError("--pathway", "unknown pathway", value=pathway, allowed=PATHWAYS)
         raw = read_json(patient_file)
-        if isinstance(raw, dict) and raw.get("resourceType") == "Bundle":
-            from datetime import UTC, datetime
+        day = _as_of(as_of)
+        if is_fhir(raw):
+            from datetime import UTC, datetime, time
 
             from withdrawal.fhir.questionnaire import to_patient_at_bedside
 
-            now = datetime.now(UTC)
+            now = datetime.now(UTC) if day is None else datetime.combine(day, time.max, tzinfo=UTC)
             raw = to_patient_at_bedside(raw, default_kb(), as_of=now.date(), now=now).patient.model_dump(mode="json")
+        elif day is not None:
+            raise InputError("--as-of", "only for a FHIR record (a version-1 input states its facts as they are)",
+                             value=as_of)
         result = assess(
             raw, default_kb(), simulate=simulate_for_plan if simulate else None, override=override_reason
         )

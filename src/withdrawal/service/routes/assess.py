@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Body, Query
@@ -38,13 +39,18 @@ def assess(
         description="A clinician's reason for a tramadol schedule although the verdict is 'avoid' "
         "(recorded in the audit log; never unlocks 'contraindicated').",
     ),
+    as_of: date | None = Query(
+        None,
+        description="Read a FHIR record as of this date (YYYY-MM-DD; default today): ages, days since "
+        "stopping and look-backs count to it, as `withdrawal population screen --as-of` does.",
+    ),
 ) -> dict[str, Any]:
     """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources, sources.
 
     Clinicians only (403 for patient accounts): the answer holds dosing schedules, and a
     patient gets their own record and plain information, never a self-treatment guide.
     """
-    data = patient_input(body, kb, today=utcnow().date())
+    data = patient_input(body, kb, today=as_of or utcnow().date())
     result = assess_patient(data, kb, override=override_reason).to_dict()
     action = "assess_override" if result["tramadol"]["override"] else "assess"
     audit.record(session, actor=user, action=action, resource="stateless")
