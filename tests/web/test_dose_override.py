@@ -68,3 +68,26 @@ def test_contraindicated_is_refused_with_the_reason(page: Any, creds: Any, signi
     assert resp.status == 422 and "contraindicated" in resp.text()
     assert not server.query("select id from medication_administrations where patient_id = ? and drug = 'tramadol'",
                             pid)
+
+
+def test_the_same_override_unlocks_the_schedule_on_the_page(page: Any, creds: Any, signin: Any, server: Any) -> None:
+    signin(page, creds["clinician"])
+    pid = server.patient_id("demo-a")  # avoid: no ready schedule
+    page.goto(f"/app/patients/{pid}")
+    assert "override" in page.locator("#regimen-withheld").inner_text()
+    page.get_by_role("button", name="Show the schedule with this reason").click()
+    assert "at least 10 characters" in page.locator("#override_reason-error").inner_text()
+    reason = "Buprenorphine and methadone declined after discussion"
+    page.get_by_label("Override reason").fill(reason)
+    page.get_by_role("button", name="Show the schedule with this reason").click()
+    assert reason in page.locator("#answer").inner_text()  # named on the first screen
+    assert page.get_by_role("table", name="Tramadol taper by day").is_visible()
+    assert server.query("select reason from audit_log where patient_id = ? and action = 'assess_override'",
+                        pid) == [(reason,)]
+    # never for a contraindication: no form, and a forged request gets no schedule
+    d = server.patient_id("demo-web-d")
+    page.goto(f"/app/patients/{d}")
+    assert page.locator("form[action$='/override#h-taper']").count() == 0
+    resp = page.request.post(f"/app/patients/{d}/override", form={
+        "csrf": page.locator("input[name=csrf]").first.input_value(), "override_reason": reason})
+    assert resp.status == 200 and "Tramadol taper by day" not in resp.text()

@@ -109,13 +109,14 @@ def latest_score(session: Session, patient_id: int, scale: str) -> ScaleAssessme
     )
 
 
-def assess_record(session: Session, patient: Patient, kb: KnowledgeBase) -> Assessment:
-    """Assess the stored record with its latest COWS."""
+def assess_record(session: Session, patient: Patient, kb: KnowledgeBase, *, override: str | None = None) -> Assessment:
+    """Assess the stored record with its latest COWS (``override``: a clinician's reason for a tramadol
+    schedule although the verdict is ``avoid``; never unlocks ``contraindicated``)."""
     data = dict(patient.data)
     cows = latest_cows(session, patient.id)
     if cows is not None:
         data["cows"] = dict(cows.items)
-    return assess_patient(parse_patient(data), kb)
+    return assess_patient(parse_patient(data), kb, override=override)
 
 
 def make_plan(*, session: Session, patient: Patient, body: schemas.PlanCreate, user: User, kb: KnowledgeBase) -> Plan:

@@ -386,9 +386,25 @@ async def new_patient_submit(request: Request, session: SessionDep, kb: KbDep) -
 # --- one patient --------------------------------------------------------------------------
 
 
-def _assessment_ctx(session: Session, patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
-    result: Assessment = records.assess_record(session, patient, kb)
+def _assessment_ctx(session: Session, patient: Patient, kb: KnowledgeBase, override: str | None = None
+                    ) -> dict[str, Any]:
+    result: Assessment = records.assess_record(session, patient, kb, override=override)
     return {"a": result.to_dict(), "result": result}
+
+
+def _result_page(request: Request, session: Session, kb: KnowledgeBase, settings: Settings, user: User,
+                 patient: Patient, *, recorded: str | None = None, override: str | None = None,
+                 override_error: str | None = None, status: int = 200) -> Response:
+    ctx = _assessment_ctx(session, patient, kb, override)
+    found, alert_sources = records.alerts(session=session, patient=patient, kb=kb,
+                                          thresholds=settings.thresholds(), now=utcnow())
+    audit.record(session, actor=user, action="read", resource="alerts", patient_id=patient.id)
+    session.commit()
+    return render(request, "result.html", {
+        "patient": patient, "alerts": found, "alert_sources": alert_sources, "recorded": recorded,
+        "cows_row": latest(session, patient.id, "cows"), "first": answer.first_screen(ctx["a"], found),
+        "override_error": override_error, "override_value": override or "", **ctx,
+    }, user=user, status=status)
 
 
 @router.get("/app/patients/{patient_id}", response_class=HTMLResponse)
@@ -402,15 +418,26 @@ def patient_page(patient_id: int, request: Request, session: SessionDep, kb: KbD
         signal = _crisis(ctx["score_rows"], patient, kb, settings)
         return render(request, "patient_home.html", {"patient": patient, "recorded": recorded,
                                                      "crisis_signal": signal, **ctx}, user=user)
-    ctx = _assessment_ctx(session, patient, kb)
-    found, alert_sources = records.alerts(session=session, patient=patient, kb=kb,
-                                          thresholds=settings.thresholds(), now=utcnow())
-    audit.record(session, actor=user, action="read", resource="alerts", patient_id=patient.id)
-    session.commit()
-    return render(request, "result.html", {
-        "patient": patient, "alerts": found, "alert_sources": alert_sources, "recorded": recorded,
-        "cows_row": latest(session, patient.id, "cows"), "first": answer.first_screen(ctx["a"], found), **ctx,
-    }, user=user)
+    return _result_page(request, session, kb, settings, user, patient, recorded=recorded)
+
+
+@router.post("/app/patients/{patient_id}/override", response_class=HTMLResponse)
+async def override_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep,
+                          settings: SettingsDep) -> Response:
+    """The tramadol schedule for a patient it is to be avoided for, with the clinician's reason: the same
+    override as the API's ``override_reason`` (never for ``contraindicated``); the reason goes into the
+    audit log only (a POST, so it is in no URL and no access log)."""
+    user = require_clinician(request, session)
+    form = await _posted(request)
+    patient = open_patient(session, user, patient_id, action="read", resource="patient")
+    reason = " ".join(str(form.get("override_reason") or "").split())[:500]
+    if len(reason) < 10:
+        return _result_page(request, session, kb, settings, user, patient, status=422,
+                            override_error="override_reason: give your clinical reason (at least 10 characters; "
+                                           "kept in the audit log).")
+    audit.record(session, actor=user, action="assess_override", resource="patient", resource_id=patient.id,
+                 patient_id=patient.id, outcome="override", reason=reason)
+    return _result_page(request, session, kb, settings, user, patient, override=reason)
 
 
 @router.get("/app/patients/{patient_id}/edit", response_class=HTMLResponse)
