@@ -41,12 +41,24 @@ def screen_cmd(
     spark_master: Annotated[str | None, typer.Option(help="Spark master URL, e.g. spark://HOST:7077")] = None,
     as_of: Annotated[str | None, typer.Option(help="screen as of DATE (default: manifest transactionTime, "
                                                    "else today)")] = None,
+    min_cell: Annotated[int, typer.Option(help="suppress counts from 1 to N-1 in the summary and chart "
+                                               "(default 11, the CMS cell-size rule; 1 shows every count)")] = 11,
+    pseudonym_key_file: Annotated[Path | None, typer.Option(
+        help="write HMAC-SHA256 pseudonyms keyed by this file's bytes instead of patient ids")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="write patients.csv as well as Parquet")] = False,
 ) -> None:
     """Screen every patient: tramadol findings, verdict and population flags, to Parquet + summary."""
     from withdrawal.population.screen import run_screen
 
     try:
         day = _parse_date(as_of, "as_of")
+        key: bytes | None = None
+        if pseudonym_key_file is not None:
+            try:
+                key = pseudonym_key_file.read_bytes()
+            except OSError as exc:
+                raise InputError("--pseudonym-key-file", f"cannot be read ({exc.strerror})",
+                                 value=str(pseudonym_key_file)) from None
         with _bar() as bar:
             task = bar.add_task("starting", total=None)
 
@@ -54,14 +66,17 @@ def screen_cmd(
                 bar.update(task, description=stage, completed=done, total=total)
 
             run = run_screen(export_dir, out, engine=engine, as_of=day, spark_master=spark_master,
-                             progress=progress)
+                             progress=progress, min_cell=min_cell, pseudonym_key=key, csv_copy=csv)
     except WithdrawalError as exc:
         raise fail(exc) from exc
     overall = run.summary["overall"]
     console.print(f"screened {run.patients:,} patients with {run.engine} as of {run.as_of} "
                   f"in {run.seconds:.1f} s ({run.summary['mme_table']})")
-    for key, count in overall["counts"].items():
-        console.print(f"  {key:<32} {count:>10,}  {100 * overall['rates'][key]:6.2f}%")
+    for col, count in overall["counts"].items():
+        if count is None:
+            console.print(f"  {col:<32} {'<' + str(min_cell):>10}  (suppressed)")
+        else:
+            console.print(f"  {col:<32} {count:>10,}  {100 * overall['rates'][col]:6.2f}%")
     if run.bad_lines:
         console.print(f"[yellow]{len(run.bad_lines)} malformed line(s) skipped[/] (see {run.malformed_path}):")
         for b in run.bad_lines[:10]:

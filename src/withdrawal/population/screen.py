@@ -20,7 +20,7 @@ from withdrawal.population.duckdb_engine import EngineResult, Progress
 from withdrawal.population.export import BadLine, open_export
 from withdrawal.population.mme import default_mme
 from withdrawal.population.rules import bulk_gaps
-from withdrawal.population.summary import build_summary, preload_chart, write_summary
+from withdrawal.population.summary import MIN_CELL, build_summary, preload_chart, suppress, write_summary
 
 Engine = Literal["duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
@@ -51,8 +51,21 @@ def run_screen(
     spark: Any = None,
     progress: Progress | None = None,
     kb: KnowledgeBase | None = None,
+    min_cell: int = MIN_CELL,
+    pseudonym_key: bytes | None = None,
+    csv_copy: bool = False,
 ) -> ScreenRun:
-    """Screen an export. ``as_of`` defaults to the manifest's transactionTime, else today."""
+    """Screen an export. ``as_of`` defaults to the manifest's transactionTime, else today.
+
+    ``min_cell``: counts from 1 to ``min_cell - 1`` are suppressed in the summary and chart
+    (:func:`~withdrawal.population.summary.suppress`). ``pseudonym_key``: the per-patient output carries
+    ``HMAC-SHA256(key, patient id)`` (hex) instead of the id. ``csv_copy``: ``patients.csv`` as well.
+    """
+    if min_cell < 1:
+        raise InputError("min_cell", "must be at least 1 (1 suppresses nothing)", value=min_cell)
+    if pseudonym_key is not None and len(pseudonym_key) < MIN_KEY_BYTES:
+        raise InputError("pseudonym_key", f"needs at least {MIN_KEY_BYTES} bytes of key material",
+                         value=f"{len(pseudonym_key)} bytes")
     if engine not in ENGINES:
         raise InputError("engine", "unknown engine", value=engine, allowed=ENGINES)
     if spark_master is not None and engine != "spark":
@@ -94,9 +107,50 @@ def run_screen(
         "seconds": round(seconds, 3),
         "manifest": export.manifest,
     }
-    summary = build_summary(result.by_group, meta)
+    if pseudonym_key is not None:
+        pseudonymize(result.patients_path, pseudonym_key)
+    meta["patient_ids"] = "HMAC-SHA256 pseudonyms (keyed)" if pseudonym_key is not None else "as in the export"
+    if csv_copy:
+        meta["csv"] = str(write_csv(result.patients_path, out / "patients.csv"))
+    summary = suppress(build_summary(result.by_group, meta), min_cell)
     summary_path, chart_path = write_summary(summary, out)
     return ScreenRun(engine=chosen, as_of=as_of, patients=result.patients, bad_lines=result.bad_lines,
                      patients_path=result.patients_path, summary_path=summary_path, chart_path=chart_path,
                      malformed_path=malformed, seconds=seconds, summary=summary,
                      stages=dict(result.stages))
+
+
+MIN_KEY_BYTES = 16
+
+
+def pseudonymize(patients: Path, key: bytes) -> None:
+    """Replace ``patient_id`` in every Parquet part by its keyed hash (HMAC-SHA256, hex): stable for one
+    key, so outputs of one site link up, and not reversible or recomputable without the key."""
+    import hashlib
+    import hmac
+
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    for part in sorted(patients.glob("*.parquet")):
+        table = pq.read_table(part)
+        ids = table.column("patient_id").to_pylist()
+        hashed = pa.array([None if i is None else hmac.new(key, str(i).encode(), hashlib.sha256).hexdigest()
+                           for i in ids], pa.string())
+        table = table.set_column(table.schema.get_field_index("patient_id"), "patient_id", hashed)
+        pq.write_table(table, part, compression="snappy")
+
+
+def write_csv(patients: Path, target: Path) -> Path:
+    """The per-patient rows as one CSV (finding codes joined with ``;``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+    import pyarrow.dataset as ds  # type: ignore[import-untyped]
+
+    table = ds.dataset(patients, format="parquet").to_table()
+    table = table.sort_by("patient_id")
+    codes = pc.binary_join(table.column("codes"), ";")
+    table = table.set_column(table.schema.get_field_index("codes"), pa.field("codes", pa.string()), codes)
+    pacsv.write_csv(table, target)
+    return target

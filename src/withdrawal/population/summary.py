@@ -42,6 +42,71 @@ def build_summary(by_group: pa.Table, meta: Mapping[str, Any]) -> dict[str, Any]
             "by_sex": by_sex}
 
 
+MIN_CELL = 11
+"""Default smallest count shown: cells of 1 to 10 are suppressed, the CMS cell-size suppression policy
+that most data-use agreements repeat. A site setting (``--min-cell``), not clinical knowledge."""
+
+SUPPRESSION_RULE = (
+    "Counts from 1 to {n_minus} are suppressed (shown as null, with their rates); 0 is shown. Within each "
+    "breakdown (by age band, by sex), when a count is suppressed, the smallest other non-zero count of "
+    "that column is suppressed too, so no suppressed count can be recovered from the overall total. A "
+    "group with fewer than {n} patients has all its counts suppressed."
+)
+
+
+def suppress(summary: Mapping[str, Any], min_cell: int = MIN_CELL) -> dict[str, Any]:
+    """The summary with small counts suppressed (:data:`SUPPRESSION_RULE`); ``min_cell`` 1 suppresses nothing."""
+    if min_cell < 1:
+        raise ValueError("min_cell must be at least 1")
+    out: dict[str, Any] = json.loads(json.dumps(summary, default=str))
+
+    def small(v: Any) -> bool:
+        return isinstance(v, int) and 0 < v < min_cell
+
+    def hide(block: dict[str, Any], col: str) -> None:
+        block["counts"][col] = None
+        block["rates"][col] = None
+
+    def primary(block: dict[str, Any]) -> None:
+        if small(block["patients"]):
+            block["patients"] = None
+            for col in list(block["counts"]):
+                hide(block, col)
+            return
+        for col, v in list(block["counts"].items()):
+            if small(v):
+                hide(block, col)
+
+    if small(out.get("patients")):
+        out["patients"] = None
+    primary(out["overall"])
+    for key in ("by_age_band", "by_sex"):
+        groups: dict[str, dict[str, Any]] = out[key]
+        before = {g: (b["patients"], dict(b["counts"])) for g, b in groups.items()}
+        for b in groups.values():
+            primary(b)
+        # complementary suppression, per column (and for the group sizes)
+        cols = list(out["overall"]["counts"])
+        for col in cols:
+            hidden = [g for g, b in groups.items() if b["counts"][col] is None]
+            if len(hidden) == 1:
+                shown = [(before[g][1][col], g) for g, b in groups.items()
+                         if b["counts"][col] is not None and before[g][1][col]]
+                if shown:
+                    hide(groups[min(shown)[1]], col)
+        if sum(1 for b in groups.values() if b["patients"] is None) == 1:
+            shown_p = [(b["patients"], g) for g, b in groups.items() if b["patients"]]
+            if shown_p:
+                g = min(shown_p)[1]
+                groups[g]["patients"] = None
+                for col in cols:
+                    hide(groups[g], col)
+    out["suppression"] = {"min_cell": min_cell,
+                          "rule": SUPPRESSION_RULE.format(n=min_cell, n_minus=min_cell - 1) if min_cell > 1
+                          else "none (min_cell 1)"}
+    return out
+
+
 def write_summary(summary: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
     """``summary.json`` and ``population_rates.png`` (rates of each flag by age band and sex)."""
     json_path = out / "summary.json"
@@ -81,14 +146,16 @@ def chart(summary: Mapping[str, Any], path: Path) -> None:
         groups = list(summary[key])
         width = 0.8 / max(len(flags), 1)
         for i, flag in enumerate(flags):
-            vals = [100 * summary[key][g]["rates"][flag] for g in groups]
+            vals = [100 * (summary[key][g]["rates"][flag] or 0.0) for g in groups]  # suppressed: no bar
             ax.bar([x + i * width for x in range(len(groups))], vals, width, label=flag.removeprefix("flag_"))
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups)
         ax.set_title(f"Population flags {title}")
         ax.set_ylabel("% of patients")
     axes[1].legend(fontsize=7)
-    fig.suptitle(f"Tramadol and opioid population screen: {summary.get('patients', 0):,} patients, "
-                 f"as of {summary.get('as_of', '')}")
+    rule = summary.get("suppression", {}).get("min_cell", 1)
+    note = f"; counts under {rule} suppressed (no bar)" if rule > 1 else ""
+    fig.suptitle(f"Tramadol and opioid population screen: {summary.get('patients') or 0:,} patients, "
+                 f"as of {summary.get('as_of', '')}{note}")
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.08, top=0.88, wspace=0.1)  # tight_layout: a 2nd draw
     fig.savefig(path, dpi=110)
     plt.close(fig)
