@@ -80,6 +80,7 @@ def test_methadone_maintained_inpatient_gets_the_inpatient_low_dose_schedule(kb:
     standard = p.starts[1]
     assert standard.now is not None and "24 h after the last methadone" in standard.now
     assert [(o.name, o.hours_since_last_dose) for o in p.on_board] == [("methadone", 20.0)]
+    assert any("opioid treatment programme" in n for n in p.notes)  # the switch is agreed with the OTP
     assert "Day 1: buprenorphine 0.5 mg sublingually every 3 h" in p.chart_note
 
 
@@ -204,7 +205,7 @@ def test_docs_show_the_three_patients_as_the_software_does(kb: KnowledgeBase) ->
     doc = (REPO / "docs" / "pathway.md").read_text()
     for name in ("patient", "patient_fentanyl", "patient_methadone"):
         note = _pathway(_example(name), kb).chart_note.splitlines()
-        wanted = [ln for ln in note if ln.startswith(("Plan:", "Timing:", "Schedule:", "  Day ", "Opioids on board:"))]
+        wanted = [ln for ln in note if ln.startswith(("Plan:", "Timing:", "Schedule:", "  Day ", "Opioids on board:", "Note:"))]
         assert wanted, name
         for line in wanted:
             assert line in doc, f"docs/pathway.md is out of date ({name}): {line}"

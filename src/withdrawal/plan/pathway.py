@@ -23,6 +23,7 @@ from withdrawal.knowledge.models import (
     StartMethod,
 )
 from withdrawal.plan.timing import OnBoard, opioids_on_board
+from withdrawal.safety.matching import facts_for, fires
 from withdrawal.safety.screen import Finding, level_rank
 
 if TYPE_CHECKING:
@@ -142,6 +143,20 @@ def _low_dose_first(board: Iterable[OnBoard], kb: BuprenorphinePathway) -> list[
     return [o.name for o in board if o.name in rule.substances or (rule.still_taking and o.hours is None)]
 
 
+def _other_agonist_notes(a: Assessment) -> tuple[str, ...]:
+    """Notes of another agonist the patient already takes (methadone from a programme): a start is
+    agreed with whoever doses it, so its option note goes with the pathway."""
+    kb, patient = a.kb, a.patient
+    facts = facts_for(patient, kb)
+    out = []
+    for n in kb.care.option_notes:
+        others = [t for t in n.treatments if t != "buprenorphine"]
+        if n.first and any(kb.treatment(t).drug in patient.active_drugs for t in others):
+            if fires(n.when, facts) is not None:
+                out.append(n.text)
+    return tuple(out)
+
+
 def _start(method: StartMethod, role: StartRole, why: str, now: str | None, setting: str | None) -> Start:
     schedules = method.schedules
     if setting in ("inpatient", "outpatient"):
@@ -178,6 +193,7 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
     option = next((o for o in plan.options if o.treatment == "buprenorphine"), None)
     findings = option.findings if option else ()
     notes = tuple(r for r in (option.reasons[1:] if option else ()))
+    notes += _other_agonist_notes(a)
     board = opioids_on_board(patient, kb, for_buprenorphine=True)
     on_board = tuple(OnBoardView(o.name, o.hours, o.hours is None) for o in board)
     alternatives = tuple(o.name for o in plan.options if o.treatment != "buprenorphine" and o.status != "not_advised")
@@ -308,6 +324,7 @@ def chart_note(p: Pathway, kb_version: str, footer: str) -> str:
     lines.append(f"Assessment: {p.headline}")
     for f in p.findings:
         lines.append(f"Caution ({f.level}, {f.code}): {f.message} {f.action}")
+    lines += [f"Note: {n}" for n in p.notes]
     if p.status == "available":
         first = p.starts[0]
         lines.append(f"Plan: {first.name}.")
