@@ -193,6 +193,15 @@ def test_not_strict_names_a_bad_record_and_goes_on(kb: KnowledgeBase) -> None:
     assert r.skipped[0].startswith("QuestionnaireResponse/qr1: ") and "score not allowed" in r.skipped[0]
 
 
+def test_read_as_of_a_time_leaves_out_what_came_later(kb: KnowledgeBase) -> None:
+    early = _response(kb, COWS, hours=10, substance="heroin", authored="2026-12-04T09:00:00Z")
+    late = _response(kb, dict.fromkeys(COWS, 0), hours=1, authored="2026-12-04T13:00:00Z")
+    late["id"] = "qr-late"
+    r = read_bedside([early, late], kb, now=NOW)  # 12:00
+    assert r.cows == COWS and r.hours_since_last_use == 13.0
+    assert r.skipped == ("QuestionnaireResponse/qr-late: authored after the time read as of",)
+
+
 def test_another_patients_response_is_not_read(kb: KnowledgeBase) -> None:
     qr = _response(kb, COWS)
     qr["subject"] = {"reference": "Patient/someone-else"}
@@ -225,7 +234,8 @@ def test_excluded_buprenorphine_writes_no_start(kb: KnowledgeBase) -> None:
 
 def test_cli_reads_the_response_from_a_bundle(tmp_path: Path, kb: KnowledgeBase) -> None:
     path = tmp_path / "bundle.json"
-    path.write_text(json.dumps(_bundle(_response(kb, COWS, hours=14, substance="heroin"))))
+    # authored long ago and without hours: the test does not depend on the machine's clock
+    path.write_text(json.dumps(_bundle(_response(kb, COWS, substance="heroin", authored="2020-01-01T10:00:00Z"))))
     result = CliRunner().invoke(app, ["assess", str(path), "-f", "json", "--no-simulate", "--pathway", "buprenorphine"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)

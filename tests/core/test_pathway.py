@@ -92,6 +92,15 @@ def test_still_taking_a_full_agonist_puts_the_low_dose_start_first(kb: Knowledge
     assert any(o.name == "oxycodone" and o.still_taking for o in p.on_board)
 
 
+def test_unknown_hours_of_a_short_acting_opioid_is_not_still_taking(kb: KnowledgeBase) -> None:
+    raw = _example("patient")
+    raw["opioid"] = {"substance": "heroin"}
+    p = _pathway(raw, kb)
+    assert p.starts[0].id == "standard"
+    assert p.on_board[0].still_taking is False
+    assert "heroin (time of last use not recorded)" in p.chart_note
+
+
 def test_naltrexone_excludes_every_start_and_says_why(kb: KnowledgeBase) -> None:
     raw = _example("patient")
     raw["medications"] = [{"name": "naltrexone"}]

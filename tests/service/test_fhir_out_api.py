@@ -69,3 +69,17 @@ def test_routes_are_documented(client: Any) -> None:
     spec = client.get("/openapi.json").json()
     for path in ("/fhir/Questionnaire/{scale}", "/fhir/writeback"):
         assert path in spec["paths"]
+
+
+def test_assess_and_patient_records_read_the_cows_response(client: Any) -> None:
+    h = login(client, "clinician")
+    bundle = _bundle_with_response(client, h)
+    r = client.post("/assess", json=bundle, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["cows"]["total"] == 17
+    assert r.json()["course"]["hours_since_last_use"] == 14
+    bad = _bundle_with_response(client, h)
+    bad["entry"][1]["resource"]["item"][0]["answer"] = [{"valueInteger": 3}]
+    r = client.post("/assess", json=bad, headers=h)
+    assert r.status_code == 422 and "resting_pulse_rate" in r.text
+

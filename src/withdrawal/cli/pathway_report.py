@@ -17,6 +17,12 @@ def _step(s: Step, ref: _Refs) -> str:
     return f"- {s.text}{ref(s.sources)}{'' if s.verified else _UNVERIFIED}"
 
 
+def _when(still_taking: bool, hours: float | None) -> str:
+    if still_taking:
+        return "still taking"
+    return "time of last use not recorded" if hours is None else f"last {hours:g} h ago"
+
+
 def render_pathway(p: Pathway, kb: KnowledgeBase, console: Console) -> None:
     """Print the pathway: headline, cautions, starts with schedules, rechecks, hand-off, chart note."""
     ref = _Refs()
@@ -27,7 +33,7 @@ def render_pathway(p: Pathway, kb: KnowledgeBase, console: Console) -> None:
     console.print(f"[{style}]{p.status.upper().replace('_', ' ')}[/] {p.headline}", highlight=False)
     board = (
         "; ".join(
-            f"{o.name} ({'still taking' if o.still_taking else f'last {o.hours_since_last_dose:g} h ago'})"
+            f"{o.name} ({_when(o.still_taking, o.hours_since_last_dose)})"
             for o in p.on_board
         )
         or "none recorded"

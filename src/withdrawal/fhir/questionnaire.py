@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
 
 from withdrawal.errors import InputError
@@ -262,6 +262,7 @@ def _read_scored_observation(res: JSON, sid: str, kb: KnowledgeBase) -> dict[str
 
 
 _DONE = frozenset({"completed", "amended"})
+SKEW = timedelta(minutes=5)
 _OBS_DONE = frozenset({"final", "amended", "corrected", "preliminary"})
 
 
@@ -275,7 +276,8 @@ def read_bedside(
 ) -> BedsideReading:
     """The latest COWS, SOWS and last-opioid readings among ``resources``.
 
-    ``strict``: a response or Observation that cannot be scored raises :class:`InputError`
+    With ``now``, a response or Observation recorded after it (beyond 5 minutes) is skipped: the
+    record is read as of then. ``strict``: a response or Observation that cannot be scored raises :class:`InputError`
     (naming the resource, item and allowed values); otherwise it is listed under ``skipped``.
 
     A response in progress or a scored Observation without every item is listed under
@@ -292,6 +294,10 @@ def read_bedside(
         ref = _str(subj.get("reference")) if isinstance(subj, Mapping) else None
         return not (patient_id and ref and ref.rsplit("/", 1)[-1] != patient_id)
 
+    def later(when: datetime) -> bool:
+        # NOTE: read as of ``now``: what was recorded after it (beyond a few minutes of clock skew) is not used.
+        return now is not None and when - now > SKEW
+
     def take(res: JSON) -> None:
         nonlocal last_use
         rtype = res.get("resourceType")
@@ -306,6 +312,9 @@ def read_bedside(
                 skipped.append(f"QuestionnaireResponse/{rid}: status {res.get('status')!r}, not completed")
                 return
             when = _when(res.get("authored")) or epoch
+            if later(when):
+                skipped.append(f"QuestionnaireResponse/{rid}: authored after the time read as of")
+                return
             scores, substance, hours = _read_response(res, sid, kb)
             if len(scores) == len(kb.scales[sid].items) and (sid not in latest or when >= latest[sid][0]):
                 latest[sid] = (when, scores, f"QuestionnaireResponse/{rid}")
@@ -317,6 +326,9 @@ def read_bedside(
             if res.get("status") not in _OBS_DONE:
                 return
             when = _when(res.get("effectiveDateTime")) or _when(res.get("issued")) or epoch
+            if later(when):
+                skipped.append(f"Observation/{rid}: recorded after the time read as of")
+                return
             sid = next((s for s in SCALES if f"{s}-total" in codes or LOINC_CODES.get(s) in loinc), None)
             if sid is not None:
                 scores = _read_scored_observation(res, sid, kb)

@@ -137,10 +137,15 @@ def _recheck(r: Recheck) -> RecheckView:
     return RecheckView(r.when, r.action, r.sources, r.verification != "from_memory")
 
 
-def _low_dose_first(board: Iterable[OnBoard], kb: BuprenorphinePathway) -> list[str]:
+def _still_taking(o: OnBoard, a: Assessment) -> bool:
+    """An active medication with no last-dose time; the named substance with no hours is just unknown."""
+    return o.hours is None and o.name in a.patient.active_drugs
+
+
+def _low_dose_first(board: Iterable[OnBoard], kb: BuprenorphinePathway, a: Assessment) -> list[str]:
     """The opioids on board that put the low-dose start first (named, for the reason shown)."""
     rule = kb.low_dose_first
-    return [o.name for o in board if o.name in rule.substances or (rule.still_taking and o.hours is None)]
+    return [o.name for o in board if o.name in rule.substances or (rule.still_taking and _still_taking(o, a))]
 
 
 def _other_agonist_notes(a: Assessment) -> tuple[str, ...]:
@@ -195,7 +200,7 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
     notes = tuple(r for r in (option.reasons[1:] if option else ()))
     notes += _other_agonist_notes(a)
     board = opioids_on_board(patient, kb, for_buprenorphine=True)
-    on_board = tuple(OnBoardView(o.name, o.hours, o.hours is None) for o in board)
+    on_board = tuple(OnBoardView(o.name, o.hours, _still_taking(o, a)) for o in board)
     alternatives = tuple(o.name for o in plan.options if o.treatment != "buprenorphine" and o.status != "not_advised")
     starts: list[Start] = []
     status: PathwayStatus
@@ -213,7 +218,7 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
     else:
         status = "available"
         methods = {m.id: m for m in pk.starts}
-        low_names = _low_dose_first(board, pk)
+        low_names = _low_dose_first(board, pk, a)
         now = option.timing if option else None
         setting = patient.data.setting
         if low_names:
@@ -308,6 +313,8 @@ def _board_text(p: Pathway) -> str:
     for o in p.on_board:
         if o.still_taking:
             parts.append(f"{o.name} (still taking)")
+        elif o.hours_since_last_dose is None:
+            parts.append(f"{o.name} (time of last use not recorded)")
         else:
             parts.append(f"{o.name} (last {o.hours_since_last_dose:g} h ago)")
     return "; ".join(parts)

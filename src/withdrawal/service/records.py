@@ -6,7 +6,7 @@ transaction (one request, one transaction).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from withdrawal import __version__
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.errors import InputError
-from withdrawal.fhir import is_fhir, to_patient
+from withdrawal.fhir import is_fhir
+from withdrawal.fhir.questionnaire import to_patient_at_bedside
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.monitoring import Alert, DoseRecord, ScaleRecord, Thresholds, default_rules, evaluate, trend
 from withdrawal.monitoring.alerts import daily_totals
@@ -35,9 +36,16 @@ from withdrawal.service.models import (
 
 
 def patient_input(raw: Any, kb: KnowledgeBase, *, today: date) -> PatientIn:
-    """Version-1 JSON or a FHIR Bundle/resource list, validated."""
+    """Version-1 JSON or a FHIR Bundle/resource list, validated.
+
+    From FHIR, COWS and SOWS (QuestionnaireResponses or scored Observations) and the hours since
+    the last opioid are read too, as of now (or the end of ``today`` when it is another day).
+    """
     if is_fhir(raw):
-        return to_patient(raw, kb, as_of=today).patient
+        now = utcnow()
+        if today != now.date():
+            now = datetime.combine(today, time.max, tzinfo=UTC)
+        return to_patient_at_bedside(raw, kb, as_of=today, now=now).patient
     return parse_patient(raw)
 
 
