@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,19 @@ from withdrawal.knowledge.loader import KnowledgeBase, default_kb  # noqa: E402
 def data_dir() -> Path:
     """The test data kept in the repository (vignettes, reference outputs), see data/PROVENANCE.md."""
     return data_path()
+
+
+@pytest.fixture(scope="session")
+def playwright_sync() -> Iterator[Any]:
+    """The one Playwright (sync API) of the test process.
+
+    Playwright's sync API runs its own event loop: a second ``sync_playwright()`` in the same
+    process fails ("Sync API inside the asyncio loop"), so every browser fixture launches from this one.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
 
 
 @pytest.fixture(scope="session")

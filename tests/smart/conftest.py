@@ -117,19 +117,16 @@ def app(ports: tuple[int, int], ehr_server: Ehr, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser(playwright_sync: Any) -> Iterator[Any]:
     exe = chromium_path()
     if exe is None:
         why = "no Chromium: install Debian's chromium (apt-get install chromium) or set $CHROMIUM"
         if os.environ.get("CI"):
             pytest.fail(why)
         pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    b = playwright_sync.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
 
 
 @pytest.fixture

@@ -93,19 +93,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser(playwright_sync: Any) -> Iterator[Any]:
     exe = chromium_path()
     if exe is None:
         why = "no Chromium: install Debian's chromium (apt-get install chromium) or set $CHROMIUM"
         if os.environ.get("CI"):  # CI installs it: a missing browser there is a failure, not a skip
             pytest.fail(why)
         pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    b = playwright_sync.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
 
 
 def new_page(browser: Any, server: Server, *, width: int = 1280, height: int = 900, **kwargs: Any) -> Any:
