@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0003_idempotency_keys"
+HEAD = "0004_audit_reason"
 
 
 def make_engine(url: str) -> Engine:
