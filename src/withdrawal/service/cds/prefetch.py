@@ -31,6 +31,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from withdrawal.fhir import codes
+from withdrawal.fhir.questionnaire import CODE_SYSTEM as SCALE_SYSTEM
+from withdrawal.fhir.questionnaire import HOURS_CODE
 from withdrawal.service.errors import MissingData
 
 _OBS_CODES = ",".join(
@@ -43,6 +45,9 @@ _OBS_CODES = ",".join(
         | codes.CYP2D6_PHENOTYPE
     )
 )
+# COWS/SOWS scores and the hours since the last opioid, in the project's own code system (no LOINC
+# code for them was verified; docs/pathway.md), so that the pathway reads what the EHR recorded.
+_OBS_CODES += "," + ",".join(f"{SCALE_SYSTEM}|{c}" for c in ("cows-total", "sows-total", HOURS_CODE))
 PREFETCH: dict[str, str] = {
     "patient": "Patient/{{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
