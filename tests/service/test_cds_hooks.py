@@ -125,7 +125,7 @@ def test_tramadol_with_sertraline_gives_a_warning_card(cds) -> None:
     assert "Replace with buprenorphine/naloxone" in labels
     replace = sero[0]["suggestions"][0]
     assert {a["type"] for a in replace["actions"]} == {"delete", "create"}
-    assert replace["actions"][0]["resourceId"] == ["MedicationRequest/draft-1"]
+    assert replace["actions"][0]["resourceId"] == "MedicationRequest/draft-1"
     assert sero[0]["overrideReasons"][0]["code"]
 
 
@@ -202,12 +202,18 @@ def test_other_order_interacting_with_patients_tramadol(cds) -> None:
     assert cds.call(SIGN, request(drafts=[fluox])).json()["cards"] == []
 
 
-def test_order_select_checks_only_selected_orders(cds) -> None:
+def test_order_select_reads_the_unselected_basket_as_context(cds) -> None:
+    """order-select: the selected order is screened, the rest of draftOrders is context (CDS Hooks 2.0)."""
     other = med("draft-9", "36437", "sertraline", status="draft")
-    body = request("order-select", drafts=[other, TRAMADOL])
-    assert cds.call("withdrawal-order-select", body).json()["cards"] == []
-    body = request("order-select", drafts=[TRAMADOL, other])
-    assert cds.call("withdrawal-order-select", body).json()["cards"]
+    body = request("order-select", drafts=[other, TRAMADOL])  # sertraline selected, tramadol in the basket
+    cards = cds.call("withdrawal-order-select", body).json()["cards"]
+    assert any("sertraline with the patient's tramadol" in c["summary"] for c in cards)
+    body = request("order-select", drafts=[TRAMADOL, other])  # tramadol selected, sertraline in the basket
+    cards = cds.call("withdrawal-order-select", body).json()["cards"]
+    sero = [c for c in cards if "serotonergic" in c["summary"]]
+    assert sero and sero[0]["indicator"] == "warning"
+    deleted = {a.get("resourceId") for s in sero[0]["suggestions"] for a in s["actions"] if a["type"] == "delete"}
+    assert deleted == {"MedicationRequest/draft-1"}  # only the selected order is proposed for removal
 
 
 def test_patient_view_on_tramadol(cds) -> None:

@@ -22,7 +22,7 @@ JSON = dict[str, Any]
 # words and codes the knowledge base does not know (checked against it at start)
 _UNKNOWN_DRUGS = ("zorbivastat 10 MG Oral Tablet", "Quixaprine", "Flumbadex 5 MG")
 _UNKNOWN_RX = ("99999901", "99999902")
-_IN_SCOPE_UNKNOWN_ICD = ("G98.8", "F99", "O99.89")
+_IN_SCOPE_UNKNOWN_ICD = ("G98.8", "F99")
 _OUT_OF_SCOPE_ICD = ("L98.9", "H52.4", "Z00.00")
 _OUT_OF_SCOPE_SCT = ("38341003", "162864005")
 _UNKNOWN_TEXT = ("a condition the vocabulary has no word for",)
@@ -45,7 +45,11 @@ class RecordGenerator:
 
     def __post_init__(self) -> None:
         for t in _UNKNOWN_DRUGS:
-            assert not self.kb.lookup_drug(t), t
+            if self.kb.lookup_drug(t):
+                raise ValueError(f"{t!r} is known to the knowledge base; the generator needs unknown names")
+        for code in (*_IN_SCOPE_UNKNOWN_ICD, *_OUT_OF_SCOPE_ICD):
+            if self.kb.lookup_condition(code):
+                raise ValueError(f"{code} is known to the knowledge base; the generator needs unknown codes")
         self._drugs = sorted(self.kb.drugs.values(), key=lambda d: d.id)
         self._with_rx = [d for d in self._drugs if d.rxcui]
         self._conds = sorted(self.kb.conditions.values(), key=lambda c: c.key)

@@ -31,6 +31,7 @@ OVERRIDE_REASONS = [
     )
 ]
 TOPIC_SYSTEM = "urn:withdrawal:cds:finding"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LABEL = "withdrawal decision support"
 
 
@@ -42,6 +43,7 @@ class DraftOrder:
     drugs: tuple[str, ...]
     dose_mg_per_day: float | None
     name: str
+    has_dosage: bool = False
 
 
 def _clip(text: str, n: int = 140) -> str:
@@ -102,7 +104,9 @@ def _source(cited: _Cited, ids: Sequence[str], topic: str | None = None) -> dict
     if sid is None:
         return {"label": LABEL, "url": "https://cds-hooks.hl7.org/2.0/"}
     src = cited.a.kb.sources[sid]
-    out: dict[str, Any] = {"label": _clip(f"{src.title} ({src.organisation})", 200), "url": src.link}
+    out: dict[str, Any] = {"label": _clip(f"{src.title} ({src.organisation})", 200)}
+    if src.link.startswith("https://"):
+        out["url"] = src.link
     if topic:
         out["topic"] = {"system": TOPIC_SYSTEM, "code": topic, "display": topic.replace("_", " ")}
     return out
@@ -114,40 +118,50 @@ _TRUST_NOTE = {"primary": "", "secondary": " (secondary source)", "low": " (low-
 def _links_md(cited: _Cited, ids: Sequence[str]) -> str:
     """The sources as a markdown list, primary ones first, the others marked as such."""
     return "\n".join(
-        f"- [{cited.title(s)}]({cited.link(s)}){_TRUST_NOTE[cited.trust(s)]}" for s in _by_trust(cited, ids)
+        f"- [{cited.title(s)}]({cited.link(s)}){_TRUST_NOTE[cited.trust(s)]}" if cited.link(s).startswith("https://")
+        else f"- {cited.title(s)}{_TRUST_NOTE[cited.trust(s)]}"
+        for s in _by_trust(cited, ids)
     )
 
 
 def _delete(order: DraftOrder) -> dict[str, Any]:
     action: dict[str, Any] = {"type": "delete", "description": f"Remove the draft order: {order.name}"}
     if order.resource_id:
-        action["resourceId"] = [f"MedicationRequest/{order.resource_id}"]
+        # CDS Hooks 2.0: resourceId is a string, the relative reference of the resource to delete
+        action["resourceId"] = f"MedicationRequest/{order.resource_id}"
     return action
 
 
-def _bup_nx(patient_ref: str | None) -> dict[str, Any]:
-    resource: dict[str, Any] = {
+def bup_nx_order(a: Assessment, patient_ref: str) -> dict[str, Any]:
+    """A draft buprenorphine/naloxone MedicationRequest an EHR can apply: status, intent, subject, an
+    RxNorm-coded medication (the ingredient code of the vocabulary; the EHR picks the product and
+    strength) and the dosage as text from the cited option."""
+    bup = a.kb.drugs["buprenorphine"]
+    treatment = a.kb.treatment("buprenorphine")
+    coding = [{"system": RXNORM, "code": bup.rxcui, "display": "buprenorphine"}] if bup.rxcui else []
+    return {
         "resourceType": "MedicationRequest",
         "status": "draft",
-        "intent": "proposal",
-        "medicationCodeableConcept": {"text": "buprenorphine / naloxone, sublingual (dose per withdrawal protocol)"},
+        "intent": "order",
+        "subject": {"reference": patient_ref},
+        "medicationCodeableConcept": {"coding": coding,
+                                      "text": "buprenorphine / naloxone sublingual (product per local formulary)"},
+        "dosageInstruction": [{"text": treatment.dosing, "route": {"text": "sublingual"}}],
     }
-    if patient_ref:
-        resource["subject"] = {"reference": patient_ref}
-    return {"type": "create", "description": "Propose buprenorphine/naloxone instead", "resource": resource}
 
 
 def _suggestions(a: Assessment, orders: Sequence[DraftOrder], patient_ref: str | None, replace: bool) -> list[Any]:
     deletes = [_delete(o) for o in orders]
     out: list[dict[str, Any]] = []
     bup_excluded = any(e.treatment == "buprenorphine" for e in a.excluded)
-    if replace and not bup_excluded:
+    if replace and not bup_excluded and patient_ref and a.kb.drugs["buprenorphine"].rxcui:
         out.append(
             {
                 "label": "Replace with buprenorphine/naloxone",
                 "uuid": str(uuid.uuid4()),
                 "isRecommended": True,
-                "actions": [*deletes, _bup_nx(patient_ref)],
+                "actions": [*deletes, {"type": "create", "description": "Order buprenorphine/naloxone instead",
+                                       "resource": bup_nx_order(a, patient_ref)}],
             }
         )
     out.append({"label": "Remove the order", "uuid": str(uuid.uuid4()), "actions": deletes})
@@ -213,7 +227,19 @@ def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_re
         )
     limit = a.screen.dose_limit
     for o in orders:
-        if o.dose_mg_per_day is not None and o.dose_mg_per_day > limit.max_daily_mg:
+        if o.dose_mg_per_day is None:
+            given = "its dosage could not be read (unit, strength or timing)" if o.has_dosage else "it has no dosage"
+            cards.append(
+                _card(
+                    f"Tramadol dose not checked: {given}",
+                    "warning" if o.has_dosage else "info",
+                    f"Check the daily dose of {o.name} by hand against this patient's limit of "
+                    f"{limit.max_daily_mg} mg/day, every {limit.interval_h} h at the most often. {limit.reason}"
+                    f"\n\nSources:\n{_links_md(cited, limit.sources)}",
+                    _source(cited, limit.sources, "dose_not_checked"),
+                )
+            )
+        elif o.dose_mg_per_day > limit.max_daily_mg:
             cards.append(
                 _card(
                     f"Tramadol dose {o.dose_mg_per_day:g} mg/day exceeds this patient's limit "
@@ -272,11 +298,28 @@ def interacting_order_cards(a: Assessment, orders: Sequence[DraftOrder]) -> list
     return cards
 
 
-def patient_view_card(a: Assessment) -> dict[str, Any]:
-    """Withdrawal status, tramadol verdict and the next step, in one card."""
+def unscreened_order_card(a: Assessment, order: DraftOrder) -> dict[str, Any]:
+    """A draft order whose medication could not be identified: said so, never silence."""
+    cited = _Cited(a)
+    ids = [s for f in a.screen.findings if f.code == "incomplete_screen" for s in f.sources]
+    return _card(
+        f"Order not screened: {order.name[:80]} could not be identified",
+        "warning",
+        f"The medication of this draft order ({order.name}) could not be resolved to an ingredient (a "
+        "reference that is not in the request or an unknown code or name), so it was not checked against "
+        "tramadol or the patient's record. Check it by hand against the tramadol label and an interaction "
+        "reference, or order it by its RxNorm code or generic name.",
+        _source(cited, ids or list(a.screen.dose_limit.sources), "order_not_screened"),
+    )
+
+
+def patient_view_card(a: Assessment, *, on_tramadol: bool | None = None) -> dict[str, Any]:
+    """Withdrawal status, tramadol verdict and the next step, in one card.
+
+    ``on_tramadol``: the patient takes tramadol (given when the screen left the patient's own tramadol out)."""
     cited = _Cited(a)
     verdict = a.screen.verdict
-    on_tramadol = "tramadol" in a.patient.active_drugs
+    on_tramadol = "tramadol" in a.patient.active_drugs if on_tramadol is None else on_tramadol
     indicator = INDICATOR[verdict] if on_tramadol else "info"
     top = a.plan.options[0] if a.plan.options else None
     cows = a.cows

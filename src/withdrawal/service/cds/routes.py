@@ -223,46 +223,82 @@ def discovery(request: Request) -> JSONResponse:
     return JSONResponse(DISCOVERY)
 
 
-def _drafts(context: Mapping[str, Any], kb: KnowledgeBase, today: Any, selected: set[str] | None) -> list[Any]:
-    orders = []
+def _medications_in(*nodes: object) -> dict[str, Any]:
+    """Medication resources by id, from Bundles (draftOrders, prefetch) the request carries."""
+    out: dict[str, Any] = {}
+    for node in nodes:
+        for res in resources_of(node):
+            if res.get("resourceType") == "Medication" and isinstance(res.get("id"), str):
+                out[res["id"]] = res
+    return out
+
+
+def _drafts(
+    context: Mapping[str, Any], kb: KnowledgeBase, today: Any, selected: set[str] | None, medications: Mapping[str, Any]
+) -> tuple[list[Any], list[Any]]:
+    """(the draft orders to screen, the other drafts of the basket as context).
+
+    order-select names its ``selections``; the rest of ``draftOrders`` is what else is being ordered, so
+    it is read as the patient's medication too. A draft whose medication cannot be read (an unresolved
+    ``medicationReference``, no code and no name) is kept with no ingredient, so that it gets a card
+    saying it was not screened."""
+    screened: list[Any] = []
+    context_only: list[Any] = []
     for res in resources_of(context.get("draftOrders")):
         if res.get("resourceType") != "MedicationRequest":
             continue
         rid = res.get("id") if isinstance(res.get("id"), str) else None
-        if selected is not None and not ({rid, f"MedicationRequest/{rid}"} & selected):
-            continue
-        med = read_medication({**res, "status": "draft"}, kb, as_of=today)
+        is_selected = selected is None or bool({rid, f"MedicationRequest/{rid}"} & selected)
+        med = read_medication({**res, "status": "draft"}, kb, as_of=today, medications=medications)
         if med is None:
+            ref = res.get("medicationReference")
+            label = ref.get("reference") if isinstance(ref, Mapping) else None
+            order = cardlib.DraftOrder(rid, (), None, f"medication {label or 'without a code or a name'}")
+            (screened if is_selected else context_only).append((order, None))
             continue
         by_code = kb.drug_rxcui.get(med.rxnorm) if med.rxnorm else None
         ids = (by_code,) if by_code else (resolve_drug_name(med.name, kb) if med.name else ())
-        orders.append(
-            (cardlib.DraftOrder(rid, tuple(ids), med.dose_mg_per_day, med.name or f"rxnorm {med.rxnorm}"), med)
-        )
-    return orders
+        order = cardlib.DraftOrder(rid, tuple(ids), med.dose_mg_per_day, med.name or f"rxnorm {med.rxnorm}",
+                                   has_dosage=bool(res.get("dosageInstruction")))
+        (screened if is_selected else context_only).append((order, med))
+    return screened, context_only
 
 
 def _patient_id(body: CdsRequest) -> str:
+    """``context.patientId``; a ``Patient/<id>`` reference is read as its id."""
     pid = body.context.get("patientId")
-    if not isinstance(pid, str) or not pid or len(pid) > 200:
-        raise MissingData("context.patientId is required")
+    if isinstance(pid, str) and pid.startswith("Patient/"):
+        pid = pid.removeprefix("Patient/")
+    if not isinstance(pid, str) or not pid or len(pid) > 200 or "/" in pid:
+        raise MissingData("context.patientId is required (an id, or Patient/<id>)")
     return pid
 
 
 def _assess(
-    body: CdsRequest, kb: KnowledgeBase, got: Gathered, extra_meds: list[Any], *, record: bool
+    body: CdsRequest, kb: KnowledgeBase, got: Gathered, extra_meds: list[Any], *, record: bool,
+    without_tramadol: bool = False,
 ) -> tuple[Assessment, frozenset[str]]:
-    """Assess the record plus the draft medications; also the record's own active drugs if ``record``."""
+    """Assess the record plus the draft medications; also the record's own active drugs if ``record``.
+
+    ``without_tramadol``: the patient's own active tramadol is left out of the screen (patient-view
+    asks whether tramadol is safe for this patient; the tramadol itself is not a reason against it)."""
     pid = _patient_id(body)
     patients = [r for r in got.resources if r.get("resourceType") == "Patient"]
-    if not any(p.get("id") == pid for p in patients) and len(patients) != 1:
-        raise MissingData("the Patient resource for context.patientId is not available")
-    chosen = pid if any(p.get("id") == pid for p in patients) else None
+    if not any(p.get("id") == pid for p in patients):
+        # NOTE: a Patient of another id is never used in place of the context patient.
+        why = "is not the context patient" if patients else "is not available"
+        raise MissingData(f"the Patient resource for context.patientId {why}")
+    chosen = pid
     now = utcnow()
     # COWS/SOWS (QuestionnaireResponses or scored Observations) and the last opioid use are read too.
     mapped = to_patient_at_bedside(got.resources, kb, as_of=now.date(), now=now, patient_id=chosen, strict=False)
     data = mapped.patient
     record_drugs = resolve(data, kb).active_drugs if record else frozenset()
+    if without_tramadol:
+        data = data.model_copy(update={"medications": tuple(
+            m for m in data.medications
+            if not (m.status == "active" and "tramadol" in resolve(data.model_copy(update={"medications": (m,)}),
+                                                                    kb).active_drugs))})
     if extra_meds:
         data = data.model_copy(update={"medications": (*data.medications, *extra_meds)})
     return assess_patient(data, kb), record_drugs
@@ -282,12 +318,14 @@ async def call_service(service_id: ServiceId, body: CdsRequest, request: Request
     if body.hook != hook:
         raise HTTPException(400, f"service {service_id} answers the {hook} hook")
     drafts: list[Any] = []
+    basket: list[Any] = []
     if hook != "patient-view":
         selected = None
         if hook == "order-select":
             sel = body.context.get("selections")
             selected = {s for s in sel if isinstance(s, str)} if isinstance(sel, list) else set()
-        drafts = _drafts(body.context, state.kb, utcnow().date(), selected)
+        meds = _medications_in(body.context.get("draftOrders"), *(body.prefetch or {}).values())
+        drafts, basket = _drafts(body.context, state.kb, utcnow().date(), selected, meds)
     got = None
     if hook == "patient-view" or drafts:
         keys = missing(body.prefetch)
@@ -307,8 +345,8 @@ async def call_service(service_id: ServiceId, body: CdsRequest, request: Request
             )
         got = assemble(body.prefetch, fetched)
     if settings.db_url.startswith("sqlite"):
-        return _call_service(service_id, hook, body, request, claims, drafts, got)
-    return await run_in_threadpool(_call_service, service_id, hook, body, request, claims, drafts, got)
+        return _call_service(service_id, hook, body, request, claims, drafts, got, basket)
+    return await run_in_threadpool(_call_service, service_id, hook, body, request, claims, drafts, got, basket)
 
 
 def _call_service(
@@ -319,10 +357,11 @@ def _call_service(
     claims: dict[str, Any] | None,
     drafts: list[Any],
     got: Gathered | None,
+    basket: list[Any] | None = None,
 ) -> JSONResponse:
     kb: KnowledgeBase = request.app.state.kb
-    pref = body.context.get("patientId")
-    patient_ref = f"Patient/{pref}" if isinstance(pref, str) else None
+    pref = _patient_id(body) if isinstance(body.context.get("patientId"), str) else None
+    patient_ref = f"Patient/{pref}" if pref else None
     result: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] | None = None
     if service_id == PATHWAY_SERVICE:
@@ -330,11 +369,10 @@ def _call_service(
         result, actions = _pathway_service(body, kb, got, patient_ref)
     elif hook == "patient-view":
         assert got is not None
-        a, _ = _assess(body, kb, got, [], record=False)
-        relevant = "tramadol" in a.patient.active_drugs or bool(
-            {"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions
-        )
-        result = [cardlib.patient_view_card(a)] if relevant else []
+        a, own = _assess(body, kb, got, [], record=True, without_tramadol=True)
+        on_tramadol = "tramadol" in own
+        relevant = on_tramadol or bool({"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions)
+        result = [cardlib.patient_view_card(a, on_tramadol=on_tramadol)] if relevant else []
         if {"opioid_use_disorder", "opioid_withdrawal"} & a.patient.conditions:
             card = cardlib.pathway_card(a, build_pathway(a))
             result += [card] if card else []
@@ -342,13 +380,18 @@ def _call_service(
         assert got is not None
         # NOTE: a draft tramadol order is what is being screened, not tramadol the patient
         # already takes, so only the other draft orders join the medication list.
-        others_in = [m.to_input() for o, m in drafts if "tramadol" not in o.drugs]
+        # The rest of an order-select basket is what else is being ordered: context, as the record.
+        context = [(o, m) for o, m in basket or [] if m is not None and "tramadol" not in o.drugs]
+        others_in = [m.to_input() for o, m in [*drafts, *context] if m is not None and "tramadol" not in o.drugs]
         orders = [o for o, _ in drafts]
         tram = [o for o in orders if "tramadol" in o.drugs]
-        others = [o for o in orders if "tramadol" not in o.drugs]
+        others = [o for o in orders if "tramadol" not in o.drugs and o.drugs]
+        unread = [o for o, m in drafts if not o.drugs]
+        basket_tramadol = any("tramadol" in o.drugs for o, _ in basket or [])
         a, record_drugs = _assess(body, kb, got, others_in, record=bool(others))
-        result = cardlib.tramadol_order_cards(a, tram, patient_ref) if tram else []
-        if others and "tramadol" in record_drugs:
+        result = [cardlib.unscreened_order_card(a, o) for o in unread]
+        result += cardlib.tramadol_order_cards(a, tram, patient_ref) if tram else []
+        if others and ("tramadol" in record_drugs or basket_tramadol):
             result += cardlib.interacting_order_cards(a, others)
     # A smart link opens the app on the same patient (SMART launch, docs/smart.md); none while SMART is off.
     links = smart_links(request, pref) if result and isinstance(pref, str) else []

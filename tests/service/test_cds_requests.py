@@ -1,0 +1,165 @@
+"""CDS Hooks requests as EHRs write them, against the real HTTP server (uvicorn in a subprocess).
+
+Order-select baskets, ``context.patientId`` as ``Patient/<id>``, a prefetched Patient of another id,
+medications by reference (contained, in draftOrders, in the prefetch, unresolvable), doses in UCUM
+annotation units with the strength from the RxNorm SCD text, a dose that cannot be read, patient-view
+of a patient on tramadol, pregnancy on the problem list, and the spec's shapes of the suggested actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import Keys, LiveServer, start_server, stop_server
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SCT = "http://snomed.info/sct"
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1980-04-02", "gender": "female"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("cds-live"), keys=keys)
+    yield live
+    stop_server(live)
+
+
+def bundle(*res: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in res]}
+
+
+def order(rid: str, *, concept: dict[str, Any] | None = None, ref: str | None = None,
+          dosage: list[dict[str, Any]] | None = None, contained: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "MedicationRequest", "id": rid, "status": "draft", "intent": "order",
+                           "subject": {"reference": "Patient/p1"}}
+    if concept is not None:
+        res["medicationCodeableConcept"] = concept
+    if ref is not None:
+        res["medicationReference"] = {"reference": ref}
+    if dosage is not None:
+        res["dosageInstruction"] = dosage
+    if contained is not None:
+        res["contained"] = contained
+    return res
+
+
+def every(hours: int, value: float, unit: str) -> list[dict[str, Any]]:
+    return [{"timing": {"repeat": {"frequency": 1, "period": hours, "periodUnit": "h"}},
+             "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org",
+                                               "code": unit}}]}]
+
+
+TRAMADOL_SCD = {"coding": [{"system": RX, "code": "835603", "display": "tramadol hydrochloride 50 MG Oral Tablet"}]}
+TRAMADOL = order("t1", concept=TRAMADOL_SCD, dosage=every(6, 1, "{tablet}"))
+SERTRALINE = order("s1", concept={"coding": [{"system": RX, "code": "36437", "display": "sertraline"}]})
+
+
+def call(server: LiveServer, keys: Keys, hook: str, *, drafts: list[dict[str, Any]] = (),
+         selections: list[str] | None = None, records: list[dict[str, Any]] = (), conditions: list[Any] = (),
+         patient: dict[str, Any] = PATIENT, patient_id: str = "p1", extra: dict[str, Any] | None = None) -> Any:
+    service = {"order-select": "withdrawal-order-select", "order-sign": "withdrawal-order-sign",
+               "patient-view": "withdrawal-patient-view"}[hook]
+    url = f"{server.url}/cds-services/{service}"
+    ctx: dict[str, Any] = {"userId": "Practitioner/1", "patientId": patient_id}
+    if hook != "patient-view":
+        ctx["draftOrders"] = bundle(*drafts)
+    if selections is not None:
+        ctx["selections"] = selections
+    body = {"hook": hook, "hookInstance": "2a9c0f5e-0d7c-4bd4-9a51-3d0b0b1f2c11", "context": ctx,
+            "prefetch": {"patient": patient, "conditions": bundle(*conditions), "medications": bundle(*records),
+                         "statements": None, "allergies": bundle(), "observations": bundle(), **(extra or {})}}
+    r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {keys.token(url)}"}, timeout=30)
+    return r
+
+
+def summaries(r: Any) -> list[str]:
+    assert r.status_code == 200, r.text
+    return [c["summary"] for c in r.json()["cards"]]
+
+
+def test_order_select_basket_is_context(server: LiveServer, keys: Keys) -> None:
+    r = call(server, keys, "order-select", drafts=[TRAMADOL, SERTRALINE], selections=["MedicationRequest/t1"])
+    cards = r.json()["cards"]
+    assert any("serotonergic" in c["summary"] and c["indicator"] == "warning" for c in cards), summaries(r)
+
+
+def test_patient_id_as_a_reference_and_another_patient_refused(server: LiveServer, keys: Keys) -> None:
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL, SERTRALINE], patient_id="Patient/p1")
+    assert any("serotonergic" in s for s in summaries(r))
+    other = {**PATIENT, "id": "someone-else"}
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], patient=other)
+    assert r.status_code == 412 and "not the context patient" in r.text
+
+
+def test_medication_by_reference(server: LiveServer, keys: Keys) -> None:
+    sertraline = {"resourceType": "Medication", "id": "med-s", "code": SERTRALINE["medicationCodeableConcept"]}
+    # a Medication contained in the draft
+    contained = order("s2", ref="#m", contained=[{**sertraline, "id": "m"}])
+    assert any("serotonergic" in s for s in summaries(call(server, keys, "order-sign", drafts=[TRAMADOL, contained])))
+    # a Medication entry of the draftOrders Bundle
+    by_ref = order("s3", ref="Medication/med-s")
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL, by_ref, sertraline])
+    assert any("serotonergic" in s for s in summaries(r))
+    # a Medication in the prefetch
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL, by_ref], extra={"medicationResources": bundle(sertraline)})
+    assert any("serotonergic" in s for s in summaries(r))
+    # the tramadol order itself by reference, to a Medication the request does not carry: a card, never silence
+    lost = order("t9", ref="Medication/not-sent", dosage=every(6, 1, "{tablet}"))
+    r = call(server, keys, "order-sign", drafts=[lost])
+    cards = r.json()["cards"]
+    assert cards and "Order not screened" in cards[0]["summary"] and cards[0]["indicator"] == "warning"
+
+
+def test_ucum_annotation_units_with_the_scd_strength(server: LiveServer, keys: Keys) -> None:
+    # 2 {tablet} of 50 mg every 4 h = 600 mg/day, over the 400 mg/day limit
+    high = order("t2", concept=TRAMADOL_SCD, dosage=every(4, 2, "{tablet}"))
+    assert any("600 mg/day exceeds" in s for s in summaries(call(server, keys, "order-sign", drafts=[high])))
+    pill = order("t3", concept=TRAMADOL_SCD, dosage=every(4, 2, "{pill}"))
+    assert any("600 mg/day exceeds" in s for s in summaries(call(server, keys, "order-sign", drafts=[pill])))
+    ok = order("t4", concept=TRAMADOL_SCD, dosage=every(6, 1, "{tablet}"))
+    assert not any("dose" in s.lower() for s in summaries(call(server, keys, "order-sign", drafts=[ok])))
+    # a unit that cannot be read: the dose was not checked, and the card says so
+    odd = order("t5", concept=TRAMADOL_SCD, dosage=every(6, 1, "{puff}"))
+    r = call(server, keys, "order-sign", drafts=[odd])
+    card = next(c for c in r.json()["cards"] if "dose not checked" in c["summary"])
+    assert card["indicator"] == "warning" and "400 mg/day" in card["detail"]
+
+
+def test_patient_view_own_tramadol_is_not_a_reason_against_itself(server: LiveServer, keys: Keys) -> None:
+    mine = {**order("r1", concept=TRAMADOL_SCD, dosage=every(6, 1, "{tablet}")), "status": "active"}
+    r = call(server, keys, "patient-view", records=[mine])
+    cards = r.json()["cards"]
+    assert len(cards) == 1 and "tramadol acceptable" in cards[0]["summary"], summaries(r)
+    assert "dependence" not in cards[0]["detail"].lower()
+
+
+def test_pregnancy_on_the_problem_list(server: LiveServer, keys: Keys) -> None:
+    for coding in ({"system": SCT, "code": "77386006"}, {"system": ICD, "code": "O09.90"}):
+        cond = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+                "clinicalStatus": {"coding": [{"code": "active"}]}, "code": {"coding": [coding]}}
+        r = call(server, keys, "order-sign", drafts=[TRAMADOL], conditions=[cond])
+        assert any("pregnancy" in s for s in summaries(r)), coding
+
+
+def test_suggested_actions_follow_the_spec(server: LiveServer, keys: Keys) -> None:
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL, SERTRALINE])
+    card = next(c for c in r.json()["cards"] if "serotonergic" in c["summary"])
+    replace = next(s for s in card["suggestions"] if s["label"].startswith("Replace"))
+    delete = next(a for a in replace["actions"] if a["type"] == "delete")
+    assert delete["resourceId"] == "MedicationRequest/t1"  # a string (CDS Hooks 2.0)
+    create = next(a for a in replace["actions"] if a["type"] == "create")["resource"]
+    assert create["resourceType"] == "MedicationRequest" and create["status"] == "draft"
+    assert create["intent"] == "order" and create["subject"] == {"reference": "Patient/p1"}
+    assert create["medicationCodeableConcept"]["coding"][0] == {"system": RX, "code": "1819",
+                                                                 "display": "buprenorphine"}
+    assert create["dosageInstruction"][0]["text"]
+    for c in r.json()["cards"]:
+        assert c["source"].get("url", "https://").startswith("https://")
+        for link in c.get("links", []):
+            assert link["url"].startswith("https://") or link.get("type") == "smart"
+
