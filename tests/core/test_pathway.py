@@ -50,7 +50,8 @@ def test_fentanyl_gets_the_published_low_dose_schedule_and_the_benzodiazepine_wa
     assert p.status == "available"
     assert [s.id for s in p.starts] == ["low_dose", "standard", "high_dose_ed"]
     low = p.starts[0]
-    assert "fentanyl on board" in low.why
+    assert low.why.startswith("On board: fentanyl.")
+    assert p.headline == "Suggested: Low-dose start overlapping the full agonist, fentanyl on board."
     # the outpatient schedule first (the patient's setting), copied day by day from the data
     data = next(s for s in kb.pathway.starts if s.id == "low_dose").schedules  # type: ignore[union-attr]
     table = next(s for s in data if s.id == "jabfm_outpatient_7_day")
@@ -74,7 +75,7 @@ def test_methadone_maintained_inpatient_gets_the_inpatient_low_dose_schedule(kb:
     p = _pathway(raw, kb)
     assert p.status == "available"
     assert p.starts[0].id == "low_dose"
-    assert "methadone on board" in p.starts[0].why
+    assert p.starts[0].why.startswith("On board: methadone.")
     assert p.starts[0].schedules[0].id == "wong_inpatient_rapid"
     assert p.starts[0].schedules[0].days[0].buprenorphine.startswith("0.5 mg sublingually every 3 h")
     standard = p.starts[1]

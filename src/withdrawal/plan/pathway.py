@@ -222,7 +222,7 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
         now = option.timing if option else None
         setting = patient.data.setting
         if low_names:
-            why_low = f"{', '.join(sorted(set(low_names)))} on board. {pk.low_dose_first.reason}"
+            why_low = f"On board: {', '.join(sorted(set(low_names)))}. {pk.low_dose_first.reason}"
             starts.append(_start(methods["low_dose"], "first", why_low, None, setting))
             starts.append(
                 _start(
@@ -262,7 +262,8 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
             )
         )
         first = starts[0]
-        headline = f"Suggested: {first.name}. {first.why}"
+        because = f"{', '.join(sorted(set(low_names)))} on board" if low_names else "a short-acting opioid only"
+        headline = f"Suggested: {first.name}, {because}."
     blocking = [f for f in findings if level_rank(f.level) >= level_rank("avoid")]
     if blocking and status == "available":
         headline += " Not advised as it stands: " + " ".join(f.message for f in blocking)
