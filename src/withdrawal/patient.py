@@ -242,7 +242,9 @@ def _z3a_weeks(code: str) -> float | None:
     return 7.0 if n == 1 else 43.0 if n == 49 else float(n)
 
 
-_CODE = re.compile(r"^(?:[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?|[0-9]{6,18}|[0-9A-Z]{7})$")
+# An ICD-10-PCS code has 7 characters with at least one digit: a 7-letter word ("anxiety", "seizurs")
+# is free text, not a code, and free text the vocabulary does not know always raises.
+_CODE = re.compile(r"^(?:[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?|[0-9]{6,18}|(?=[A-Z]*[0-9])[0-9A-Z]{7})$")
 
 
 def _is_code(text: str) -> bool:

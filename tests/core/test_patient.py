@@ -109,3 +109,13 @@ def test_arbitrary_json_is_assessed_or_refused_cleanly(fields: dict[str, Any]) -
         assert ":" in str(exc)  # "field: message"
         return
     json.dumps(result.to_dict())
+
+
+def test_a_seven_letter_word_is_free_text_not_a_procedure_code(kb: Any) -> None:
+    """ICD-10-PCS codes have 7 characters with a digit; a misspelt 7-letter word ("seizurs") is free
+    text the vocabulary does not know, so it raises the incomplete screen instead of being set aside."""
+    from withdrawal.assess import assess_patient
+
+    a = assess_patient(parse_patient({"version": 1, "age_years": 29, "conditions": ["seizurs", "0DTJ4ZZ"]}), kb)
+    assert "condition: seizurs" in a.patient.unresolved
+    assert "seizurs" not in a.to_dict()["out_of_scope"]
