@@ -8,7 +8,10 @@ of a patient on tramadol, pregnancy on the problem list, and the spec's shapes o
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -29,8 +32,47 @@ def server(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Iterator[Liv
     stop_server(live)
 
 
-def bundle(*res: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in res]}
+def bundle(*res: dict[str, Any], next_url: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in res]}
+    if next_url:
+        out["link"] = [{"relation": "self", "url": "page-1"}, {"relation": "next", "url": next_url}]
+    return out
+
+
+SEIZURE = {"resourceType": "Condition", "id": "c-seizure", "subject": {"reference": "Patient/p1"},
+           "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "G40.909"}]}}
+
+
+@pytest.fixture(scope="module")
+def fhir() -> Iterator[str]:
+    """A loopback FHIR server: page 2 of the conditions holds a seizure disorder; /endless pages forever."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_: Any) -> None:
+            return None
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            port = self.server.server_address[1]
+            if self.path.startswith("/fhir/Condition?page=2"):
+                body = bundle(SEIZURE)
+            elif self.path.startswith("/fhir/endless"):
+                n = int(self.path.rsplit("=", 1)[-1])
+                body = bundle(next_url=f"http://127.0.0.1:{port}/fhir/endless?page={n + 1}")
+            else:
+                body = bundle()
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/fhir+json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/fhir"
+    httpd.shutdown()
+    httpd.server_close()
 
 
 def order(rid: str, *, concept: dict[str, Any] | None = None, ref: str | None = None,
@@ -61,7 +103,8 @@ SERTRALINE = order("s1", concept={"coding": [{"system": RX, "code": "36437", "di
 
 def call(server: LiveServer, keys: Keys, hook: str, *, drafts: list[dict[str, Any]] = (),
          selections: list[str] | None = None, records: list[dict[str, Any]] = (), conditions: list[Any] = (),
-         patient: dict[str, Any] = PATIENT, patient_id: str = "p1", extra: dict[str, Any] | None = None) -> Any:
+         patient: dict[str, Any] = PATIENT, patient_id: str = "p1", extra: dict[str, Any] | None = None,
+         fhir_server: str | None = None, conditions_next: str | None = None) -> Any:
     service = {"order-select": "withdrawal-order-select", "order-sign": "withdrawal-order-sign",
                "patient-view": "withdrawal-patient-view"}[hook]
     url = f"{server.url}/cds-services/{service}"
@@ -71,8 +114,11 @@ def call(server: LiveServer, keys: Keys, hook: str, *, drafts: list[dict[str, An
     if selections is not None:
         ctx["selections"] = selections
     body = {"hook": hook, "hookInstance": "2a9c0f5e-0d7c-4bd4-9a51-3d0b0b1f2c11", "context": ctx,
-            "prefetch": {"patient": patient, "conditions": bundle(*conditions), "medications": bundle(*records),
-                         "statements": None, "allergies": bundle(), "observations": bundle(), **(extra or {})}}
+            "prefetch": {"patient": patient, "conditions": bundle(*conditions, next_url=conditions_next),
+                         "medications": bundle(*records), "statements": None, "allergies": bundle(),
+                         "observations": bundle(), **(extra or {})}}
+    if fhir_server:
+        body["fhirServer"] = fhir_server
     r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {keys.token(url)}"}, timeout=30)
     return r
 
@@ -163,3 +209,27 @@ def test_suggested_actions_follow_the_spec(server: LiveServer, keys: Keys) -> No
         for link in c.get("links", []):
             assert link["url"].startswith("https://") or link.get("type") == "smart"
 
+
+
+def test_paginated_prefetch_is_followed_on_the_fhir_server(server: LiveServer, keys: Keys, fhir: str) -> None:
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], fhir_server=fhir,
+             conditions_next=f"{fhir}/Condition?page=2")
+    assert any("seizure" in s for s in summaries(r))  # the seizure disorder was on page 2
+    assert not any("cut short" in s for s in summaries(r))
+
+
+def test_data_cut_short_is_said_and_never_clean(server: LiveServer, keys: Keys, fhir: str) -> None:
+    # a next page but no fhirServer to read it from
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], conditions_next=f"{fhir}/Condition?page=2")
+    cards = r.json()["cards"]
+    assert "incomplete screen" in cards[0]["summary"] and "cut short: conditions" in cards[0]["summary"]
+    assert cards[0]["indicator"] == "warning"
+    assert not any(c["summary"].startswith("Tramadol: no patient-specific") for c in cards)
+    # a next link to another origin: never followed with the token
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], fhir_server=fhir,
+             conditions_next="http://127.0.0.2:9/fhir/Condition?page=2")
+    assert any("cut short: conditions" in s for s in summaries(r))
+    # more pages than the limit (5)
+    r = call(server, keys, "patient-view", records=[{**TRAMADOL, "status": "active"}], fhir_server=fhir,
+             conditions_next=f"{fhir}/endless?page=2")
+    assert any("cut short: conditions" in c["detail"] for c in r.json()["cards"])

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     cds_fhir_deadline_s: float = Field(default=10.0, gt=0, le=120)
     """All the fetches of one CDS call together; a server that trickles is cut off here."""
     cds_fhir_max_concurrent: int = Field(default=16, ge=1, le=1000)
+    # pages of one paginated search read (prefetch Bundles' ``next`` links included); beyond: cut short
+    cds_fhir_max_pages: int = Field(default=5, ge=1, le=100)
     """Outbound FHIR requests in flight at once, per process."""
     cds_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
     """Allowed ``fhirServer`` base URLs (scheme, host, port and base path); empty: loopback only (not in production)."""

@@ -65,6 +65,8 @@ class Gathered:
     resources: list[Mapping[str, Any]] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
     fetched: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    """Keys whose data was cut short: a ``next`` page not read (limit reached, another origin, no server)."""
 
 
 def _usable(value: object) -> bool:
@@ -100,15 +102,50 @@ def needs_fetch(prefetch: Mapping[str, Any] | None) -> bool:
     return bool(missing(prefetch))
 
 
-def assemble(prefetch: Mapping[str, Any] | None, fetched: Mapping[str, list[Mapping[str, Any]] | None]) -> Gathered:
-    """The resources from the prefetch and from what was fetched; 412 when required data is missing."""
+def next_link(value: object) -> str | None:
+    """The ``next`` page of a paginated Bundle, if any."""
+    if not isinstance(value, Mapping) or value.get("resourceType") != "Bundle":
+        return None
+    for link in value.get("link") or []:
+        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None
+
+
+def pages_to_follow(prefetch: Mapping[str, Any] | None) -> dict[str, str]:
+    """Prefetch keys whose Bundle is one page of several: key -> the ``next`` URL."""
+    out = {}
+    for key in PREFETCH:
+        nxt = next_link((prefetch or {}).get(key))
+        if nxt is not None:
+            out[key] = nxt
+    return out
+
+
+def assemble(
+    prefetch: Mapping[str, Any] | None,
+    fetched: Mapping[str, list[Mapping[str, Any]] | None],
+    *,
+    more: Mapping[str, list[Mapping[str, Any]]] | None = None,
+    truncated: set[str] | None = None,
+) -> Gathered:
+    """The resources from the prefetch and from what was fetched; 412 when required data is missing.
+
+    ``more``: the further pages of paginated prefetch Bundles; ``truncated``: the keys whose data was
+    cut short (a prefetched Bundle whose ``next`` page was not read is cut short too)."""
     out = Gathered()
     prefetch = prefetch or {}
+    cut = set(truncated or ())
     for key in PREFETCH:
         value = prefetch.get(key)
         if _given(prefetch, key):
             if value is not None:
                 out.resources.extend(_entries(value))
+                if next_link(value) is not None:
+                    if more is not None and key in more:
+                        out.resources.extend(more[key])
+                    else:
+                        cut.add(key)
             continue
         got = fetched.get(key)
         if got is None:
@@ -119,6 +156,7 @@ def assemble(prefetch: Mapping[str, Any] | None, fetched: Mapping[str, list[Mapp
             continue
         out.fetched.append(key)
         out.resources.extend(got)
+    out.truncated = sorted(cut)
     return out
 
 
@@ -252,8 +290,16 @@ async def fetch_missing(
     deadline_s: float,
     transport: httpx.AsyncBaseTransport | None,
     tls: ssl.SSLContext | None = None,
+    max_pages: int = MAX_PAGES,
+    continue_from: Mapping[str, str] | None = None,
+    truncated: set[str] | None = None,
 ) -> dict[str, list[Mapping[str, Any]] | None]:
     """Fetch the missing prefetch keys; a key that cannot be had maps to None.
+
+    ``continue_from``: further pages of paginated prefetch Bundles (key -> ``next`` URL), read on the
+    server's own origin and base path only, into the same answer (``key`` then maps to those pages'
+    resources). At most ``max_pages`` pages per key; a key whose data goes on beyond them (or whose
+    ``next`` page is on another origin, or could not be read) is added to ``truncated``.
 
     A refused server or a missed deadline is a 412 when a required key is among ``keys``,
     else nothing is fetched. One deadline covers the whole call (a server that trickles a byte a second never
@@ -268,6 +314,8 @@ async def fetch_missing(
     if refused is not None:
         if needed:
             raise MissingData(f"prefetch '{needed[0]}' missing and fhirServer refused: {refused}")
+        if truncated is not None:
+            truncated.update(continue_from or {})
         return {}
     headers = {"Accept": "application/fhir+json"}
     if token:
@@ -287,12 +335,26 @@ async def fetch_missing(
                 trust_env=False,
                 verify=tls if tls is not None else True,
             ) as client:
+                cut: set[str] = set()
                 for key in keys:
                     query = PREFETCH[key].replace("{{context.patientId}}", pid)
-                    out[key] = await _fetch(client, limiter, f"{root}/{query}", origin, base)
+                    out[key] = await _fetch(client, limiter, f"{root}/{query}", origin, base, max_pages, cut, key)
+                for key, url in (continue_from or {}).items():
+                    if not _same_server(url, origin, base):
+                        cut.add(key)  # the token goes to the server's own origin only
+                        continue
+                    got = await _fetch(client, limiter, url, origin, base, max_pages - 1, cut, key)
+                    if got is None:
+                        cut.add(key)
+                    else:
+                        out[key] = got
+                if truncated is not None:
+                    truncated.update(cut)
     except TimeoutError as exc:
         if any(out.get(k) is None for k in needed):
             raise MissingData(f"the FHIR server did not answer within {deadline_s:g} s") from exc
+        if truncated is not None:
+            truncated.update(k for k in (continue_from or {}) if k not in out)
     return out
 
 
@@ -305,37 +367,51 @@ def _same_server(url: str, origin: Origin, base: str) -> bool:
 
 
 async def _fetch(
-    client: httpx.AsyncClient, limiter: Limiter, url: str, origin: Origin, base: str
+    client: httpx.AsyncClient, limiter: Limiter, url: str, origin: Origin, base: str,
+    max_pages: int = MAX_PAGES, cut: set[str] | None = None, key: str = "",
 ) -> list[Mapping[str, Any]] | None:
+    """The resources of ``url`` and its ``next`` pages (at most ``max_pages``); None when the first page
+    cannot be had. Data cut short (pages left, a ``next`` elsewhere, a later page failing) adds ``key`` to ``cut``."""
     resources: list[Mapping[str, Any]] = []
-    for _ in range(MAX_PAGES):
+    for page in range(max(max_pages, 1)):
         try:
             async with limiter.get():
                 async with client.stream("GET", url) as resp:
                     if resp.status_code != 200:
-                        return None
+                        return _partial(resources, page, cut, key)
                     chunks, size = [], 0
                     async for chunk in resp.aiter_bytes():
                         size += len(chunk)
                         if size > MAX_RESPONSE_BYTES:
-                            return None
+                            return _partial(resources, page, cut, key)
                         chunks.append(chunk)
         except httpx.HTTPError:
-            return None
+            return _partial(resources, page, cut, key)
         try:
             body = json.loads(b"".join(chunks))
         except (ValueError, RecursionError):
-            return None
+            return _partial(resources, page, cut, key)
         if not _usable(body):
-            return None
+            return _partial(resources, page, cut, key)
         resources.extend(_entries(body))
-        nxt = None
-        for link in body.get("link") or []:
-            if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-                nxt = link["url"]
+        nxt = next_link(body)
+        if nxt is None:
+            return resources
         # NOTE: the bearer token goes with every page, so a next link is followed only on the
         # server's own origin and base path (parsed: another port or a userinfo trick is refused).
-        if nxt is None or not _same_server(nxt, origin, base):
+        if not _same_server(nxt, origin, base):
             break
         url = nxt
+    if cut is not None:
+        cut.add(key)  # pages left unread: the data is cut short
+    return resources
+
+
+def _partial(resources: list[Mapping[str, Any]], page: int, cut: set[str] | None,
+             key: str) -> list[Mapping[str, Any]] | None:
+    """A first page that fails is no data (None); a later one leaves the data cut short."""
+    if page == 0:
+        return None
+    if cut is not None:
+        cut.add(key)
     return resources

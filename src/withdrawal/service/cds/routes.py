@@ -20,7 +20,7 @@ from withdrawal.patient import resolve, resolve_drug_name
 from withdrawal.plan.pathway import build_pathway
 from withdrawal.service.cds import cards as cardlib
 from withdrawal.service.cds.jwt_auth import verify
-from withdrawal.service.cds.prefetch import PREFETCH, Gathered, assemble, fetch_missing, missing
+from withdrawal.service.cds.prefetch import PREFETCH, Gathered, assemble, fetch_missing, missing, pages_to_follow
 from withdrawal.service.config import Settings
 from withdrawal.service.errors import CdsAuthError, MissingData
 from withdrawal.service.limits import Timestamp
@@ -269,7 +269,7 @@ def _patient_id(body: CdsRequest) -> str:
     pid = body.context.get("patientId")
     if isinstance(pid, str) and pid.startswith("Patient/"):
         pid = pid.removeprefix("Patient/")
-    if not isinstance(pid, str) or not pid or len(pid) > 200 or "/" in pid:
+    if not isinstance(pid, str) or not pid or len(pid) > 200:
         raise MissingData("context.patientId is required (an id, or Patient/<id>)")
     return pid
 
@@ -293,6 +293,10 @@ def _assess(
     # COWS/SOWS (QuestionnaireResponses or scored Observations) and the last opioid use are read too.
     mapped = to_patient_at_bedside(got.resources, kb, as_of=now.date(), now=now, patient_id=chosen, strict=False)
     data = mapped.patient
+    if got.truncated:
+        # NOTE: data cut short is never a clean answer: named as not screened, the screen is incomplete.
+        cut = tuple(f"record cut short: {k} (further pages not read)" for k in got.truncated)
+        data = data.model_copy(update={"conditions": (*data.conditions, *cut)})
     record_drugs = resolve(data, kb).active_drugs if record else frozenset()
     if without_tramadol:
         data = data.model_copy(update={"medications": tuple(
@@ -329,8 +333,10 @@ async def call_service(service_id: ServiceId, body: CdsRequest, request: Request
     got = None
     if hook == "patient-view" or drafts:
         keys = missing(body.prefetch)
+        follow = pages_to_follow(body.prefetch)
+        truncated: set[str] = set()
         fetched = {}
-        if keys and body.fhirServer:
+        if (keys or follow) and body.fhirServer:
             fetched = await fetch_missing(
                 keys,
                 patient_id=_patient_id(body),
@@ -342,8 +348,12 @@ async def call_service(service_id: ServiceId, body: CdsRequest, request: Request
                 deadline_s=settings.cds_fhir_deadline_s,
                 transport=state.fhir_transport,
                 tls=state.fhir_tls,
+                max_pages=settings.cds_fhir_max_pages,
+                continue_from=follow,
+                truncated=truncated,
             )
-        got = assemble(body.prefetch, fetched)
+        more = {k: v for k in follow if (v := fetched.pop(k, None)) is not None}
+        got = assemble(body.prefetch, fetched, more=more, truncated=truncated)
     if settings.db_url.startswith("sqlite"):
         return _call_service(service_id, hook, body, request, claims, drafts, got, basket)
     return await run_in_threadpool(_call_service, service_id, hook, body, request, claims, drafts, got, basket)
