@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from withdrawal.assess import assess_patient
@@ -24,7 +26,7 @@ from withdrawal.fhir.questionnaire import (
     to_patient_at_bedside,
 )
 from withdrawal.fhir.writeback import InvalidFhir, system_actions, validate_r4, writeback_bundle
-from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.plan.pathway import build_pathway
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -241,3 +243,34 @@ def test_cli_reads_the_response_from_a_bundle(tmp_path: Path, kb: KnowledgeBase)
     out = json.loads(result.stdout)
     assert out["cows"]["total"] == 17
     assert out["pathway"]["starts"][0]["id"] == "standard"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12) | st.sampled_from(["resting_pulse_rate", "resting_pulse_rate-2", "cows-total", CODE_SYSTEM,
+                                              "hours_since_last_opioid_use", "2026-12-04T10:00:00Z", "²", "completed"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["item", "linkId", "answer", "valueCoding", "valueInteger", "valueDecimal", "code", "system",
+                         "coding", "component", "extension", "url", "status", "authored", "valueQuantity", "value"]),
+        inner, max_size=5),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(body=_json, kind=st.sampled_from(["QuestionnaireResponse", "Observation"]))
+def test_malformed_records_raise_only_input_errors(body: Any, kind: str) -> None:
+    kb = default_kb()
+    res: dict[str, Any] = dict(body) if isinstance(body, dict) else {"item": body}
+    res["resourceType"] = kind
+    if kind == "QuestionnaireResponse":
+        res["questionnaire"] = QUESTIONNAIRE_URL.format(scale="cows")
+        res.setdefault("status", "completed")
+    else:
+        res["status"] = "final"
+        res.setdefault("code", {"coding": [{"system": CODE_SYSTEM, "code": "cows-total"}]})
+    try:
+        read_bedside([res], kb, now=NOW)
+    except InputError:
+        pass
+    assert read_bedside([res], kb, now=NOW, strict=False) is not None

@@ -16,6 +16,7 @@ well when one is added to :data:`LOINC_CODES` after it has been checked at loinc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -182,7 +183,7 @@ def _answer_score(where: str, item_id: str, answer: JSON, allowed: tuple[int, ..
         code = _str(coding.get("code"))
         if value is None and code and code.startswith(f"{item_id}-"):
             tail = code[len(item_id) + 1 :]
-            value = int(tail) if tail.isdigit() else tail
+            value = int(tail) if re.fullmatch(r"[0-9]{1,3}", tail) else tail
     else:
         raise InputError(f"{where}.answer", "needs a valueCoding or valueInteger", allowed=allowed)
     if isinstance(value, float) and value.is_integer():
@@ -308,7 +309,7 @@ def read_bedside(
             sid = _scale_of_questionnaire(res.get("questionnaire"))
             if sid is None:
                 return
-            if res.get("status") not in _DONE:
+            if _str(res.get("status")) not in _DONE:
                 skipped.append(f"QuestionnaireResponse/{rid}: status {res.get('status')!r}, not completed")
                 return
             when = _when(res.get("authored")) or epoch
@@ -323,7 +324,7 @@ def read_bedside(
         elif rtype == "Observation":
             codes = _codes(res.get("code"), CODE_SYSTEM)
             loinc = set(_codes(res.get("code"), LOINC))
-            if res.get("status") not in _OBS_DONE:
+            if _str(res.get("status")) not in _OBS_DONE:
                 return
             when = _when(res.get("effectiveDateTime")) or _when(res.get("issued")) or epoch
             if later(when):
