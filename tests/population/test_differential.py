@@ -124,3 +124,25 @@ def test_assess_and_population_screen_agree_as_of_a_date(kb: KnowledgeBase, tmp_
         assert sorted(f["code"] for f in answer["findings"]) == list(rows[pid]["codes"]), pid
     bad = runner.invoke(app, ["assess", str(tmp_path / f"{draft}.json"), "--as-of", "30/06/2025"])
     assert bad.exit_code == 2 and "--as-of" in bad.output
+
+
+def test_synth_varied_export_screens_as_its_per_patient_truth(tmp_path: Path) -> None:
+    """`population synth --varied`: the whole table in one export; the bulk screen equals its truth."""
+    from typer.testing import CliRunner
+
+    from population_support import truth_by_id
+    from withdrawal.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["population", "synth", "150", "--out", str(tmp_path / "v"), "--varied", "--seed", "4"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "v" / "Medication.ndjson").is_file()  # references to Medication resources are drawn
+    run = run_screen(tmp_path / "v", tmp_path / "o")  # as of the manifest's transactionTime
+    rows, truth = rows_by_id(run.patients_path), truth_by_id(tmp_path / "v")
+    assert set(rows) == set(truth) and len(rows) == 150
+    for pid, t in truth.items():
+        for col in ("verdict", "codes", "tramadol_active", *FLAG_COLUMNS):
+            assert rows[pid][col] == t[col], (pid, col)
+        assert rows[pid]["mme"] == pytest.approx(t["mme"], abs=1e-6)
+    bad = runner.invoke(app, ["population", "synth", "5", "--out", str(tmp_path / "w"), "--varied", "--gzip"])
+    assert bad.exit_code == 2 and "--varied" in bad.output

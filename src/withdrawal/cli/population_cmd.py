@@ -93,17 +93,25 @@ def synth_cmd(
     gzip: Annotated[bool, typer.Option("--gzip/--no-gzip", help="write .ndjson.gz")] = False,
     manifest: Annotated[bool, typer.Option("--manifest/--no-manifest", help="write manifest.json")] = True,
     truth: Annotated[bool, typer.Option("--truth/--no-truth", help="write ground_truth.parquet")] = True,
+    varied: Annotated[bool, typer.Option("--varied", help="draw every row of the FHIR reading table (statuses, "
+                                         "codes, units, date forms, references); truth by the per-patient "
+                                         "reading")] = False,
 ) -> None:
     """Write a seeded synthetic FHIR R4 Bulk Data export of N patients with ground truth."""
-    from withdrawal.population.synth import synthesize
+    from withdrawal.population.synth import synthesize, synthesize_varied
 
     try:
         day = _parse_date(as_of, "as_of")
         assert day is not None
-        with _bar() as bar:
-            task = bar.add_task("patients", total=n)
-            report = synthesize(out, n, seed=seed, as_of=day, compress=gzip, manifest=manifest, truth=truth,
-                                progress=lambda done: bar.update(task, completed=done))
+        if varied and (gzip or not manifest):
+            raise InputError("--varied", "writes plain NDJSON with a manifest (no --gzip, no --no-manifest)")
+        if varied:
+            report = synthesize_varied(out, n, seed=seed, as_of=day, truth=truth)
+        else:
+            with _bar() as bar:
+                task = bar.add_task("patients", total=n)
+                report = synthesize(out, n, seed=seed, as_of=day, compress=gzip, manifest=manifest, truth=truth,
+                                    progress=lambda done: bar.update(task, completed=done))
     except WithdrawalError as exc:
         raise fail(exc) from exc
     counts = ", ".join(f"{k} {v:,}" for k, v in report.resources.items())

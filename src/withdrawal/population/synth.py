@@ -591,3 +591,67 @@ def _truth_table(patients: list[_Latent], evaluator: PatientEvaluator,
 def read_truth(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a ground-truth file as dicts (for tests and tools)."""
     yield from pq.read_table(path).to_pylist()
+
+
+def synthesize_varied(
+    out: Path,
+    n: int,
+    *,
+    seed: int = 0,
+    as_of: date = date(2026, 1, 1),
+    truth: bool = True,
+    kb: KnowledgeBase | None = None,
+) -> SynthReport:
+    """Write ``n`` patients drawn from the whole FHIR reading table (``withdrawal.fhir.generate``): every
+    status, code, unit, date path and form, medication references and Medication resources included.
+
+    Their truth file is the per-patient reading (``fhir.to_patient`` -> screen and flags), so a bulk run
+    on this export is the differential test at any size."""
+    import random
+
+    from withdrawal.fhir import to_patient
+    from withdrawal.fhir.generate import RecordGenerator
+
+    if n < 1:
+        raise InputError("n", "must be at least 1", value=n)
+    kb = kb or default_kb()
+    out.mkdir(parents=True, exist_ok=True)
+    for old in (*out.glob("*.ndjson"), *out.glob("*.ndjson.gz")):
+        old.unlink()
+    gen = RecordGenerator(kb, as_of, random.Random(seed))
+    evaluator = PatientEvaluator(kb, default_mme()) if truth else None
+    lines: dict[str, list[str]] = {}
+    rows: list[tuple[str, int, str, PatientScreen]] = []
+    for i in range(n):
+        pid = f"v{i:08d}"
+        record = gen.record(pid)
+        for res in record:
+            lines.setdefault(str(res["resourceType"]), []).append(json.dumps(res, separators=(",", ":")))
+        if evaluator is not None:
+            data = to_patient(record, kb, as_of=as_of, patient_id=pid).patient
+            rows.append((pid, data.age_years, data.sex, evaluator(data)))
+    files = []
+    for rtype, body in lines.items():
+        path = out / f"{rtype}.ndjson"
+        path.write_text("\n".join(body) + "\n", encoding="utf-8")
+        files.append(path)
+    doc = {"transactionTime": f"{as_of.isoformat()}T00:00:00Z", "request": "https://example.org/fhir/$export",
+           "requiresAccessToken": False, "error": [],
+           "output": [{"type": t, "url": f"{t}.ndjson", "count": len(b)} for t, b in lines.items()]}
+    (out / "manifest.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    truth_path = out / TRUTH_FILE
+    if evaluator is not None:
+        schema = pa.schema([("patient_id", pa.string()), ("age", pa.int32()), ("sex", pa.string()),
+                            ("verdict", pa.string()), ("codes", pa.list_(pa.string())), ("mme", pa.float64()),
+                            ("tramadol_active", pa.bool_())] + [(f"flag_{f}", pa.bool_()) for f in FLAG_IDS])
+        table = pa.table({
+            "patient_id": [r[0] for r in rows], "age": [r[1] for r in rows], "sex": [r[2] for r in rows],
+            "verdict": [r[3].verdict for r in rows], "codes": [list(r[3].codes) for r in rows],
+            "mme": [r[3].mme for r in rows], "tramadol_active": [r[3].tramadol_active for r in rows],
+            **{f"flag_{f}": [r[3].flags[f] for r in rows] for f in FLAG_IDS},
+        }, schema=schema)
+        pq.write_table(table, truth_path)
+    else:
+        truth_path.unlink(missing_ok=True)
+    return SynthReport(out=out, patients=n, resources={t: len(b) for t, b in lines.items()}, files=tuple(files),
+                       truth=truth_path if truth else None, as_of=as_of)
