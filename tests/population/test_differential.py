@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from population_support import rows_by_id
+from population_support import rows_by_id, truth_by_id
 
 from withdrawal.fhir import to_patient
 from withdrawal.fhir.generate import RecordGenerator, coverage
@@ -130,7 +130,6 @@ def test_synth_varied_export_screens_as_its_per_patient_truth(tmp_path: Path) ->
     """`population synth --varied`: the whole table in one export; the bulk screen equals its truth."""
     from typer.testing import CliRunner
 
-    from population_support import truth_by_id
     from withdrawal.cli import app
 
     runner = CliRunner()

@@ -59,7 +59,7 @@ def test_pseudonyms_and_csv(export_small: Path, tmp_path: Path) -> None:
         assert row["verdict"] == truth[expected[hashed]]["verdict"]
     with (tmp_path / "o" / "patients.csv").open(newline="", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
-    assert len(table) == N and set(r["patient_id"] for r in table) == set(rows)
+    assert len(table) == N and {r["patient_id"] for r in table} == set(rows)
     one = next(r for r in table if rows[r["patient_id"]]["codes"])
     assert one["codes"] == ";".join(rows[one["patient_id"]]["codes"])
     summary = json.loads(run.summary_path.read_text())
