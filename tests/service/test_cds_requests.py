@@ -233,3 +233,30 @@ def test_data_cut_short_is_said_and_never_clean(server: LiveServer, keys: Keys, 
     r = call(server, keys, "patient-view", records=[{**TRAMADOL, "status": "active"}], fhir_server=fhir,
              conditions_next=f"{fhir}/endless?page=2")
     assert any("cut short: conditions" in c["detail"] for c in r.json()["cards"])
+
+
+def test_cors_for_configured_browser_origins_only(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> None:
+    ehr = "https://ehr.example.org"
+    live = start_server(tmp_path_factory.mktemp("cors"), keys=keys,
+                        extra_env={"WITHDRAWAL_CDS_CORS_ORIGINS": ehr})
+    try:
+        url = f"{live.url}/cds-services/withdrawal-order-sign"
+        pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+        ok = httpx.options(url, headers={"Origin": ehr, **pre})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ehr
+        assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+        other = httpx.options(url, headers={"Origin": "https://evil.example", **pre})
+        assert "access-control-allow-origin" not in other.headers
+        r = call(live, keys, "order-sign", drafts=[TRAMADOL, SERTRALINE])
+        assert r.status_code == 200
+        r = httpx.get(f"{live.url}/cds-services", headers={"Origin": ehr, "Authorization":
+                                                           f"Bearer {keys.token(f'{live.url}/cds-services')}"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ehr
+        page = httpx.get(f"{live.url}/health", headers={"Origin": ehr})
+        assert "access-control-allow-origin" not in page.headers  # CDS paths only
+    finally:
+        stop_server(live)
+    from withdrawal.service.config import Settings
+
+    with pytest.raises(ValueError, match="cds_cors_origins"):
+        Settings(cds_cors_origins=("http://ehr.example.org",))

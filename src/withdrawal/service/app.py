@@ -199,4 +199,26 @@ def create_app(
     app.add_middleware(EdgeGuard)  # NUL and non-finite numbers: 422 before any route or database sees them
     app.add_middleware(AccessLog)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cds_cors_origins:
+        app.add_middleware(CdsCors, origins=settings.cds_cors_origins)
     return app
+
+
+class CdsCors:
+    """CORS for browser-based EHR clients, on the CDS Hooks paths only and for the configured origins only
+    (``WITHDRAWAL_CDS_CORS_ORIGINS``); the JWT travels in the Authorization header, never a cookie."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        self.cors = CORSMiddleware(app, allow_origins=list(origins), allow_methods=["GET", "POST", "OPTIONS"],
+                                   allow_headers=["Authorization", "Content-Type"], allow_credentials=False,
+                                   max_age=600)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == "/cds-services" or path.startswith("/cds-services/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,6 +61,8 @@ class Settings(BaseSettings):
     cds_fhir_deadline_s: float = Field(default=10.0, gt=0, le=120)
     """All the fetches of one CDS call together; a server that trickles is cut off here."""
     cds_fhir_max_concurrent: int = Field(default=16, ge=1, le=1000)
+    # browser-based EHR clients (SMART apps calling CDS Hooks from a page) allowed by CORS, by origin
+    cds_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # pages of one paginated search read (prefetch Bundles' ``next`` links included); beyond: cut short
     cds_fhir_max_pages: int = Field(default=5, ge=1, le=100)
     """Outbound FHIR requests in flight at once, per process."""
@@ -90,7 +93,8 @@ class Settings(BaseSettings):
     monitoring_sows_crisis_total: int = Field(default=48, ge=1, le=64)
 
     @field_validator(
-        "cds_allowed_issuers", "cds_audiences", "cds_fhir_servers", "cds_fhir_private_networks", mode="before"
+        "cds_allowed_issuers", "cds_audiences", "cds_fhir_servers", "cds_fhir_private_networks", "cds_cors_origins",
+        mode="before",
     )
     @classmethod
     def _split(cls, v: Any) -> Any:
@@ -112,6 +116,18 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"cds_fhir_servers: {url[:100]!r}: {exc}") from exc
         return v
+
+    @field_validator("cds_cors_origins")
+    @classmethod
+    def _origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in v:
+            parts = urlsplit(origin)
+            local = parts.hostname in {"localhost", "127.0.0.1", "::1"}
+            if (parts.scheme != "https" and not (parts.scheme == "http" and local)) or not parts.hostname \
+                    or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+                raise ValueError(f"cds_cors_origins: {origin[:100]!r} is not an https origin (scheme://host[:port]; "
+                                 "http only for localhost)")
+        return tuple(o.rstrip("/") for o in v)
 
     @field_validator("cds_fhir_private_networks")
     @classmethod
