@@ -10,8 +10,9 @@ import pytest
 
 
 @pytest.mark.parametrize("width,height,screens", [(1280, 800, 2.8), (390, 844, 4.6)])
-def test_compact_cows_with_next_step_and_time(make_page: Any, creds: Any, signin: Any, server: Any, width: int,
-                                              height: int, screens: float) -> None:
+def test_compact_cows_with_next_step_and_time(
+    make_page: Any, creds: Any, signin: Any, server: Any, width: int, height: int, screens: float
+) -> None:
     page = make_page(width=width, height=height)
     signin(page, creds["clinician"])
     pid = server.patient_id("demo-web-e")
@@ -35,8 +36,9 @@ def test_compact_cows_with_next_step_and_time(make_page: Any, creds: Any, signin
     page.get_by_role("button", name="Save COWS").click()
     assert f"total {total}" in page.get_by_role("status").inner_text()
     when = page.locator("#cows-copy").inner_text()
-    (at,) = server.query("select recorded_at from assessments where patient_id = ? and scale = 'cows' "
-                         "order by id desc limit 1", pid)[0]
+    (at,) = server.query(
+        "select recorded_at from assessments where patient_id = ? and scale = 'cows' order by id desc limit 1", pid
+    )[0]
     assert re.search(r"scored \d\d \w{3} \d{4} \d\d:\d\d UTC", when)
     assert str(at)[11:16] in when  # the time asked for, not the time of saving
 
@@ -57,8 +59,9 @@ def test_copy_result_and_bad_time(make_page: Any, creds: Any, signin: Any, serve
     assert "minutes_ago" in summary and "720" in summary and "Resting pulse rate" in summary  # all at once
 
 
-def test_course_chart_opens_at_the_newest_points_on_a_phone(make_page: Any, creds: Any, signin: Any,
-                                                            server: Any) -> None:
+def test_course_chart_opens_at_the_newest_points_on_a_phone(
+    make_page: Any, creds: Any, signin: Any, server: Any
+) -> None:
     page = make_page(width=390, height=844)
     signin(page, creds["clinician"])
     page.goto(f"/app/patients/{server.patient_id('demo-a')}/course")

@@ -19,12 +19,15 @@ def test_dial_numbers_are_the_resources_own(kb: KnowledgeBase) -> None:
         for _, href in links:
             number = re.sub(r"\D", "", href).removeprefix("1") if href.startswith("tel:+1") else href[4:]
             assert number in digits or number in re.sub(r"\D", "", resources[rid].contact.replace("HELP", "4357")), (
-                rid, href)
+                rid,
+                href,
+            )
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (1280, 800)])
-def test_crisis_numbers_tap_to_call_on_the_first_screen(make_page: Any, creds: Any, signin: Any, width: int,
-                                                         height: int) -> None:
+def test_crisis_numbers_tap_to_call_on_the_first_screen(
+    make_page: Any, creds: Any, signin: Any, width: int, height: int
+) -> None:
     page = make_page(width=width, height=height)
     signin(page, creds["patient"])
     for href in ("tel:988", "sms:988", "tel:911"):
@@ -61,3 +64,43 @@ def test_sows_at_crisis_level_reaches_the_clinician(make_page: Any, creds: Any, 
     alert = clin.locator("#alerts [data-code=patient_crisis_signal]")
     assert alert.is_visible() and "Stop" in alert.inner_text()
     assert "crisis" in clin.locator("#cows-status .alert-link").inner_text().lower()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_new_states_are_axe_clean(
+    make_page: Any, creds: Any, signin: Any, server: Any, axe: Any, describe_violations: Any, width: int
+) -> None:
+    """The review list, the dose form asking for an override and the crisis screen: no serious or
+    critical axe violation at either width."""
+    serious = {"serious", "critical"}
+    clin = make_page(width=width, height=844, bypass_csp=True)
+    signin(clin, creds["clinician"])
+    problems: list[str] = []
+    clin.goto("/app/patients/new")
+    clin.get_by_label("Name or initials").fill(f"Axe {width}")
+    clin.get_by_label("Age in years").fill("30")
+    clin.get_by_label("Conditions").fill("epilepsi")
+    clin.get_by_role("button", name="Create and assess").click()
+    assert clin.locator("#review").is_visible()
+    problems += [f"review: {describe_violations(v)}" for v in [[x for x in axe(clin) if x["impact"] in serious]] if v]
+    clin.goto(f"/app/patients/{server.patient_id('demo-a')}/course")
+    clin.get_by_label("Medicine").fill("tramadol")
+    clin.get_by_label("Dose (mg)").fill("50")
+    clin.get_by_role("button", name="Record dose").click()
+    assert clin.locator("#override_reason-error").is_visible()
+    problems += [f"dose: {describe_violations(v)}" for v in [[x for x in axe(clin) if x["impact"] in serious]] if v]
+    pat = make_page(width=width, height=844, bypass_csp=True)
+    signin(pat, creds["patient2"])
+    pid = server.patient_id("demo-b")
+    pat.goto(f"/app/patients/{pid}/sows")
+    items = dict.fromkeys(
+        pat.locator("fieldset.item input[type=radio]").evaluate_all("els => [...new Set(els.map(e => e.name))]"), "4"
+    )
+    resp = pat.request.post(
+        f"/app/patients/{pid}/sows", form={"csrf": pat.locator("input[name=csrf]").first.input_value(), **items}
+    )
+    assert resp.ok
+    pat.goto(f"/app/patients/{pid}")
+    assert pat.locator("#crisis").is_visible()
+    problems += [f"diary: {describe_violations(v)}" for v in [[x for x in axe(pat) if x["impact"] in serious]] if v]
+    assert not problems, "\n".join(problems)

@@ -16,8 +16,7 @@ def _dose(page: Any, drug: str, mg: str, hours: str = "0", reason: str | None = 
     page.get_by_role("button", name="Record dose").click()
 
 
-def test_avoid_needs_an_override_reason_kept_in_the_audit_log(page: Any, creds: Any, signin: Any,
-                                                                server: Any) -> None:
+def test_avoid_needs_an_override_reason_kept_in_the_audit_log(page: Any, creds: Any, signin: Any, server: Any) -> None:
     signin(page, creds["clinician"])
     pid = server.patient_id("demo-a")  # sertraline: tramadol to be avoided
     page.goto(f"/app/patients/{pid}/course")
@@ -31,8 +30,11 @@ def test_avoid_needs_an_override_reason_kept_in_the_audit_log(page: Any, creds: 
     reason = "Declined buprenorphine and methadone; daily review arranged"
     _dose(page, "tramadol", "50", reason=reason)
     assert "against a warning" in page.get_by_role("status").inner_text()
-    rows = server.query("select outcome, reason from audit_log where patient_id = ? and resource = 'administration' "
-                        "and action = 'create' order by id desc limit 1", pid)
+    rows = server.query(
+        "select outcome, reason from audit_log where patient_id = ? and resource = 'administration' "
+        "and action = 'create' order by id desc limit 1",
+        pid,
+    )
     assert rows == [("override", reason)]
     log = (server.db.parent / "server.log").read_text(errors="replace")
     assert reason not in log  # never in the application log
@@ -62,12 +64,19 @@ def test_contraindicated_is_refused_with_the_reason(page: Any, creds: Any, signi
     error = page.locator("#drug-error").inner_text()
     assert "contraindicated" in error and "phenelzine" in error
     assert page.get_by_label("Override reason").count() == 0  # no override for a contraindication
-    resp = page.request.post(f"/app/patients/{pid}/doses", form={
-        "csrf": page.locator("input[name=csrf]").first.input_value(), "drug": "tramadol", "dose_mg": "50",
-        "hours_ago": "0", "kind": "administration", "override_reason": "I accept the risk fully, really"})
+    resp = page.request.post(
+        f"/app/patients/{pid}/doses",
+        form={
+            "csrf": page.locator("input[name=csrf]").first.input_value(),
+            "drug": "tramadol",
+            "dose_mg": "50",
+            "hours_ago": "0",
+            "kind": "administration",
+            "override_reason": "I accept the risk fully, really",
+        },
+    )
     assert resp.status == 422 and "contraindicated" in resp.text()
-    assert not server.query("select id from medication_administrations where patient_id = ? and drug = 'tramadol'",
-                            pid)
+    assert not server.query("select id from medication_administrations where patient_id = ? and drug = 'tramadol'", pid)
 
 
 def test_the_same_override_unlocks_the_schedule_on_the_page(page: Any, creds: Any, signin: Any, server: Any) -> None:
@@ -82,12 +91,15 @@ def test_the_same_override_unlocks_the_schedule_on_the_page(page: Any, creds: An
     page.get_by_role("button", name="Show the schedule with this reason").click()
     assert reason in page.locator("#answer").inner_text()  # named on the first screen
     assert page.get_by_role("table", name="Tramadol taper by day").is_visible()
-    assert server.query("select reason from audit_log where patient_id = ? and action = 'assess_override'",
-                        pid) == [(reason,)]
+    assert server.query("select reason from audit_log where patient_id = ? and action = 'assess_override'", pid) == [
+        (reason,)
+    ]
     # never for a contraindication: no form, and a forged request gets no schedule
     d = server.patient_id("demo-web-d")
     page.goto(f"/app/patients/{d}")
     assert page.locator("form[action$='/override#h-taper']").count() == 0
-    resp = page.request.post(f"/app/patients/{d}/override", form={
-        "csrf": page.locator("input[name=csrf]").first.input_value(), "override_reason": reason})
+    resp = page.request.post(
+        f"/app/patients/{d}/override",
+        form={"csrf": page.locator("input[name=csrf]").first.input_value(), "override_reason": reason},
+    )
     assert resp.status == 200 and "Tramadol taper by day" not in resp.text()
