@@ -260,3 +260,21 @@ def test_cors_for_configured_browser_origins_only(tmp_path_factory: pytest.TempP
 
     with pytest.raises(ValueError, match="cds_cors_origins"):
         Settings(cds_cors_origins=("http://ehr.example.org",))
+
+
+def test_extended_release_has_its_own_limits(server: LiveServer, keys: Keys) -> None:
+    er = {"text": "tramadol hydrochloride 100 MG 24 HR Extended Release Oral Tablet"}
+    daily = [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+              "doseAndRate": [{"doseQuantity": {"value": 4, "unit": "{tablet}"}}]}]
+    r = call(server, keys, "order-sign", drafts=[order("e1", concept=er, dosage=daily)])  # 400 mg/day ER
+    assert any("400 mg/day exceeds this patient's limit (extended release) of 300" in s for s in summaries(r))
+    ir = order("i1", concept=TRAMADOL_SCD, dosage=every(6, 2, "{tablet}"))  # 400 mg/day IR: within its limit
+    assert not any("exceeds" in s for s in summaries(call(server, keys, "order-sign", drafts=[ir])))
+    crcl = {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2164-2"}]},
+            "effectiveDateTime": "2026-11-01", "valueQuantity": {"value": 20, "unit": "mL/min"}}
+    once = [{**daily[0], "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "{tablet}"}}]}]
+    r = call(server, keys, "order-sign", drafts=[order("e2", concept=er, dosage=once)],
+             extra={"observations": bundle(crcl)})
+    card = next(c for c in r.json()["cards"] if "Extended-release tramadol is not for this patient" in c["summary"])
+    assert card["indicator"] == "warning" and "30 mL/min" in card["summary"]

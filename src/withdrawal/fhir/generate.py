@@ -212,6 +212,9 @@ class RecordGenerator:
             return self.concept(codes.RXNORM, r.choice(_UNKNOWN_RX), text=r.choice(_UNKNOWN_DRUGS)), None
         if kind == 5:
             self.use(m, "text", "code.text")
+            if r.random() < 0.5:
+                word = self.pick(m, "release form")
+                return {"text": f"tramadol hydrochloride 100 MG {word} Oral Tablet"}, 100.0
             return {"text": r.choice(_UNKNOWN_DRUGS)}, None
         self.use(m, "text", "code.text")
         return {"text": "tramadol hydrochloride 50 MG Oral Tablet"}, 50.0

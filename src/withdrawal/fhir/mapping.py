@@ -301,6 +301,13 @@ def _medication_concept(res: JSON, contained: Mapping[str, JSON]) -> object:
     return concept
 
 
+def release_form(text: str | None) -> str:
+    """``extended`` when the product's name carries a word of the table's release-form rows, else ``immediate``."""
+    low = " " + re.sub(r"[^a-z0-9]+", " ", (text or "").lower()) + " "
+    words = reading.values("Medication", "release form", "extended")
+    return "extended" if any(f" {w.lower()} " in low for w in words) else "immediate"
+
+
 def med_state(rtype: str, status: str | None, intent: str | None, end: date | None, as_of: date) -> str:
     """``active``, ``stopped`` or ``ignored`` by the table's status rows; an active record whose end
     date is on or before ``as_of`` is stopped."""

@@ -78,6 +78,9 @@ def _rows() -> list[Row]:
     add("Medication", "medication[x]", ("medicationCodeableConcept", "medicationReference (contained)",
                                         "medicationReference (Bundle / export)", "medicationReference.display"),
         "concept", "tried in this order")
+    add("Medication", "release form", ("Extended Release", "24 HR", "ER", "XR"), "extended",
+        "words of the product's name (RxNorm SCD: ``tramadol hydrochloride 100 MG 24 HR Extended Release Oral "
+        "Tablet``); extended-release products have their own dose limits (per-patient order checks)")
     add("Medication", "duplicates", ("same product and state",), "one entry, highest dose",
         "refills of one order repeat in exports; a stopped duplicate keeps the most recent stop")
     # dose: units are per dose (mg factor), per hour (patches), or counts of the product's strength

@@ -51,10 +51,10 @@ def render(kb: KnowledgeBase) -> str:
         ["rule", "finding code", "level", "when", "message", "sources (verification)"],
         ([r.id, r.code, r.level, _when(r.when), r.message, _cites(r)] for r in t.rules),
     )
-    lines += ["## Dose limits (immediate release)", ""]
+    lines += ["## Dose limits (immediate and extended release; 0: the form is not for the patient)", ""]
     lines += _table(
-        ["limit", "max mg/day", "interval h", "when", "sources (verification)"],
-        ([d.id, d.max_daily_mg, d.interval_h or "", _when(d.when), _cites(d)] for d in t.dose_limits),
+        ["limit", "release", "max mg/day", "interval h", "when", "sources (verification)"],
+        ([d.id, d.release, d.max_daily_mg, d.interval_h or "", _when(d.when), _cites(d)] for d in t.dose_limits),
     )
     lines += [
         "The interaction checker (`withdrawal interactions`) reports these same rules for each drug that",

@@ -239,8 +239,9 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
                 raise KnowledgeBaseError(f"vocabulary.yaml: drug {d.id} has unknown class {c!r}")
     for r in rules.rules:
         _check_matches(r.when, f"tramadol.yaml: rule {r.id}", drugs, classes, conditions)
-    if not any(not lim.when and lim.interval_h for lim in rules.dose_limits):
-        raise KnowledgeBaseError("tramadol.yaml: no unconditional dose limit with an interval_h")
+    for release in ("immediate", "extended"):
+        if not any(not lim.when and lim.interval_h and lim.release == release for lim in rules.dose_limits):
+            raise KnowledgeBaseError(f"tramadol.yaml: no unconditional {release}-release dose limit with an interval_h")
     for lim in rules.dose_limits:
         _check_matches(lim.when, f"tramadol.yaml: dose limit {lim.id}", drugs, classes, conditions)
     for pair in rules.pair_interactions:

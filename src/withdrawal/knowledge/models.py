@@ -147,13 +147,23 @@ class Rule(Cited):
 
 
 class DoseLimit(Cited):
-    """A ceiling on the immediate-release daily dose; the lowest applicable one wins."""
+    """A ceiling on the daily dose of one product form; the lowest applicable one wins.
+
+    ``release``: the immediate-release (default) or extended-release products. ``max_daily_mg`` 0 says
+    the form is not for the patient at all (only for extended release, where the labels say so)."""
 
     id: str = Field(pattern=r"^[a-z0-9_]+$")
-    max_daily_mg: int = Field(gt=0)
+    max_daily_mg: int = Field(ge=0)
     interval_h: int | None = None
     reason: str
     when: tuple[Match, ...] = ()
+    release: Literal["immediate", "extended"] = "immediate"
+
+    @model_validator(mode="after")
+    def _zero_only_for_extended(self) -> DoseLimit:
+        if self.max_daily_mg == 0 and self.release != "extended":
+            raise ValueError(f"dose limit {self.id}: max_daily_mg 0 (not for this patient) only for extended release")
+        return self
 
 
 class PairInteraction(Cited):

@@ -93,12 +93,14 @@ def _merge(code: str, hits: list[tuple[AnyRule, list[str]]]) -> Finding:
     )
 
 
-def dose_limit(patient: Patient, kb: KnowledgeBase) -> DoseLimitResult:
-    """Lowest applicable immediate-release daily maximum; the longest interval wins too."""
+def dose_limit(patient: Patient, kb: KnowledgeBase, release: str = "immediate") -> DoseLimitResult:
+    """Lowest applicable daily maximum of the ``release`` form (immediate by default); the longest
+    interval wins too. For extended release a maximum of 0 means the form is not for this patient."""
     facts = Facts(patient, kb, None)
-    applicable: list[DoseLimit] = [lim for lim in kb.tramadol.dose_limits if not lim.when or fires(lim.when, facts)]
+    applicable: list[DoseLimit] = [lim for lim in kb.tramadol.dose_limits
+                                   if lim.release == release and (not lim.when or fires(lim.when, facts))]
     lowest = min(applicable, key=lambda lim: lim.max_daily_mg)
-    interval = max(lim.interval_h for lim in applicable if lim.interval_h is not None)
+    interval = max((lim.interval_h for lim in applicable if lim.interval_h is not None), default=24)
     return DoseLimitResult(
         max_daily_mg=lowest.max_daily_mg,
         interval_h=interval,

@@ -17,7 +17,7 @@ from typing import Any, get_args
 from withdrawal.assess import Assessment
 from withdrawal.knowledge.base import Trust
 from withdrawal.plan.pathway import Pathway
-from withdrawal.safety.screen import Finding
+from withdrawal.safety.screen import Finding, dose_limit
 
 INDICATOR = {"contraindicated": "critical", "avoid": "warning", "caution": "info", "acceptable": "info"}
 OVERRIDE_SYSTEM = "urn:withdrawal:cds:override-reason"
@@ -44,6 +44,7 @@ class DraftOrder:
     dose_mg_per_day: float | None
     name: str
     has_dosage: bool = False
+    release: str = "immediate"
 
 
 def _clip(text: str, n: int = 140) -> str:
@@ -225,8 +226,19 @@ def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_re
                 _source(cited, ids, "cautions"),
             )
         )
-    limit = a.screen.dose_limit
     for o in orders:
+        limit = a.screen.dose_limit if o.release == "immediate" else dose_limit(a.patient, a.kb, o.release)
+        if limit.max_daily_mg == 0:
+            cards.append(
+                _card(
+                    f"Extended-release tramadol is not for this patient: {limit.reason}",
+                    "warning",
+                    f"{o.name}: {limit.reason}\n\nSources:\n{_links_md(cited, limit.sources)}",
+                    _source(cited, limit.sources, "dose_limit_er"),
+                    _suggestions(a, [o], patient_ref, replace=False),
+                )
+            )
+            continue
         if o.dose_mg_per_day is None:
             given = "its dosage could not be read (unit, strength or timing)" if o.has_dosage else "it has no dosage"
             cards.append(
@@ -240,9 +252,10 @@ def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_re
                 )
             )
         elif o.dose_mg_per_day > limit.max_daily_mg:
+            form = "" if o.release == "immediate" else f" ({o.release} release)"
             cards.append(
                 _card(
-                    f"Tramadol dose {o.dose_mg_per_day:g} mg/day exceeds this patient's limit "
+                    f"Tramadol dose {o.dose_mg_per_day:g} mg/day exceeds this patient's limit{form} "
                     f"of {limit.max_daily_mg} mg/day",
                     "warning",
                     f"{limit.reason}\n\nSources:\n{_links_md(cited, limit.sources)}",
@@ -251,6 +264,7 @@ def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_re
                 )
             )
     if not any(c["indicator"] in ("critical", "warning") for c in cards):
+        limit = a.screen.dose_limit
         cards.append(
             _card(
                 f"Tramadol: no patient-specific contraindication found (max {limit.max_daily_mg} mg/day)",

@@ -13,6 +13,7 @@ from sqlalchemy import insert
 
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import read_medication, resources_of
+from withdrawal.fhir.mapping import release_form
 from withdrawal.fhir.questionnaire import read_bedside, to_patient_at_bedside
 from withdrawal.fhir.writeback import system_actions, writeback_bundle
 from withdrawal.knowledge.loader import KnowledgeBase
@@ -259,7 +260,7 @@ def _drafts(
         by_code = kb.drug_rxcui.get(med.rxnorm) if med.rxnorm else None
         ids = (by_code,) if by_code else (resolve_drug_name(med.name, kb) if med.name else ())
         order = cardlib.DraftOrder(rid, tuple(ids), med.dose_mg_per_day, med.name or f"rxnorm {med.rxnorm}",
-                                   has_dosage=bool(res.get("dosageInstruction")))
+                                   has_dosage=bool(res.get("dosageInstruction")), release=release_form(med.name))
         (screened if is_selected else context_only).append((order, med))
     return screened, context_only
 
