@@ -56,3 +56,16 @@ def test_an_excluded_options_reason_cites_its_own_sources(kb: KnowledgeBase) -> 
     maoi = next(f for f in a.screen.findings if f.code == "maoi")
     assert set(tramadol.sources) == set(maoi.sources)
     assert "dunn_2017" not in tramadol.sources
+
+
+def test_cli_lists_every_name_of_a_quoted_list() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from withdrawal.cli import app
+
+    result = CliRunner().invoke(app, ["interactions", "Zoloft Xanax methadone blorp", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert {"sertraline", "alprazolam", "methadone"} <= set(out["drugs"]) and out["unrecognised"] == ["blorp"]

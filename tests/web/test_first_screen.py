@@ -44,6 +44,7 @@ def test_contraindicated_answer_on_first_screen(
     # the details are folded away and a link opens them
     findings = page.locator("#findings-details")
     assert findings.get_attribute("open") is None
+    assert page.locator("#verdict-reason a").inner_text().startswith("Sources")  # one tap away
     page.locator("#verdict-reason a").click()
     assert findings.get_attribute("open") is not None
     assert page.locator("#findings .finding.sev-stop").first.is_visible()
