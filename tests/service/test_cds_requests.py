@@ -278,3 +278,17 @@ def test_extended_release_has_its_own_limits(server: LiveServer, keys: Keys) -> 
              extra={"observations": bundle(crcl)})
     card = next(c for c in r.json()["cards"] if "Extended-release tramadol is not for this patient" in c["summary"])
     assert card["indicator"] == "warning" and "30 mL/min" in card["summary"]
+
+
+def test_tonsillectomy_procedure_in_a_child(server: LiveServer, keys: Keys) -> None:
+    teen = {**PATIENT, "birthDate": "2012-03-01"}
+    for code, system in (("0CTPXZZ", "http://www.cms.gov/Medicare/Coding/ICD10"), ("173422009", SCT)):
+        proc = {"resourceType": "Procedure", "id": "x1", "status": "completed", "subject": {"reference": "Patient/p1"},
+                "performedDateTime": "2026-11-20", "code": {"coding": [{"system": system, "code": code}]}}
+        r = call(server, keys, "order-sign", drafts=[TRAMADOL], patient=teen, extra={"procedures": bundle(proc)})
+        cards = r.json()["cards"]
+        assert any(c["indicator"] == "critical" and "tonsillectomy" in c["summary"].lower() for c in cards), code
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], patient=teen, extra={"procedures": bundle(
+        {"resourceType": "Procedure", "id": "x2", "status": "not-done", "subject": {"reference": "Patient/p1"},
+         "code": {"coding": [{"system": SCT, "code": "173422009"}]}})})
+    assert not any("tonsillectomy" in s.lower() for s in summaries(r))

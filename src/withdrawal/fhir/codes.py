@@ -17,6 +17,9 @@ ICD10CM = frozenset(
     }
 )
 
+# ICD-10-PCS (procedures): the CMS URI and the HL7 OID. SEE: https://terminology.hl7.org/CodeSystem-icd10PCS.html
+ICD10PCS = frozenset({"http://www.cms.gov/Medicare/Coding/ICD10", "urn:oid:2.16.840.1.113883.6.4"})
+
 # SEE: https://hl7.org/fhir/uv/ips/ValueSet-pregnancy-status-uv-ips.html
 # LOINC 82810-3 "Pregnancy status"; answers LA15173-0 Pregnant (~ SNOMED 77386006),
 # LA26683-5 Not pregnant (~ SNOMED 60001007), LA4489-6 Unknown.

@@ -125,6 +125,8 @@ class RecordGenerator:
             out.extend(self.medication(subject))
         for _ in range(r.randint(0, 2)):
             out.append(self.allergy(pid))
+        if r.random() < 0.25:
+            out.append(self.procedure(subject))
         for _ in range(r.randint(0, 5)):
             out.extend(self.observation(subject))
         return out
@@ -289,6 +291,26 @@ class RecordGenerator:
             rep["period"] = r.choice((1, 1, 2, 4, 6, 8, 12))
             rep["periodUnit"] = self.pick("Dosage", "periodUnit")
         return {"timing": {"repeat": rep}, "doseAndRate": [dar]}
+
+    def procedure(self, subject: JSON) -> JSON:
+        r, p = self.rng, "Procedure"
+        res: JSON = {"resourceType": p, "id": self._id("x"), "subject": subject}
+        status = self.pick(p, "status")
+        if status != reading.ABSENT:
+            res["status"] = status
+        if r.random() < 0.5:
+            system = self.use(p, "code", r.choice(sorted(codes.ICD10PCS)))
+            res["code"] = self.concept(system, r.choice(("0CTPXZZ", "0CTQ0ZZ", "0DTJ4ZZ")))
+        else:
+            res["code"] = self.concept(self.use(p, "code", codes.SNOMED), r.choice(("173422009", "80146002")))
+        if r.random() < 0.7:
+            path = self.pick(p, "performed")
+            value = self.date_text(self.day(-800, 20))
+            if "." in path:
+                self.set_path(res, path, value)
+            else:
+                res[path] = value
+        return res
 
     def allergy(self, pid: str) -> JSON:
         r, a = self.rng, "AllergyIntolerance"

@@ -409,6 +409,17 @@ def _condition_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ..
     return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb)
 
 
+def _procedure_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ...]:
+    """A Procedure (a tonsillectomy, say) read as the condition its code names; codes only, no text."""
+    if (_status_code(res.get("status")) or reading.ABSENT) not in reading.values("Procedure", "status", "counted"):
+        return ()
+    performed = _first_date(res, reading.values("Procedure", "performed"))
+    if performed is not None and performed > as_of:
+        return ()
+    concept = res.get("code")
+    return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb)
+
+
 def allergy_entry(rx_codes: Sequence[str], text: str | None, kb: KnowledgeBase) -> str | None:
     """A known RxNorm code names the drug, else the text does."""
     for c in rx_codes:
@@ -540,8 +551,9 @@ def to_patient(
             skipped.append(f"{_label(res)}: another patient")
             continue
         try:
-            if rtype == "Condition":
-                for entry in _condition_entry(res, kb, as_of):
+            if rtype in {"Condition", "Procedure"}:
+                read = _condition_entry if rtype == "Condition" else _procedure_entry
+                for entry in read(res, kb, as_of):
                     if entry not in conditions:
                         conditions.append(entry)
             elif rtype in {"MedicationRequest", "MedicationStatement"}:

@@ -126,6 +126,16 @@ def _rows() -> list[Row]:
         "the screen could not look at it: an incomplete screen, never a clean one")
     add(c, "unknown code", ("outside condition_scope",), "out of scope", "listed, not screened")
 
+    p = "Procedure"
+    add(p, "status", ("completed", "in-progress", "stopped", "on-hold", "unknown", "(absent)"), "counted",
+        "FHIR R4 value set event-status; begun or of unknown state: " + _STRICT)
+    add(p, "status", ("preparation", "not-done", "entered-in-error"), "ignored", "not performed, or in error")
+    add(p, "performed", ("performedDateTime", "performedPeriod.start"), "",
+        "tried in this order; performed after the as-of date: not yet. No source says how recent a "
+        "tonsillectomy must be for the label's warning: any recorded one counts (" + _STRICT + ")")
+    add(p, "code", sorted(codes.ICD10PCS), "icd10pcs", "read as a condition (tonsillectomy: 0CTP, 0CTQ)")
+    add(p, "code", (codes.SNOMED,), "snomed", "read as a condition (tonsillectomy: 173422009)")
+
     # --- allergies -------------------------------------------------------------------------
     a = "AllergyIntolerance"
     add(a, "clinicalStatus", ("inactive", "resolved"), "ignored", _VS + " allergyintolerance-clinical")

@@ -19,7 +19,7 @@ from typing import IO, Any
 from withdrawal.errors import InputError
 
 SUPPORTED_TYPES = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance",
-                   "Observation", "Medication")
+                   "Observation", "Medication", "Procedure")
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ class Distinct:
 
 VIEWS: dict[str, str] = {
     "pat": "SELECT patient_id, birth_date, sex FROM stg_patient",
-    "cond": "SELECT * FROM stg_condition",
+    "cond": "SELECT * FROM stg_condition UNION ALL SELECT * FROM stg_procedure",
     "alg": "SELECT * FROM stg_allergyintolerance",
     "obs": "SELECT * FROM stg_observation",
     # a medication by reference not resolved in its own row: the export's Medication resource, else the

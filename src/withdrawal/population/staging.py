@@ -10,8 +10,9 @@ run on the distinct staged values (``facts.map_tables``).
 Staged columns:
 
 * ``pat(patient_id, birth_date, sex)``
-* ``cond(patient_id, clinical, verification, onset, abatement, icd, sct, text)``: one row per Condition;
-  ``icd`` and ``sct`` are the codings' codes joined with ``|``
+* ``cond(patient_id, clinical, verification, onset, abatement, icd, sct, text)``: one row per Condition
+  or Procedure (read as the condition its code names; ``icd`` holds its ICD-10-PCS codes); ``icd`` and
+  ``sct`` are the codings' codes joined with ``|``
 * ``med(patient_id, rtype, status, intent, start_date, end_date, stop_date, rx_codes, text, ref,
   ref_display, dosage)``: ``ref`` is set when the medication is a reference not resolved in the row
   (then joined with the export's Medication resources); ``dosage`` the dosage array as JSON
@@ -56,6 +57,7 @@ FIELDS: dict[str, dict[str, Any]] = {
                     "valueBoolean": B, "valueString": S,
                     "component": [{"code": CONCEPT, "valueCodeableConcept": CONCEPT}]},
     "Medication": {"code": CONCEPT},
+    "Procedure": {"subject": REF, "status": S, "code": CONCEPT, "performedDateTime": S, "performedPeriod": PERIOD},
 }
 TYPES: tuple[str, ...] = tuple(FIELDS)
 
@@ -259,6 +261,17 @@ def stage_sql(dialect: str, rtype: str) -> str:
                 f"{codes_of(q, 'code', (codes.RXNORM,))} AS rx_codes, coalesce({text_of(q, 'code')}, '') AS text")
     if rtype == "Observation":
         return _observation(q)
+    if rtype == "Procedure":
+        # read as a Condition (the same columns, ``cond``): codes only; a status the table does not count
+        # is staged as the clinical status 'ignored', which no Condition reading counts
+        p = "Procedure"
+        return (f"{ref_id('subject.reference')} AS patient_id, "
+                f"CASE WHEN coalesce(lower({clean('status')}), {lit(reading.ABSENT)}) IN "
+                f"{lits(reading.values(p, 'status', 'counted'))} THEN CAST(NULL AS STRING) ELSE 'ignored' END "
+                f"AS clinical, CAST(NULL AS STRING) AS verification, "
+                f"{first_date(q, reading.values(p, 'performed'), FIELDS[p])} AS onset, "
+                f"CAST(NULL AS DATE) AS abatement, {codes_of(q, 'code', sorted(codes.ICD10PCS))} AS icd, "
+                f"{codes_of(q, 'code', (codes.SNOMED,))} AS sct, '' AS text")
     if rtype == "Medication":
         return (f"{clean('id')} AS id, code IS NOT NULL AS has_code, "
                 f"{codes_of(q, 'code', (codes.RXNORM,))} AS rx_codes, {text_of(q, 'code')} AS text")

@@ -55,6 +55,7 @@ PREFETCH: dict[str, str] = {
     "statements": "MedicationStatement?patient={{context.patientId}}",
     "allergies": "AllergyIntolerance?patient={{context.patientId}}",
     "observations": f"Observation?patient={{{{context.patientId}}}}&code={_OBS_CODES}",
+    "procedures": "Procedure?patient={{context.patientId}}",
 }
 REQUIRED = frozenset({"patient", "conditions", "medications"})
 MAX_PAGES = 5
