@@ -55,6 +55,14 @@ def fhir() -> Iterator[str]:
             port = self.server.server_address[1]
             if self.path.startswith("/fhir/Condition?page=2"):
                 body = bundle(SEIZURE)
+            elif self.path == "/fhir/Medication/med-s":
+                body = {"resourceType": "Medication", "id": "med-s",
+                        "code": {"coding": [{"system": RX, "code": "36437", "display": "sertraline"}]}}
+            elif self.path.startswith("/fhir/Medication/"):
+                self.send_response(404)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
             elif self.path.startswith("/fhir/endless"):
                 n = int(self.path.rsplit("=", 1)[-1])
                 body = bundle(next_url=f"http://127.0.0.1:{port}/fhir/endless?page={n + 1}")
@@ -292,3 +300,12 @@ def test_tonsillectomy_procedure_in_a_child(server: LiveServer, keys: Keys) -> N
         {"resourceType": "Procedure", "id": "x2", "status": "not-done", "subject": {"reference": "Patient/p1"},
          "code": {"coding": [{"system": SCT, "code": "173422009"}]}})})
     assert not any("tonsillectomy" in s.lower() for s in summaries(r))
+
+
+def test_medication_reference_fetched_from_the_fhir_server(server: LiveServer, keys: Keys, fhir: str) -> None:
+    by_ref = order("s4", ref="Medication/med-s")
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL, by_ref], fhir_server=fhir)
+    assert any("serotonergic" in s for s in summaries(r))
+    lost = order("s5", ref="Medication/nowhere")
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL, lost], fhir_server=fhir)
+    assert any(s.startswith("Order not screened: medication Medication/nowhere") for s in summaries(r))

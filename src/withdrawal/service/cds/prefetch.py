@@ -359,6 +359,46 @@ async def fetch_missing(
     return out
 
 
+async def fetch_references(
+    references: list[str],
+    *,
+    fhir_server: str,
+    token: str | None,
+    policy: FhirPolicy,
+    limiter: Limiter,
+    timeout_s: float,
+    deadline_s: float,
+    transport: httpx.AsyncBaseTransport | None,
+    tls: ssl.SSLContext | None = None,
+) -> list[Mapping[str, Any]]:
+    """Resources by relative reference (``Medication/<id>``) from ``fhirServer``, under the same policy,
+    limiter and deadline as the prefetch; what cannot be had is left out (the caller says so)."""
+    if not references or policy.refuse(fhir_server) is not None:
+        return []
+    origin, base = parse_server(fhir_server)
+    if transport is None and await policy.check_addresses(origin[1], origin[2]) is not None:
+        return []
+    headers = {"Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    root = fhir_server.rstrip("/")
+    out: list[Mapping[str, Any]] = []
+    try:
+        async with asyncio.timeout(deadline_s):
+            async with httpx.AsyncClient(timeout=timeout_s, headers=headers, transport=transport,
+                                         follow_redirects=False, trust_env=False,
+                                         verify=tls if tls is not None else True) as client:
+                for ref in references[:20]:
+                    rtype, _, rid = ref.partition("/")
+                    if rtype != "Medication" or not rid:
+                        continue
+                    got = await _fetch(client, limiter, f"{root}/Medication/{_encode_id(rid)}", origin, base, 1)
+                    out.extend(r for r in got or [] if r.get("resourceType") == "Medication")
+    except TimeoutError:
+        pass  # what did not arrive stays unresolved: its draft gets the "not screened" card
+    return out
+
+
 def _same_server(url: str, origin: Origin, base: str) -> bool:
     try:
         got, path = parse_server(url.split("?", 1)[0])

@@ -21,7 +21,15 @@ from withdrawal.patient import resolve, resolve_drug_name
 from withdrawal.plan.pathway import build_pathway
 from withdrawal.service.cds import cards as cardlib
 from withdrawal.service.cds.jwt_auth import verify
-from withdrawal.service.cds.prefetch import PREFETCH, Gathered, assemble, fetch_missing, missing, pages_to_follow
+from withdrawal.service.cds.prefetch import (
+    PREFETCH,
+    Gathered,
+    assemble,
+    fetch_missing,
+    fetch_references,
+    missing,
+    pages_to_follow,
+)
 from withdrawal.service.config import Settings
 from withdrawal.service.errors import CdsAuthError, MissingData
 from withdrawal.service.limits import Timestamp
@@ -265,6 +273,18 @@ def _drafts(
     return screened, context_only
 
 
+def _unresolved_references(context: Mapping[str, Any], medications: Mapping[str, Any]) -> list[str]:
+    """``Medication/<id>`` references of draft orders that neither the draft nor the request resolves."""
+    out: list[str] = []
+    for res in resources_of(context.get("draftOrders")):
+        ref = res.get("medicationReference") if res.get("resourceType") == "MedicationRequest" else None
+        target = ref.get("reference") if isinstance(ref, Mapping) else None
+        if res.get("medicationCodeableConcept") is None and isinstance(target, str) \
+                and target.startswith("Medication/") and target.removeprefix("Medication/") not in medications:
+            out.append(target)
+    return out
+
+
 def _patient_id(body: CdsRequest) -> str:
     """``context.patientId``; a ``Patient/<id>`` reference is read as its id."""
     pid = body.context.get("patientId")
@@ -331,6 +351,22 @@ async def call_service(service_id: ServiceId, body: CdsRequest, request: Request
             selected = {s for s in sel if isinstance(s, str)} if isinstance(sel, list) else set()
         meds = _medications_in(body.context.get("draftOrders"), *(body.prefetch or {}).values())
         drafts, basket = _drafts(body.context, state.kb, utcnow().date(), selected, meds)
+        refs = _unresolved_references(body.context, meds)
+        if refs and body.fhirServer:
+            fetched_meds = await fetch_references(
+                refs,
+                fhir_server=body.fhirServer,
+                token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
+                policy=state.fhir_policy,
+                limiter=state.fhir_limiter,
+                timeout_s=settings.cds_fhir_timeout_s,
+                deadline_s=settings.cds_fhir_deadline_s,
+                transport=state.fhir_transport,
+                tls=state.fhir_tls,
+            )
+            if fetched_meds:
+                meds = {**meds, **_medications_in(fetched_meds)}
+                drafts, basket = _drafts(body.context, state.kb, utcnow().date(), selected, meds)
     got = None
     if hook == "patient-view" or drafts:
         keys = missing(body.prefetch)
