@@ -309,3 +309,16 @@ def test_medication_reference_fetched_from_the_fhir_server(server: LiveServer, k
     lost = order("s5", ref="Medication/nowhere")
     r = call(server, keys, "order-sign", drafts=[TRAMADOL, lost], fhir_server=fhir)
     assert any(s.startswith("Order not screened: medication Medication/nowhere") for s in summaries(r))
+
+
+def test_cards_list_what_was_not_recognised(server: LiveServer, keys: Keys) -> None:
+    out_of_scope = {"resourceType": "Condition", "id": "c9", "subject": {"reference": "Patient/p1"},
+                    "code": {"coding": [{"system": ICD, "code": "L98.9"}]}}
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], conditions=[out_of_scope])
+    clean = next(c for c in r.json()["cards"] if c["summary"].startswith("Tramadol: no patient-specific"))
+    assert "Not recognised" in clean["detail"] and "L98.9" in clean["detail"]
+    in_scope = {**out_of_scope, "code": {"coding": [{"system": ICD, "code": "G98.8"}]}}
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], conditions=[in_scope])
+    cards = r.json()["cards"]
+    assert "incomplete screen" in cards[0]["summary"] and "G98.8" in cards[0]["summary"]
+    assert not any(c["summary"].startswith("Tramadol: no patient-specific") for c in cards)  # never clean

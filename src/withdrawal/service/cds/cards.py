@@ -269,11 +269,18 @@ def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_re
             _card(
                 f"Tramadol: no patient-specific contraindication found (max {limit.max_daily_mg} mg/day)",
                 "info",
-                f"{cited.off_label}\n\nThis is not a recommendation: see the ranked options.",
+                f"{cited.off_label}\n\nThis is not a recommendation: see the ranked options.{_unlisted(a)}",
                 _source(cited, limit.sources, "no_finding"),
             )
         )
     return cards
+
+
+def _unlisted(a: Assessment) -> str:
+    """Codes the knowledge base did not recognise and that lie outside the screen's scope: listed, not screened."""
+    if not a.patient.out_of_scope:
+        return ""
+    return "\n\nNot recognised (outside what the screen looks at, listed only): " + "; ".join(a.patient.out_of_scope)
 
 
 def incomplete_card(a: Assessment, cited: _Cited) -> dict[str, Any] | None:
@@ -348,7 +355,7 @@ def patient_view_card(a: Assessment, *, on_tramadol: bool | None = None) -> dict
     return _card(
         f"Opioid withdrawal: tramadol {verdict}; next step: {next_step}",
         indicator,
-        "\n".join(lines) + f"\n\n_{cited.disclaimer}_",
+        "\n".join(lines) + _unlisted(a) + f"\n\n_{cited.disclaimer}_",
         _source(cited, ids, "patient_view"),
     )
 
