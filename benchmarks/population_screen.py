@@ -37,13 +37,13 @@ def _phase(name: str, export: Path, out: Path) -> dict[str, float]:
     if name == "floor":
         import duckdb
 
-        from withdrawal.population.duckdb_engine import COLUMNS
         from withdrawal.population.export import open_export
+        from withdrawal.population.staging import TYPES, duck_columns
 
         exp = open_export(export)
         con = duckdb.connect()
         rows = 0
-        for rtype, cols in COLUMNS.items():
+        for rtype, cols in ((t, duck_columns(t)) for t in TYPES):
             files = exp.of_type(rtype)
             if not files:
                 continue
