@@ -74,6 +74,7 @@ def web(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     seed_web(app.state.sessions, s, default_kb())
     with TestClient(app, raise_server_exceptions=False, base_url="http://testserver") as c:
         yield Browser(c, "clinician")
+    app.state.engine.dispose()  # close the pool's connections (an open psycopg connection warns when collected)
 
 
 def _ok(r: Any) -> None:

@@ -17,6 +17,7 @@ shrinking (the first failure of each operation is reported as found).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,9 @@ schemathesis.openapi.format("date-time", DATE_TIMES)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> dict[str, Any]:
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, keys: Keys
+) -> Iterator[dict[str, Any]]:
     from fastapi.testclient import TestClient
 
     from withdrawal.knowledge.loader import default_kb
@@ -87,7 +90,8 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     seed(app.state.sessions, s, default_kb())
     with TestClient(app) as c:
         clinician = login(c, "clinician")
-    return {"app": app, "clinician": clinician}
+    yield {"app": app, "clinician": clinician}
+    app.state.engine.dispose()  # close the pool's connections (an open psycopg connection warns when collected)
 
 
 def _fresh_token(app: Any) -> dict[str, str]:
