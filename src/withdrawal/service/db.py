@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0004_audit_reason"
+HEAD = "0005_patient_summaries"
 
 
 def make_engine(url: str) -> Engine:

@@ -84,6 +84,7 @@ class ApiToken(Base):
 
 class Patient(Base):
     __tablename__ = "patients"
+    __table_args__ = (Index("ix_patients_display_name_id", "display_name", "id"),)  # the patient list's order
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     display_name: Mapped[str] = mapped_column(String(200))
@@ -188,3 +189,19 @@ class IdempotencyKey(Base):
     resource: Mapped[str] = mapped_column(String(40))
     resource_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class PatientSummary(Base):
+    """What the clinician's patient list shows, kept per patient (issue 17): the tramadol verdict, the latest
+    COWS and the open alerts, written in the same transaction as the change to the record that moves them
+    (``service/summaries.py``) and recomputed when the knowledge base's version is not the one it was made with."""
+
+    __tablename__ = "patient_summaries"
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True)
+    verdict: Mapped[str | None] = mapped_column(String(20), nullable=True)  # None: the record cannot be assessed
+    cows_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cows_band: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    cows_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    alerts: Mapped[list[dict[str, str]]] = mapped_column(JSON)  # [{code, level, title}], as evaluated then
+    kb_version: Mapped[str] = mapped_column(String(40))
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -24,6 +24,11 @@ def install(app: FastAPI) -> None:
     if getattr(app.state, "web_installed", False):
         return
     app.state.web_installed = True
+    sessions = getattr(app.state, "sessions", None)
+    if sessions is not None:  # the patient list's stored summaries, kept in each write's transaction (issue 17)
+        from withdrawal.service import summaries
+
+        summaries.install(sessions, app.state.kb, app.state.settings.thresholds())
     app.include_router(views.router)
     from withdrawal.smart import views as smart_views
 

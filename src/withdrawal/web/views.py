@@ -19,19 +19,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from withdrawal import __version__
 from withdrawal.assess import Assessment
-from withdrawal.errors import InputError, WithdrawalError
+from withdrawal.errors import InputError
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Scale
 from withdrawal.monitoring import ScaleRecord, crisis_signal
 from withdrawal.patient import resolve_drug_name
 from withdrawal.safety.interactions import check_interactions
-from withdrawal.service import audit, records, schemas
+from withdrawal.service import audit, records, schemas, summaries
 from withdrawal.service.config import Settings
 from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
 from withdrawal.service.limits import stored_window
@@ -275,28 +275,34 @@ def app_home(request: Request, session: SessionDep) -> Response:
 # --- clinician: patient list --------------------------------------------------------------
 
 
+PAGE_SIZE = 50
+
+
 @router.get("/app/patients", response_class=HTMLResponse)
-def patients(request: Request, session: SessionDep, kb: KbDep, settings: SettingsDep) -> Response:
+def patients(request: Request, session: SessionDep, kb: KbDep, settings: SettingsDep, page: str = "1") -> Response:
+    """One page of patients by name, read from their stored summaries (``service/summaries.py``): no patient is
+    re-assessed here unless their summary is missing or was made with another knowledge-base version."""
     user = require_user(request, session)
     if user.role != "clinician":
         return redirect(home_for(user))
+    total = session.scalar(select(func.count()).select_from(Patient)) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    number = int(page) if page.isdigit() and len(page) < 9 else 1  # a malformed page number is the first page
+    number = min(max(1, number), pages)
+    listed = list(session.scalars(select(Patient).order_by(Patient.display_name, Patient.id)
+                                  .offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    stored = summaries.ensure(session, listed, kb, settings.thresholds())
     rows = []
-    now = utcnow()
-    for p in session.scalars(select(Patient).order_by(Patient.display_name, Patient.id).limit(500)):
-        cows = latest(session, p.id, "cows")
-        try:
-            result = records.assess_record(session, p, kb)
-            verdict: str | None = result.screen.verdict
-            found, _ = records.alerts(session=session, patient=p, kb=kb, thresholds=settings.thresholds(), now=now)
-        except WithdrawalError:
-            verdict, found = None, []
+    for p in listed:
+        s = stored[p.id]
         audit.record(session, actor=user, action="read", resource="patient", resource_id=p.id, patient_id=p.id)
         opioid = p.data.get("opioid") or {}
-        rows.append({"patient": p, "cows": cows, "verdict": verdict, "alerts": found,
+        rows.append({"patient": p, "summary": s, "verdict": s.verdict, "alerts": s.alerts,
                      "substance": opioid.get("substance"), "age": p.data.get("age_years")})
     session.commit()
     band_labels = {b.key: b.label for b in kb.scales["cows"].bands}
-    return render(request, "patients.html", {"rows": rows, "band_labels": band_labels}, user=user)
+    return render(request, "patients.html", {"rows": rows, "band_labels": band_labels, "page": number,
+                                             "pages": pages, "total": total, "page_size": PAGE_SIZE}, user=user)
 
 
 async def _posted(request: Request) -> dict[str, str]:
