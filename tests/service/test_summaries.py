@@ -115,3 +115,29 @@ def test_the_list_is_paged_and_a_bad_page_number_is_the_first_page(client: TestC
         assert r.status_code == 200
     assert "(page 1 of 3)" in web.get("/app/patients", page="x").text
     assert "(page 3 of 3)" in web.get("/app/patients", page="99").text
+
+
+def test_a_plan_is_saved_from_the_assessment_page(client: TestClient) -> None:
+    app: Any = client.app
+    h = login(client, "clinician")
+    ok = client.post("/patients", headers=h, json={"display_name": "Plan ok", "data": {"age_years": 35}}).json()["id"]
+    bad = client.post("/patients", headers=h, json={"display_name": "Plan maoi", "data": {
+        "age_years": 35, "medications": [{"name": "phenelzine"}]}}).json()["id"]
+    web = Browser(client, "clinician")
+    page = web.get(f"/app/patients/{ok}")
+    assert f'action="/app/patients/{ok}/plans"' in page.text and "No plan saved yet." in page.text
+    r = web.post(f"/app/patients/{ok}/plans", {"note": "start on Monday", "taper": "1"})
+    assert r.status_code == 303 and r.headers["location"].endswith("?recorded=plan#h-plan")
+    shown = web.get(f"/app/patients/{ok}", recorded="plan").text
+    assert "Plan saved as this patient's active plan (tramadol taper)" in shown and "start on Monday" in shown
+    assert web.post(f"/app/patients/{ok}/plans", {"note": ""}).status_code == 303
+    with app.state.sessions() as s:
+        plans = s.scalars(select(Plan).where(Plan.patient_id == ok).order_by(Plan.id)).all()
+        assert [p.status for p in plans] == ["superseded", "active"]
+        assert plans[0].taper and plans[0].note == "start on Monday" and not plans[1].taper
+    refused = web.post(f"/app/patients/{bad}/plans", {"taper": "1"})
+    assert refused.status_code == 422 and "there is no tramadol taper for this patient" in refused.text
+    assert web.post(f"/app/patients/{ok}/plans", {"note": "x"}, csrf=False).status_code == 403
+    with app.state.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Plan).where(Plan.patient_id == bad)) == 0
+        assert s.scalar(select(func.count()).select_from(Plan).where(Plan.patient_id == ok)) == 2

@@ -35,7 +35,7 @@ from withdrawal.service import audit, records, schemas, summaries
 from withdrawal.service.config import Settings
 from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
 from withdrawal.service.limits import stored_window
-from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, aware, utcnow
+from withdrawal.service.models import MedicationAdministration, Patient, Plan, ScaleAssessment, User, aware, utcnow
 from withdrawal.service.security import authenticate, login_actor, login_throttled
 from withdrawal.web import answer, auth, forms, pathway_view
 from withdrawal.web.charts import DoseMark, Point, concentration_chart, course_chart
@@ -400,8 +400,11 @@ def _assessment_ctx(session: Session, patient: Patient, kb: KnowledgeBase, overr
 
 def _result_page(request: Request, session: Session, kb: KnowledgeBase, settings: Settings, user: User,
                  patient: Patient, *, recorded: str | None = None, override: str | None = None,
-                 override_error: str | None = None, status: int = 200) -> Response:
+                 override_error: str | None = None, plan_error: str | None = None, plan_note: str = "",
+                 status: int = 200) -> Response:
     ctx = _assessment_ctx(session, patient, kb, override)
+    plan = session.scalar(select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active")
+                          .order_by(Plan.id.desc()).limit(1))
     found, alert_sources = records.alerts(session=session, patient=patient, kb=kb,
                                           thresholds=settings.thresholds(), now=utcnow())
     audit.record(session, actor=user, action="read", resource="alerts", patient_id=patient.id)
@@ -409,8 +412,32 @@ def _result_page(request: Request, session: Session, kb: KnowledgeBase, settings
     return render(request, "result.html", {
         "patient": patient, "alerts": found, "alert_sources": alert_sources, "recorded": recorded,
         "cows_row": latest(session, patient.id, "cows"), "first": answer.first_screen(ctx["a"], found),
-        "override_error": override_error, "override_value": override or "", **ctx,
+        "override_error": override_error, "override_value": override or "", "plan": plan,
+        "plan_error": plan_error, "plan_note": plan_note, **ctx,
     }, user=user, status=status)
+
+
+@router.post("/app/patients/{patient_id}/plans", response_class=HTMLResponse)
+async def plan_submit(patient_id: int, request: Request, session: SessionDep, kb: KbDep,
+                      settings: SettingsDep) -> Response:
+    """Save the assessment shown as the patient's active plan (the API's ``POST /patients/{id}/plans``): the
+    previous one is superseded, the plan's dose limit and taper feed the monitoring alerts."""
+    user = require_clinician(request, session)
+    form = await _posted(request)
+    patient = open_patient(session, user, patient_id, action="create", resource="plan")
+    note = str(form.get("note") or "").strip()[:4000] or None
+    taper = form.get("taper") == "1"
+    if taper and records.assess_record(session, patient, kb).screen.verdict in ("avoid", "contraindicated"):
+        audit.record(session, actor=user, action="create", resource="plan", patient_id=patient.id,
+                     outcome="invalid")
+        return _result_page(request, session, kb, settings, user, patient, status=422, plan_note=note or "",
+                            plan_error="taper: there is no tramadol taper for this patient (see the verdict); "
+                                       "save the plan without it.")
+    row = records.make_plan(session=session, patient=patient, user=user, kb=kb,
+                            body=schemas.PlanCreate(note=note, taper=taper))
+    audit.record(session, actor=user, action="create", resource="plan", resource_id=row.id, patient_id=patient.id)
+    session.commit()
+    return redirect(f"/app/patients/{patient.id}?recorded=plan#h-plan")
 
 
 @router.get("/app/patients/{patient_id}", response_class=HTMLResponse)
