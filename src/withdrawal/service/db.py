@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0005_patient_summaries"
+HEAD = "0006_user_language"
 
 
 def make_engine(url: str) -> Engine:

@@ -70,6 +70,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))  # clinician | patient
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # the pages' language chosen by this account (en | es; None: not chosen), issue 17
+    language: Mapped[str | None] = mapped_column(String(5), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -29,6 +30,11 @@ dependence)."""
 LEAD = "Guideline answer:"
 NEVER_ALONE = ("never start or stop tramadol on your own", "talk to a clinician")
 """Every answer opens with the guideline answer and these words, before any nuance."""
+LEADS = {"en": LEAD, "es": "Respuesta de las guías:"}
+NEVER_ALONE_BY_LANG = {"en": NEVER_ALONE,
+                       "es": ("nunca empiece ni deje el tramadol por su cuenta", "hable con un profesional de salud")}
+FILES = {"en": FILE, "es": "patient_info.es.yaml"}
+"""The Spanish content (issue 17): the same pages, paragraphs, sources and verification marks as the English."""
 
 
 class Paragraph(Cited):
@@ -49,11 +55,14 @@ class Faq(Frozen):
 
     @property
     def lead(self) -> tuple[str, str]:
-        """The first paragraph split into its label (``LEAD``) and the guideline answer after it."""
-        return LEAD, self.answer[0].text.removeprefix(LEAD)
+        """The first paragraph split into its label (``LEAD`` or its translation) and the guideline answer after it."""
+        text = self.answer[0].text
+        label = next((x for x in LEADS.values() if text.startswith(x)), LEAD)
+        return label, text.removeprefix(label)
 
 
 class PatientInfo(Frozen):
+    lang: Literal["en", "es"] = "en"
     kb_version: str
     sections: tuple[Section, ...] = Field(min_length=1)
     faq_intro: Paragraph
@@ -64,10 +73,11 @@ class PatientInfo(Frozen):
         ids = tuple(f.id for f in self.faqs)
         if ids != QUESTIONS:
             raise ValueError(f"faqs must be {QUESTIONS}, in that order, not {ids}")
+        lead_label, never = LEADS[self.lang], NEVER_ALONE_BY_LANG[self.lang]
         for f in self.faqs:
             lead = f.answer[0].text
-            if not lead.startswith(LEAD) or not all(w in lead.lower() for w in NEVER_ALONE):
-                raise ValueError(f"faq {f.id!r}: the first paragraph must start {LEAD!r} and say {NEVER_ALONE}")
+            if not lead.startswith(lead_label) or not all(w in lead.lower() for w in never):
+                raise ValueError(f"faq {f.id!r}: the first paragraph must start {lead_label!r} and say {never}")
         return self
 
     def section(self, section_id: str) -> Section | None:
@@ -97,7 +107,26 @@ def load_patient_info(path: Path | None = None, sources: Mapping[str, Source] | 
     return info
 
 
+def check_translation(english: PatientInfo, other: PatientInfo) -> None:
+    """A translation has the English pages and paragraphs in the same order, each with the same sources and
+    verification mark (a clinical statement keeps its sources; nothing is added or left out)."""
+    from withdrawal.errors import KnowledgeBaseError
+
+    def shape(info: PatientInfo) -> list[tuple[str, tuple[str, ...], str]]:
+        return [(where, tuple(p.sources), p.verification) for where, p in info.paragraphs()]
+
+    if shape(english) != shape(other) or english.kb_version != other.kb_version:
+        mine, theirs = shape(english), shape(other)
+        diff = next((f"{a} != {b}" for a, b in zip(mine, theirs, strict=False) if a != b),
+                    f"{len(mine)} paragraphs != {len(theirs)}")
+        raise KnowledgeBaseError(f"{FILES[other.lang]}: not the English content's paragraphs and sources: {diff}")
+
+
 @cache
-def patient_info() -> PatientInfo:
-    """The packaged content, loaded once."""
-    return load_patient_info()
+def patient_info(lang: str = "en") -> PatientInfo:
+    """The packaged content in ``lang`` (en, es), loaded once; a translation is checked against the English."""
+    if lang == "en":
+        return load_patient_info()
+    info = load_patient_info(data_dir() / FILES[lang])
+    check_translation(patient_info("en"), info)
+    return info

@@ -37,12 +37,14 @@ from withdrawal.service.deps import KbDep, SessionDep, SettingsDep, patient_for
 from withdrawal.service.limits import stored_window
 from withdrawal.service.models import MedicationAdministration, Patient, Plan, ScaleAssessment, User, aware, utcnow
 from withdrawal.service.security import authenticate, login_actor, login_throttled
-from withdrawal.web import answer, auth, forms, pathway_view
+from withdrawal.web import answer, auth, forms, i18n, pathway_view
 from withdrawal.web.charts import DoseMark, Point, concentration_chart, course_chart
 from withdrawal.web.content import patient_info
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 router = APIRouter(include_in_schema=False)
 
 SECURITY_HEADERS = {
@@ -73,7 +75,12 @@ class LoginRequired(Exception):
 def render(request: Request, name: str, ctx: dict[str, Any], *, user: User | None = None,
            status: int = 200) -> HTMLResponse:
     kb: KnowledgeBase = request.app.state.kb
+    lang = i18n.choose(request, user)
+    i18n.activate(lang)
     context = {
+        "lang": lang,
+        "languages": i18n.NAMES,
+        "path": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         "user": user,
         "csrf": auth.csrf_token(request),
         "crisis": sorted(kb.care.resources, key=lambda r: r.order),
@@ -160,38 +167,66 @@ def band_json(scale: Scale) -> list[dict[str, Any]]:
 # --- public pages -------------------------------------------------------------------------
 
 
+def _info(request: Request, user: User | None) -> Any:
+    """The patient content in the request's language."""
+    return patient_info(i18n.choose(request, user))
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: SessionDep) -> HTMLResponse:
-    return render(request, "home.html", {"info": patient_info()}, user=auth.web_user(request, session))
+    user = auth.web_user(request, session)
+    return render(request, "home.html", {"info": _info(request, user)}, user=user)
 
 
 @router.get("/info", response_class=HTMLResponse)
 def info_index(request: Request, session: SessionDep) -> HTMLResponse:
-    return render(request, "info_index.html", {"info": patient_info()}, user=auth.web_user(request, session))
+    user = auth.web_user(request, session)
+    return render(request, "info_index.html", {"info": _info(request, user)}, user=user)
 
 
 @router.get("/info/questions", response_class=HTMLResponse)
 def info_faq(request: Request, session: SessionDep) -> HTMLResponse:
-    return render(request, "info_faq.html", {"info": patient_info()}, user=auth.web_user(request, session))
+    user = auth.web_user(request, session)
+    return render(request, "info_faq.html", {"info": _info(request, user)}, user=user)
 
 
 @router.get("/info/help", response_class=HTMLResponse)
 def info_help(request: Request, session: SessionDep) -> HTMLResponse:
-    info = patient_info()
+    user = auth.web_user(request, session)
+    info = _info(request, user)
     return render(request, "info_section.html", {"info": info, "section": info.section("help_now"), "help": True},
-                  user=auth.web_user(request, session))
+                  user=user)
 
 
 @router.get("/info/{section_id}", response_class=HTMLResponse)
 def info_section(section_id: str, request: Request, session: SessionDep) -> HTMLResponse:
-    info = patient_info()
-    section = info.section(section_id.replace("-", "_"))
     user = auth.web_user(request, session)
+    info = _info(request, user)
+    section = info.section(section_id.replace("-", "_"))
     if section is None:
-        return render(request, "error.html", {"title": "Page not found", "message": "There is no such page."},
+        return render(request, "error.html", {"title": i18n.gettext("Page not found"),
+                                              "message": i18n.gettext("There is no such page.")},
                       user=user, status=404)
     return render(request, "info_section.html", {"info": info, "section": section,
                                                  "help": section.id == "help_now"}, user=user)
+
+
+@router.post("/language")
+async def set_language(request: Request, session: SessionDep) -> Response:
+    """The language switch: remembered in a cookie and, when signed in, by the account (``users.language``)."""
+    form = await request.form()
+    auth.check_csrf(request, form.get("csrf"))
+    lang = str(form.get("lang") or "")
+    if lang not in i18n.LANGUAGES:
+        raise HTTPException(422, "unknown language")
+    response = redirect(safe_next(str(form.get("next") or "")) or "/")
+    response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https")
+    user = auth.web_user(request, session)
+    if user is not None:
+        user.language = lang
+        session.commit()
+    return response
 
 
 @cache
@@ -802,7 +837,7 @@ def csrf_handler(request: Request, _: Exception) -> Response:
 
 
 def is_web_path(path: str) -> bool:
-    return path == "/" or path.startswith(("/app", "/info", "/login", "/logout"))
+    return path == "/" or path.startswith(("/app", "/info", "/login", "/logout", "/language"))
 
 
 def http_error_page(request: Request, exc: StarletteHTTPException) -> Response:
