@@ -656,6 +656,25 @@ def _course_ctx(session: Session, patient: Patient, kb: KnowledgeBase, *, show_c
             "band_labels": band_labels, "show_cows": show_cows}
 
 
+@router.get("/app/patients/{patient_id}/handout", response_class=HTMLResponse)
+def handout(patient_id: int, request: Request, session: SessionDep) -> Response:
+    """The patient's plan and SOWS diary as a printable handout (print stylesheet; the PDF in docs/img is
+    Chromium's print of this page), in the reader's language, with the crisis resources."""
+    user = require_user(request, session)
+    patient = open_patient(session, user, patient_id, action="read", resource="plan")
+    plan = session.scalar(select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active")
+                          .order_by(Plan.id.desc()).limit(1))
+    start, end = stored_window(utcnow())
+    sows_rows = session.scalars(select(ScaleAssessment).where(
+        ScaleAssessment.patient_id == patient.id, ScaleAssessment.scale == "sows",
+        ScaleAssessment.recorded_at.between(start, end)).order_by(ScaleAssessment.recorded_at)).all()
+    session.commit()
+    options = (plan.result.get("options") if plan else None) or []
+    first = options[0].get("name") if options and isinstance(options[0], dict) else None
+    return render(request, "handout.html", {"patient": patient, "plan": plan, "first_option": first,
+                                            "sows_rows": sows_rows, "printed": utcnow()}, user=user)
+
+
 @router.get("/app/patients/{patient_id}/course", response_class=HTMLResponse)
 def course(patient_id: int, request: Request, session: SessionDep, kb: KbDep, recorded: str | None = None
            ) -> Response:
