@@ -60,6 +60,8 @@ def _check(kb: KnowledgeBase, records: dict[str, list[dict[str, Any]]], rows: di
         assert row["mme"] == pytest.approx(want.mme, abs=1e-6), context
         assert row["tramadol_active"] == want.tramadol_active, context
         assert {c: row[c] for c in FLAG_COLUMNS} == {f"flag_{k}": v for k, v in want.flags.items()}, context
+        assert want.options and {t: list(row[f"option_{t}"]) for t in want.options} == {
+            t: list(v) for t, v in want.options.items()}, context  # option findings too
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -140,7 +142,7 @@ def test_synth_varied_export_screens_as_its_per_patient_truth(tmp_path: Path) ->
     rows, truth = rows_by_id(run.patients_path), truth_by_id(tmp_path / "v")
     assert set(rows) == set(truth) and len(rows) == 150
     for pid, t in truth.items():
-        for col in ("verdict", "codes", "tramadol_active", *FLAG_COLUMNS):
+        for col in ("verdict", "codes", "tramadol_active", *FLAG_COLUMNS, *(c for c in t if c.startswith("option_"))):
             assert rows[pid][col] == t[col], (pid, col)
         assert rows[pid]["mme"] == pytest.approx(t["mme"], abs=1e-6)
     bad = runner.invoke(app, ["population", "synth", "5", "--out", str(tmp_path / "w"), "--varied", "--gzip"])

@@ -16,7 +16,8 @@ def _compare(got: dict[str, dict[str, object]], truth: dict[str, dict[str, objec
     problems = []
     for pid, t in truth.items():
         g = got[pid]
-        for col in ("verdict", "codes", "mme", "tramadol_active", "age", "sex", *FLAG_COLUMNS):
+        options = [c for c in t if c.startswith("option_")]
+        for col in ("verdict", "codes", "mme", "tramadol_active", "age", "sex", *FLAG_COLUMNS, *options):
             if g[col] != t[col]:
                 problems.append(f"{pid} {col}: engine {g[col]!r} truth {t[col]!r}")
     return problems

@@ -192,6 +192,17 @@ class PatientScreen:
     flags: Mapping[str, bool]
     mme: float
     tramadol_active: bool
+    options: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Per option with option rules (``care.yaml``): the sorted codes of its findings."""
+
+
+def option_treatments(kb: KnowledgeBase) -> tuple[str, ...]:
+    """The options that have option rules, sorted: one ``option_<id>`` output column each."""
+    return tuple(sorted({t for r in kb.care.option_rules for t in r.treatments}))
+
+
+def option_columns(kb: KnowledgeBase) -> tuple[str, ...]:
+    return tuple(f"option_{t}" for t in option_treatments(kb))
 
 
 def patient_mme(data: PatientIn, kb: KnowledgeBase, table: MmeTable) -> float:
@@ -237,12 +248,19 @@ class PatientEvaluator:
                 and (not f.any_of or any(holds(t) for t in f.any_of))
                 and not any(holds(t) for t in f.none_of)
             )
+        from withdrawal.plan.plan import option_findings
+        from withdrawal.safety.matching import facts_for
+
+        facts = facts_for(patient, self.kb)
+        options = {t: tuple(sorted({f.code for f in option_findings(t, facts, self.kb)}))
+                   for t in option_treatments(self.kb)}
         return PatientScreen(
             verdict=result.verdict,
             codes=tuple(sorted(codes)),
             flags=flags,
             mme=mme,
             tramadol_active="tramadol" in patient.active_drugs,
+            options=options,
         )
 
 
@@ -342,6 +360,7 @@ def windows(kb: KnowledgeBase, flags: Sequence[Flag] = FLAGS) -> tuple[int, ...]
     """Every ``stopped_within_days`` the rules and flags use: one facts column each."""
     found: set[int] = set()
     matches = [m for r in kb.tramadol.rules for m in r.when]
+    matches += [m for r in kb.care.option_rules for m in r.when]
     matches += [m for _, t in _flag_tests(flags) for m in t.matches]
     for m in matches:
         if m.stopped_within_days is not None:
@@ -362,9 +381,11 @@ _COMPILED_FIELDS = frozenset({
 })
 
 
-def compile_match(m: Match, kb: KnowledgeBase) -> str:
+def compile_match(m: Match, kb: KnowledgeBase, without: frozenset[str] = frozenset()) -> str:
     """SQL boolean for one match over a facts row; mirrors ``safety.matching``.
 
+    ``without``: drugs taken out of the patient's medications for this test (an option's own drug,
+    as ``plan.option_findings`` does): taking them out of the test's set is the same.
     A ``Match`` field this compiler does not know is an error, never silently ignored."""
     unknown = set(m.model_dump(exclude_defaults=True)) - _COMPILED_FIELDS
     if unknown:
@@ -389,7 +410,7 @@ def compile_match(m: Match, kb: KnowledgeBase) -> str:
         for cls in m.drug_classes_any:
             ids |= kb.drug_class_members.get(cls, frozenset())
         col = window_column(m.stopped_within_days)
-        parts.append(bits_any(col, bits.masks("drugs", ids)))
+        parts.append(bits_any(col, bits.masks("drugs", ids - without)))
     if m.allergy_drugs_any:
         parts.append(bits_any("allergies", bits.masks("drugs", m.allergy_drugs_any)))
     if any(getattr(m, f) not in (None, ()) for f in _ABSENT_FIELDS):
@@ -403,8 +424,8 @@ def compile_match(m: Match, kb: KnowledgeBase) -> str:
     return "(" + " AND ".join(parts) + ")"
 
 
-def compile_when(matches: Iterable[Match], kb: KnowledgeBase) -> str:
-    return "coalesce(" + " OR ".join(compile_match(m, kb) for m in matches) + ", FALSE)"
+def compile_when(matches: Iterable[Match], kb: KnowledgeBase, without: frozenset[str] = frozenset()) -> str:
+    return "coalesce(" + " OR ".join(compile_match(m, kb, without) for m in matches) + ", FALSE)"
 
 
 def _ident(text: str) -> str:
@@ -464,6 +485,16 @@ def compile_screen(kb: KnowledgeBase, table: MmeTable, d: Dialect, flags: Sequen
         flag_cols.append(f"({' AND '.join(terms) or 'TRUE'}) AS flag_{_ident(f.id)}")
 
     code_list = d.select([(finding[c], c) for c in codes])
+    option_cols = []
+    for t in option_treatments(kb):
+        own = kb.treatment(t).drug
+        without = frozenset({own}) if own else frozenset()
+        by_option: dict[str, list[str]] = {}
+        for orule in kb.care.option_rules:
+            if t in orule.treatments:
+                by_option.setdefault(orule.code, []).append(compile_when(orule.when, kb, without))
+        pairs = [("(" + " OR ".join(ws) + ")", c) for c, ws in sorted(by_option.items())]
+        option_cols.append(f"{d.select(pairs)} AS option_{_ident(t)}")
     output_sql = (
         "SELECT patient_id, age, "
         "CASE WHEN age IS NULL THEN 'unknown' WHEN age < 18 THEN '0-17' WHEN age < 35 THEN '18-34' "
@@ -475,6 +506,7 @@ def compile_screen(kb: KnowledgeBase, table: MmeTable, d: Dialect, flags: Sequen
         + ", ".join(flag_cols)
         + ", "
         + ", ".join(f"{finding[c]} AS finding_{_ident(c)}" for c in codes)
+        + "".join(f", {c}" for c in option_cols)
         + f" FROM (SELECT ruled.*, {verdict_rank} AS vr FROM ruled) AS ranked"
     )
     # every set test is spelled "((<col>_<w> & <mask>) <> 0)" by bits_any

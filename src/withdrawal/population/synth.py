@@ -33,7 +33,7 @@ from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.knowledge.models import Sex
 from withdrawal.patient import MedicationIn, PatientIn
 from withdrawal.population.mme import default_mme
-from withdrawal.population.rules import FLAG_IDS, PatientEvaluator, PatientScreen
+from withdrawal.population.rules import FLAG_IDS, PatientEvaluator, PatientScreen, option_treatments
 
 RESOURCE_TYPES = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance",
                   "Observation")
@@ -564,6 +564,7 @@ def _truth_table(patients: list[_Latent], evaluator: PatientEvaluator,
     cols: dict[str, list[Any]] = {k: [] for k in ("patient_id", "age", "sex", "verdict", "codes", "mme",
                                                   "tramadol_active")}
     flag_cols: dict[str, list[bool]] = {f"flag_{f}": [] for f in FLAG_IDS}
+    option_cols: dict[str, list[list[str]]] = {}
     for p in patients:
         data = latent_patient_in(p)
         key = (data.age_years, data.pregnant, data.breastfeeding, data.conditions, data.medications,
@@ -582,10 +583,13 @@ def _truth_table(patients: list[_Latent], evaluator: PatientEvaluator,
         cols["tramadol_active"].append(res.tramadol_active)
         for f in FLAG_IDS:
             flag_cols[f"flag_{f}"].append(res.flags[f])
+        for t, codes in res.options.items():
+            option_cols.setdefault(f"option_{t}", []).append(list(codes))
     schema = pa.schema([("patient_id", pa.string()), ("age", pa.int32()), ("sex", pa.string()),
                         ("verdict", pa.string()), ("codes", pa.list_(pa.string())), ("mme", pa.float64()),
-                        ("tramadol_active", pa.bool_())] + [(k, pa.bool_()) for k in flag_cols])
-    return pa.table({**cols, **flag_cols}, schema=schema)
+                        ("tramadol_active", pa.bool_())] + [(k, pa.bool_()) for k in flag_cols]
+                       + [(k, pa.list_(pa.string())) for k in option_cols])
+    return pa.table({**cols, **flag_cols, **option_cols}, schema=schema)
 
 
 def read_truth(path: Path) -> Iterator[dict[str, Any]]:
@@ -643,12 +647,14 @@ def synthesize_varied(
     if evaluator is not None:
         schema = pa.schema([("patient_id", pa.string()), ("age", pa.int32()), ("sex", pa.string()),
                             ("verdict", pa.string()), ("codes", pa.list_(pa.string())), ("mme", pa.float64()),
-                            ("tramadol_active", pa.bool_())] + [(f"flag_{f}", pa.bool_()) for f in FLAG_IDS])
+                            ("tramadol_active", pa.bool_())] + [(f"flag_{f}", pa.bool_()) for f in FLAG_IDS]
+                           + [(f"option_{t}", pa.list_(pa.string())) for t in option_treatments(kb)])
         table = pa.table({
             "patient_id": [r[0] for r in rows], "age": [r[1] for r in rows], "sex": [r[2] for r in rows],
             "verdict": [r[3].verdict for r in rows], "codes": [list(r[3].codes) for r in rows],
             "mme": [r[3].mme for r in rows], "tramadol_active": [r[3].tramadol_active for r in rows],
             **{f"flag_{f}": [r[3].flags[f] for r in rows] for f in FLAG_IDS},
+            **{f"option_{t}": [list(r[3].options[t]) for r in rows] for t in option_treatments(kb)},
         }, schema=schema)
         pq.write_table(table, truth_path)
     else:
