@@ -141,3 +141,27 @@ def test_a_plan_is_saved_from_the_assessment_page(client: TestClient) -> None:
     with app.state.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Plan).where(Plan.patient_id == bad)) == 0
         assert s.scalar(select(func.count()).select_from(Plan).where(Plan.patient_id == ok)) == 2
+
+
+def test_old_summaries_catch_up_a_few_per_load(client: TestClient) -> None:
+    from datetime import timedelta
+
+    from withdrawal.service.models import utcnow
+    from withdrawal.web import views
+
+    app: Any = client.app
+    old = utcnow() - timedelta(hours=2)
+    with app.state.sessions() as s:
+        for i in range(8):
+            s.add(Patient(display_name=f"Aged {i}", data={"age_years": 30 + i}))
+        s.commit()  # their summaries are written with them
+        s.execute(update(PatientSummary).values(computed_at=old))
+        s.commit()
+        n = s.scalar(select(func.count()).select_from(PatientSummary)) or 0
+    assert n > views.SUMMARY_AGED_PER_LOAD
+    web = Browser(client, "clinician")
+    assert web.get("/app/patients").status_code == 200
+    with app.state.sessions() as s:
+        times = [r.computed_at for r in s.scalars(select(PatientSummary))]
+    fresh = [t for t in times if t > old + timedelta(hours=1)]
+    assert len(fresh) == views.SUMMARY_AGED_PER_LOAD

@@ -14,7 +14,7 @@ The alerts are those evaluated at the last change; the patient's own page evalua
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, select
@@ -30,6 +30,7 @@ from withdrawal.service.models import (
     PatientSummary,
     Plan,
     ScaleAssessment,
+    aware,
     utcnow,
 )
 
@@ -85,14 +86,23 @@ def refresh(session: Session, patient_ids: Iterable[int], kb: KnowledgeBase, thr
     return out
 
 
-def ensure(session: Session, patients: list[Patient], kb: KnowledgeBase, thresholds: Thresholds
-           ) -> dict[int, PatientSummary]:
+def ensure(session: Session, patients: list[Patient], kb: KnowledgeBase, thresholds: Thresholds, *,
+           max_age: timedelta | None = None, aged_budget: int = 0) -> dict[int, PatientSummary]:
     """The summaries of these patients, the missing ones and those made with another knowledge-base
-    version recomputed and stored (the caller commits)."""
+    version recomputed and stored (the caller commits).
+
+    Some alerts depend on the time passing, not only on the record (a taper that has stalled): of the
+    summaries older than ``max_age``, the ``aged_budget`` oldest are recomputed too, so that a page stays
+    fast while its rows catch up over a few loads (each row says when it was computed)."""
     ids = [p.id for p in patients]
     found = {s.patient_id: s for s in session.scalars(select(PatientSummary)
                                                        .where(PatientSummary.patient_id.in_(ids)))} if ids else {}
     stale = [pid for pid in ids if pid not in found or found[pid].kb_version != kb.version]
+    if max_age is not None and aged_budget > 0:
+        limit = utcnow() - max_age
+        aged = sorted((aware(s.computed_at), pid) for pid, s in found.items()
+                      if pid not in stale and aware(s.computed_at) < limit)
+        stale += [pid for _, pid in aged[:aged_budget]]
     if stale:
         found.update(refresh(session, stale, kb, thresholds))
     return found
