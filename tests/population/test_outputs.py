@@ -62,6 +62,8 @@ def test_pseudonyms_and_csv(export_small: Path, tmp_path: Path) -> None:
     assert len(table) == N and {r["patient_id"] for r in table} == set(rows)
     one = next(r for r in table if rows[r["patient_id"]]["codes"])
     assert one["codes"] == ";".join(rows[one["patient_id"]]["codes"])
+    opt = next(r for r in table if rows[r["patient_id"]]["option_methadone"])
+    assert opt["option_methadone"] == ";".join(rows[opt["patient_id"]]["option_methadone"])
     summary = json.loads(run.summary_path.read_text())
     assert summary["patient_ids"].startswith("HMAC-SHA256") and summary["suppression"]["min_cell"] == 1
     with pytest.raises(InputError, match="pseudonym_key"):

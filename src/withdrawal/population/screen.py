@@ -142,7 +142,7 @@ def pseudonymize(patients: Path, key: bytes) -> None:
 
 
 def write_csv(patients: Path, target: Path) -> Path:
-    """The per-patient rows as one CSV (finding codes joined with ``;``)."""
+    """The per-patient rows as one CSV (lists, the finding and option codes, joined with ``;``)."""
     import pyarrow as pa
     import pyarrow.compute as pc  # type: ignore[import-untyped]
     import pyarrow.csv as pacsv  # type: ignore[import-untyped]
@@ -150,7 +150,8 @@ def write_csv(patients: Path, target: Path) -> Path:
 
     table = ds.dataset(patients, format="parquet").to_table()
     table = table.sort_by("patient_id")
-    codes = pc.binary_join(table.column("codes"), ";")
-    table = table.set_column(table.schema.get_field_index("codes"), pa.field("codes", pa.string()), codes)
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_list(fld.type):
+            table = table.set_column(i, pa.field(fld.name, pa.string()), pc.binary_join(table.column(i), ";"))
     pacsv.write_csv(table, target)
     return target
