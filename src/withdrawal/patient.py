@@ -153,14 +153,36 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 def _scan_names(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
     """Find known names inside free text such as a product description."""
+    return _scan(text, kb)[0]
+
+
+def _scan(text: str, kb: KnowledgeBase) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Known names inside free text, and the words left over that are neither a known name nor a
+    product word (dose form, salt, unit, number): those were not screened."""
     words = _WORD.findall(text.lower().replace("-", " "))
     found: list[str] = []
+    covered: set[int] = set()
     for size in (4, 3, 2, 1):
         for i in range(len(words) - size + 1):
-            for drug_id in kb.lookup_drug(" ".join(words[i : i + size])):
+            ids = kb.lookup_drug(" ".join(words[i : i + size]))
+            if ids:
+                covered.update(range(i, i + size))
+            for drug_id in ids:
                 if drug_id not in found:
                     found.append(drug_id)
-    return tuple(found)
+    product = kb.memoized("product_words", "", lambda _: frozenset(kb.vocabulary.product_words))
+    left = tuple(
+        w for i, w in enumerate(words)
+        if i not in covered and w not in product and not any(c.isdigit() for c in w)
+    )
+    return tuple(found), left
+
+
+def unscreened_words(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
+    """Words of a medication name beside its known ingredients that were not screened ("Zoloft blorp")."""
+    if kb.lookup_drug(text):
+        return ()
+    return kb.memoized("drug_leftover", text, lambda t: _scan(t, kb)[1])
 
 
 def resolve_drug_name(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
@@ -190,6 +212,11 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
                 unresolved.append(f"medication: {med.label}")
             continue
         matched[med.label] = ids
+        if med.name and not (med.rxnorm and kb.drug_rxcui.get(med.rxnorm)):
+            left = unscreened_words(med.name, kb)
+            recent = med.status == "active" or (med.days_since_stopped or 0.0) <= kb.washout_days
+            if left and recent:
+                unresolved.append(f"medication: {med.label} (not recognised: {' '.join(left)})")
         for drug_id in ids:
             if med.status == "active":
                 active.add(drug_id)
@@ -203,6 +230,9 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
         if ids:
             allergy.update(ids)
             matched[name] = ids
+            left = unscreened_words(name, kb)
+            if left:
+                unresolved.append(f"allergy: {name} (not recognised: {' '.join(left)})")
         else:
             unrecognised.append(name)
             unresolved.append(f"allergy: {name}")

@@ -305,3 +305,23 @@ def test_withdrawal_from_methadone_keeps_the_residual_methadone_finding(hours: f
     """Methadone is long-acting (withdrawal peaks 72-96 h after the last dose): within 96 h it is still acting."""
     result = run(base(opioid={"substance": "methadone", "hours_since_last_use": hours}))
     assert ("opioid_agonist_treatment" in result.codes) is fires
+
+
+@pytest.mark.parametrize(
+    ("name", "left"),
+    [
+        ("Zoloft Xanax blorp", "blorp"),  # one line, several names: the unknown one is named, not dropped
+        ("sertraline 50 MG Oral Tablet", None),  # RxNorm SCD words are product words
+        ("tramadol hydrochloride 100 MG 24 HR Extended Release Oral Tablet", None),
+        ("Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet", None),
+        ("Suboxone 8 MG / 2 MG film", None),
+    ],
+)
+def test_words_beside_a_known_ingredient_are_screened_or_named(name: str, left: str | None) -> None:
+    patient = resolve(parse_patient(pain(medications=[med(name)])), KB)
+    assert patient.active_drugs  # the known ingredients still count
+    if left is None:
+        assert patient.unresolved == ()
+    else:
+        assert patient.unresolved == (f"medication: {name} (not recognised: {left})",)
+        assert "incomplete_screen" in screen_tramadol(patient, KB).codes

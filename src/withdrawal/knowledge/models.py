@@ -92,6 +92,9 @@ class Vocabulary(Frozen):
     drugs: tuple[Drug, ...]
     conditions: tuple[Condition, ...]
     condition_scope: tuple[ScreenScope, ...] = ()
+    product_words: tuple[str, ...] = ()
+    """Words of a product's name that are not an ingredient (dose forms, salts, release, units):
+    any other word left over beside a known ingredient means part of the name was not screened."""
 
 
 # --- tramadol rules ---------------------------------------------------------------------

@@ -51,15 +51,21 @@ def condition_map(triples: Iterable[tuple[str | None, str | None, str | None]],
 
 def medication_map(pairs: Iterable[tuple[str | None, str | None]],
                    kb: KnowledgeBase) -> list[tuple[str, str, str, str]]:
-    """(rx_codes, text, drug id or '' when unresolved, product key): the mapper's identity, then ``resolve``."""
+    """(rx_codes, text, drug id or '' when unresolved, product key): the mapper's identity, then ``resolve``.
+
+    A name with words beside its known ingredients that were not screened gets an extra '' row, as
+    ``resolve`` names it unresolved."""
     out: list[tuple[str, str, str, str]] = []
     for codes, text in sorted({(c or "", t or "") for c, t in pairs}):
         ident = medication_identity(_split(codes), text or None, kb)
         if ident is None:
             continue
         med = MedicationIn(name=ident.name, rxnorm=ident.rxnorm)
-        drugs = sorted(resolve(PatientIn(age_years=0, medications=(med,)), kb).active_drugs)
-        out.extend((codes, text, d, ident.product) for d in (drugs or [""]))
+        single = resolve(PatientIn(age_years=0, medications=(med,)), kb)
+        drugs = sorted(single.active_drugs)
+        # a product with words left unscreened beside its ingredients is also an unresolved row
+        unscreened = [""] if (single.unresolved or not drugs) else []
+        out.extend((codes, text, d, ident.product) for d in (*drugs, *unscreened))
     return out
 
 
