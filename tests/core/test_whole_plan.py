@@ -198,7 +198,7 @@ def test_suboxone_is_not_a_rescue_kit() -> None:
 
 def test_no_private_treatment_centre_is_cited() -> None:
     for s in KB.sources.values():
-        assert not any(d in s.link for d in ("recoverycenter", "mccaod", "rehab")), s.id
+        assert not any(d in s.link for d in ("recoverycenter", "mccaod", "rehab", "metamorphosispain")), s.id
 
 
 def test_strong_cyp2d6_inhibitor_is_treated_as_a_poor_metaboliser() -> None:
