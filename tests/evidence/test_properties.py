@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from withdrawal.evidence.effects import effect_sizes_given
-from withdrawal.evidence.meta import METHODS, TESTS, pool
+from withdrawal.evidence.meta import METHODS, TESTS, ConvergenceError, pool
 
 SETTINGS = settings(max_examples=25, deadline=None)
 studies = st.lists(
@@ -24,8 +24,13 @@ tests = st.sampled_from(TESTS)
 def test_study_order_does_not_matter(data, method, test, rnd) -> None:
     shuffled = list(data)
     rnd.shuffle(shuffled)
-    a = pool(effect_sizes_given(*zip(*data, strict=True)), method, test)
-    b = pool(effect_sizes_given(*zip(*shuffled, strict=True)), method, test)
+    try:
+        a = pool(effect_sizes_given(*zip(*data, strict=True)), method, test)
+        b = pool(effect_sizes_given(*zip(*shuffled, strict=True)), method, test)
+    except ConvergenceError:
+        # ML/REML Fisher scoring that does not converge in metafor's 100 iterations is refused by
+        # name (as metafor fails there too): order-invariance is a property of the results
+        reject()
     for field, value in a.summary_fields().items():
         other = b.summary_fields()[field]
         if value is None:
