@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -16,7 +16,7 @@ from withdrawal.cli import app
 from withdrawal.errors import InputError
 from withdrawal.evidence.bias import bias_checks, egger_test, influence, rank_test
 from withdrawal.evidence.effects import effect_sizes_given, escalc_binary
-from withdrawal.evidence.meta import pool
+from withdrawal.evidence.meta import ConvergenceError, pool
 from withdrawal.evidence.mh import mantel_haenszel, peto
 from withdrawal.evidence.regression import meta_regression, subgroup_analysis
 
@@ -171,7 +171,10 @@ def test_bias_and_influence_are_well_formed(data: list[tuple[float, float]]) -> 
         with pytest.raises(InputError, match="standard errors"):
             bias_checks(es, method="DL")
         return
-    checks = bias_checks(es, method="DL")
+    try:
+        checks = bias_checks(es, method="DL")
+    except ConvergenceError:
+        reject()  # trim-and-fill that does not converge is refused by name, as metafor's trimfill errors
     tau, p = checks.rank_test.tau, checks.rank_test.p
     if tau is None or p is None:  # R's NA: every standardised deviate tied
         assert np.ptp(es.yi) == 0
