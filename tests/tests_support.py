@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -12,3 +22,53 @@ def data_path() -> Path:
     """The test data kept in the repository (vignettes, reference outputs; see data/PROVENANCE.md)."""
     assert DATA.is_dir(), f"test data folder not found at {DATA}"
     return DATA
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium (or ``$CHROMIUM``); Playwright's own browser downloads are not used."""
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return found if found and Path(found).exists() else None
+
+
+@contextmanager
+def demo_server(
+    data: Path, env: dict[str, str], *, log_level: str = "warning", port: int | None = None
+) -> Iterator[str]:
+    """The demo app under uvicorn on a loopback port (free unless given), its log in ``data``; yields the base URL."""
+    port = port or free_port()
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "withdrawal.web.demo:demo_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", log_level],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("server exited:\n" + (data / "server.log").read_text())
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start:\n" + (data / "server.log").read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -8,9 +8,6 @@ cross-site frame, as in a real EHR; the browser blocks third-party cookies
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -18,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 
@@ -26,20 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ehr import CLIENT_ID, App, Ehr  # noqa: E402
 
+from tests_support import chromium_path, demo_server, free_port  # noqa: E402
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--test-third-party-cookie-phaseout"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def chromium_path() -> str | None:
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    return found if found and Path(found).exists() else None
 
 
 @pytest.fixture(scope="session")
@@ -85,35 +72,8 @@ def app(ports: tuple[int, int], ehr_server: Ehr, tmp_path_factory: pytest.TempPa
            "WITHDRAWAL_SMART_FRAME_ANCESTORS": ehr_server.base, "WITHDRAWAL_SMART_TOKEN_LEEWAY_S": "30",
            "WITHDRAWAL_CDS_AUTH_REQUIRED": "false"}  # CDS JWTs are tested in tests/service
     env.pop("WITHDRAWAL_DATABASE_URL", None)
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "withdrawal.web.demo:demo_app", "--host", "127.0.0.1",
-         "--port", str(app_port), "--log-level", "info"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{app_port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("server exited:\n" + (data / "server.log").read_text())
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start:\n" + (data / "server.log").read_text())
-            time.sleep(0.2)
+    with demo_server(data, env, log_level="info", port=app_port) as base:
         yield App(base, data)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,18 +7,14 @@ downloads are not used. Without a Chromium the browser tests are skipped with th
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests_support import chromium_path, demo_server
 
 CLINICIAN = ("clinician", "clinician-demo-pass-1")
 PATIENT = ("patient", "patient-demo-pass-12")
@@ -26,17 +22,6 @@ PATIENT2 = ("patient2", PATIENT[1])
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
-
-
-def chromium_path() -> str | None:
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    return found if found and Path(found).exists() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -56,40 +41,12 @@ class Server:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("web-server")
-    port = free_port()
     env = {**os.environ, "WITHDRAWAL_DATA_DIR": str(data), "WITHDRAWAL_ENVIRONMENT": "test",
            "WITHDRAWAL_DEMO_CLINICIAN_USERNAME": CLINICIAN[0], "WITHDRAWAL_DEMO_CLINICIAN_PASSWORD": CLINICIAN[1],
            "WITHDRAWAL_DEMO_PATIENT_USERNAME": PATIENT[0], "WITHDRAWAL_DEMO_PATIENT_PASSWORD": PATIENT[1]}
     env.pop("WITHDRAWAL_DATABASE_URL", None)
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "withdrawal.web.demo:demo_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("server exited:\n" + (data / "server.log").read_text())
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start:\n" + (data / "server.log").read_text())
-            time.sleep(0.2)
+    with demo_server(data, env) as base:
         yield Server(base, data / "withdrawal.db")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="session")
