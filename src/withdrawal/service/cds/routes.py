@@ -285,6 +285,20 @@ def _unresolved_references(context: Mapping[str, Any], medications: Mapping[str,
     return out
 
 
+def _fetch_options(body: CdsRequest, state: Any, settings: Settings) -> dict[str, Any]:
+    """What every fetch from the request's fhirServer shares: server, token, policy, limits, transport."""
+    return {
+        "fhir_server": body.fhirServer,
+        "token": body.fhirAuthorization.access_token if body.fhirAuthorization else None,
+        "policy": state.fhir_policy,
+        "limiter": state.fhir_limiter,
+        "timeout_s": settings.cds_fhir_timeout_s,
+        "deadline_s": settings.cds_fhir_deadline_s,
+        "transport": state.fhir_transport,
+        "tls": state.fhir_tls,
+    }
+
+
 def _patient_id(body: CdsRequest) -> str:
     """``context.patientId``; a ``Patient/<id>`` reference is read as its id."""
     pid = body.context.get("patientId")
@@ -353,17 +367,7 @@ async def call_service(service_id: ServiceId, body: CdsRequest, request: Request
         drafts, basket = _drafts(body.context, state.kb, utcnow().date(), selected, meds)
         refs = _unresolved_references(body.context, meds)
         if refs and body.fhirServer:
-            fetched_meds = await fetch_references(
-                refs,
-                fhir_server=body.fhirServer,
-                token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
-                policy=state.fhir_policy,
-                limiter=state.fhir_limiter,
-                timeout_s=settings.cds_fhir_timeout_s,
-                deadline_s=settings.cds_fhir_deadline_s,
-                transport=state.fhir_transport,
-                tls=state.fhir_tls,
-            )
+            fetched_meds = await fetch_references(refs, **_fetch_options(body, state, settings))
             if fetched_meds:
                 meds = {**meds, **_medications_in(fetched_meds)}
                 drafts, basket = _drafts(body.context, state.kb, utcnow().date(), selected, meds)
@@ -377,14 +381,7 @@ async def call_service(service_id: ServiceId, body: CdsRequest, request: Request
             fetched = await fetch_missing(
                 keys,
                 patient_id=_patient_id(body),
-                fhir_server=body.fhirServer,
-                token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
-                policy=state.fhir_policy,
-                limiter=state.fhir_limiter,
-                timeout_s=settings.cds_fhir_timeout_s,
-                deadline_s=settings.cds_fhir_deadline_s,
-                transport=state.fhir_transport,
-                tls=state.fhir_tls,
+                **_fetch_options(body, state, settings),
                 max_pages=settings.cds_fhir_max_pages,
                 continue_from=follow,
                 truncated=truncated,
