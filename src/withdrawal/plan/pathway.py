@@ -10,19 +10,17 @@ sources and verification mark; anything not read in its source is flagged as unv
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from withdrawal.errors import InputError
 from withdrawal.knowledge.models import (
-    BuprenorphinePathway,
     DoseSchedule,
     PathwayStep,
     Recheck,
     StartMethod,
 )
-from withdrawal.plan.timing import OnBoard, opioids_on_board
+from withdrawal.plan.timing import low_dose_first, opioids_on_board, still_taking
 from withdrawal.safety.matching import facts_for, fires
 from withdrawal.safety.screen import Finding, level_rank
 
@@ -137,15 +135,6 @@ def _recheck(r: Recheck) -> RecheckView:
     return RecheckView(r.when, r.action, r.sources, r.verification != "from_memory")
 
 
-def _still_taking(o: OnBoard, a: Assessment) -> bool:
-    """An active medication with no last-dose time; the named substance with no hours is just unknown."""
-    return o.hours is None and o.name in a.patient.active_drugs
-
-
-def _low_dose_first(board: Iterable[OnBoard], kb: BuprenorphinePathway, a: Assessment) -> list[str]:
-    """The opioids on board that put the low-dose start first (named, for the reason shown)."""
-    rule = kb.low_dose_first
-    return [o.name for o in board if o.name in rule.substances or (rule.still_taking and _still_taking(o, a))]
 
 
 def _other_agonist_notes(a: Assessment) -> tuple[str, ...]:
@@ -200,7 +189,7 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
     notes = tuple(r for r in (option.reasons[1:] if option else ()))
     notes += _other_agonist_notes(a)
     board = opioids_on_board(patient, kb, for_buprenorphine=True)
-    on_board = tuple(OnBoardView(o.name, o.hours, _still_taking(o, a)) for o in board)
+    on_board = tuple(OnBoardView(o.name, o.hours, still_taking(o, a.patient)) for o in board)
     alternatives = tuple(o.name for o in plan.options if o.treatment != "buprenorphine" and o.status != "not_advised")
     starts: list[Start] = []
     status: PathwayStatus
@@ -218,7 +207,7 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
     else:
         status = "available"
         methods = {m.id: m for m in pk.starts}
-        low_names = _low_dose_first(board, pk, a)
+        low_names = low_dose_first(list(board), a.patient, a.kb)
         now = option.timing if option else None
         setting = patient.data.setting
         if low_names:

@@ -17,7 +17,7 @@ from withdrawal.knowledge.models import OptionNote, Resource, Statement, Treatme
 from withdrawal.patient import Patient
 from withdrawal.plan.course import CourseStatus, course_status
 from withdrawal.plan.regimen import TaperDay, tramadol_taper
-from withdrawal.plan.timing import objective_gate
+from withdrawal.plan.timing import LOW_DOSE_TEXT, objective_gate
 from withdrawal.safety.interactions import tramadol_interactions
 from withdrawal.safety.matching import Facts, facts_for, fires
 from withdrawal.safety.screen import Finding, ScreenResult, evaluate, level_rank
@@ -115,14 +115,16 @@ def option_findings(treatment_id: str, facts: Facts, kb: KnowledgeBase) -> tuple
     return evaluate((r for r in kb.care.option_rules if treatment_id in r.treatments), facts)
 
 
-def exclusions(patient: Patient, screen: ScreenResult, kb: KnowledgeBase) -> tuple[Excluded, ...]:
+def exclusions(
+    patient: Patient, screen: ScreenResult, kb: KnowledgeBase, facts: Facts | None = None
+) -> tuple[Excluded, ...]:
     """The options this patient cannot have: an allergy to the drug, an excluding option rule
     (an antagonist on board), or tramadol contraindicated.
 
     Its own function because a CDS order check needs it (may it propose
     buprenorphine instead?) without the rest of the plan.
     """
-    facts = facts_for(patient, kb)
+    facts = facts or facts_for(patient, kb)
     out: list[Excluded] = []
     for t in sorted(kb.care.treatments, key=lambda t: t.base_rank):
         blocking = [
@@ -172,7 +174,7 @@ def build_plan(
     """
     facts = facts_for(patient, kb)
     ranked: list[tuple[int, int, Option]] = []
-    excluded = exclusions(patient, screen, kb)
+    excluded = exclusions(patient, screen, kb, facts)
     gone = {e.treatment for e in excluded}
     withheld = _regimen_withheld(screen, override)
     regimen: tuple[TaperDay, ...] | None = None
@@ -189,6 +191,8 @@ def build_plan(
         if any(level_rank(f.level) >= level_rank("avoid") for f in findings):
             status = "not_advised"
         timing = objective_gate(t, patient, cows, kb) if t.start_cows_min is not None else None
+        if timing and LOW_DOSE_TEXT in timing and kb.pathway:
+            sources = list(dict.fromkeys([*sources, *kb.pathway.low_dose_first.sources]))
         dosing = t.dosing
         if any(f.code == "age_below_label" for f in findings):
             dosing = "Adult doses do not apply at this age; dose with a paediatric or adolescent specialist."

@@ -26,7 +26,6 @@ class OnBoard:
     name: str
     hours: float | None
     wait: Range | None
-    long_acting: bool
 
 
 def opioids_on_board(patient: Patient, kb: KnowledgeBase, *, for_buprenorphine: bool) -> list[OnBoard]:
@@ -39,8 +38,7 @@ def opioids_on_board(patient: Patient, kb: KnowledgeBase, *, for_buprenorphine: 
         wait = None
         if timeline is not None:
             wait = timeline.buprenorphine_wait_h if for_buprenorphine else timeline.onset_h
-        long_acting = timeline is not None and timeline.acting == "long"
-        out.append(OnBoard(substance, hours, wait, long_acting))
+        out.append(OnBoard(substance, hours, wait))
 
     opioid = patient.data.opioid
     if opioid is not None and opioid.substance != "buprenorphine":
@@ -58,6 +56,25 @@ def opioids_on_board(patient: Patient, kb: KnowledgeBase, *, for_buprenorphine: 
     return out
 
 
+def still_taking(o: OnBoard, patient: Patient) -> bool:
+    """An active medication with no last-dose time; the named substance with no hours is just unknown."""
+    return o.hours is None and o.name in patient.active_drugs
+
+
+def low_dose_first(board: list[OnBoard], patient: Patient, kb: KnowledgeBase) -> list[str]:
+    """The opioids on board that put a low-dose start first, by the pathway data (``low_dose_first``)."""
+    rule = kb.pathway.low_dose_first if kb.pathway else None
+    if rule is None:
+        return []
+    return [o.name for o in board if o.name in rule.substances or (rule.still_taking and still_taking(o, patient))]
+
+
+LOW_DOSE_TEXT = (
+    " Alternatively, a low-dose buprenorphine start overlapping the full agonist can begin without "
+    "waiting for withdrawal."
+)
+
+
 def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: KnowledgeBase) -> str | None:
     """The timing text of an option with a COWS threshold (buprenorphine, tramadol)."""
     is_bup = t.id == "buprenorphine"
@@ -66,12 +83,7 @@ def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: 
     threshold = t.start_cows_min
     cows_text = f"COWS {threshold} or more" if threshold is not None else "objective withdrawal"
     board = opioids_on_board(patient, kb, for_buprenorphine=is_bup)
-    low_dose = ""
-    if is_bup and any(o.long_acting or o.name == "fentanyl" for o in board):
-        low_dose = (
-            " Alternatively, a low-dose buprenorphine start overlapping the full agonist (ASAM 2023) "
-            "can begin without waiting for withdrawal."
-        )
+    low_dose = LOW_DOSE_TEXT if is_bup and low_dose_first(board, patient, kb) else ""
     waits: list[str] = []
     for o in board:
         if o.wait is None:
