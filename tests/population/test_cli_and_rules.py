@@ -14,16 +14,10 @@ from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.base import default_sources
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Match
+from withdrawal.population.compiler import bulk_gaps, compile_match, compile_screen, windows
+from withdrawal.population.flags import FLAGS
 from withdrawal.population.mme import default_mme, load_mme, mg_per_day_to_mme
-from withdrawal.population.rules import (
-    FLAGS,
-    Dialect,
-    SparkDialect,
-    bulk_gaps,
-    compile_match,
-    compile_screen,
-    windows,
-)
+from withdrawal.population.sql import Dialect, SparkDialect
 
 runner = CliRunner()
 
@@ -110,7 +104,7 @@ def test_mme_table_is_cdc_2022_and_cited(kb: KnowledgeBase, tmp_path: Path) -> N
 
 
 def test_bit_layout_of_the_kb(kb: KnowledgeBase) -> None:
-    from withdrawal.population.rules import WORD_BITS, BitLayout, bits_any
+    from withdrawal.population.sql import WORD_BITS, BitLayout, bits_any
 
     bits = BitLayout.of(kb)
     assert bits.words("drugs") == -(-len(kb.drugs) // WORD_BITS) and bits.words("conditions") == 1
@@ -130,7 +124,7 @@ def test_population_flags_are_cited_data(tmp_path: Path) -> None:
 
     from withdrawal.errors import KnowledgeBaseError
     from withdrawal.knowledge.base import data_dir
-    from withdrawal.population.rules import load_flags
+    from withdrawal.population.flags import load_flags
 
     assert [f.id for f in load_flags()] == [f.id for f in FLAGS]
     raw = yaml.safe_load((data_dir() / "population_flags.yaml").read_text())

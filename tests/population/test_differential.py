@@ -24,8 +24,9 @@ from withdrawal.fhir import to_patient
 from withdrawal.fhir.generate import RecordGenerator, coverage
 from withdrawal.fhir.reading import TABLE
 from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.population.flags import FLAG_COLUMNS
 from withdrawal.population.mme import default_mme
-from withdrawal.population.rules import FLAG_COLUMNS, PatientEvaluator
+from withdrawal.population.per_patient import PatientEvaluator
 from withdrawal.population.screen import run_screen
 
 AS_OFS = (date(2026, 1, 1), date(2025, 6, 30), date(2024, 2, 29))

@@ -8,7 +8,7 @@ from pathlib import Path
 from population_support import AS_OF, N, rows_by_id, truth_by_id
 
 from withdrawal.fhir.reading import READING_VERSION
-from withdrawal.population.rules import FLAG_COLUMNS
+from withdrawal.population.flags import FLAG_COLUMNS
 from withdrawal.population.screen import ScreenRun
 
 

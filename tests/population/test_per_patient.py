@@ -11,8 +11,9 @@ from population_support import rows_by_id
 
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import MedicationIn, PatientIn, resolve
+from withdrawal.population.flags import FLAG_COLUMNS
 from withdrawal.population.mme import default_mme
-from withdrawal.population.rules import FLAG_COLUMNS, PatientEvaluator
+from withdrawal.population.per_patient import PatientEvaluator
 from withdrawal.population.screen import run_screen
 from withdrawal.safety import screen_tramadol
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from population_support import AS_OF, rows_by_id, truth_by_id
 
-from withdrawal.population.rules import FLAG_COLUMNS
+from withdrawal.population.flags import FLAG_COLUMNS
 from withdrawal.population.screen import ScreenRun, run_screen
 
 

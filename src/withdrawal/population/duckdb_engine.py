@@ -9,9 +9,7 @@ facts, compiled rules and output are one pipelined query written to Parquet.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -19,22 +17,14 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.population.compiler import compile_screen, windows
+from withdrawal.population.engine import EngineResult, Progress, StageClock
 from withdrawal.population.export import BadLine, Export, ExportFile, locate_bad_lines
 from withdrawal.population.facts import DISTINCT_SQL, VIEWS, Distinct, MapTable, facts_sql, map_tables, summary_sql
+from withdrawal.population.flags import FLAG_COLUMNS
 from withdrawal.population.mme import MmeTable
-from withdrawal.population.rules import FLAG_COLUMNS, BitLayout, Dialect, compile_screen, windows
+from withdrawal.population.sql import BitLayout, Dialect
 from withdrawal.population.staging import TYPES, duck_columns, stage_sql
-
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class EngineResult:
-    patients_path: Path
-    by_group: pa.Table
-    bad_lines: tuple[BadLine, ...]
-    patients: int
-    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, in order
 
 
 def _sql_list(paths: Sequence[Path]) -> str:
@@ -72,25 +62,6 @@ def _read(con: duckdb.DuckDBPyConnection, rtype: str, files: Sequence[ExportFile
                                  f"{int(count) - len(found)} row(s) rejected without a located line"))
         bad.extend(found)
     return bad
-
-
-class StageClock:
-    """Seconds spent in each stage, in order, with the progress callback told after each."""
-
-    def __init__(self, steps: int, progress: Progress | None) -> None:
-        self.steps = steps
-        self.progress = progress
-        self.done = 0
-        self.stages: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def tick(self, stage: str) -> None:
-        self.done += 1
-        now = time.perf_counter()
-        self.stages[stage] = round(now - self._last, 3)
-        self._last = now
-        if self.progress is not None:
-            self.progress(stage, self.done, self.steps)
 
 
 def screen(

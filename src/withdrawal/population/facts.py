@@ -8,7 +8,7 @@ are the per-patient mapper's own (:func:`~withdrawal.fhir.mapping.medication_ide
 :func:`~withdrawal.fhir.mapping.condition_entries`, :func:`~withdrawal.fhir.mapping.allergy_entry`,
 :func:`~withdrawal.fhir.mapping.daily_dose_mg`), run over the *distinct* staged values only, which
 the engines join back (``cond_map``, ``med_map``, ``dose_map``, ``alg_map``). The maps carry the KB
-ids as bit mask words (:class:`~withdrawal.population.rules.BitLayout`), so a patient's sets are
+ids as bit mask words (:class:`~withdrawal.population.sql.BitLayout`), so a patient's sets are
 ``bit_or`` aggregates and every compiled rule test is a ``&`` per word. Items the knowledge base
 cannot resolve (medications active or stopped within the washout, allergies, conditions inside the
 screen's scope) set ``unresolved``, which the incomplete-screen rule reads.
@@ -26,7 +26,7 @@ from withdrawal.fhir.mapping import allergy_entry, condition_entries, daily_dose
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import MedicationIn, PatientIn, resolve
 from withdrawal.population.mme import MmeTable
-from withdrawal.population.rules import BitLayout, Dialect, window_column
+from withdrawal.population.sql import BitLayout, Dialect, window_column
 from withdrawal.population.staging import lits
 
 PHENOTYPES: tuple[str, ...] = tuple(p for p, _ in reading.phenotype_words())

@@ -11,19 +11,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from withdrawal.errors import InputError
 from withdrawal.fhir.reading import READING_VERSION
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
-from withdrawal.population.duckdb_engine import EngineResult, Progress
+from withdrawal.population.compiler import bulk_gaps
+from withdrawal.population.engine import ENGINES, Engine, EngineResult, Progress
 from withdrawal.population.export import BadLine, open_export
 from withdrawal.population.mme import default_mme
-from withdrawal.population.rules import bulk_gaps
 from withdrawal.population.summary import MIN_CELL, build_summary, preload_chart, suppress, write_summary
-
-Engine = Literal["duckdb", "spark"]
-ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Population screen on Apache Spark (``local[*]`` or a cluster given by its master URL).
 
 The same staging columns, facts SQL and compiled rules as the DuckDB engine, in Spark SQL
-(:class:`~withdrawal.population.rules.SparkDialect`). NDJSON is read with an explicit schema in
+(:class:`~withdrawal.population.sql.SparkDialect`). NDJSON is read with an explicit schema in
 PERMISSIVE mode; a line that does not parse lands in ``_corrupt_record`` and is skipped. The bad
 lines are then located by scanning only the files that had such rows, with the same line checker
 as DuckDB, inside Spark (``textFile().zipWithIndex()``), so a cluster needs no local copy.
@@ -18,11 +18,13 @@ from typing import Any
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.population.duckdb_engine import EngineResult, Progress, StageClock
+from withdrawal.population.compiler import compile_screen, windows
+from withdrawal.population.engine import EngineResult, Progress, StageClock
 from withdrawal.population.export import BadLine, Export, ExportFile, check_lines
 from withdrawal.population.facts import DISTINCT_SQL, VIEWS, Distinct, facts_sql, map_tables, summary_sql
+from withdrawal.population.flags import FLAG_COLUMNS
 from withdrawal.population.mme import MmeTable
-from withdrawal.population.rules import FLAG_COLUMNS, BitLayout, SparkDialect, compile_screen, windows
+from withdrawal.population.sql import BitLayout, SparkDialect
 from withdrawal.population.staging import TYPES, spark_schema, stage_sql
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from withdrawal.population.rules import FLAGS
+from withdrawal.population.flags import FLAGS
 
 AGE_BANDS = ("0-17", "18-34", "35-49", "50-64", "65+", "unknown")
 COUNTED = ("tramadol_active", "tramadol_blocked", "high_mme", *(f"flag_{f.id}" for f in FLAGS))

@@ -8,7 +8,7 @@ patients exercise every flag. RxNorm codes come from the knowledge base; some me
 written by name only (brands, drugs without an RxCUI) to exercise name resolution.
 
 The ground truth (``ground_truth.parquet``) is the per-patient screen
-(:class:`~withdrawal.population.rules.PatientEvaluator`, i.e. ``screen_tramadol``) run on a
+(:class:`~withdrawal.population.per_patient.PatientEvaluator`, i.e. ``screen_tramadol``) run on a
 ``PatientIn`` built from the latent facts as they were written, independently of the engines.
 """
 
@@ -32,8 +32,10 @@ from withdrawal.errors import InputError
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.knowledge.models import Sex
 from withdrawal.patient import MedicationIn, PatientIn
+from withdrawal.population.compiler import option_treatments
+from withdrawal.population.flags import FLAG_IDS
 from withdrawal.population.mme import default_mme
-from withdrawal.population.rules import FLAG_IDS, PatientEvaluator, PatientScreen, option_treatments
+from withdrawal.population.per_patient import PatientEvaluator, PatientScreen
 
 RESOURCE_TYPES = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance",
                   "Observation")

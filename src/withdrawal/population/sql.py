@@ -1,0 +1,113 @@
+"""SQL building blocks shared by the facts (``facts.py``) and the rule compiler (``compiler.py``).
+
+The two dialects (:class:`Dialect` for DuckDB, :class:`SparkDialect` for Spark SQL) and the bit
+mask layout of the KB's sets (:class:`BitLayout`) live here, below both users, so that neither
+imports the other for them and both engines read the same definitions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from withdrawal.errors import KnowledgeBaseError
+from withdrawal.knowledge.loader import KnowledgeBase
+
+WORD_BITS = 63  # set members per BIGINT word (bit 63, the sign bit, is left unused)
+SetKind = Literal["drugs", "conditions"]
+
+
+@dataclass(frozen=True)
+class BitLayout:
+    """Sets of KB drug ids and condition keys as bit masks: one BIGINT word per 63 members.
+
+    A drug's bit is its rank among the KB's sorted drug ids, a condition key's its rank among the
+    sorted condition keys; a facts set column ``col`` is the words ``col_0``, ``col_1``, ... A rule's
+    "any of these" test is then one ``&`` per word, and the per-patient sets aggregate with ``bit_or``."""
+
+    drugs: tuple[str, ...]
+    conditions: tuple[str, ...]
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase) -> BitLayout:
+        return cls(drugs=tuple(sorted(kb.drugs)), conditions=tuple(sorted(kb.conditions)))
+
+    def _members(self, kind: SetKind) -> tuple[str, ...]:
+        return self.drugs if kind == "drugs" else self.conditions
+
+    def words(self, kind: SetKind) -> int:
+        return max(1, -(-len(self._members(kind)) // WORD_BITS))
+
+    def masks(self, kind: SetKind, items: Iterable[str]) -> tuple[int, ...]:
+        """The words of the set ``items`` (an id the KB does not define is an error)."""
+        members = self._members(kind)
+        index = {m: i for i, m in enumerate(members)}
+        out = [0] * self.words(kind)
+        for item in items:
+            if item not in index:
+                raise KnowledgeBaseError(f"population screen: unknown {kind[:-1]} {item!r}")
+            i = index[item]
+            out[i // WORD_BITS] |= 1 << (i % WORD_BITS)
+        return tuple(out)
+
+    def columns(self, col: str, kind: SetKind) -> tuple[str, ...]:
+        return tuple(f"{col}_{w}" for w in range(self.words(kind)))
+
+
+def bits_any(col: str, masks: Sequence[int]) -> str:
+    """SQL boolean: the set ``col`` (words ``col_0``, ...) has a member of ``masks`` (same in both dialects)."""
+    terms = [f"(({col}_{w} & {int(m)}) <> 0)" for w, m in enumerate(masks) if m]
+    return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+
+
+def window_column(days: int | None) -> str:
+    """Facts set (drug bit mask words) of the drugs active, or stopped no more than ``days`` ago."""
+    return "drugs_active" if days is None else f"drugs_within_{days}"
+
+
+class Dialect:
+    """The few SQL spellings that differ between DuckDB and Spark SQL."""
+
+    name = "duckdb"
+
+    def select(self, pairs: Sequence[tuple[str, str]]) -> str:
+        """The list of the literals whose (non-null) boolean holds, in order, from (boolean, literal) pairs."""
+        return (f"list_where([{', '.join(literal(v) for _, v in pairs)}], "
+                f"[{', '.join(c for c, _ in pairs)}])")
+
+    def days_between(self, start: str, end: str) -> str:
+        return f"date_diff('day', {start}, {end})"
+
+    def min_pair(self, key: str, value: str, cond: str) -> str:
+        """Aggregate: ``value`` of the row with the least (``key``, ``value``) among the rows where ``cond``."""
+        return f"min(CASE WHEN {cond} THEN struct_pack(k := {key}, v := {value}) END).v"
+
+
+class SparkDialect(Dialect):
+    name = "spark"
+
+    def select(self, pairs: Sequence[tuple[str, str]]) -> str:
+        items = ", ".join(f"CASE WHEN {c} THEN {literal(v)} END" for c, v in pairs)
+        return f"filter(array({items}), x -> x IS NOT NULL)"
+
+    def days_between(self, start: str, end: str) -> str:
+        return f"datediff({end}, {start})"
+
+    def min_pair(self, key: str, value: str, cond: str) -> str:
+        return f"min(CASE WHEN {cond} THEN named_struct('k', {key}, 'v', {value}) END).v"
+
+
+def literal(text: str) -> str:
+    """A KB word as an SQL string literal; anything outside a safe alphabet is refused, not escaped."""
+    if not re.fullmatch(r"[A-Za-z0-9_ .\-]*", text):
+        raise ValueError(f"unsafe SQL literal {text!r}")
+    return f"'{text}'"
+
+
+def identifier(text: str) -> str:
+    """A KB id as part of a column name; refused unless lower-case word characters."""
+    if not re.fullmatch(r"[a-z0-9_]+", text):
+        raise ValueError(f"unsafe SQL identifier {text!r}")
+    return text
