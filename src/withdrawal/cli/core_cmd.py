@@ -12,17 +12,8 @@ import typer
 from rich.console import Console
 from rich.prompt import IntPrompt
 
-from withdrawal.assess import assess
 from withdrawal.cli.app import app, fail
-from withdrawal.cli.pathway_report import render_pathway
-from withdrawal.cli.report import render_assessment, render_interactions
 from withdrawal.errors import InputError, WithdrawalError
-from withdrawal.fhir import is_fhir
-from withdrawal.knowledge.loader import default_kb
-from withdrawal.plan.pathway import PATHWAYS, build_pathway
-from withdrawal.plan.simulation import simulate_for_plan
-from withdrawal.safety.interactions import check_interactions
-from withdrawal.scales import score
 
 console = Console()
 
@@ -89,6 +80,14 @@ def assess_cmd(
     ] = None,
 ) -> None:
     """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources."""
+    from withdrawal.assess import assess
+    from withdrawal.cli.pathway_report import render_pathway
+    from withdrawal.cli.report import render_assessment
+    from withdrawal.fhir import is_fhir
+    from withdrawal.knowledge.loader import default_kb
+    from withdrawal.plan.pathway import PATHWAYS, build_pathway
+    from withdrawal.plan.simulation import simulate_for_plan
+
     try:
         _check_format(fmt)
         if pathway is not None and pathway not in PATHWAYS:
@@ -136,6 +135,9 @@ def cows_cmd(
     fmt: FormatOpt = "text",
 ) -> None:
     """Score the COWS item by item, from --item flags or interactively."""
+    from withdrawal.knowledge.loader import default_kb
+    from withdrawal.scales import score
+
     scale = default_kb().scales["cows"]
     try:
         _check_format(fmt)
@@ -191,6 +193,10 @@ def interactions_cmd(
     fmt: FormatOpt = "text",
 ) -> None:
     """Check a medication list against tramadol and against each other."""
+    from withdrawal.cli.report import render_interactions
+    from withdrawal.knowledge.loader import default_kb
+    from withdrawal.safety.interactions import check_interactions
+
     try:
         _check_format(fmt)
     except WithdrawalError as exc:
