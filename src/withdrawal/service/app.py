@@ -16,7 +16,7 @@ from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.monitoring import default_rules
 from withdrawal.service import errors
 from withdrawal.service.config import Settings
-from withdrawal.service.db import make_engine, migrate, session_factory, write_lock
+from withdrawal.service.db import make_engine, migrate, session_factory
 from withdrawal.service.limits import EdgeGuard
 
 log = logging.getLogger("withdrawal.service")
@@ -151,7 +151,6 @@ def create_app(
     fhir_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the app; the database is created and migrated to the latest schema first."""
-    from withdrawal.service.audit import AuditWriter
     from withdrawal.service.cds.jwt_auth import KeyRing, ReplayGuard
     from withdrawal.service.cds.prefetch import FhirPolicy, Limiter
     from withdrawal.service.cds.routes import router as cds_router
@@ -187,10 +186,8 @@ def create_app(
     app.state.fhir_policy = FhirPolicy.from_settings(settings.cds_fhir_servers, settings.cds_fhir_private_networks)
     app.state.fhir_limiter = Limiter(settings.cds_fhir_max_concurrent)
     app.state.fhir_tls = httpx.create_ssl_context()  # once: building it reads the CA bundle (~20 ms)
-    app.state.write_lock = write_lock(engine)
     app.state.cds_keys = KeyRing.from_settings(settings)  # parsed once; a changed JWKS file is reloaded
-    app.state.cds_replay = ReplayGuard(engine)
-    app.state.audit_writer = AuditWriter(engine)
+    app.state.cds_replay = ReplayGuard()
     errors.install(app)
     app.include_router(api_router)
     app.include_router(cds_router)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -55,18 +53,6 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
-
-
-def write_lock(engine: Engine) -> AbstractContextManager[object]:
-    """A lock for short write transactions in this process.
-
-    SQLite has one writer at a time and makes a waiting writer sleep (1, 2, 5, 10 ms
-    and more) before it retries; threads of one server that queue on a lock instead
-    wake as soon as the writer commits. PostgreSQL needs no lock.
-    """
-    if engine.dialect.name == "sqlite":
-        return threading.Lock()
-    return nullcontext()
 
 
 def alembic_config() -> Config:

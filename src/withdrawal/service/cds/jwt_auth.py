@@ -25,12 +25,12 @@ from typing import Any
 
 import jwt
 from jwt import PyJWK, PyJWKSet
-from sqlalchemy import Connection, Engine, bindparam, delete
-from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from withdrawal.service.errors import CdsAuthError
 from withdrawal.service.models import CdsJti
-from withdrawal.service.prepared import Prepared, integrity_errors, prepared_insert
 
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 REQUIRED_CLAIMS = {"require": ["iss", "aud", "exp", "iat", "jti"]}
@@ -207,29 +207,25 @@ def replay_key(iss: str, jti: str) -> str:
 class ReplayGuard:
     """Accept each (iss, jti) once until the token expires.
 
-    The seen ids are rows of ``cds_jti`` (primary key: SHA-256 of ``[iss, jti]``), inserted in the
-    caller's transaction: a replay fails on the primary key, so two concurrent
-    requests with one ``jti`` cannot both succeed, in one process or several. Expired
-    rows are pruned at most once a minute, not on every request.
+    The seen ids are rows of ``cds_jti`` (primary key: SHA-256 of ``[iss, jti]``), added to the
+    caller's session and flushed at once: a replay fails on the primary key, so two concurrent
+    requests with one ``jti`` cannot both succeed, in one process or several. Expired rows are
+    pruned at most once a minute, not on every request.
     """
 
-    def __init__(self, engine: Engine, prune_every_s: float = PRUNE_EVERY_S) -> None:
+    def __init__(self, prune_every_s: float = PRUNE_EVERY_S) -> None:
         self.prune_every_s = prune_every_s
         self._next_prune = 0.0
-        self._insert = prepared_insert(CdsJti, engine.dialect, ("jti", "expires_at"))
-        cutoff = bindparam("cutoff", type_=CdsJti.expires_at.type)
-        self._prune = Prepared(delete(CdsJti).where(CdsJti.expires_at < cutoff), engine.dialect)
-        self._duplicate = integrity_errors(engine)
 
-    def remember(self, cursor: DBAPICursor | Connection, claims: dict[str, Any], now: datetime) -> None:
-        """Insert the claim's jti; :class:`CdsAuthError` when it was seen (the caller rolls back)."""
+    def remember(self, session: Session, claims: dict[str, Any], now: datetime) -> None:
+        """Insert the claim's jti; :class:`CdsAuthError` when it was seen (the caller's session is rolled back)."""
         mono = time.monotonic()
         if mono >= self._next_prune:
             self._next_prune = mono + self.prune_every_s
-            self._prune.run(cursor, {"cutoff": now - timedelta(minutes=10)})
+            session.execute(delete(CdsJti).where(CdsJti.expires_at < now - timedelta(minutes=10)))
         key = replay_key(str(claims["iss"]), str(claims["jti"]))
-        expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
+        session.add(CdsJti(jti=key, expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC)))
         try:
-            self._insert.run(cursor, {"jti": key, "expires_at": expires})
-        except self._duplicate as exc:
+            session.flush()
+        except IntegrityError as exc:
             raise CdsAuthError("JWT 'jti' already used") from exc
