@@ -72,3 +72,25 @@ def demo_server(
             proc.kill()
             proc.wait()
         log.close()
+
+
+def kb_with(tmp_path: Path, name: str, change: object) -> Path:
+    """A copy of the packaged knowledge-base folder with one file changed: ``change`` gets the parsed YAML
+    (and edits it in place) or, when it is a pair of strings, is a text replacement that must apply."""
+    import yaml
+
+    from withdrawal.knowledge.base import data_dir
+
+    target = tmp_path / "kb"
+    shutil.copytree(data_dir(), target)
+    path = target / name
+    if isinstance(change, tuple):
+        old, new = change
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"{name}: {old!r} not found"
+        path.write_text(text.replace(old, new), encoding="utf-8")
+    else:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        change(data)  # type: ignore[operator]
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target

@@ -148,46 +148,9 @@ class Patient:
         return self.active_drugs | recent
 
 
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def _scan_names(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
-    """Find known names inside free text such as a product description."""
-    return _scan(text, kb)[0]
-
-
-def _scan(text: str, kb: KnowledgeBase) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Known names inside free text, and the words left over that are neither a known name nor a
-    product word (dose form, salt, unit, number): those were not screened."""
-    words = _WORD.findall(text.lower().replace("-", " "))
-    found: list[str] = []
-    covered: set[int] = set()
-    for size in (4, 3, 2, 1):
-        for i in range(len(words) - size + 1):
-            ids = kb.lookup_drug(" ".join(words[i : i + size]))
-            if ids:
-                covered.update(range(i, i + size))
-            for drug_id in ids:
-                if drug_id not in found:
-                    found.append(drug_id)
-    product = kb.memoized("product_words", "", lambda _: frozenset(kb.vocabulary.product_words))
-    left = tuple(
-        w for i, w in enumerate(words)
-        if i not in covered and w not in product and not any(c.isdigit() for c in w)
-    )
-    return tuple(found), left
-
-
-def unscreened_words(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
-    """Words of a medication name beside its known ingredients that were not screened ("Zoloft blorp")."""
-    if kb.lookup_drug(text):
-        return ()
-    return kb.memoized("drug_leftover", text, lambda t: _scan(t, kb)[1])
-
-
 def resolve_drug_name(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
-    """Ingredient ids for a medication name: exact name first, then names inside it."""
-    return kb.memoized("drug_name", text, lambda t: kb.lookup_drug(t) or _scan_names(t, kb))
+    """Ingredient ids for a medication name (:meth:`KnowledgeBase.resolve_drug_name`)."""
+    return kb.resolve_drug_name(text)
 
 
 def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
@@ -199,25 +162,17 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
     active: set[str] = set()
     stopped: dict[str, float] = {}
     for med in data.medications:
-        ids: tuple[str, ...] = ()
-        if med.rxnorm:
-            by_code = kb.drug_rxcui.get(med.rxnorm)
-            ids = (by_code,) if by_code else ()
-        if not ids and med.name:
-            ids = resolve_drug_name(med.name, kb)
-        if not ids:
+        found = kb.resolve_medication(med.rxnorm, med.name)
+        recent = med.status == "active" or (med.days_since_stopped or 0.0) <= kb.washout_days
+        if not found.drugs:
             unrecognised.append(med.label)
-            recent = med.status == "active" or (med.days_since_stopped or 0.0) <= kb.washout_days
             if recent:
                 unresolved.append(f"medication: {med.label}")
             continue
-        matched[med.label] = ids
-        if med.name and not (med.rxnorm and kb.drug_rxcui.get(med.rxnorm)):
-            left = unscreened_words(med.name, kb)
-            recent = med.status == "active" or (med.days_since_stopped or 0.0) <= kb.washout_days
-            if left and recent:
-                unresolved.append(f"medication: {med.label} (not recognised: {' '.join(left)})")
-        for drug_id in ids:
+        matched[med.label] = found.drugs
+        if found.unscreened and recent:
+            unresolved.append(f"medication: {med.label} (not recognised: {' '.join(found.unscreened)})")
+        for drug_id in found.drugs:
             if med.status == "active":
                 active.add(drug_id)
             else:
@@ -226,24 +181,23 @@ def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
                 stopped[drug_id] = min(ago, stopped.get(drug_id, ago))
     allergy: set[str] = set()
     for name in data.allergies:
-        ids = resolve_drug_name(name, kb)
-        if ids:
-            allergy.update(ids)
-            matched[name] = ids
-            left = unscreened_words(name, kb)
-            if left:
-                unresolved.append(f"allergy: {name} (not recognised: {' '.join(left)})")
+        found = kb.resolve_allergy(name)
+        if found.drugs:
+            allergy.update(found.drugs)
+            matched[name] = found.drugs
+            if found.unscreened:
+                unresolved.append(f"allergy: {name} (not recognised: {' '.join(found.unscreened)})")
         else:
             unrecognised.append(name)
             unresolved.append(f"allergy: {name}")
     conditions: set[str] = set()
     for text in data.conditions:
-        key = kb.lookup_condition(text)
-        if key:
-            conditions.add(key)
+        cond = kb.resolve_condition(text)
+        if cond.key:
+            conditions.add(cond.key)
         else:
             unrecognised.append(text)
-            if condition_in_scope(text, kb):
+            if cond.in_scope:
                 # free text the vocabulary does not know may name anything: stricter when in doubt
                 unresolved.append(f"condition: {text}")
             else:
@@ -272,16 +226,6 @@ def _z3a_weeks(code: str) -> float | None:
     return 7.0 if n == 1 else 43.0 if n == 49 else float(n)
 
 
-# An ICD-10-PCS code has 7 characters with at least one digit: a 7-letter word ("anxiety", "seizurs")
-# is free text, not a code, and free text the vocabulary does not know always raises.
-_CODE = re.compile(r"^(?:[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?|[0-9]{6,18}|(?=[A-Z]*[0-9])[0-9A-Z]{7})$")
-
-
-def _is_code(text: str) -> bool:
-    """An ICD-10-CM, ICD-10-PCS or SNOMED CT code, as opposed to free text."""
-    return bool(_CODE.match(text.strip().upper()))
-
-
 def condition_in_scope(text: str, kb: KnowledgeBase) -> bool:
-    """An unrecognised condition the screen should have looked at (free text, or a code in scope)."""
-    return kb.condition_scope(text) is not None or not _is_code(text)
+    """An unrecognised condition the screen should have looked at (:meth:`KnowledgeBase.condition_in_scope`)."""
+    return kb.condition_in_scope(text)

@@ -157,7 +157,7 @@ def test_condition_codes_resolve_with_child_codes(kb: KnowledgeBase) -> None:
 def test_lookup_memo_is_bounded_and_not_shared_by_copies(kb: KnowledgeBase) -> None:
     import dataclasses
 
-    from withdrawal.knowledge.loader import MEMO_MAX
+    from withdrawal.knowledge.kb import MEMO_MAX
 
     fresh = dataclasses.replace(kb)
     assert fresh.memo("drug_name") is not kb.memo("drug_name")

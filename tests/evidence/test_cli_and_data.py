@@ -10,12 +10,10 @@ from typer.testing import CliRunner
 
 from withdrawal.cli import app
 from withdrawal.evidence.summary import build_summary
-from withdrawal.evidence.trials import (
-    default_summary_data,
-    default_trial_base,
+from withdrawal.knowledge.evidence import (
     iter_statements,
 )
-from withdrawal.knowledge.base import default_sources, load_sources
+from withdrawal.knowledge.loader import default_kb
 
 runner = CliRunner()
 JSON_FIELDS = {"estimate", "se", "ci_low", "ci_high", "statistic", "p", "tau2", "i2", "h2",
@@ -95,8 +93,8 @@ def test_evidence_text_lists_verdicts() -> None:
 
 
 def test_every_trial_and_statement_cites_a_registered_source() -> None:
-    sources = default_sources()
-    base, data = default_trial_base(), default_summary_data()
+    kb = default_kb()
+    sources, base, data = kb.sources, kb.trials, kb.evidence_summary
     cited = [*base.trials, *base.reviews, *(s for _, s in iter_statements(data))]
     assert cited
     for entry in cited:
@@ -109,7 +107,7 @@ def test_evidence_sources_are_prefixed_and_unique() -> None:
     path = data_dir() / "sources_evidence.yaml"
     reg = validate(SourceRegistry, read_yaml(path), path.name)
     assert all(s.id.startswith("ev_") for s in reg.sources)
-    assert load_sources()  # merging all registries raises on duplicate ids
+    assert all(s.id in default_kb().sources for s in reg.sources)  # merged (a duplicate id fails the load)
 
 
 def test_pooled_buprenorphine_comparison_uses_reported_counts() -> None:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from withdrawal.cli import app
 from withdrawal.evidence.bias import RECOMMENDED_STUDIES
 from withdrawal.evidence.summary import PooledAnalysis, build_summary
-from withdrawal.evidence.trials import Grade, GradeDomain
+from withdrawal.knowledge.evidence import Grade, GradeDomain
 
 runner = CliRunner()
 

@@ -94,13 +94,35 @@ def workdir() -> Iterator[Path]:
         yield Path(tmp)
 
 
+WIDTH = 110
+
+
+def _fixed_width() -> None:
+    """Every CLI console prints WIDTH columns: Rich reads ``COLUMNS`` when a console is made, so a console
+    made earlier in the same process (another test) would otherwise wrap differently."""
+    import importlib
+    import pkgutil
+
+    from rich.console import Console
+
+    import withdrawal.cli
+
+    for info in pkgutil.iter_modules(withdrawal.cli.__path__):
+        module = importlib.import_module(f"withdrawal.cli.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Console):
+                value.width = WIDTH
+
+
 def run(argv: list[str], tmp: Path) -> str:
     """One CLI run in process, its standard output (and the exit code when it is not 0)."""
     from typer.testing import CliRunner
 
     from withdrawal.cli import app
 
-    result = CliRunner().invoke(app, argv, env={"COLUMNS": "110", "NO_COLOR": "1", "TERM": "dumb"})
+    _fixed_width()
+
+    result = CliRunner().invoke(app, argv, env={"COLUMNS": str(WIDTH), "NO_COLOR": "1", "TERM": "dumb"})
     text = result.stdout
     if result.exit_code:
         text += f"\n[exit {result.exit_code}]\n{result.output}"

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from withdrawal.cli import app
 from withdrawal.errors import InputError
-from withdrawal.knowledge.base import data_dir, load_sources
+from withdrawal.knowledge.base import data_dir
 from withdrawal.knowledge.loader import default_kb
 from withdrawal.pk.params import TramadolData, withdrawal_course
 from withdrawal.pk.population import Regimen, simulate_population
@@ -20,7 +20,7 @@ def test_pk_data_has_no_withdrawal_course_of_its_own() -> None:
     raw = yaml.safe_load((data_dir() / "pk" / "tramadol.yaml").read_text())
     assert not any("withdrawal" in key for key in raw)
     assert not any("withdrawal" in key for key in TramadolData.model_fields)
-    sources = load_sources()
+    sources = default_kb().sources
     assert "pk_withdrawal_who_boca" not in sources
     assert "pk_withdrawal_medscape_reference" not in sources
 

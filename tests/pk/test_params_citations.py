@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from withdrawal.knowledge.base import default_sources, load_sources
+from withdrawal.knowledge.loader import default_kb
 from withdrawal.pk.calibrate import fit_er_release, fit_m1
 from withdrawal.pk.params import load_tramadol
 
 
 def test_every_pk_entry_cites_a_registered_source() -> None:
     data = load_tramadol()
-    sources = default_sources()
+    sources = default_kb().sources
     entries = list(data.cited_entries())
     assert len(entries) > 30
     for name, entry in entries:
@@ -22,7 +22,7 @@ def test_every_pk_entry_cites_a_registered_source() -> None:
 
 
 def test_pk_sources_merge_without_duplicates() -> None:
-    merged = load_sources()
+    merged = default_kb().sources
     assert "pk_lintz1986" in merged and "pk_calc" in merged
 
 

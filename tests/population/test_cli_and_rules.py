@@ -9,14 +9,13 @@ import pytest
 from population_support import rows_by_id, truth_by_id
 from typer.testing import CliRunner
 
+from tests_support import kb_with
 from withdrawal.cli import app
 from withdrawal.errors import KnowledgeBaseError
-from withdrawal.knowledge.base import default_sources
-from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.loader import KnowledgeBase, load_kb
 from withdrawal.knowledge.models import Match
 from withdrawal.population.compiler import bulk_gaps, compile_match, compile_screen, windows
-from withdrawal.population.flags import FLAGS
-from withdrawal.population.mme import default_mme, load_mme, mg_per_day_to_mme
+from withdrawal.population.mme import mg_per_day_to_mme
 from withdrawal.population.sql import Dialect, SparkDialect
 
 runner = CliRunner()
@@ -62,13 +61,13 @@ def test_cli_synth_bad_n(tmp_path: Path) -> None:
 
 def test_every_rule_is_compiled_for_both_dialects(kb: KnowledgeBase) -> None:
     for d in (Dialect(), SparkDialect()):
-        compiled = compile_screen(kb, default_mme(), d)
+        compiled = compile_screen(kb, d)
         for rule in kb.tramadol.rules:
             if rule.id in bulk_gaps(kb):
                 assert f"AS r_{rule.id}" not in compiled.rules_sql  # left out, never read as FALSE
             else:
                 assert f"AS r_{rule.id}" in compiled.rules_sql
-        for flag in FLAGS:
+        for flag in kb.population_flags:
             assert f"AS flag_{flag.id}" in compiled.output_sql
     assert windows(kb) == (4, 14, 30, 365)
     assert bulk_gaps(kb) == ()  # every rule, the incomplete screen included, runs in bulk
@@ -88,19 +87,16 @@ def test_facts_absent_from_the_export_never_match(kb: KnowledgeBase) -> None:
 
 
 def test_mme_table_is_cdc_2022_and_cited(kb: KnowledgeBase, tmp_path: Path) -> None:
-    table = default_mme()
+    table = kb.mme
     factors = {f.drug: f.factor for f in table.factors}
     assert factors["tramadol"] == 0.2 and factors["methadone"] == 4.7 and factors["hydromorphone"] == 5
     assert "buprenorphine" not in factors
     assert table.threshold == 50
     assert all(s.startswith("pop_") for s in table.sources)
-    assert {"pop_cdc_2022", "pop_opioid_mme_ig"} <= set(default_sources())
+    assert {"pop_cdc_2022", "pop_opioid_mme_ig"} <= set(kb.sources)
     assert mg_per_day_to_mme("fentanyl", 25 * 24 / 1000, table) == pytest.approx(60.0)
-    bad = tmp_path / "mme.yaml"
-    bad.write_text((Path(__file__).parents[2] / "src/withdrawal/knowledge/data/mme.yaml").read_text()
-                   .replace("drug: codeine", "drug: unobtainium"))
     with pytest.raises(KnowledgeBaseError, match="unknown drug"):
-        load_mme(kb, bad)
+        load_kb(kb_with(tmp_path, "mme.yaml", ("drug: codeine", "drug: unobtainium")))
 
 
 def test_bit_layout_of_the_kb(kb: KnowledgeBase) -> None:
@@ -119,17 +115,7 @@ def test_bit_layout_of_the_kb(kb: KnowledgeBase) -> None:
         bits.masks("drugs", ("unobtainium",))
 
 
-def test_population_flags_are_cited_data(tmp_path: Path) -> None:
-    import yaml
-
-    from withdrawal.errors import KnowledgeBaseError
-    from withdrawal.knowledge.base import data_dir
-    from withdrawal.population.flags import load_flags
-
-    assert [f.id for f in load_flags()] == [f.id for f in FLAGS]
-    raw = yaml.safe_load((data_dir() / "population_flags.yaml").read_text())
-    raw["flags"][0]["sources"] = []
-    bad = tmp_path / "population_flags.yaml"
-    bad.write_text(yaml.safe_dump(raw))
+def test_population_flags_are_cited_data(kb: KnowledgeBase, tmp_path: Path) -> None:
+    assert len(kb.population_flags) >= 7 and all(f.sources for f in kb.population_flags)
     with pytest.raises(KnowledgeBaseError, match="sources"):
-        load_flags(bad)
+        load_kb(kb_with(tmp_path, "population_flags.yaml", lambda raw: raw["flags"][0].update(sources=[])))

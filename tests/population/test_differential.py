@@ -23,11 +23,12 @@ from population_support import rows_by_id, truth_by_id
 from withdrawal.fhir import to_patient
 from withdrawal.fhir.generate import RecordGenerator, coverage
 from withdrawal.fhir.reading import TABLE
-from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.population.flags import FLAG_COLUMNS
-from withdrawal.population.mme import default_mme
+from withdrawal.knowledge.loader import KnowledgeBase, default_kb
+from withdrawal.population.flags import flag_columns
 from withdrawal.population.per_patient import PatientEvaluator
 from withdrawal.population.screen import run_screen
+
+FLAG_COLUMNS = flag_columns(default_kb())
 
 AS_OFS = (date(2026, 1, 1), date(2025, 6, 30), date(2024, 2, 29))
 
@@ -49,7 +50,7 @@ def _batch(kb: KnowledgeBase, seed: int, n: int, as_of: date) -> tuple[dict[str,
 
 def _check(kb: KnowledgeBase, records: dict[str, list[dict[str, Any]]], rows: dict[str, dict[str, Any]],
            as_of: date) -> None:
-    evaluate = PatientEvaluator(kb, default_mme())
+    evaluate = PatientEvaluator(kb)
     assert set(rows) == set(records)
     for pid, resources in records.items():
         data = to_patient(resources, kb, as_of=as_of, patient_id=pid).patient

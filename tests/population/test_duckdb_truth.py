@@ -8,8 +8,11 @@ from pathlib import Path
 from population_support import AS_OF, N, rows_by_id, truth_by_id
 
 from withdrawal.fhir.reading import READING_VERSION
-from withdrawal.population.flags import FLAG_COLUMNS
+from withdrawal.knowledge.loader import default_kb
+from withdrawal.population.flags import flag_columns
 from withdrawal.population.screen import ScreenRun
+
+FLAG_COLUMNS = flag_columns(default_kb())
 
 
 def _compare(got: dict[str, dict[str, object]], truth: dict[str, dict[str, object]]) -> list[str]:

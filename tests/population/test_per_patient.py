@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from population_support import rows_by_id
 
-from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.patient import MedicationIn, PatientIn, resolve
-from withdrawal.population.flags import FLAG_COLUMNS
-from withdrawal.population.mme import default_mme
+from withdrawal.population.flags import flag_columns
 from withdrawal.population.per_patient import PatientEvaluator
 from withdrawal.population.screen import run_screen
 from withdrawal.safety import screen_tramadol
+
+FLAG_COLUMNS = flag_columns(default_kb())
 
 AS_OF = date(2025, 6, 30)
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -113,7 +114,7 @@ def test_engine_equals_screen_tramadol(pid: str, engine_rows: dict[str, dict[str
     row = engine_rows[pid]
     assert row["codes"] == sorted(result.codes)
     assert row["verdict"] == result.verdict
-    expected = PatientEvaluator(kb, default_mme())(data)
+    expected = PatientEvaluator(kb)(data)
     assert {c: row[c] for c in FLAG_COLUMNS} == {f"flag_{k}": v for k, v in expected.flags.items()}
     assert row["mme"] == expected.mme
 

@@ -8,8 +8,11 @@ from typing import Any
 
 from population_support import AS_OF, rows_by_id, truth_by_id
 
-from withdrawal.population.flags import FLAG_COLUMNS
+from withdrawal.knowledge.loader import default_kb
+from withdrawal.population.flags import flag_columns
 from withdrawal.population.screen import ScreenRun, run_screen
+
+FLAG_COLUMNS = flag_columns(default_kb())
 
 
 def test_spark_equals_duckdb_and_truth(dirty_export: tuple[Path, list[tuple[str, int]]], export_small: Path,
@@ -35,6 +38,8 @@ import json, sys
 from pathlib import Path
 from withdrawal.population.screen import run_screen
 from withdrawal.population.spark_engine import session
+
+FLAG_COLUMNS = flag_columns(default_kb())
 
 export, out, worker = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests_support import kb_with
 from withdrawal.errors import KnowledgeBaseError
-from withdrawal.knowledge.base import data_dir
-from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.monitoring import DoseRecord, ScaleRecord, Thresholds, default_rules, evaluate, load_rules
+from withdrawal.knowledge.loader import KnowledgeBase, load_kb
+from withdrawal.monitoring import DoseRecord, ScaleRecord, Thresholds, default_rules, evaluate
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
@@ -45,11 +45,9 @@ def test_every_alert_cites_known_sources(kb: KnowledgeBase) -> None:
         assert (a.basis == "kb") == (a.kb_ref is not None)
 
 
-def test_unknown_setting_in_monitoring_yaml_is_refused(kb: KnowledgeBase, tmp_path: Path) -> None:
-    text = (data_dir() / "monitoring.yaml").read_text().replace("monitoring_craving_days", "made_up_days")
-    (tmp_path / "monitoring.yaml").write_text(text)
+def test_unknown_setting_in_monitoring_yaml_is_refused(tmp_path: Path) -> None:
     with pytest.raises(KnowledgeBaseError, match="made_up_days"):
-        load_rules(kb, tmp_path)
+        load_kb(kb_with(tmp_path, "monitoring.yaml", ("monitoring_craving_days", "made_up_days")))
 
 
 def test_buprenorphine_threshold_comes_from_the_kb(kb: KnowledgeBase) -> None:

@@ -10,12 +10,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
+from tests_support import kb_with
 from withdrawal.errors import KnowledgeBaseError
-from withdrawal.knowledge.base import data_dir, default_sources, read_yaml
-from withdrawal.knowledge.loader import default_kb
-from withdrawal.web.content import LEAD, NEVER_ALONE, QUESTIONS, load_patient_info, patient_info
+from withdrawal.knowledge.loader import default_kb, load_kb
+from withdrawal.knowledge.patient_info import LEAD, NEVER_ALONE, QUESTIONS
+from withdrawal.web.content import patient_info
 
 PHONE = re.compile(r"\b\d{3}[-. )]\d{3}[-. ]\d{4}\b")
 # Private treatment providers this project once cited (a recovery centre's withdrawal page and the
@@ -39,7 +39,7 @@ def test_patient_info_loads_with_the_questions_in_order() -> None:
 
 
 def test_every_paragraph_and_every_answer_cites_registered_sources() -> None:
-    sources = default_sources()
+    sources = default_kb().sources
     for where, p in patient_info().paragraphs():
         assert p.sources, where
         assert all(s in sources for s in p.sources), where
@@ -89,7 +89,7 @@ def test_how_quickly_answer_uses_label_numbers_only() -> None:
     for words in ("within about an hour", "about 2 hours", "about 3 hours", "cyp2d6"):
         assert words in text, words
     timing = next(p for p in faq.answer if "within about an hour" in p.text)
-    assert set(timing.sources) <= {s for s in default_sources() if s.startswith("pk_")}
+    assert set(timing.sources) <= {s for s in default_kb().sources if s.startswith("pk_")}
 
 
 def test_long_term_answer() -> None:
@@ -114,12 +114,11 @@ def test_dependence_answer() -> None:
 
 
 def test_a_lead_without_the_clinician_is_refused(tmp_path: Path) -> None:
-    raw = read_yaml(data_dir() / "patient_info.yaml")
-    raw["faqs"][1]["answer"][0]["text"] = "Guideline answer: tramadol mixes badly with many medicines."
-    path = tmp_path / "patient_info.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    def change(raw: Any) -> None:
+        raw["faqs"][1]["answer"][0]["text"] = "Guideline answer: tramadol mixes badly with many medicines."
+
     with pytest.raises(KnowledgeBaseError, match="interactions"):
-        load_patient_info(path)
+        load_kb(kb_with(tmp_path, "patient_info.yaml", change))
 
 
 def test_web_sources_are_public_and_in_the_kb() -> None:

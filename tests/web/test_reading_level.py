@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import textstat
 
-from withdrawal.web.content import PatientInfo, patient_info
+from withdrawal.knowledge.patient_info import PatientInfo
+from withdrawal.web.content import patient_info
 
 FK_MAX = 8.0
 FERNANDEZ_HUERTA_MIN = 70.0

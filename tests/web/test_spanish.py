@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
+from tests_support import kb_with
 from withdrawal.errors import KnowledgeBaseError
+from withdrawal.knowledge.loader import load_kb
 from withdrawal.web import i18n
-from withdrawal.web.content import check_translation, load_patient_info, patient_info
+from withdrawal.web.content import patient_info
 
 TEMPLATES = Path(i18n.__file__).resolve().parent / "templates"
 MARKED = re.compile(r"""_\((?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\)""")
@@ -118,13 +119,11 @@ def test_the_spanish_content_keeps_every_paragraphs_sources(tmp_path: Path) -> N
     en, es = patient_info("en"), patient_info("es")
     assert [p.sources for _, p in en.paragraphs()] == [p.sources for _, p in es.paragraphs()]
     assert all(f.lead[0] == "Respuesta de las guías:" for f in es.faqs)
-    raw = yaml.safe_load((Path(i18n.__file__).resolve().parents[1] / "knowledge" / "data" /
-                          "patient_info.es.yaml").read_text(encoding="utf-8"))
-    raw["sections"][0]["points"][0]["sources"] = ["asam_2020"]
-    changed = tmp_path / "patient_info.es.yaml"
-    changed.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    def change(raw: Any) -> None:
+        raw["sections"][0]["points"][0]["sources"] = ["asam_2020"]
+
     with pytest.raises(KnowledgeBaseError, match="sources"):
-        check_translation(en, load_patient_info(changed))
+        load_kb(kb_with(tmp_path, "patient_info.es.yaml", change))
 
 
 # --- in Chromium ---------------------------------------------------------------------------------

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaln
 
 from withdrawal.errors import InputError
+from withdrawal.knowledge.evidence import Measure as Measure
 
-Measure = Literal["RR", "OR", "RD", "MD", "SMD", "GEN"]
 MEASURES: tuple[Measure, ...] = ("RR", "OR", "RD", "MD", "SMD", "GEN")
 BINARY_MEASURES: tuple[Measure, ...] = ("RR", "OR", "RD")
 CONTINUOUS_MEASURES: tuple[Measure, ...] = ("MD", "SMD")

@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -65,9 +65,9 @@ from withdrawal.evidence.effects import (
     Numbers,
     effect_sizes_given,
 )
+from withdrawal.knowledge.evidence import Method as Method
+from withdrawal.knowledge.evidence import Test as Test
 
-Method = Literal["FE", "DL", "REML", "PM", "ML", "HE", "SJ"]
-Test = Literal["z", "knha"]
 METHODS: tuple[Method, ...] = ("FE", "DL", "REML", "PM", "ML", "HE", "SJ")
 TESTS: tuple[Test, ...] = ("z", "knha")
 

@@ -1,6 +1,6 @@
 """The tramadol evidence summary: trials, honest pooled comparisons, gaps, verdicts.
 
-Builds on the cited data of :mod:`withdrawal.evidence.trials` and the engine of
+Builds on the cited data of :mod:`withdrawal.knowledge.evidence` and the engine of
 :mod:`withdrawal.evidence.meta`. Effects are risk ratios of completing withdrawal
 treatment, tramadol over comparator (RR > 1 favours tramadol).
 """
@@ -21,7 +21,7 @@ from withdrawal.evidence.bias import (
 from withdrawal.evidence.effects import EffectSizes, escalc_binary
 from withdrawal.evidence.meta import MetaResult, pool
 from withdrawal.evidence.plots import ForestGroup, forest_plot, influence_plot
-from withdrawal.evidence.trials import (
+from withdrawal.knowledge.evidence import (
     Analysis,
     NotPooled,
     Review,
@@ -30,9 +30,8 @@ from withdrawal.evidence.trials import (
     Trial,
     TrialBase,
     Verdict,
-    default_summary_data,
-    default_trial_base,
 )
+from withdrawal.knowledge.loader import default_kb
 
 
 @dataclass(frozen=True)
@@ -174,11 +173,12 @@ def _influence(effects: EffectSizes, analysis: Analysis) -> tuple[Influence | No
 def build_summary(
     base: TrialBase | None = None, data: SummaryData | None = None
 ) -> EvidenceSummary:
-    """The tramadol evidence summary from the packaged (or given) data."""
-    base = base or default_trial_base()
-    data = data or default_summary_data()
+    """The tramadol evidence summary from the packaged knowledge base (or the given data)."""
+    kb = default_kb()
+    base = base or kb.trials
+    data = data or kb.evidence_summary
     return EvidenceSummary(
-        kb_version=data.kb_version,
+        kb_version=kb.version,
         trials=base.trials,
         reviews=base.reviews,
         analyses=tuple(analyse(a, base) for a in data.analyses),

@@ -8,7 +8,6 @@ the marks of the research notes it was taken from.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -102,32 +101,10 @@ def validate(model: type[M], raw: Any, where: str) -> M:
 
 
 class SourceRegistry(Frozen):
-    kb_version: str
     sources: tuple[Source, ...]
 
     def by_id(self) -> dict[str, Source]:
         return {s.id: s for s in self.sources}
-
-
-def load_sources(directory: Path | None = None) -> dict[str, Source]:
-    """Load and merge every ``sources*.yaml`` file; duplicate ids are an error."""
-    directory = directory or data_dir()
-    merged: dict[str, Source] = {}
-    for path in sorted(directory.glob("sources*.yaml")):
-        registry = validate(SourceRegistry, read_yaml(path), path.name)
-        for source in registry.sources:
-            if source.id in merged:
-                raise KnowledgeBaseError(f"{path.name}: duplicate source id {source.id!r}")
-            merged[source.id] = source
-    if not merged:
-        raise KnowledgeBaseError(f"no sources*.yaml in {directory}")
-    return merged
-
-
-@cache
-def default_sources() -> Mapping[str, Source]:
-    """The packaged source registry, loaded once."""
-    return load_sources()
 
 
 def check_citations(entries: Iterable[tuple[str, Cited]], sources: Mapping[str, Source], where: str) -> None:

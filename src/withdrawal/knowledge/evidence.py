@@ -1,33 +1,26 @@
-"""The tramadol trial base and the evidence summary statements, loaded as cited data.
+"""Schemas of the tramadol trial base and the evidence summary, and their cross-checks.
 
-Files: ``knowledge/data/evidence/trials.yaml`` (studies and reviews) and
-``knowledge/data/evidence/summary.yaml`` (analyses to pool, what is not pooled,
-verdicts); sources in ``knowledge/data/sources_evidence.yaml``.
+Files: ``data/evidence/trials.yaml`` (studies and reviews) and ``data/evidence/summary.yaml``
+(analyses to pool, what is not pooled, verdicts); sources in ``data/sources_evidence.yaml``.
+Part of the one knowledge base (:func:`withdrawal.knowledge.loader.load_kb`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from functools import cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from withdrawal.errors import KnowledgeBaseError
-from withdrawal.evidence.effects import Measure
-from withdrawal.evidence.meta import Method, Test
-from withdrawal.knowledge.base import (
-    Cited,
-    Frozen,
-    Source,
-    Verification,
-    check_citations,
-    data_dir,
-    default_sources,
-    read_yaml,
-    validate,
-)
+from withdrawal.knowledge.base import Cited, Frozen, Source, Verification, check_citations
+
+Measure = Literal["RR", "OR", "RD", "MD", "SMD", "GEN"]
+"""Effect measures (metafor's names); GEN: effect sizes and variances given as they are."""
+Method = Literal["FE", "DL", "REML", "PM", "ML", "HE", "SJ"]
+"""Estimators of the between-study variance tau^2 (metafor's names); FE: none (fixed effect)."""
+Test = Literal["z", "knha"]
+"""z, or Hartung-Knapp (knha)."""
 
 Role = Literal["tramadol", "buprenorphine", "clonidine", "methadone", "placebo", "other"]
 
@@ -76,7 +69,6 @@ class Review(Cited):
 
 
 class TrialBase(Frozen):
-    kb_version: str
     trials: tuple[Trial, ...]
     reviews: tuple[Review, ...]
 
@@ -159,54 +151,33 @@ class Verdict(Cited):
 
 
 class SummaryData(Frozen):
-    kb_version: str
     analyses: tuple[Analysis, ...]
     not_pooled: tuple[NotPooled, ...]
     verdicts: tuple[Verdict, ...]
 
 
-def evidence_dir() -> Path:
-    """Folder of the evidence data files."""
-    return data_dir() / "evidence"
-
-
-def load_trial_base(
-    path: Path | None = None, sources: Mapping[str, Source] | None = None
-) -> TrialBase:
-    """Load and check trials.yaml: schema, unique ids, registered sources."""
-    path = path or evidence_dir() / "trials.yaml"
-    base = validate(TrialBase, read_yaml(path), path.name)
+def check_trial_base(base: TrialBase, sources: Mapping[str, Source], where: str) -> None:
+    """Unique study ids, registered sources."""
     ids = [t.id for t in base.trials] + [r.id for r in base.reviews]
     if len(set(ids)) != len(ids):
-        raise KnowledgeBaseError(f"{path.name}: duplicate study ids")
+        raise KnowledgeBaseError(f"{where}: duplicate study ids")
     entries = [(t.id, t) for t in base.trials] + [(r.id, r) for r in base.reviews]
-    check_citations(entries, sources or default_sources(), path.name)
-    return base
+    check_citations(entries, sources, where)
 
 
-def load_summary_data(
-    path: Path | None = None,
-    sources: Mapping[str, Source] | None = None,
-    trials: TrialBase | None = None,
-) -> SummaryData:
-    """Load and check summary.yaml: sources registered, analysed trials exist with counts."""
-    path = path or evidence_dir() / "summary.yaml"
-    data = validate(SummaryData, read_yaml(path), path.name)
-    check_citations(iter_statements(data), sources or default_sources(), path.name)
-    base = trials or default_trial_base()
+def check_summary(data: SummaryData, base: TrialBase, sources: Mapping[str, Source], where: str) -> None:
+    """Registered sources; every analysed trial exists and has counts for both compared arms."""
+    check_citations(iter_statements(data), sources, where)
     by_id = {t.id: t for t in base.trials}
     for analysis in data.analyses:
         for tid in analysis.trials:
             if tid not in by_id:
-                raise KnowledgeBaseError(f"{path.name}: {analysis.id} names unknown trial {tid!r}")
+                raise KnowledgeBaseError(f"{where}: {analysis.id} names unknown trial {tid!r}")
             roles: tuple[Role, Role] = ("tramadol", analysis.comparator)
             for role in roles:
                 arm = by_id[tid].arm(role)
                 if arm.n_randomised is None or arm.n_completed is None:
-                    raise KnowledgeBaseError(
-                        f"{path.name}: {analysis.id}: trial {tid} has no counts for {role}"
-                    )
-    return data
+                    raise KnowledgeBaseError(f"{where}: {analysis.id}: trial {tid} has no counts for {role}")
 
 
 def iter_statements(data: SummaryData) -> Iterator[tuple[str, Cited]]:
@@ -217,15 +188,3 @@ def iter_statements(data: SummaryData) -> Iterator[tuple[str, Cited]]:
         yield from ((f"{a.id}.grade.{name}", d) for name, d in a.grade.domains())
     yield from ((n.id, n) for n in data.not_pooled)
     yield from ((v.id, v) for v in data.verdicts)
-
-
-@cache
-def default_trial_base() -> TrialBase:
-    """The packaged trial base, loaded once."""
-    return load_trial_base()
-
-
-@cache
-def default_summary_data() -> SummaryData:
-    """The packaged summary statements, loaded once."""
-    return load_summary_data()

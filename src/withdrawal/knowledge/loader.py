@@ -1,30 +1,35 @@
-"""Load the core knowledge base, check it whole, and index it for fast lookup.
+"""Load the one knowledge base: every file its manifest names, under one version, checked whole.
 
-The loader refuses to return a knowledge base in which any entry lacks a
-source, cites an unregistered source, or refers to a drug, class or condition
-that is not defined: a half-valid knowledge base is worse than none.
+The loader refuses to return a knowledge base in which any entry lacks a source, cites an
+unregistered source, or refers to a drug, class, condition, trial or setting that is not
+defined, or whose folder holds a data file the manifest does not name: a half-valid knowledge
+base is worse than none, and the service loads it before it serves (a bad file stops it there,
+not at the bedside).
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
 
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.base import (
     Cited,
+    Frozen,
     Source,
+    SourceRegistry,
     check_citations,
     data_dir,
-    load_sources,
     read_yaml,
     validate,
 )
+from withdrawal.knowledge.evidence import SummaryData, TrialBase, check_summary, check_trial_base
+from withdrawal.knowledge.kb import KnowledgeBase, Resolved, ResolvedCondition, normalise_name
 from withdrawal.knowledge.models import (
     BuprenorphinePathway,
     Care,
@@ -32,132 +37,48 @@ from withdrawal.knowledge.models import (
     Drug,
     DrugClass,
     Match,
-    Rule,
     Scale,
-    ScreenScope,
-    Timeline,
     TramadolRules,
-    Treatment,
     Vocabulary,
 )
+from withdrawal.knowledge.monitoring import MonitoringRules, check_monitoring
+from withdrawal.knowledge.patient_info import PatientInfo, check_patient_info, check_translation
+from withdrawal.knowledge.pk import TramadolData
+from withdrawal.knowledge.population import FlagFile, MmeTable, check_flags, check_mme
 
-ICD10_MAX_LEN = 7
-MEMO_MAX = 4096
-MEMO_KEY_MAX = 256
-T = TypeVar("T")
+__all__ = ["KnowledgeBase", "Manifest", "Resolved", "ResolvedCondition", "default_kb", "load_kb"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().replace("-", " ").split())
+class ManifestFiles(Frozen):
+    """Every part of the knowledge base and its file (relative to the data folder)."""
+
+    vocabulary: str
+    tramadol: str
+    cows: str
+    sows: str
+    care: str
+    pathway: str
+    pk: str
+    mme: str
+    population_flags: str
+    monitoring: str
+    trials: str
+    evidence_summary: str
+    patient_info_en: str
+    patient_info_es: str
 
 
-@dataclass(frozen=True)
-class KnowledgeBase:
-    """The validated knowledge base with lookup indexes."""
+class Manifest(Frozen):
+    """``manifest.yaml``: the one version, the source registries and the part files."""
 
-    version: str
-    sources: Mapping[str, Source]
-    vocabulary: Vocabulary
-    tramadol: TramadolRules
-    scales: Mapping[str, Scale]
-    care: Care
-    drugs: Mapping[str, Drug] = field(repr=False)
-    classes: Mapping[str, DrugClass] = field(repr=False)
-    conditions: Mapping[str, Condition] = field(repr=False)
-    drug_names: Mapping[str, tuple[str, ...]] = field(repr=False)
-    drug_rxcui: Mapping[str, str] = field(repr=False)
-    condition_codes: Mapping[str, str] = field(repr=False)
-    drug_class_members: Mapping[str, frozenset[str]] = field(repr=False)
-    tramadol_interactions_of: Mapping[str, tuple[Rule, ...]] = field(repr=False)
-    """Drug id -> the tramadol rules whose drug tests name it or one of its classes: the interaction
-    checker reads the screen's own rules, so the two cannot disagree."""
-    washout_days: int = 0
-    """The longest ``stopped_within_days`` any rule uses: a medication stopped that recently still counts."""
-    pathway: BuprenorphinePathway | None = field(default=None, repr=False)
-    """The buprenorphine start pathway (pathway.yaml); always set by :func:`load_kb`."""
-    _memo: dict[str, dict[str, Any]] = field(init=False, default_factory=dict, repr=False, compare=False)
+    version: str = Field(pattern=r"^[0-9]{4}\.[0-9]{2}\.[0-9]{2}(\.[0-9]+)?$")
+    sources: tuple[str, ...] = Field(min_length=1)
+    files: ManifestFiles
 
-    def memo(self, name: str) -> dict[str, Any]:
-        """The cache table ``name`` (see :meth:`memoized`); emptied when it reaches ``MEMO_MAX`` entries."""
-        table = self._memo.get(name)
-        if table is None or len(table) >= MEMO_MAX:
-            table = self._memo[name] = {}
-        return table
-
-    def memoized(self, name: str, text: str, compute: Callable[[str], T]) -> T:
-        """``compute(text)``, cached: for pure lookups of text on this knowledge base.
-
-        The same medication and condition texts recur from patient to patient, and a
-        loaded knowledge base never changes; ``dataclasses.replace`` gives a copy an
-        empty cache. Bounded in entries (``MEMO_MAX``) and in key length
-        (``MEMO_KEY_MAX``: longer texts are computed, not kept), so input cannot
-        grow it without limit.
-        """
-        if len(text) > MEMO_KEY_MAX:
-            return compute(text)
-        table = self.memo(name)
-        if text in table:
-            return table[text]  # type: ignore[no-any-return]
-        value = table[text] = compute(text)
-        return value
-
-    def lookup_drug(self, text: str) -> tuple[str, ...]:
-        """Ingredient ids for a generic, synonym or brand name (any case); () if unknown."""
-        return self.drug_names.get(_norm(text), ())
-
-    def lookup_condition(self, text: str) -> str | None:
-        """Condition key for a key, an ICD-10-CM code (child codes too) or a SNOMED CT id."""
-        return self.memoized("condition", text, self._lookup_condition)
-
-    def _lookup_condition(self, text: str) -> str | None:
-        raw = text.strip()
-        if raw.lower() in self.conditions:
-            return raw.lower()
-        by_word = self.condition_codes.get("TXT:" + _norm(raw))
-        if by_word:
-            return by_word
-        code = raw.upper()
-        if code in self.condition_codes:
-            return self.condition_codes[code]
-        compact = code.replace(".", "")
-        if len(compact) == 7 and compact[0].isdigit():  # ICD-10-PCS: the first 4 characters name the operation
-            return self.condition_codes.get("PCS:" + compact[:4])
-        # ICD-10-CM is hierarchical: G40.909 belongs to G40; try ever shorter prefixes.
-        # An ICD-10-CM code has at most 7 characters without the dot, so longer prefixes
-        # (of a display text, say) cannot match and are not tried.
-        for cut in range(min(len(compact) - 1, ICD10_MAX_LEN), 2, -1):
-            key = self.condition_codes.get("ICD:" + compact[:cut])
-            if key:
-                return key
-        return self.condition_codes.get("ICD:" + compact) or self.condition_codes.get("SCT:" + raw)
-
-    def condition_scope(self, text: str) -> ScreenScope | None:
-        """The scope entry an unresolved condition code falls in, or None (out of the screen's scope)."""
-        raw = text.strip()
-        code = raw.upper().replace(".", "")
-        for scope in self.vocabulary.condition_scope:
-            if raw in scope.snomed:
-                return scope
-            if not re.fullmatch(r"[A-Z][0-9][0-9A-Z]{0,5}", code):
-                continue
-            if any(code.startswith(x.replace(".", "")) for x in scope.icd10cm_excluded_prefixes):
-                continue
-            if any(code.startswith(x.replace(".", "")) for x in scope.icd10cm_prefixes):
-                return scope
-        return None
-
-    def timeline(self, substance: str) -> Timeline | None:
-        for t in self.care.timelines:
-            if t.substance == substance:
-                return t
-        return None
-
-    def treatment(self, treatment_id: str) -> Treatment:
-        for t in self.care.treatments:
-            if t.id == treatment_id:
-                return t
-        raise KeyError(treatment_id)
-
+    def names(self) -> set[str]:
+        return {*self.sources, *self.files.model_dump().values()}
 
 def _cited_entries(kb_parts: Iterable[tuple[str, Iterable[object]]]) -> list[tuple[str, Cited]]:
     out: list[tuple[str, Cited]] = []
@@ -192,7 +113,7 @@ def _index_names(drugs: Iterable[Drug]) -> dict[str, tuple[str, ...]]:
     names: dict[str, list[str]] = defaultdict(list)
     for d in drugs:
         for n in {d.id.replace("_", " "), d.name, *d.synonyms, *d.brands}:
-            key = _norm(n)
+            key = normalise_name(n)
             if d.id not in names[key]:
                 names[key].append(d.id)
     return {k: tuple(v) for k, v in names.items()}
@@ -210,25 +131,56 @@ def _index_conditions(conditions: Iterable[Condition]) -> dict[str, str]:
         for pcs in c.icd10pcs:
             codes["PCS:" + pcs.upper()] = c.key
         for word in (c.label, *c.synonyms):
-            codes["TXT:" + _norm(word)] = c.key
+            codes["TXT:" + normalise_name(word)] = c.key
     return codes
 
 
+def _sources(directory: Path, names: Iterable[str]) -> dict[str, Source]:
+    """Every registry merged; a duplicate id is an error."""
+    merged: dict[str, Source] = {}
+    for name in names:
+        for source in validate(SourceRegistry, read_yaml(directory / name), name).sources:
+            if source.id in merged:
+                raise KnowledgeBaseError(f"{name}: duplicate source id {source.id!r}")
+            merged[source.id] = source
+    return merged
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """The manifest, and no data file in the folder that it does not name."""
+    manifest = validate(Manifest, read_yaml(directory / "manifest.yaml"), "manifest.yaml")
+    present = {p.relative_to(directory).as_posix() for p in directory.rglob("*.yaml")} - {"manifest.yaml"}
+    if stray := sorted(present - manifest.names()):
+        raise KnowledgeBaseError(f"manifest.yaml: data files not in the manifest (nothing would load or check "
+                                 f"them): {stray}")
+    return manifest
+
+
 def load_kb(directory: Path | None = None) -> KnowledgeBase:
-    """Read, validate and cross-check every core knowledge-base file."""
+    """Read, validate and cross-check every knowledge-base file the manifest names."""
     directory = directory or data_dir()
-    sources = load_sources(directory)
-    vocab = validate(Vocabulary, read_yaml(directory / "vocabulary.yaml"), "vocabulary.yaml")
-    rules = validate(TramadolRules, read_yaml(directory / "tramadol.yaml"), "tramadol.yaml")
-    care = validate(Care, read_yaml(directory / "care.yaml"), "care.yaml")
-    pathway = validate(BuprenorphinePathway, read_yaml(directory / "pathway.yaml"), "pathway.yaml")
-    scales: dict[str, Scale] = {
-        s.id: s
-        for s in (validate(Scale, read_yaml(directory / f"{name}.yaml"), f"{name}.yaml") for name in ("cows", "sows"))
-    }
-    versions = {vocab.kb_version, rules.kb_version, care.kb_version, pathway.kb_version}
-    if len(versions) != 1:
-        raise KnowledgeBaseError(f"knowledge-base files disagree on kb_version: {versions}")
+    manifest = read_manifest(directory)
+    files = manifest.files
+
+    def part(model: type[M], name: str) -> M:
+        return validate(model, read_yaml(directory / name), name)
+
+    sources = _sources(directory, manifest.sources)
+    vocab = part(Vocabulary, files.vocabulary)
+    rules = part(TramadolRules, files.tramadol)
+    care = part(Care, files.care)
+    pathway = part(BuprenorphinePathway, files.pathway)
+    scales: dict[str, Scale] = {s.id: s for s in (part(Scale, files.cows), part(Scale, files.sows))}
+    pk = part(TramadolData, files.pk)
+    mme = part(MmeTable, files.mme)
+    flags = part(FlagFile, files.population_flags).to_flags()
+    monitoring = part(MonitoringRules, files.monitoring)
+    trials = part(TrialBase, files.trials)
+    summary = part(SummaryData, files.evidence_summary)
+    info = {"en": part(PatientInfo, files.patient_info_en), "es": part(PatientInfo, files.patient_info_es)}
+    for lang, content in info.items():
+        if content.lang != lang:
+            raise KnowledgeBaseError(f"patient_info_{lang}: the file says lang {content.lang!r}")
 
     drugs = {d.id: d for d in vocab.drugs}
     classes = {c.id: c for c in vocab.classes}
@@ -306,8 +258,8 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         )
         for d in vocab.drugs
     }
-    return KnowledgeBase(
-        version=vocab.kb_version,
+    kb = KnowledgeBase(
+        version=manifest.version,
         sources=sources,
         vocabulary=vocab,
         tramadol=rules,
@@ -322,10 +274,27 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         drug_class_members={k: frozenset(v) for k, v in members.items()},
         tramadol_interactions_of=interactions_of,
         pathway=pathway,
+        pk=pk,
+        mme=mme,
+        population_flags=flags,
+        monitoring=monitoring,
+        trials=trials,
+        evidence_summary=summary,
+        patient_info=info,
         washout_days=max(
             (m.stopped_within_days or 0 for when in _rule_matches(rules, care) for m in when), default=0
         ),
     )
+    check_citations(pk.cited_entries(), sources, files.pk)
+    check_mme(mme, kb, files.mme)
+    check_flags(flags, kb)
+    check_monitoring(monitoring, sources, files.monitoring)
+    check_trial_base(trials, sources, files.trials)
+    check_summary(summary, trials, sources, files.evidence_summary)
+    for lang, content in info.items():
+        check_patient_info(content, sources, getattr(files, f"patient_info_{lang}"))
+    check_translation(info["en"], info["es"], files.patient_info_es)
+    return kb
 
 
 def _check_pathway(pathway: BuprenorphinePathway, care: Care) -> None:

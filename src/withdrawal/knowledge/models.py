@@ -87,7 +87,6 @@ class ScreenScope(Cited):
 
 
 class Vocabulary(Frozen):
-    kb_version: str
     classes: tuple[DrugClass, ...]
     drugs: tuple[Drug, ...]
     conditions: tuple[Condition, ...]
@@ -188,7 +187,6 @@ class Statement(Cited):
 
 
 class TramadolRules(Frozen):
-    kb_version: str
     off_label_statement: Statement
     rules: tuple[Rule, ...]
     dose_limits: tuple[DoseLimit, ...]
@@ -363,7 +361,6 @@ class TaperDesign(Cited):
 
 
 class Care(Frozen):
-    kb_version: str
     tramadol_taper: TaperDesign
     timelines: tuple[Timeline, ...]
     treatments: tuple[Treatment, ...]
@@ -445,7 +442,6 @@ class LowDoseFirst(Cited):
 
 
 class BuprenorphinePathway(Frozen):
-    kb_version: str
     low_dose_first: LowDoseFirst
     starts: tuple[StartMethod, ...]
     rechecks: tuple[Recheck, ...] = Field(min_length=1)

@@ -10,7 +10,7 @@ from withdrawal.monitoring.alerts import (
     evaluate,
     trend,
 )
-from withdrawal.monitoring.rules import AlertDefinition, MonitoringRules, Thresholds, default_rules, load_rules
+from withdrawal.monitoring.rules import AlertDefinition, MonitoringRules, Thresholds, default_rules
 
 __all__ = [
     "Alert",
@@ -24,6 +24,5 @@ __all__ = [
     "crisis_signal",
     "default_rules",
     "evaluate",
-    "load_rules",
     "trend",
 ]

@@ -1,147 +1,33 @@
-"""Cited tramadol/M1 parameters, loaded from ``knowledge/data/pk/tramadol.yaml``.
+"""Tramadol/M1 parameters for one patient, from the knowledge base's cited PK data.
 
-The file is validated at load (unknown keys fail) and every entry must cite a registered
-source, so a number cannot enter the model without provenance.
+The data (``knowledge/data/pk/tramadol.yaml``) is part of the one knowledge base: validated and
+citation-checked with everything else at load, so a number cannot enter the model without provenance.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from withdrawal.errors import InputError, KnowledgeBaseError
-from withdrawal.knowledge.base import (
-    Cited,
-    Frozen,
-    Source,
-    check_citations,
-    data_dir,
-    default_sources,
-    read_yaml,
-    validate,
-)
+from withdrawal.knowledge.models import Phenotype
+from withdrawal.knowledge.pk import PHENOTYPES, TramadolData
 
 if TYPE_CHECKING:
     from withdrawal.knowledge.models import Timeline
 
-Phenotype = Literal["poor", "intermediate", "normal", "ultrarapid"]
-PHENOTYPES: tuple[Phenotype, ...] = ("poor", "intermediate", "normal", "ultrarapid")
+__all__ = ["PHENOTYPES", "Adjusted", "Patient", "Phenotype", "TramadolData", "WithdrawalCourse", "adjust_for_patient",
+           "check_phenotype", "load_tramadol", "withdrawal_course"]
+
 CHILD_PUGH = ("A", "B", "C")
 
 
-class Quantity(Cited):
-    """A cited number with its unit; ``derivation`` says how we computed or fitted it."""
-
-    value: float
-    unit: str
-    sd: float | None = None
-    range: tuple[float, float] | None = None
-    derivation: str | None = None
-    note: str | None = None
-
-
-class Unquantified(Cited):
-    """An effect the sources describe but do not quantify, with the assumption we make."""
-
-    statement: str
-    assumption: str
-
-
-class PhenotypeEffect(Frozen):
-    m1_formation: Quantity
-    tramadol_clearance: Quantity
-
-
-class Phenoconversion(Cited):
-    strong_cyp2d6_inhibitor_to: Phenotype
-    note: str
-
-
-class Covariates(Frozen):
-    renal_crcl_30_80_m1_exposure: Quantity
-    renal_crcl_below_30: Unquantified
-    hepatic_mild_moderate_m1_formation: Quantity
-    hepatic_severe: Unquantified
-    age_over_75_clearance: Quantity
-
-
-class Frequencies(Cited):
-    population: str
-    poor: float = Field(ge=0, le=1)
-    intermediate: float = Field(ge=0, le=1)
-    normal: float = Field(ge=0, le=1)
-    ultrarapid: float = Field(ge=0, le=1)
-    indeterminate: float = Field(ge=0, le=1)
-    note: str
-
-    def normalised(self) -> dict[Phenotype, float]:
-        """Frequencies of the four phenotypes, indeterminate left out, summing to 1."""
-        raw = {p: float(getattr(self, p)) for p in PHENOTYPES}
-        total = sum(raw.values())
-        return {p: v / total for p, v in raw.items()}
-
-
-class TramadolData(Frozen):
-    """The whole tramadol parameter file."""
-
-    kb_version: str
-    salt: dict[str, Quantity]
-    typical: dict[str, Quantity]
-    phenotypes: dict[Phenotype, PhenotypeEffect]
-    phenoconversion: Phenoconversion
-    covariates: Covariates
-    variability: dict[str, Quantity]
-    phenotype_frequencies: Frequencies
-    m1_threshold: Quantity
-
-    def cited_entries(self) -> Iterator[tuple[str, Cited]]:
-        """Every cited entry with a dotted name, for citation checks."""
-        for group in ("salt", "typical", "variability"):
-            for key, q in getattr(self, group).items():
-                yield f"{group}.{key}", q
-        for ph, eff in self.phenotypes.items():
-            yield f"phenotypes.{ph}.m1_formation", eff.m1_formation
-            yield f"phenotypes.{ph}.tramadol_clearance", eff.tramadol_clearance
-        for key in Covariates.model_fields:
-            yield f"covariates.{key}", getattr(self.covariates, key)
-        yield "phenoconversion", self.phenoconversion
-        yield "phenotype_frequencies", self.phenotype_frequencies
-        yield "m1_threshold", self.m1_threshold
-
-    @property
-    def salt_base_per_hcl(self) -> float:
-        """Mass of tramadol base per mass of tramadol HCl (molar-mass ratio)."""
-        return self.salt["mw_tramadol_base"].value / self.salt["mw_tramadol_hcl"].value
-
-    @property
-    def m1_per_hcl(self) -> float:
-        """Mass of M1 formed per mass of tramadol HCl metabolised (molar-mass ratio)."""
-        return self.salt["mw_m1"].value / self.salt["mw_tramadol_hcl"].value
-
-    def t(self, name: str) -> float:
-        """A typical value by name."""
-        return self.typical[name].value
-
-
-def load_tramadol_from(
-    path_yaml: str | None = None, sources: Mapping[str, Source] | None = None
-) -> TramadolData:
-    """Load and check a tramadol parameter file (the packaged one by default)."""
-    path = data_dir() / "pk" / "tramadol.yaml" if path_yaml is None else data_dir() / path_yaml
-    data = validate(TramadolData, read_yaml(path), path.name)
-    check_citations(data.cited_entries(), sources or default_sources(), path.name)
-    return data
-
-
-@cache
 def load_tramadol() -> TramadolData:
-    """The packaged tramadol parameters, validated and citation-checked once."""
-    return load_tramadol_from()
+    """The tramadol parameters of the packaged knowledge base (loaded and checked with it, once)."""
+    from withdrawal.knowledge.loader import default_kb
+
+    return default_kb().pk
 
 
 @dataclass(frozen=True)

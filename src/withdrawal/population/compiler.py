@@ -11,22 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import LEVELS, Match, Rule
-from withdrawal.population.flags import (
-    FLAGS,
-    FindingTest,
-    Flag,
-    FlagTest,
-    HighMmeTest,
-    check_flags,
-    flag_tests,
-)
-from withdrawal.population.mme import MmeTable
+from withdrawal.population.flags import FindingTest, FlagTest, HighMmeTest, flag_tests
 from withdrawal.population.sql import BitLayout, Dialect, bits_any, identifier, literal, window_column
 
 # Facts the NDJSON export does not carry take the per-patient defaults of PatientIn (as the FHIR
@@ -67,12 +58,12 @@ def option_columns(kb: KnowledgeBase) -> tuple[str, ...]:
     return tuple(f"option_{t}" for t in option_treatments(kb))
 
 
-def windows(kb: KnowledgeBase, flags: Sequence[Flag] = FLAGS) -> tuple[int, ...]:
+def windows(kb: KnowledgeBase) -> tuple[int, ...]:
     """Every ``stopped_within_days`` the rules and flags use: one facts column each."""
     found: set[int] = set()
     matches = [m for r in kb.tramadol.rules for m in r.when]
     matches += [m for r in kb.care.option_rules for m in r.when]
-    matches += [m for _, t in flag_tests(flags) for m in t.matches]
+    matches += [m for _, t in flag_tests(kb.population_flags) for m in t.matches]
     for m in matches:
         if m.stopped_within_days is not None:
             found.add(m.stopped_within_days)
@@ -136,10 +127,10 @@ class CompiledScreen:
     set_words: frozenset[str]  # the facts set words (``drugs_active_0``, ...) that some test reads
 
 
-def compile_screen(kb: KnowledgeBase, table: MmeTable, d: Dialect, flags: Sequence[Flag] = FLAGS) -> CompiledScreen:
+def compile_screen(kb: KnowledgeBase, d: Dialect) -> CompiledScreen:
     """Two SELECTs: ``rules_sql`` (FROM facts) adds r_<rule> and t_<test> booleans;
     ``output_sql`` (FROM ruled) computes findings, verdict, flags."""
-    check_flags(kb, flags)
+    table, flags = kb.mme, kb.population_flags
     kb = bulk_kb(kb)
     rank = {lvl: i for i, lvl in enumerate(LEVELS)}
     rule_cols = [f"{compile_when(r.when, kb)} AS r_{identifier(r.id)}" for r in kb.tramadol.rules]

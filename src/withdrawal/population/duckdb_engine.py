@@ -21,7 +21,7 @@ from withdrawal.population.compiler import compile_screen, windows
 from withdrawal.population.engine import EngineResult, Progress, StageClock
 from withdrawal.population.export import BadLine, Export, ExportFile, locate_bad_lines
 from withdrawal.population.facts import DISTINCT_SQL, VIEWS, Distinct, MapTable, facts_sql, map_tables, summary_sql
-from withdrawal.population.flags import FLAG_COLUMNS
+from withdrawal.population.flags import flag_columns
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.sql import BitLayout, Dialect
 from withdrawal.population.staging import TYPES, duck_columns, stage_sql
@@ -99,7 +99,7 @@ def screen(
         tick("map codes")
 
         d = Dialect()
-        compiled = compile_screen(kb, table, d)
+        compiled = compile_screen(kb, d)
         facts = facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words, kb.washout_days)
         query = (f"WITH facts AS ({facts}), "
                  f"ruled AS ({compiled.rules_sql}) {compiled.output_sql}")
@@ -111,7 +111,7 @@ def screen(
         con.execute(f"COPY ({query}) TO '{_esc(path)}' (FORMAT parquet, COMPRESSION snappy)")
         tick("screen")
         con.execute(f"CREATE TEMP VIEW screened AS SELECT * FROM read_parquet('{_esc(path)}')")
-        groups = con.sql(summary_sql(FLAG_COLUMNS)).to_arrow_table()
+        groups = con.sql(summary_sql(flag_columns(kb))).to_arrow_table()
         n = int(con.execute("SELECT count(*) FROM screened").fetchone()[0])  # type: ignore[index]
         tick("summary")
         return EngineResult(patients_path=target, by_group=groups, bad_lines=tuple(bad), patients=n,

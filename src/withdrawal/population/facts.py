@@ -24,7 +24,6 @@ from datetime import date
 from withdrawal.fhir import reading
 from withdrawal.fhir.mapping import allergy_entry, condition_entries, daily_dose_mg, medication_identity
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.patient import MedicationIn, PatientIn, resolve
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.sql import BitLayout, Dialect, window_column
 from withdrawal.population.staging import lits
@@ -44,27 +43,28 @@ def condition_map(triples: Iterable[tuple[str | None, str | None, str | None]],
         entries = condition_entries(_split(icd), _split(sct), text or None, kb)
         if not entries:
             continue
-        p = resolve(PatientIn(age_years=0, conditions=entries), kb)
-        out.append((icd, sct, text, p.conditions, bool(p.unresolved)))
+        found = [kb.resolve_condition(e) for e in entries]
+        keys = frozenset(c.key for c in found if c.key)
+        out.append((icd, sct, text, keys, any(c.in_scope for c in found)))
     return out
 
 
 def medication_map(pairs: Iterable[tuple[str | None, str | None]],
                    kb: KnowledgeBase) -> list[tuple[str, str, str, str]]:
-    """(rx_codes, text, drug id or '' when unresolved, product key): the mapper's identity, then ``resolve``.
+    """(rx_codes, text, drug id or '' when unresolved, product key): the mapper's identity, then the
+    knowledge base's :meth:`~withdrawal.knowledge.kb.KnowledgeBase.resolve_medication`.
 
     A name with words beside its known ingredients that were not screened gets an extra '' row, as
-    ``resolve`` names it unresolved."""
+    the patient model names it unresolved."""
     out: list[tuple[str, str, str, str]] = []
     for codes, text in sorted({(c or "", t or "") for c, t in pairs}):
         ident = medication_identity(_split(codes), text or None, kb)
         if ident is None:
             continue
-        med = MedicationIn(name=ident.name, rxnorm=ident.rxnorm)
-        single = resolve(PatientIn(age_years=0, medications=(med,)), kb)
-        drugs = sorted(single.active_drugs)
+        found = kb.resolve_medication(ident.rxnorm, ident.name)
+        drugs = sorted(set(found.drugs))
         # a product with words left unscreened beside its ingredients is also an unresolved row
-        unscreened = [""] if (single.unresolved or not drugs) else []
+        unscreened = [""] if not found.complete else []
         out.extend((codes, text, d, ident.product) for d in (*drugs, *unscreened))
     return out
 
@@ -85,14 +85,14 @@ def dose_map(triples: Iterable[tuple[str | None, str | None, str | None]],
 
 def allergy_map(pairs: Iterable[tuple[str | None, str | None]],
                 kb: KnowledgeBase) -> list[tuple[str, str, frozenset[str], bool]]:
-    """(rx_codes, text, drug ids, unresolved): a known RxNorm code, else the name as in ``resolve``."""
+    """(rx_codes, text, drug ids, unresolved): a known RxNorm code, else the name, as the knowledge base resolves it."""
     out: list[tuple[str, str, frozenset[str], bool]] = []
     for codes, text in sorted({(c or "", t or "") for c, t in pairs}):
         entry = allergy_entry(_split(codes), text or None, kb)
         if not entry:
             continue
-        p = resolve(PatientIn(age_years=0, allergies=(entry,)), kb)
-        out.append((codes, text, p.allergy_drugs, bool(p.unresolved)))
+        found = kb.resolve_allergy(entry)
+        out.append((codes, text, frozenset(found.drugs), not found.complete))
     return out
 
 

@@ -19,7 +19,6 @@ from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.population.compiler import bulk_gaps
 from withdrawal.population.engine import ENGINES, Engine, EngineResult, Progress
 from withdrawal.population.export import BadLine, open_export
-from withdrawal.population.mme import default_mme
 from withdrawal.population.summary import MIN_CELL, build_summary, preload_chart, suppress, write_summary
 
 
@@ -68,7 +67,7 @@ def run_screen(
     if spark_master is not None and engine != "spark":
         raise InputError("spark_master", "only with --engine spark", value=spark_master)
     kb = kb or default_kb()
-    table = default_mme()
+    table = kb.mme
     export = open_export(export_dir)
     as_of = as_of or export.transaction_time or date.today()
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +108,7 @@ def run_screen(
     meta["patient_ids"] = "HMAC-SHA256 pseudonyms (keyed)" if pseudonym_key is not None else "as in the export"
     if csv_copy:
         meta["csv"] = str(write_csv(result.patients_path, out / "patients.csv"))
-    summary = suppress(build_summary(result.by_group, meta), min_cell)
+    summary = suppress(build_summary(result.by_group, meta, kb.population_flags), min_cell)
     summary_path, chart_path = write_summary(summary, out)
     return ScreenRun(engine=chosen, as_of=as_of, patients=result.patients, bad_lines=result.bad_lines,
                      patients_path=result.patients_path, summary_path=summary_path, chart_path=chart_path,

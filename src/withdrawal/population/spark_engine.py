@@ -22,7 +22,7 @@ from withdrawal.population.compiler import compile_screen, windows
 from withdrawal.population.engine import EngineResult, Progress, StageClock
 from withdrawal.population.export import BadLine, Export, ExportFile, check_lines
 from withdrawal.population.facts import DISTINCT_SQL, VIEWS, Distinct, facts_sql, map_tables, summary_sql
-from withdrawal.population.flags import FLAG_COLUMNS
+from withdrawal.population.flags import flag_columns
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.sql import BitLayout, SparkDialect
 from withdrawal.population.staging import TYPES, spark_schema, stage_sql
@@ -175,7 +175,7 @@ def screen(
         tick("map codes")
 
         d = SparkDialect()
-        compiled = compile_screen(kb, table, d)
+        compiled = compile_screen(kb, d)
         facts = facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words, kb.washout_days)
         spark.sql(facts).createOrReplaceTempView("facts")
         spark.sql(compiled.rules_sql).createOrReplaceTempView("ruled")
@@ -184,18 +184,18 @@ def screen(
         result.write.mode("overwrite").parquet(str(target))
         tick("screen")
         spark.read.parquet(str(target)).createOrReplaceTempView("screened")
-        rows = [r.asDict() for r in spark.sql(summary_sql(FLAG_COLUMNS)).collect()]
+        rows = [r.asDict() for r in spark.sql(summary_sql(flag_columns(kb))).collect()]
         n = int(spark.sql("SELECT count(*) FROM screened").collect()[0][0])
         tick("summary")
-        return EngineResult(patients_path=target, by_group=_to_arrow(rows), bad_lines=tuple(bad), patients=n,
-                            stages=stages)
+        return EngineResult(patients_path=target, by_group=_to_arrow(rows, flag_columns(kb)), bad_lines=tuple(bad),
+                            patients=n, stages=stages)
     finally:
         for df in cached:
             df.unpersist()
 
 
-def _to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
+def _to_arrow(rows: list[dict[str, Any]], flags: tuple[str, ...]) -> pa.Table:
     if not rows:
-        cols = ["age_band", "sex", "patients", "tramadol_active", "tramadol_blocked", "high_mme", *FLAG_COLUMNS]
+        cols = ["age_band", "sex", "patients", "tramadol_active", "tramadol_blocked", "high_mme", *flags]
         return pa.table({c: pa.array([], pa.string() if c in ("age_band", "sex") else pa.int64()) for c in cols})
     return pa.Table.from_pylist(rows)

@@ -11,27 +11,29 @@ from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from withdrawal.population.flags import FLAGS
+from withdrawal.knowledge.population import Flag
 
 AGE_BANDS = ("0-17", "18-34", "35-49", "50-64", "65+", "unknown")
-COUNTED = ("tramadol_active", "tramadol_blocked", "high_mme", *(f"flag_{f.id}" for f in FLAGS))
+MEASURES = ("tramadol_active", "tramadol_blocked", "high_mme")
+"""The counted columns before the flags (``flag_<id>``, one per population flag of the knowledge base)."""
 
 
 def _rate(count: int, total: int) -> float:
     return round(count / total, 6) if total else 0.0
 
 
-def build_summary(by_group: pa.Table, meta: Mapping[str, Any]) -> dict[str, Any]:
+def build_summary(by_group: pa.Table, meta: Mapping[str, Any], flags: Sequence[Flag]) -> dict[str, Any]:
     """Totals and rates from the engine's (age_band, sex) counts."""
     rows = by_group.to_pylist()
     total = sum(int(r["patients"]) for r in rows)
-    labels = {f"flag_{f.id}": f.label for f in FLAGS}
+    counted = (*MEASURES, *(f"flag_{f.id}" for f in flags))
+    labels = {f"flag_{f.id}": f.label for f in flags}
     labels.update(tramadol_active="Active tramadol", high_mme="MME/day at or above the high-dose threshold",
                   tramadol_blocked="Tramadol would be blocked (verdict avoid or contraindicated)")
 
     def block(selected: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         n = sum(int(r["patients"]) for r in selected)
-        counts = {c: sum(int(r[c] or 0) for r in selected) for c in COUNTED}
+        counts = {c: sum(int(r[c] or 0) for r in selected) for c in counted}
         return {"patients": n, "counts": counts, "rates": {c: _rate(v, n) for c, v in counts.items()}}
 
     by_age = {b: block([r for r in rows if r["age_band"] == b]) for b in AGE_BANDS
@@ -140,7 +142,7 @@ def chart(summary: Mapping[str, Any], path: Path) -> None:
     _import_pyplot()
     import matplotlib.pyplot as plt
 
-    flags = [c for c in COUNTED if c.startswith("flag_")]
+    flags = [c for c in summary["overall"]["counts"] if c.startswith("flag_")]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     for ax, key, title in ((axes[0], "by_age_band", "by age band"), (axes[1], "by_sex", "by sex")):
         groups = list(summary[key])

@@ -33,8 +33,6 @@ from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.knowledge.models import Sex
 from withdrawal.patient import MedicationIn, PatientIn
 from withdrawal.population.compiler import option_treatments
-from withdrawal.population.flags import FLAG_IDS
-from withdrawal.population.mme import default_mme
 from withdrawal.population.per_patient import PatientEvaluator, PatientScreen
 
 RESOURCE_TYPES = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance",
@@ -213,7 +211,7 @@ def synthesize(
     # NOTE: a second stream for facts added later (breastfeeding, coded answers), so the
     # first stream, and every export made before them, stays as it was.
     rng_extra = np.random.default_rng([seed, 1])
-    evaluator = PatientEvaluator(kb, default_mme()) if truth else None
+    evaluator = PatientEvaluator(kb) if truth else None
     cache: dict[tuple[Any, ...], PatientScreen] = {}
     truth_path = out / TRUTH_FILE
     truth_writer: pq.ParquetWriter | None = None
@@ -565,7 +563,8 @@ def _truth_table(patients: list[_Latent], evaluator: PatientEvaluator,
                  cache: dict[tuple[Any, ...], PatientScreen]) -> pa.Table:
     cols: dict[str, list[Any]] = {k: [] for k in ("patient_id", "age", "sex", "verdict", "codes", "mme",
                                                   "tramadol_active")}
-    flag_cols: dict[str, list[bool]] = {f"flag_{f}": [] for f in FLAG_IDS}
+    flag_ids = [f.id for f in evaluator.flags]
+    flag_cols: dict[str, list[bool]] = {f"flag_{f}": [] for f in flag_ids}
     option_cols: dict[str, list[list[str]]] = {}
     for p in patients:
         data = latent_patient_in(p)
@@ -583,7 +582,7 @@ def _truth_table(patients: list[_Latent], evaluator: PatientEvaluator,
         cols["codes"].append(list(res.codes))
         cols["mme"].append(res.mme)
         cols["tramadol_active"].append(res.tramadol_active)
-        for f in FLAG_IDS:
+        for f in flag_ids:
             flag_cols[f"flag_{f}"].append(res.flags[f])
         for t, codes in res.options.items():
             option_cols.setdefault(f"option_{t}", []).append(list(codes))
@@ -625,7 +624,7 @@ def synthesize_varied(
     for old in (*out.glob("*.ndjson"), *out.glob("*.ndjson.gz")):
         old.unlink()
     gen = RecordGenerator(kb, as_of, random.Random(seed))
-    evaluator = PatientEvaluator(kb, default_mme()) if truth else None
+    evaluator = PatientEvaluator(kb) if truth else None
     lines: dict[str, list[str]] = {}
     rows: list[tuple[str, int, str, PatientScreen]] = []
     for i in range(n):
@@ -649,13 +648,14 @@ def synthesize_varied(
     if evaluator is not None:
         schema = pa.schema([("patient_id", pa.string()), ("age", pa.int32()), ("sex", pa.string()),
                             ("verdict", pa.string()), ("codes", pa.list_(pa.string())), ("mme", pa.float64()),
-                            ("tramadol_active", pa.bool_())] + [(f"flag_{f}", pa.bool_()) for f in FLAG_IDS]
+                            ("tramadol_active", pa.bool_())]
+                           + [(f"flag_{f.id}", pa.bool_()) for f in kb.population_flags]
                            + [(f"option_{t}", pa.list_(pa.string())) for t in option_treatments(kb)])
         table = pa.table({
             "patient_id": [r[0] for r in rows], "age": [r[1] for r in rows], "sex": [r[2] for r in rows],
             "verdict": [r[3].verdict for r in rows], "codes": [list(r[3].codes) for r in rows],
             "mme": [r[3].mme for r in rows], "tramadol_active": [r[3].tramadol_active for r in rows],
-            **{f"flag_{f}": [r[3].flags[f] for r in rows] for f in FLAG_IDS},
+            **{f"flag_{f.id}": [r[3].flags[f.id] for r in rows] for f in kb.population_flags},
             **{f"option_{t}": [list(r[3].options[t]) for r in rows] for t in option_treatments(kb)},
         }, schema=schema)
         pq.write_table(table, truth_path)
