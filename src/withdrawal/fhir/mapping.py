@@ -604,12 +604,19 @@ def _dedupe(meds: Sequence[Medication]) -> list[Medication]:
     return list(seen.values())
 
 
+_KIND_ORDER = reading.values("Observation", "code kind order")
+_KIND_OF_CODE: dict[str, str] = {}
+for _kind in _KIND_ORDER:
+    for _code in reading.values("Observation", "code", _kind):
+        _KIND_OF_CODE.setdefault(_code, _kind)
+"""Code -> the first kind in the table's kind order whose rows list it (indexed once, not per Observation)."""
+
+
 def observation_kind(loinc: Iterable[str], code_text: str | None) -> str | None:
     """The fact an Observation's LOINC codes are for, the first in the table's kind order."""
-    found = set(loinc)
-    for kind in reading.values("Observation", "code kind order"):
-        if found & set(reading.values("Observation", "code", kind)):
-            return kind
+    kinds = [k for c in loinc if (k := _KIND_OF_CODE.get(c))]
+    if kinds:
+        return min(kinds, key=_KIND_ORDER.index)
     if "cyp2d6" in (code_text or "").lower():
         return "cyp2d6"
     return None
@@ -619,11 +626,15 @@ def _observation(res: JSON, keep: Any, as_of: date) -> None:
     o = "Observation"
     if (_status_code(res.get("status")) or reading.ABSENT) not in reading.values(o, "status", "usable"):
         return
+    concept = res.get("code")
+    # the code text is read only for an Observation no LOINC code of the table names (most are)
+    kind = observation_kind(_codes(concept, codes.LOINC), None) or observation_kind((), _text(concept))
+    if kind is None:
+        return  # not a fact the table reads (most of a record: vital signs, labs): no date to parse
     when = _effective(res)
     if when is not None and when > as_of:
         return
     days = (as_of - when).days if when is not None else reading.UNDATED_DAYS
-    kind = observation_kind(_codes(res.get("code"), codes.LOINC), _text(res.get("code")))
     q = res.get("valueQuantity")
     value = _number(q.get("value")) if isinstance(q, Mapping) else None
     if kind == "pregnancy":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from withdrawal.fhir import codes
 
@@ -188,17 +189,24 @@ def _rows() -> list[Row]:
 TABLE: tuple[Row, ...] = tuple(_rows())
 
 
+@cache
 def values(resource: str, element: str, reading: str | None = None) -> tuple[str, ...]:
-    """The values of the rows for ``resource``/``element`` (with that ``reading``), in table order."""
+    """The values of the rows for ``resource``/``element`` (with that ``reading``), in table order.
+
+    Cached: the table is fixed, and the mapper asks for the same rows for every resource it reads
+    (a scan of the table per Observation was most of a CDS call on a Synthea-sized record)."""
     return tuple(r.value for r in TABLE if r.resource == resource and r.element == element
                  and (reading is None or r.reading == reading))
 
 
+_READING: dict[tuple[str, str, str], str] = {}
+for _r in TABLE:
+    _READING.setdefault((_r.resource, _r.element, _r.value), _r.reading)
+
+
 def reading_of(resource: str, element: str, value: str) -> str | None:
-    for r in TABLE:
-        if r.resource == resource and r.element == element and r.value == value:
-            return r.reading
-    return None
+    """What a value reads as (the first row for it), or None; a dict look-up, the table indexed at import."""
+    return _READING.get((resource, element, value))
 
 
 def number(resource: str, element: str, value: str) -> float:
