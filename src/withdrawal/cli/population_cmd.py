@@ -46,6 +46,8 @@ def screen_cmd(
     pseudonym_key_file: Annotated[Path | None, typer.Option(
         help="write HMAC-SHA256 pseudonyms keyed by this file's bytes instead of patient ids")] = None,
     csv: Annotated[bool, typer.Option("--csv", help="write patients.csv as well as Parquet")] = False,
+    chart: Annotated[bool, typer.Option("--chart/--no-chart", help="draw population_rates.png (the chart "
+                                        "library is loaded only for it)")] = True,
 ) -> None:
     """Screen every patient: tramadol findings, verdict and population flags, to Parquet + summary."""
     from withdrawal.population.screen import run_screen
@@ -66,7 +68,7 @@ def screen_cmd(
                 bar.update(task, description=stage, completed=done, total=total)
 
             run = run_screen(export_dir, out, engine=engine, as_of=day, spark_master=spark_master,
-                             progress=progress, min_cell=min_cell, pseudonym_key=key, csv_copy=csv)
+                             progress=progress, min_cell=min_cell, pseudonym_key=key, csv_copy=csv, chart=chart)
     except WithdrawalError as exc:
         raise fail(exc) from exc
     overall = run.summary["overall"]
@@ -81,7 +83,9 @@ def screen_cmd(
         console.print(f"[yellow]{len(run.bad_lines)} malformed line(s) skipped[/] (see {run.malformed_path}):")
         for b in run.bad_lines[:10]:
             console.print(f"  {b.file}:{b.line}: {b.error}", highlight=False)
-    console.print(f"patients: {run.patients_path}\nsummary: {run.summary_path}\nchart: {run.chart_path}")
+    console.print(f"patients: {run.patients_path}\nsummary: {run.summary_path}")
+    if run.chart_path is not None:
+        console.print(f"chart: {run.chart_path}")
 
 
 @population_app.command("synth")

@@ -1,7 +1,8 @@
 """Run the population screen on an export directory with either engine and write the outputs.
 
 Outputs under ``out``: ``patients/`` (Parquet, one row per patient), ``summary.json``,
-``population_rates.png`` and ``malformed_lines.csv`` (file, line, error; header only when none).
+``population_rates.png`` (unless ``chart=False``) and ``malformed_lines.csv`` (file, line, error; header
+only when none). Each engine and the chart library are imported only by a run that uses them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class ScreenRun:
     bad_lines: tuple[BadLine, ...]
     patients_path: Path
     summary_path: Path
-    chart_path: Path
+    chart_path: Path | None  # None when no chart was asked for
     malformed_path: Path
     seconds: float
     summary: dict[str, Any]
@@ -50,12 +51,14 @@ def run_screen(
     min_cell: int = MIN_CELL,
     pseudonym_key: bytes | None = None,
     csv_copy: bool = False,
+    chart: bool = True,
 ) -> ScreenRun:
     """Screen an export. ``as_of`` defaults to the manifest's transactionTime, else today.
 
     ``min_cell``: counts from 1 to ``min_cell - 1`` are suppressed in the summary and chart
     (:func:`~withdrawal.population.summary.suppress`). ``pseudonym_key``: the per-patient output carries
     ``HMAC-SHA256(key, patient id)`` (hex) instead of the id. ``csv_copy``: ``patients.csv`` as well.
+    ``chart``: ``population_rates.png`` (the only use of the chart library).
     """
     if min_cell < 1:
         raise InputError("min_cell", "must be at least 1 (1 suppresses nothing)", value=min_cell)
@@ -71,7 +74,8 @@ def run_screen(
     export = open_export(export_dir)
     as_of = as_of or export.transaction_time or date.today()
     out.mkdir(parents=True, exist_ok=True)
-    preload_chart()  # import matplotlib in a thread while the engine runs (the engines release the GIL)
+    if chart:
+        preload_chart()  # import matplotlib in a thread while the engine runs (the engines release the GIL)
     start = time.perf_counter()
     result: EngineResult
     chosen: Engine = "duckdb" if engine == "duckdb" else "spark"
@@ -109,7 +113,7 @@ def run_screen(
     if csv_copy:
         meta["csv"] = str(write_csv(result.patients_path, out / "patients.csv"))
     summary = suppress(build_summary(result.by_group, meta, kb.population_flags), min_cell)
-    summary_path, chart_path = write_summary(summary, out)
+    summary_path, chart_path = write_summary(summary, out, with_chart=chart)
     return ScreenRun(engine=chosen, as_of=as_of, patients=result.patients, bad_lines=result.bad_lines,
                      patients_path=result.patients_path, summary_path=summary_path, chart_path=chart_path,
                      malformed_path=malformed, seconds=seconds, summary=summary,

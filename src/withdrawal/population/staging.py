@@ -23,7 +23,7 @@ Staged columns:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, get_args
 
 from withdrawal.fhir import codes, reading
@@ -117,6 +117,19 @@ class Sql:
         """The strings of an array joined with ``|`` ('' for none)."""
         return f"coalesce(concat_ws('|', {arr}), '')" if self.spark else f"coalesce(array_to_string({arr}, '|'), '')"
 
+    def size(self, arr: str) -> str:
+        return f"size({arr})" if self.spark else f"len({arr})"
+
+    def first_where(self, arr: str, cond: Callable[[str], str]) -> str:
+        """The first element of ``arr`` for which ``cond(element)`` holds. Most arrays' first element does, so
+        that is tried before the lambda (a lambda per row is the read's most expensive step)."""
+        head = self.first(arr)
+        return f"CASE WHEN {cond(head)} THEN {head} ELSE {self.first(self.filter(arr, cond('x')))} END"
+
+    def after_last_slash(self, text: str) -> str:
+        """What follows the last ``/`` of a string (a split, not a regular expression: the read's hot path)."""
+        return f"substring_index({text}, '/', -1)" if self.spark else f"string_split({text}, '/')[-1]"
+
     def to_json(self, col: str) -> str:
         return f"to_json({col})" if self.spark else f"CAST(to_json({col}) AS VARCHAR)"
 
@@ -148,32 +161,47 @@ def first_date(q: Sql, paths: Sequence[str], available: Mapping[str, Any]) -> st
     return f"coalesce({', '.join(parts)})" if len(parts) > 1 else (parts[0] if parts else "CAST(NULL AS DATE)")
 
 
-def ref_id(ref: str) -> str:
+def ref_id(q: Sql, ref: str) -> str:
     """The id in a Reference string (``Patient/x``, ``urn:uuid:x``, ``#x``), as ``fhir.mapping._ref_id``."""
     r = clean(ref)
-    return (f"CASE WHEN {r} LIKE '%/%' THEN regexp_extract({r}, '([^/]*)$', 1) "
+    return (f"CASE WHEN {r} LIKE '%/%' THEN {q.after_last_slash(r)} "
             f"WHEN {r} LIKE 'urn:uuid:%' THEN substr({r}, 10) WHEN {r} LIKE '#%' THEN substr({r}, 2) ELSE {r} END")
 
 
 def code_status(q: Sql, concept: str) -> str:
     """A status given as a CodeableConcept: the first coding's code, lower case."""
-    return f"lower({clean(q.first(q.filter(f'{concept}.coding', clean('x.code') + ' IS NOT NULL')) + '.code')})"
+    first = q.first_where(f"{concept}.coding", lambda x: clean(f"{x}.code") + " IS NOT NULL")
+    return f"lower({clean(f'({first}).code')})"
 
 
 def codes_of(q: Sql, concept: str, systems: Sequence[str]) -> str:
-    """The codes of the codings in ``systems``, in order, joined with ``|``."""
-    picked = q.filter(f"{concept}.coding", f"x.system IN {lits(systems)} AND {clean('x.code')} IS NOT NULL")
-    return q.join(q.transform(picked, "trim(x.code)"))
+    """The codes of the codings in ``systems``, in order, joined with ``|`` (one coding, the usual case,
+    without the lambdas)."""
+    arr = f"{concept}.coding"
+
+    def picked(x: str) -> str:
+        return f"{x}.system IN {lits(systems)} AND {clean(f'{x}.code')} IS NOT NULL"
+
+    one = q.first(arr)
+    return (f"CASE WHEN {q.size(arr)} = 1 THEN CASE WHEN {picked(one)} THEN trim({one}.code) ELSE '' END "
+            f"ELSE {q.join(q.transform(q.filter(arr, picked('x')), 'trim(x.code)'))} END")
 
 
 def has_code(q: Sql, concept: str, systems: Sequence[str], values: Sequence[str]) -> str:
-    return q.exists(f"{concept}.coding", f"x.system IN {lits(systems)} AND trim(x.code) IN {lits(values)}")
+    """A coding in ``systems`` has one of ``values`` (one coding, the usual case, without the lambda)."""
+    arr = f"{concept}.coding"
+
+    def match(x: str) -> str:
+        return f"{x}.system IN {lits(systems)} AND trim({x}.code) IN {lits(values)}"
+
+    return (f"CASE WHEN {q.size(arr)} = 1 THEN coalesce({match(q.first(arr))}, FALSE) "
+            f"ELSE {q.exists(arr, match('x'))} END")
 
 
 def text_of(q: Sql, concept: str) -> str:
     """``text``, else the first display (``fhir.mapping._text``)."""
-    display = q.first(q.filter(f"{concept}.coding", clean("x.display") + " IS NOT NULL")) + ".display"
-    return f"coalesce({clean(concept + '.text')}, trim({display}))"
+    first = q.first_where(f"{concept}.coding", lambda x: clean(f"{x}.display") + " IS NOT NULL")
+    return f"coalesce({clean(concept + '.text')}, trim(({first}).display))"
 
 
 # --- the projections ---------------------------------------------------------------------
@@ -182,7 +210,7 @@ def text_of(q: Sql, concept: str) -> str:
 def _medication(q: Sql, rtype: str) -> str:
     f = FIELDS[rtype]
     mcc = "medicationCodeableConcept"
-    ref = ref_id("medicationReference.reference")
+    ref = ref_id(q, "medicationReference.reference")
     cont = q.first(q.filter("contained", f"x.id = {ref}"))
     rx = f"CASE WHEN {mcc} IS NOT NULL THEN {codes_of(q, mcc, (codes.RXNORM,))} " \
          f"WHEN {cont} IS NOT NULL THEN {codes_of(q, cont + '.code', (codes.RXNORM,))} END"
@@ -191,7 +219,7 @@ def _medication(q: Sql, rtype: str) -> str:
             f"CASE WHEN {cont}.code IS NULL THEN {clean('medicationReference.display')} END) END")
     dosage = "dosageInstruction" if rtype == "MedicationRequest" else "dosage"
     intent = "intent" if "intent" in f else "CAST(NULL AS STRING)"
-    return (f"{ref_id('subject.reference')} AS patient_id, '{rtype}' AS rtype, "
+    return (f"{ref_id(q, 'subject.reference')} AS patient_id, '{rtype}' AS rtype, "
             f"coalesce(lower({clean('status')}), {lit(reading.ABSENT)}) AS status, {clean(intent)} AS intent, "
             f"{first_date(q, reading.values(rtype, 'start date'), f)} AS start_date, "
             f"{first_date(q, reading.values(rtype, 'end date'), f)} AS end_date, "
@@ -232,7 +260,7 @@ def _observation(q: Sql) -> str:
     for pheno, words in reading.phenotype_words():
         whens.append(f"WHEN {' OR '.join(f'{ptext} LIKE {lit(chr(37) + w + chr(37))}' for w in words)} THEN '{pheno}'")
     phenotype = f"CASE WHEN {cyp_ok} THEN CASE {' '.join(whens)} END END"
-    return (f"{ref_id('subject.reference')} AS patient_id, coalesce(lower({clean('status')}), "
+    return (f"{ref_id(q, 'subject.reference')} AS patient_id, coalesce(lower({clean('status')}), "
             f"{lit(reading.ABSENT)}) AS status, {kind} AS kind, "
             f"{first_date(q, reading.values(o, 'date'), FIELDS[o])} AS effective, "
             f"valueQuantity.value AS value, {answer} AS answer, {phenotype} AS phenotype")
@@ -247,7 +275,7 @@ def stage_sql(dialect: str, rtype: str) -> str:
         return (f"{clean('id')} AS patient_id, {date_sql('birthDate')} AS birth_date, "
                 f"CASE WHEN {clean('gender')} IN {lits(sexes)} THEN {clean('gender')} ELSE 'unknown' END AS sex")
     if rtype == c:
-        return (f"{ref_id('subject.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
+        return (f"{ref_id(q, 'subject.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
                 f"{code_status(q, 'verificationStatus')} AS verification, "
                 f"{first_date(q, reading.values(c, 'onset'), FIELDS[c])} AS onset, "
                 f"{first_date(q, reading.values(c, 'abatement'), FIELDS[c])} AS abatement, "
@@ -256,7 +284,7 @@ def stage_sql(dialect: str, rtype: str) -> str:
     if rtype in ("MedicationRequest", "MedicationStatement"):
         return _medication(q, rtype)
     if rtype == "AllergyIntolerance":
-        return (f"{ref_id('patient.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
+        return (f"{ref_id(q, 'patient.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
                 f"{code_status(q, 'verificationStatus')} AS verification, {q.join('category')} AS category, "
                 f"{codes_of(q, 'code', (codes.RXNORM,))} AS rx_codes, coalesce({text_of(q, 'code')}, '') AS text")
     if rtype == "Observation":
@@ -265,7 +293,7 @@ def stage_sql(dialect: str, rtype: str) -> str:
         # read as a Condition (the same columns, ``cond``): codes only; a status the table does not count
         # is staged as the clinical status 'ignored', which no Condition reading counts
         p = "Procedure"
-        return (f"{ref_id('subject.reference')} AS patient_id, "
+        return (f"{ref_id(q, 'subject.reference')} AS patient_id, "
                 f"CASE WHEN coalesce(lower({clean('status')}), {lit(reading.ABSENT)}) IN "
                 f"{lits(reading.values(p, 'status', 'counted'))} THEN CAST(NULL AS STRING) ELSE 'ignored' END "
                 f"AS clinical, CAST(NULL AS STRING) AS verification, "

@@ -7,11 +7,12 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from withdrawal.knowledge.population import Flag
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped]
 
 AGE_BANDS = ("0-17", "18-34", "35-49", "50-64", "65+", "unknown")
 MEASURES = ("tramadol_active", "tramadol_blocked", "high_mme")
@@ -109,10 +110,12 @@ def suppress(summary: Mapping[str, Any], min_cell: int = MIN_CELL) -> dict[str, 
     return out
 
 
-def write_summary(summary: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
-    """``summary.json`` and ``population_rates.png`` (rates of each flag by age band and sex)."""
+def write_summary(summary: Mapping[str, Any], out: Path, *, with_chart: bool = True) -> tuple[Path, Path | None]:
+    """``summary.json`` and, ``with_chart``, ``population_rates.png`` (rates of each flag by age band and sex)."""
     json_path = out / "summary.json"
     json_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    if not with_chart:
+        return json_path, None
     png = out / "population_rates.png"
     chart(summary, png)
     return json_path, png
@@ -129,7 +132,8 @@ def _import_pyplot() -> None:
 
 
 def preload_chart() -> None:
-    """Start importing matplotlib (about 0.7 s) in a background thread, so that it overlaps other work."""
+    """Start importing matplotlib (0.4-0.7 s) in a background thread, so that it overlaps the engine's work;
+    only a run that draws the chart calls this, so no other command pays for the chart library."""
     global _preload
     if _preload is None and "matplotlib.pyplot" not in sys.modules:
         _preload = threading.Thread(target=_import_pyplot, name="preload-matplotlib", daemon=True)
