@@ -147,7 +147,7 @@ def test_old_summaries_catch_up_a_few_per_load(client: TestClient) -> None:
     from datetime import timedelta
 
     from withdrawal.service.models import utcnow
-    from withdrawal.web import views
+    from withdrawal.web import patients as views
 
     app: Any = client.app
     old = utcnow() - timedelta(hours=2)

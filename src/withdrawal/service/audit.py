@@ -6,6 +6,7 @@ are committed together or not at all.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -17,7 +18,8 @@ from withdrawal.service.prepared import prepared_insert
 
 
 def _row(
-    actor: User | str, action: str, resource: str, resource_id: object, patient_id: int | None, outcome: str
+    actor: User | str, action: str, resource: str, resource_id: object, patient_id: int | None, outcome: str,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
     if isinstance(actor, User):
         user_id: int | None = actor.id
@@ -25,7 +27,7 @@ def _row(
     else:
         user_id, name = None, actor
     return {
-        "at": utcnow(),
+        "at": at or utcnow(),
         "user_id": user_id,
         "actor": name[:200],
         "action": action,
@@ -34,6 +36,24 @@ def _row(
         "patient_id": patient_id,
         "outcome": outcome,
     }
+
+
+def entry(
+    *,
+    actor: User | str,
+    action: str,
+    resource: str,
+    resource_id: object = None,
+    patient_id: int | None = None,
+    outcome: str = "ok",
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """An audit row (timed ``at``, default now), not yet in any session.
+
+    ``reason``: a clinician's override reason, kept in the audit log only (never logged).
+    """
+    return AuditEntry(**_row(actor, action, resource, resource_id, patient_id, outcome, at), reason=reason)
 
 
 def record(
@@ -47,11 +67,9 @@ def record(
     outcome: str = "ok",
     reason: str | None = None,
 ) -> None:
-    """Add an audit row to the session (written when the session flushes or commits).
-
-    ``reason``: a clinician's override reason, kept in the audit log only (never logged).
-    """
-    session.add(AuditEntry(**_row(actor, action, resource, resource_id, patient_id, outcome), reason=reason))
+    """Add an audit row to the session (written when the session flushes or commits)."""
+    session.add(entry(actor=actor, action=action, resource=resource, resource_id=resource_id,
+                      patient_id=patient_id, outcome=outcome, reason=reason))
 
 
 COLUMNS = ("at", "user_id", "actor", "action", "resource", "resource_id", "patient_id", "outcome")

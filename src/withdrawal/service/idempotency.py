@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from withdrawal.service.deps import UnitOfWork
 from withdrawal.service.models import IdempotencyKey, User, aware, utcnow
 
 RETENTION = timedelta(hours=24)
@@ -61,7 +62,7 @@ def seen(session: Session, user: User, key: str | None, scope: str, body: BaseMo
 def remember(
     session: Session, user: User, key: str | None, scope: str, body: BaseModel, resource: str, resource_id: int
 ) -> None:
-    """Add the key's row to the write's transaction (the caller commits with :func:`commit`)."""
+    """Add the key's row to the write's transaction (committed by :func:`commit`)."""
     if key is None:
         return
     now = utcnow()
@@ -78,15 +79,18 @@ def remember(
     )
 
 
-def commit(session: Session, user: User, key: str | None, scope: str, body: BaseModel) -> int | None:
-    """Commit the write; when a concurrent request with the same key won, roll back and return its resource id."""
+def commit(uow: UnitOfWork, user: User, key: str | None, scope: str, body: BaseModel) -> int | None:
+    """Commit the write now; when a concurrent request with the same key won, roll back and return its resource id.
+
+    The one place a route commits before it returns: its answer depends on whether this write won.
+    """
     try:
-        session.commit()
+        uow.commit()
     except IntegrityError:
-        session.rollback()
+        uow.rollback()
         if key is None:
             raise
-        first = seen(session, user, key, scope, body)
+        first = seen(uow.session, user, key, scope, body)
         if first is None:
             raise HTTPException(409, "the write conflicts with a concurrent request; retry") from None
         return first

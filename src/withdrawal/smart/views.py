@@ -23,15 +23,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from withdrawal import __version__
 from withdrawal.assess import assess_patient
 from withdrawal.errors import WithdrawalError
 from withdrawal.fhir import to_patient
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.service import audit
-from withdrawal.service.deps import KbDep, SessionDep
+from withdrawal.service.deps import KbDep, UnitOfWork, UowDep
 from withdrawal.service.models import Patient, utcnow
 from withdrawal.smart.client import (
     Endpoints,
@@ -217,7 +215,7 @@ async def launch(request: Request) -> Response:
 
 
 @router.get("/smart/callback", response_class=HTMLResponse)
-async def callback(request: Request, session: SessionDep, kb: KbDep) -> Response:
+async def callback(request: Request, uow: UowDep, kb: KbDep) -> Response:
     """The EHR's redirect back: state checked (single use, bound to this browser), code exchanged with
     the PKCE verifier, then the launched patient's assessment from the EHR's data."""
     settings = _settings(request)
@@ -259,9 +257,9 @@ async def callback(request: Request, session: SessionDep, kb: KbDep) -> Response
         sess = SmartSession(iss=taken.iss, patient=patient, token=token, token_endpoint=taken.token_endpoint,
                             scope=taken.scope, app_context=app_context, fhir_user=who)
         page_token = _store(request).add_session(sess)
-        return await _assessment(request, session, kb, sess, page_token, client, updates)
+        return await _assessment(request, uow, kb, sess, page_token, client, updates)
     except SmartError as err:
-        _audit_refusal(session, taken.iss, err)
+        _audit_refusal(uow, taken.iss, err)
         return refuse(request, err)
     except OverflowError:
         return refuse(request, SmartError(503, "Too many SMART sessions; try again shortly.", code="busy"))
@@ -289,13 +287,12 @@ def _actor(iss: str, user: str | None = None) -> str:
     return (f"smart:{user}@{iss}" if user else f"smart:{iss}")[:200]
 
 
-def _audit_refusal(session: Session, iss: str, err: SmartError) -> None:
-    audit.record(session, actor=_actor(iss), action="smart_launch", resource="smart",
-                 outcome=f"refused:{err.code}"[:20])
-    session.commit()
+def _audit_refusal(uow: UnitOfWork, iss: str, err: SmartError) -> None:
+    """A refused launch or action, audited however the request ends."""
+    uow.refuse(actor=_actor(iss), action="smart_launch", resource="smart", outcome=f"refused:{err.code}"[:20])
 
 
-async def _assessment(request: Request, session: Session, kb: KnowledgeBase, sess: SmartSession, page_token: str,
+async def _assessment(request: Request, uow: UnitOfWork, kb: KnowledgeBase, sess: SmartSession, page_token: str,
                       client: Any, updates: dict[str, Any], *, saved: int | None = None) -> HTMLResponse:
     """Read the record with the access token (refreshed if expired), assess it, render it read-only."""
     settings = _settings(request)
@@ -313,9 +310,8 @@ async def _assessment(request: Request, session: Session, kb: KnowledgeBase, ses
         result = assess_patient(mapped.patient, kb)
     except WithdrawalError as exc:
         raise SmartError(422, f"The EHR's record cannot be assessed: {exc}", code="record") from exc
-    audit.record(session, actor=_actor(sess.iss, sess.fhir_user), action="read", resource="smart_patient",
-                 resource_id=f"Patient/{sess.patient}"[:60])
-    session.commit()
+    uow.audit(actor=_actor(sess.iss, sess.fhir_user), action="read", resource="smart_patient",
+              resource_id=f"Patient/{sess.patient}"[:60])
     patient_res = resources[0]
     return _render(request, "smart_result.html", {
         "a": result.to_dict(), "name": _display_name(patient_res, sess.patient), "iss": sess.iss,
@@ -355,7 +351,7 @@ async def _posted_session(request: Request) -> tuple[str, SmartSession]:
     return str(token), sess
 
 
-async def _with_session(request: Request, session: Session, kb: KnowledgeBase, *, save: bool) -> Response:
+async def _with_session(request: Request, uow: UnitOfWork, kb: KnowledgeBase, *, save: bool) -> Response:
     settings = _settings(request)
     if not settings.enabled:
         return refuse(request, SmartError(404, "SMART launch is not configured on this server.", code="off"))
@@ -368,20 +364,20 @@ async def _with_session(request: Request, session: Session, kb: KnowledgeBase, *
     try:
         saved = None
         if save:
-            saved = await _save(request, session, kb, sess, client)
-        return await _assessment(request, session, kb, sess, page_token, client, {}, saved=saved)
+            saved = await _save(request, uow, kb, sess, client)
+        return await _assessment(request, uow, kb, sess, page_token, client, {}, saved=saved)
     except SessionExpired as err:
         _store(request).end_session(page_token)
-        _audit_refusal(session, sess.iss, err)
+        _audit_refusal(uow, sess.iss, err)
         return refuse(request, err)
     except SmartError as err:
-        _audit_refusal(session, sess.iss, err)
+        _audit_refusal(uow, sess.iss, err)
         return refuse(request, err)
     finally:
         await client.aclose()
 
 
-async def _save(request: Request, session: Session, kb: KnowledgeBase, sess: SmartSession, client: Any) -> int:
+async def _save(request: Request, uow: UnitOfWork, kb: KnowledgeBase, sess: SmartSession, client: Any) -> int:
     """The clinician chose to save: the EHR's record, as read now, becomes (or updates) a withdrawal record."""
     reader = FhirReader(client, sess.iss, _settings(request))
     resources = await reader.record(sess.patient)
@@ -392,6 +388,7 @@ async def _save(request: Request, session: Session, kb: KnowledgeBase, sess: Sma
     external = f"smart:{sess.iss}/Patient/{sess.patient}"
     if len(external) > 200:
         external = "smart:" + hashlib.sha256(external.encode()).hexdigest()
+    session = uow.session
     row = session.scalar(select(Patient).where(Patient.external_id == external))
     now = utcnow()
     data = mapped.patient.model_dump(mode="json")
@@ -403,23 +400,21 @@ async def _save(request: Request, session: Session, kb: KnowledgeBase, sess: Sma
         action = "create"
     else:
         row.data, row.updated_at, action = data, now, "update"
-    audit.record(session, actor=_actor(sess.iss, sess.fhir_user), action=action, resource="patient",
-                 resource_id=row.id,
-                 patient_id=row.id)
-    session.commit()
+    uow.audit(actor=_actor(sess.iss, sess.fhir_user), action=action, resource="patient", resource_id=row.id,
+              patient_id=row.id)
     return int(row.id)
 
 
 @router.post("/smart/reload", response_class=HTMLResponse)
-async def reload(request: Request, session: SessionDep, kb: KbDep) -> Response:
+async def reload(request: Request, uow: UowDep, kb: KbDep) -> Response:
     """Read the EHR's record again (the access token refreshed if it expired)."""
-    return await _with_session(request, session, kb, save=False)
+    return await _with_session(request, uow, kb, save=False)
 
 
 @router.post("/smart/save", response_class=HTMLResponse)
-async def save(request: Request, session: SessionDep, kb: KbDep) -> Response:
+async def save(request: Request, uow: UowDep, kb: KbDep) -> Response:
     """Save the EHR's record as a withdrawal patient record: the only SMART action that stores anything."""
-    return await _with_session(request, session, kb, save=True)
+    return await _with_session(request, uow, kb, save=True)
 
 
 @router.post("/smart/end", response_class=HTMLResponse)

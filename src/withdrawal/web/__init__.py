@@ -19,7 +19,7 @@ Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
 def install(app: FastAPI) -> None:
     """Include the pages' router and their error pages (idempotent)."""
-    from withdrawal.web import auth, views
+    from withdrawal.web import auth, errors, pages, views
 
     if getattr(app.state, "web_installed", False):
         return
@@ -33,14 +33,14 @@ def install(app: FastAPI) -> None:
     from withdrawal.smart import views as smart_views
 
     smart_views.install(app)  # SMART App Launch from an EHR (issue 15, docs/smart.md)
-    app.add_exception_handler(views.LoginRequired, views.login_required_handler)
-    app.add_exception_handler(auth.CsrfError, views.csrf_handler)
+    app.add_exception_handler(pages.LoginRequired, errors.login_required_handler)
+    app.add_exception_handler(auth.CsrfError, errors.csrf_handler)
     api_handler: Handler | None = app.exception_handlers.get(StarletteHTTPException)
 
     async def http_errors(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        if views.is_web_path(request.url.path):
-            return views.http_error_page(request, exc)
+        if errors.is_web_path(request.url.path):
+            return errors.http_error_page(request, exc)
         if api_handler is None:
             raise exc
         out = api_handler(request, exc)

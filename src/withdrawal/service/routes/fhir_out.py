@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from withdrawal.fhir.questionnaire import questionnaire
 from withdrawal.fhir.writeback import writeback_bundle
 from withdrawal.plan.pathway import build_pathway
-from withdrawal.service import audit, schemas
-from withdrawal.service.deps import Clinician, KbDep, SessionDep, current_user
+from withdrawal.service import schemas
+from withdrawal.service.deps import Clinician, KbDep, UowDep, current_user
 from withdrawal.service.models import utcnow
 from withdrawal.service.routes.pathway import EXAMPLE, assess_at_bedside
 
@@ -47,7 +47,7 @@ def get_questionnaire(
 
 @router.post("/writeback", responses={**FHIR_OK, **schemas.errors(403)})
 def writeback(
-    session: SessionDep,
+    uow: UowDep,
     user: Clinician,
     kb: KbDep,
     body: Any = Body(..., description="Patient input format version 1, or a FHIR R4 Bundle.", examples=[EXAMPLE]),
@@ -64,6 +64,5 @@ def writeback(
         now=utcnow(),
         derived_from=reading.sources if reading else None,
     )
-    audit.record(session, actor=user, action="fhir_writeback", resource="stateless")
-    session.commit()
+    uow.audit(actor=user, action="fhir_writeback", resource="stateless")
     return FhirJSONResponse(bundle)

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from withdrawal.service import audit, records, schemas
-from withdrawal.service.deps import Clinician, CurrentUser, KbDep, PatientId, SessionDep, SettingsDep, patient_for
+from withdrawal.service import records, schemas
+from withdrawal.service.deps import Clinician, CurrentUser, KbDep, PatientId, SettingsDep, UowDep, patient_for
 from withdrawal.service.models import AuditEntry, utcnow
 
 router = APIRouter(tags=["monitoring"], responses=schemas.errors(401, 403, 404, 422))
@@ -17,26 +17,24 @@ ERR: dict[int | str, dict[str, Any]] = {404: {"model": schemas.ErrorOut}}
 
 
 @router.get("/patients/{patient_id}/trends", response_model=schemas.TrendsOut, responses=ERR)
-def trends(patient_id: PatientId, session: SessionDep, user: CurrentUser, kb: KbDep) -> schemas.TrendsOut:
+def trends(patient_id: PatientId, uow: UowDep, user: CurrentUser, kb: KbDep) -> schemas.TrendsOut:
     """COWS and SOWS totals over time with their bands, and tramadol given per day."""
-    patient = patient_for(session, user, patient_id, action="read", resource="trends")
-    out = records.trends(session=session, patient=patient, kb=kb)
-    audit.record(session, actor=user, action="read", resource="trends", patient_id=patient_id)
-    session.commit()
+    patient = patient_for(uow, user, patient_id, action="read", resource="trends")
+    out = records.trends(session=uow.session, patient=patient, kb=kb)
+    uow.audit(actor=user, action="read", resource="trends", patient_id=patient_id)
     return out
 
 
 @router.get("/patients/{patient_id}/alerts", response_model=schemas.AlertsOut, responses=ERR)
 def alerts(
-    patient_id: PatientId, session: SessionDep, user: CurrentUser, kb: KbDep, settings: SettingsDep
+    patient_id: PatientId, uow: UowDep, user: CurrentUser, kb: KbDep, settings: SettingsDep
 ) -> schemas.AlertsOut:
     """Monitoring alerts at this moment, most severe first, with their sources."""
-    patient = patient_for(session, user, patient_id, action="read", resource="alerts")
+    patient = patient_for(uow, user, patient_id, action="read", resource="alerts")
     found, sources = records.alerts(
-        session=session, patient=patient, kb=kb, thresholds=settings.thresholds(), now=utcnow()
+        session=uow.session, patient=patient, kb=kb, thresholds=settings.thresholds(), now=utcnow()
     )
-    audit.record(session, actor=user, action="read", resource="alerts", patient_id=patient_id)
-    session.commit()
+    uow.audit(actor=user, action="read", resource="alerts", patient_id=patient_id)
     return schemas.AlertsOut(
         patient_id=patient_id, alerts=[schemas.AlertOut.model_validate(a.to_dict()) for a in found], sources=sources
     )
@@ -44,7 +42,7 @@ def alerts(
 
 @router.get("/audit", response_model=list[schemas.AuditOut])
 def audit_log(
-    session: SessionDep,
+    uow: UowDep,
     user: Clinician,
     patient_id: int | None = Query(None, ge=1, le=schemas.MAX_ID),
     limit: int = Query(200, ge=1, le=5000),
@@ -53,7 +51,6 @@ def audit_log(
     q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if patient_id is not None:
         q = q.where(AuditEntry.patient_id == patient_id)
-    rows = session.scalars(q).all()
-    audit.record(session, actor=user, action="read", resource="audit_log", patient_id=patient_id)
-    session.commit()
+    rows = uow.session.scalars(q).all()
+    uow.audit(actor=user, action="read", resource="audit_log", patient_id=patient_id)
     return rows

@@ -13,8 +13,8 @@ from withdrawal.fhir.questionnaire import BedsideReading, read_bedside, to_patie
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import parse_patient
 from withdrawal.plan.pathway import build_pathway
-from withdrawal.service import audit, schemas
-from withdrawal.service.deps import Clinician, KbDep, SessionDep
+from withdrawal.service import schemas
+from withdrawal.service.deps import Clinician, KbDep, UowDep
 from withdrawal.service.models import utcnow
 
 router = APIRouter(tags=["pathway"], responses=schemas.errors(400, 401, 403, 422))
@@ -45,7 +45,7 @@ def assess_at_bedside(body: Any, kb: KnowledgeBase) -> tuple[Assessment, Bedside
 
 @router.post("/pathway/buprenorphine", responses={422: {"model": schemas.ErrorOut}})
 def buprenorphine_pathway(
-    session: SessionDep,
+    uow: UowDep,
     user: Clinician,
     kb: KbDep,
     body: Any = Body(
@@ -58,8 +58,7 @@ def buprenorphine_pathway(
     """The buprenorphine start pathway: which start, schedule, COWS rechecks, hand-off and a chart note."""
     a, _, _ = assess_at_bedside(body, kb)
     pathway = build_pathway(a)
-    audit.record(session, actor=user, action="pathway", resource="stateless")
-    session.commit()
+    uow.audit(actor=user, action="pathway", resource="stateless")
     return {
         "kb_version": kb.version,
         "pathway": pathway.to_dict(),

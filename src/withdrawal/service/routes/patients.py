@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
-from withdrawal.service import audit, idempotency, records, schemas
-from withdrawal.service.deps import Clinician, CurrentUser, KbDep, PatientId, SessionDep, patient_for
+from withdrawal.service import idempotency, records, schemas
+from withdrawal.service.deps import Clinician, CurrentUser, KbDep, PatientId, UnitOfWork, UowDep, patient_for
 from withdrawal.service.idempotency import IdemKey
 from withdrawal.service.models import MedicationAdministration, Patient, Plan, ScaleAssessment
 
@@ -21,7 +21,7 @@ WRITE: dict[int | str, dict[str, Any]] = {**ERR, 409: {"model": schemas.ErrorOut
 
 @router.get("", response_model=list[schemas.PatientPublic])
 def list_patients(
-    session: SessionDep,
+    uow: UowDep,
     user: CurrentUser,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=schemas.MAX_ID),
@@ -30,16 +30,15 @@ def list_patients(
     q = select(Patient).order_by(Patient.id).limit(limit).offset(offset)
     if user.role != "clinician":
         q = q.where(Patient.id == user.patient_id)
-    rows = session.scalars(q).all()
+    rows = uow.session.scalars(q).all()
     for p in rows:
-        audit.record(session, actor=user, action="read", resource="patient", resource_id=p.id, patient_id=p.id)
-    session.commit()
+        uow.audit(actor=user, action="read", resource="patient", resource_id=p.id, patient_id=p.id)
     return rows
 
 
-def _replayed(session: SessionDep, model: type[T], rid: int) -> T:
+def _replayed(uow: UnitOfWork, model: type[T], rid: int) -> T:
     """The resource an earlier request with the same Idempotency-Key created (its retry's answer)."""
-    row = session.get(model, rid)
+    row = uow.session.get(model, rid)
     if row is None:  # the resource the key created is gone: the key names nothing now
         raise HTTPException(409, "the resource this Idempotency-Key created no longer exists; use a new key")
     return row
@@ -47,47 +46,44 @@ def _replayed(session: SessionDep, model: type[T], rid: int) -> T:
 
 @router.post("", response_model=schemas.PatientPublic, status_code=201, responses=WRITE)
 def create_patient(
-    body: schemas.PatientCreate, session: SessionDep, user: Clinician, kb: KbDep, key: IdemKey = None
+    body: schemas.PatientCreate, uow: UowDep, user: Clinician, kb: KbDep, key: IdemKey = None
 ) -> Patient:
     """Create a record from the version-1 input or a FHIR R4 Bundle."""
     scope = "POST /patients"
-    if (rid := idempotency.seen(session, user, key, scope, body)) is not None:
-        return _replayed(session, Patient, rid)
-    row = records.create_patient(session=session, body=body, user=user, kb=kb)
-    audit.record(session, actor=user, action="create", resource="patient", resource_id=row.id, patient_id=row.id)
-    idempotency.remember(session, user, key, scope, body, "patient", row.id)
-    if (rid := idempotency.commit(session, user, key, scope, body)) is not None:
-        return _replayed(session, Patient, rid)
+    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
+        return _replayed(uow, Patient, rid)
+    row = records.create_patient(session=uow.session, body=body, user=user, kb=kb)
+    uow.audit(actor=user, action="create", resource="patient", resource_id=row.id, patient_id=row.id)
+    idempotency.remember(uow.session, user, key, scope, body, "patient", row.id)
+    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
+        return _replayed(uow, Patient, rid)
     return row
 
 
 @router.get("/{patient_id}", response_model=schemas.PatientPublic, responses=ERR)
-def read_patient(patient_id: PatientId, session: SessionDep, user: CurrentUser) -> Patient:
-    row = patient_for(session, user, patient_id, action="read", resource="patient")
-    audit.record(session, actor=user, action="read", resource="patient", resource_id=row.id, patient_id=row.id)
-    session.commit()
+def read_patient(patient_id: PatientId, uow: UowDep, user: CurrentUser) -> Patient:
+    row = patient_for(uow, user, patient_id, action="read", resource="patient")
+    uow.audit(actor=user, action="read", resource="patient", resource_id=row.id, patient_id=row.id)
     return row
 
 
 @router.put("/{patient_id}", response_model=schemas.PatientPublic, responses=ERR)
 def update_patient(
-    patient_id: PatientId, body: schemas.PatientUpdate, session: SessionDep, user: Clinician, kb: KbDep
+    patient_id: PatientId, body: schemas.PatientUpdate, uow: UowDep, user: Clinician, kb: KbDep
 ) -> Patient:
-    row = patient_for(session, user, patient_id, action="update", resource="patient")
+    row = patient_for(uow, user, patient_id, action="update", resource="patient")
     records.update_patient(patient=row, body=body, kb=kb)
-    audit.record(session, actor=user, action="update", resource="patient", resource_id=row.id, patient_id=row.id)
-    session.commit()
+    uow.audit(actor=user, action="update", resource="patient", resource_id=row.id, patient_id=row.id)
     return row
 
 
 @router.get("/{patient_id}/assessments", response_model=list[schemas.ScaleAssessmentPublic], responses=ERR)
-def list_assessments(patient_id: PatientId, session: SessionDep, user: CurrentUser) -> Sequence[ScaleAssessment]:
-    patient_for(session, user, patient_id, action="read", resource="assessment")
-    rows = session.scalars(
+def list_assessments(patient_id: PatientId, uow: UowDep, user: CurrentUser) -> Sequence[ScaleAssessment]:
+    patient_for(uow, user, patient_id, action="read", resource="assessment")
+    rows = uow.session.scalars(
         select(ScaleAssessment).where(ScaleAssessment.patient_id == patient_id).order_by(ScaleAssessment.recorded_at)
     ).all()
-    audit.record(session, actor=user, action="read", resource="assessment", patient_id=patient_id)
-    session.commit()
+    uow.audit(actor=user, action="read", resource="assessment", patient_id=patient_id)
     return rows
 
 
@@ -97,65 +93,63 @@ def list_assessments(patient_id: PatientId, session: SessionDep, user: CurrentUs
 def add_assessment(
     patient_id: PatientId,
     body: schemas.ScaleAssessmentCreate,
-    session: SessionDep,
+    uow: UowDep,
     user: CurrentUser,
     kb: KbDep,
     key: IdemKey = None,
 ) -> ScaleAssessment:
     """Record a COWS (clinicians) or a SOWS (clinicians, or the patient for themselves)."""
-    patient = patient_for(session, user, patient_id, action="create", resource="assessment")
+    patient = patient_for(uow, user, patient_id, action="create", resource="assessment")
     if body.scale == "cows" and user.role != "clinician":
         raise HTTPException(403, "the COWS is scored by a clinician")
     scope = f"POST /patients/{patient_id}/assessments"
-    if (rid := idempotency.seen(session, user, key, scope, body)) is not None:
-        return _replayed(session, ScaleAssessment, rid)
-    row = records.add_scale(session=session, patient=patient, body=body, user=user, kb=kb)
-    audit.record(session, actor=user, action="create", resource="assessment", resource_id=row.id, patient_id=patient_id)
-    idempotency.remember(session, user, key, scope, body, "assessment", row.id)
-    if (rid := idempotency.commit(session, user, key, scope, body)) is not None:
-        return _replayed(session, ScaleAssessment, rid)
+    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
+        return _replayed(uow, ScaleAssessment, rid)
+    row = records.add_scale(session=uow.session, patient=patient, body=body, user=user, kb=kb)
+    uow.audit(actor=user, action="create", resource="assessment", resource_id=row.id, patient_id=patient_id)
+    idempotency.remember(uow.session, user, key, scope, body, "assessment", row.id)
+    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
+        return _replayed(uow, ScaleAssessment, rid)
     return row
 
 
 @router.get("/{patient_id}/plans", response_model=list[schemas.PlanPublic], responses=ERR)
-def list_plans(patient_id: PatientId, session: SessionDep, user: CurrentUser) -> Sequence[Plan]:
-    patient_for(session, user, patient_id, action="read", resource="plan")
-    rows = session.scalars(select(Plan).where(Plan.patient_id == patient_id).order_by(Plan.id)).all()
-    audit.record(session, actor=user, action="read", resource="plan", patient_id=patient_id)
-    session.commit()
+def list_plans(patient_id: PatientId, uow: UowDep, user: CurrentUser) -> Sequence[Plan]:
+    patient_for(uow, user, patient_id, action="read", resource="plan")
+    rows = uow.session.scalars(select(Plan).where(Plan.patient_id == patient_id).order_by(Plan.id)).all()
+    uow.audit(actor=user, action="read", resource="plan", patient_id=patient_id)
     return rows
 
 
 @router.post("/{patient_id}/plans", response_model=schemas.PlanPublic, status_code=201, responses=WRITE)
 def create_plan(
-    patient_id: PatientId, body: schemas.PlanCreate, session: SessionDep, user: Clinician, kb: KbDep,
+    patient_id: PatientId, body: schemas.PlanCreate, uow: UowDep, user: Clinician, kb: KbDep,
     key: IdemKey = None,
 ) -> Plan:
     """Assess the stored record (with its latest COWS) and keep the answer as the active plan."""
-    patient = patient_for(session, user, patient_id, action="create", resource="plan")
+    patient = patient_for(uow, user, patient_id, action="create", resource="plan")
     scope = f"POST /patients/{patient_id}/plans"
-    if (rid := idempotency.seen(session, user, key, scope, body)) is not None:
-        return _replayed(session, Plan, rid)
-    row = records.make_plan(session=session, patient=patient, body=body, user=user, kb=kb)
-    audit.record(session, actor=user, action="create", resource="plan", resource_id=row.id, patient_id=patient_id)
-    idempotency.remember(session, user, key, scope, body, "plan", row.id)
-    if (rid := idempotency.commit(session, user, key, scope, body)) is not None:
-        return _replayed(session, Plan, rid)
+    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
+        return _replayed(uow, Plan, rid)
+    row = records.make_plan(session=uow.session, patient=patient, body=body, user=user, kb=kb)
+    uow.audit(actor=user, action="create", resource="plan", resource_id=row.id, patient_id=patient_id)
+    idempotency.remember(uow.session, user, key, scope, body, "plan", row.id)
+    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
+        return _replayed(uow, Plan, rid)
     return row
 
 
 @router.get("/{patient_id}/administrations", response_model=list[schemas.AdministrationPublic], responses=ERR)
 def list_administrations(
-    patient_id: PatientId, session: SessionDep, user: CurrentUser
+    patient_id: PatientId, uow: UowDep, user: CurrentUser
 ) -> Sequence[MedicationAdministration]:
-    patient_for(session, user, patient_id, action="read", resource="administration")
-    rows = session.scalars(
+    patient_for(uow, user, patient_id, action="read", resource="administration")
+    rows = uow.session.scalars(
         select(MedicationAdministration)
         .where(MedicationAdministration.patient_id == patient_id)
         .order_by(MedicationAdministration.at)
     ).all()
-    audit.record(session, actor=user, action="read", resource="administration", patient_id=patient_id)
-    session.commit()
+    uow.audit(actor=user, action="read", resource="administration", patient_id=patient_id)
     return rows
 
 
@@ -165,21 +159,20 @@ def list_administrations(
 def add_administration(
     patient_id: PatientId,
     body: schemas.AdministrationCreate,
-    session: SessionDep,
+    uow: UowDep,
     user: Clinician,
     kb: KbDep,
     key: IdemKey = None,
 ) -> MedicationAdministration:
     """Record a dose given or a supply dispensed."""
-    patient = patient_for(session, user, patient_id, action="create", resource="administration")
+    patient = patient_for(uow, user, patient_id, action="create", resource="administration")
     scope = f"POST /patients/{patient_id}/administrations"
-    if (rid := idempotency.seen(session, user, key, scope, body)) is not None:
-        return _replayed(session, MedicationAdministration, rid)
-    row = records.add_administration(session=session, patient=patient, body=body, user=user, kb=kb)
-    audit.record(
-        session, actor=user, action="create", resource="administration", resource_id=row.id, patient_id=patient_id
+    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
+        return _replayed(uow, MedicationAdministration, rid)
+    row = records.add_administration(session=uow.session, patient=patient, body=body, user=user, kb=kb)
+    uow.audit(actor=user, action="create", resource="administration", resource_id=row.id, patient_id=patient_id
     )
-    idempotency.remember(session, user, key, scope, body, "administration", row.id)
-    if (rid := idempotency.commit(session, user, key, scope, body)) is not None:
-        return _replayed(session, MedicationAdministration, rid)
+    idempotency.remember(uow.session, user, key, scope, body, "administration", row.id)
+    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
+        return _replayed(uow, MedicationAdministration, rid)
     return row
