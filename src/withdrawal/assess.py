@@ -1,12 +1,17 @@
-"""One patient in, one cited answer out: scales, tramadol screen and management plan.
+"""One patient in, one cited answer out: scales, tramadol screen, management plan and simulation.
 
-This is the function the CLI, the REST API and the CDS Hooks service all call,
-so that every interface gives the same answer for the same patient.
+This is the function the CLI, the REST API, the pages and the CDS Hooks service all call, so
+that every interface gives the same answer for the same patient. What goes in comes from one
+intake (:func:`withdrawal.intake.read_patient`).
+
+The answer includes the PK simulation of the printed tramadol schedule (exploratory) wherever
+one is printed: it is computed on first use, like the plan, so a CDS order check that needs
+the screen only pays for neither; ``simulate=False`` leaves it out (a caller that wants speed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,8 +23,6 @@ from withdrawal.plan.plan import Excluded, exclusions
 from withdrawal.safety import ScreenResult, screen_tramadol
 from withdrawal.scales import ScaleScore, score
 
-Simulator = Callable[[Patient, Plan, KnowledgeBase], dict[str, Any] | None]
-
 
 @dataclass(frozen=True)
 class Assessment:
@@ -27,11 +30,13 @@ class Assessment:
     cows: ScaleScore | None
     sows: ScaleScore | None
     screen: ScreenResult
-    simulation: dict[str, Any] | None
     kb: KnowledgeBase
-    _plan: Plan | None = field(default=None, repr=False, compare=False)
     override: str | None = None
     """A clinician's reason for a tramadol schedule despite ``avoid`` (never unlocks ``contraindicated``)."""
+    simulate: bool = True
+    """Whether the answer includes the PK simulation of a printed tramadol schedule."""
+    _plan: Plan | None = field(default=None, repr=False, compare=False)
+    _simulation: tuple[dict[str, Any] | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def plan(self) -> Plan:
@@ -41,6 +46,19 @@ class Assessment:
             object.__setattr__(self, "_plan", plan)
         assert self._plan is not None
         return self._plan
+
+    @property
+    def simulation(self) -> dict[str, Any] | None:
+        """The exploratory PK simulation of the printed tramadol schedule (None without one), on first use."""
+        if self._simulation is None:
+            value = None
+            if self.simulate and self.plan.tramadol_regimen:
+                from withdrawal.plan.simulation import simulate_for_plan
+
+                value = simulate_for_plan(self.patient, self.plan, self.kb)
+            object.__setattr__(self, "_simulation", (value,))
+        assert self._simulation is not None
+        return self._simulation[0]
 
     @property
     def excluded(self) -> tuple[Excluded, ...]:
@@ -150,10 +168,10 @@ def assess_patient(
     data: PatientIn,
     kb: KnowledgeBase | None = None,
     *,
-    simulate: Simulator | None = None,
+    simulate: bool = True,
     override: str | None = None,
 ) -> Assessment:
-    """Score, screen and plan for one validated patient.
+    """Score, screen and plan for one validated patient (the plan and simulation on first use).
 
     ``override``: the clinician's recorded reason for asking for a tramadol schedule although
     the verdict is ``avoid``.
@@ -164,11 +182,7 @@ def assess_patient(
     sows = score(data.sows, kb.scales["sows"]) if data.sows is not None else None
     screen = screen_tramadol(patient, kb)
     override = override.strip() if override and override.strip() else None
-    if simulate is None:
-        return Assessment(patient, cows, sows, screen, None, kb, override=override)
-    plan = build_plan(patient, screen, cows, kb, override=override)
-    simulation = simulate(patient, plan, kb) if plan.tramadol_regimen else None
-    return Assessment(patient, cows, sows, screen, simulation, kb, plan, override=override)
+    return Assessment(patient, cows, sows, screen, kb, override=override, simulate=simulate)
 
 
 def assess(raw: Any, kb: KnowledgeBase | None = None, **kwargs: Any) -> Assessment:

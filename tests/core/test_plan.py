@@ -136,12 +136,10 @@ def test_renal_patient_taper_is_every_12_hours_within_200() -> None:
 
 
 def _simulated(**changes: Any) -> dict[str, Any]:
-    from withdrawal.plan.simulation import simulate_for_plan
-
     raw = {"age_years": 35, "opioid": {"substance": "heroin", "hours_since_last_use": 16}, **changes}
     # poor metabolisers and strong inhibitors are 'avoid': the schedule (and so its simulation)
     # comes only on a clinician's recorded override
-    out = assess(raw, KB, simulate=simulate_for_plan, override="exposure by phenotype").simulation
+    out = assess(raw, KB, override="exposure by phenotype").simulation
     assert out is not None
     return out
 
@@ -167,11 +165,11 @@ def test_simulated_exposure_follows_phenotype_and_phenoconversion() -> None:
     assert inhibited["peak_m1_ng_ml"] == pytest.approx(poor["peak_m1_ng_ml"], rel=1e-6)
 
 
-def test_no_simulation_when_tramadol_is_excluded() -> None:
-    from withdrawal.plan.simulation import simulate_for_plan
-
+def test_no_simulation_when_tramadol_is_excluded_or_not_asked_for() -> None:
     raw = {"age_years": 8, "opioid": {"substance": "heroin", "hours_since_last_use": 16}}
-    assert assess(raw, KB, simulate=simulate_for_plan).simulation is None
+    assert assess(raw, KB).simulation is None
+    adult = {**raw, "age_years": 35}
+    assert assess(adult, KB).simulation is not None and assess(adult, KB, simulate=False).simulation is None
 
 
 def test_option_notes_follow_the_patient() -> None:

@@ -1,7 +1,7 @@
 """The golden cases: CLI reports recorded before the structural redesign of issue 19.
 
 Each case is a command line of the real CLI; ``scripts/record-golden`` runs them all and writes
-the outputs under ``tests/golden/out/``; ``test_golden.py`` runs them again and compares. A
+the outputs under ``tests/golden/expected/``; ``test_golden.py`` runs them again and compares. A
 difference is either a regression or a change made on purpose, recorded again with its reason
 in the commit.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
-OUT = Path(__file__).resolve().parent / "out"
+OUT = Path(__file__).resolve().parent / "expected"
 AS_OF = "2026-06-01"
 
 

@@ -1,6 +1,6 @@
 """The CLI's answers on the vignettes, reference cases and reports, identical to the recorded ones.
 
-The recording (``tests/golden/out``, by ``scripts/record-golden``) was made before the structural
+The recording (``tests/golden/expected``, by ``scripts/record-golden``) was made before the structural
 redesign of issue 19 at commit 105b922; the redesign moves code, not answers. Record again only
 for a change of behaviour made on purpose, and say which in the commit.
 """

@@ -80,33 +80,20 @@ def assess_cmd(
     ] = None,
 ) -> None:
     """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources."""
-    from withdrawal.assess import assess
+    from withdrawal.assess import assess_patient
     from withdrawal.cli.pathway_report import render_pathway
     from withdrawal.cli.report import render_assessment
-    from withdrawal.fhir import is_fhir
+    from withdrawal.intake import read_patient
     from withdrawal.knowledge.loader import default_kb
     from withdrawal.plan.pathway import PATHWAYS, build_pathway
-    from withdrawal.plan.simulation import simulate_for_plan
 
     try:
         _check_format(fmt)
         if pathway is not None and pathway not in PATHWAYS:
             raise InputError("--pathway", "unknown pathway", value=pathway, allowed=PATHWAYS)
-        raw = read_json(patient_file)
-        day = _as_of(as_of)
-        if is_fhir(raw):
-            from datetime import UTC, datetime, time
-
-            from withdrawal.fhir.questionnaire import to_patient_at_bedside
-
-            now = datetime.now(UTC) if day is None else datetime.combine(day, time.max, tzinfo=UTC)
-            raw = to_patient_at_bedside(raw, default_kb(), as_of=now.date(), now=now).patient.model_dump(mode="json")
-        elif day is not None:
-            raise InputError("--as-of", "only for a FHIR record (a version-1 input states its facts as they are)",
-                             value=as_of)
-        result = assess(
-            raw, default_kb(), simulate=simulate_for_plan if simulate else None, override=override_reason
-        )
+        kb = default_kb()
+        data = read_patient(read_json(patient_file), kb, _as_of(as_of))
+        result = assess_patient(data, kb, simulate=simulate, override=override_reason)
         path = build_pathway(result, pathway) if pathway else None
     except WithdrawalError as exc:
         raise fail(exc) from exc

@@ -6,7 +6,7 @@ transaction (one request, one transaction).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session
 from withdrawal import __version__
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.errors import InputError
-from withdrawal.fhir import is_fhir
-from withdrawal.fhir.questionnaire import to_patient_at_bedside
+from withdrawal.intake import read_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.monitoring import Alert, DoseRecord, ScaleRecord, Thresholds, default_rules, evaluate, trend
 from withdrawal.monitoring.alerts import daily_totals
-from withdrawal.patient import PatientIn, parse_patient, resolve_drug_name
+from withdrawal.patient import parse_patient, resolve_drug_name
 from withdrawal.scales import score
 from withdrawal.service import schemas
 from withdrawal.service.limits import stored_window
@@ -35,22 +34,8 @@ from withdrawal.service.models import (
 )
 
 
-def patient_input(raw: Any, kb: KnowledgeBase, *, today: date) -> PatientIn:
-    """Version-1 JSON or a FHIR Bundle/resource list, validated.
-
-    From FHIR, COWS and SOWS (QuestionnaireResponses or scored Observations) and the hours since
-    the last opioid are read too, as of now (or the end of ``today`` when it is another day).
-    """
-    if is_fhir(raw):
-        now = utcnow()
-        if today != now.date():
-            now = datetime.combine(today, time.max, tzinfo=UTC)
-        return to_patient_at_bedside(raw, kb, as_of=today, now=now).patient
-    return parse_patient(raw)
-
-
 def create_patient(*, session: Session, body: schemas.PatientCreate, user: User, kb: KnowledgeBase) -> Patient:
-    data = patient_input(body.data, kb, today=utcnow().date())
+    data = read_patient(body.data, kb)
     if body.external_id and session.scalar(select(Patient).where(Patient.external_id == body.external_id)):
         raise InputError("external_id", "already used by another patient")
     now = utcnow()
@@ -69,7 +54,7 @@ def create_patient(*, session: Session, body: schemas.PatientCreate, user: User,
 
 def update_patient(*, patient: Patient, body: schemas.PatientUpdate, kb: KnowledgeBase) -> Patient:
     if body.data is not None:
-        patient.data = patient_input(body.data, kb, today=utcnow().date()).model_dump(mode="json")
+        patient.data = read_patient(body.data, kb).model_dump(mode="json")
     if body.display_name is not None:
         patient.display_name = body.display_name
     patient.updated_at = utcnow()

@@ -8,10 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Body, Query
 
 from withdrawal.assess import assess_patient
-from withdrawal.service import audit, schemas
-from withdrawal.service.deps import Clinician, KbDep, SessionDep
-from withdrawal.service.models import utcnow
-from withdrawal.service.records import patient_input
+from withdrawal.intake import read_patient
+from withdrawal.service import schemas
+from withdrawal.service.deps import Clinician, KbDep, UowDep
 
 router = APIRouter(tags=["assess"], responses=schemas.errors(400, 401, 403, 422))
 
@@ -25,7 +24,7 @@ EXAMPLE = {
 
 @router.post("/assess", responses={422: {"model": schemas.ErrorOut}})
 def assess(
-    session: SessionDep,
+    uow: UowDep,
     user: Clinician,
     kb: KbDep,
     body: Any = Body(
@@ -41,8 +40,12 @@ def assess(
     ),
     as_of: date | None = Query(
         None,
-        description="Read a FHIR record as of this date (YYYY-MM-DD; default today): ages, days since "
-        "stopping and look-backs count to it, as `withdrawal population screen --as-of` does.",
+        description="Read a FHIR record as of this date (YYYY-MM-DD; default today, UTC): ages, days since "
+        "stopping and look-backs count to it, as `withdrawal population screen --as-of` does. Refused "
+        "with a version-1 input, which states its facts as they are.",
+    ),
+    simulate: bool = Query(
+        True, description="Include the exploratory PK simulation of a printed tramadol schedule."
     ),
 ) -> dict[str, Any]:
     """Assess one patient: withdrawal severity, tramadol safety, ranked options, resources, sources.
@@ -50,9 +53,8 @@ def assess(
     Clinicians only (403 for patient accounts): the answer holds dosing schedules, and a
     patient gets their own record and plain information, never a self-treatment guide.
     """
-    data = patient_input(body, kb, today=as_of or utcnow().date())
-    result = assess_patient(data, kb, override=override_reason).to_dict()
+    data = read_patient(body, kb, as_of)
+    result = assess_patient(data, kb, simulate=simulate, override=override_reason).to_dict()
     action = "assess_override" if result["tramadol"]["override"] else "assess"
-    audit.record(session, actor=user, action=action, resource="stateless")
-    session.commit()
+    uow.audit(actor=user, action=action, resource="stateless")
     return result
