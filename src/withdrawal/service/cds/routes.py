@@ -8,14 +8,16 @@ committed before the answer is sent (so a replayed JWT gets no answer).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from sqlalchemy.orm import Session
+import pydantic_core
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.routing import APIRoute
 
-from withdrawal.service import audit
 from withdrawal.service.cds import hooks
 from withdrawal.service.cds.jwt_auth import verify
 from withdrawal.service.cds.prefetch import (
@@ -29,13 +31,43 @@ from withdrawal.service.cds.prefetch import (
 )
 from withdrawal.service.cds.schemas import CdsRequest, CdsResponse, Discovery, FeedbackReceived, FeedbackRequest
 from withdrawal.service.config import Settings
-from withdrawal.service.deps import SessionDep
+from withdrawal.service.deps import UnitOfWork, UowDep
 from withdrawal.service.errors import CdsAuthError
 from withdrawal.service.models import CdsFeedback, utcnow
 from withdrawal.service.schemas import errors
 from withdrawal.smart.views import smart_links
 
-router = APIRouter(prefix="/cds-services", tags=["cds-hooks"], responses=errors(400, 401, 422))
+
+class _JsonRequest(Request):
+    """A request whose JSON body is parsed by pydantic-core (Rust), not the standard library.
+
+    A CDS call can carry a patient's whole record (a Synthea-sized prefetch is 1.3 MB): the standard
+    library took twice as long over it. Anything pydantic-core refuses is parsed again by the standard
+    library, so a malformed body gets FastAPI's usual 422 (naming the position), and a body only the
+    standard library reads (UTF-16, a lone surrogate) is read as before.
+    """
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = pydantic_core.from_json(body)
+            except ValueError:
+                self._json = json.loads(body)
+        return self._json
+
+
+class _JsonRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(_JsonRequest(request.scope, request.receive))
+
+        return route
+
+
+router = APIRouter(prefix="/cds-services", tags=["cds-hooks"], responses=errors(400, 401, 422), route_class=_JsonRoute)
 
 ServiceId = Annotated[
     str, Path(max_length=200, examples=list(hooks.SERVICES), description="A service id from discovery")
@@ -116,15 +148,15 @@ async def hook_inputs(service_id: ServiceId, body: CdsRequest, request: Request,
     return HookInputs(orders, assemble(body.prefetch, fetched, more=more, truncated=truncated), now)
 
 
-def _record(session: Session, request: Request, claims: dict[str, Any] | None, *rows: object, **audit_kw: Any) -> None:
-    """Consume the JWT id, add ``rows`` and the audit row, and commit: before the answer is sent,
-    so a replayed ``jti`` (refused at the insert) gets no answer."""
+def _record(uow: UnitOfWork, request: Request, claims: dict[str, Any] | None, *rows: object,
+            **audit_kw: Any) -> None:
+    """Consume the JWT id (a replayed one is refused here, at its insert: 401 and no answer), add
+    ``rows`` and the audit row to the request's unit of work, committed before the answer is sent."""
     if claims is not None:
-        request.app.state.cds_replay.remember(session, claims, utcnow())
-    session.add_all(rows)
+        request.app.state.cds_replay.remember(uow.session, claims, utcnow())
+    uow.session.add_all(rows)
     if audit_kw:
-        audit.record(session, actor=f"cds:{_client(claims)}"[:200], **audit_kw)
-    session.commit()
+        uow.audit(actor=f"cds:{_client(claims)}"[:200], **audit_kw)
 
 
 def _client(claims: dict[str, Any] | None) -> str:
@@ -132,32 +164,32 @@ def _client(claims: dict[str, Any] | None) -> str:
 
 
 @router.get("", summary="CDS Hooks discovery", response_model=Discovery)
-def discovery(request: Request, claims: Claims, session: SessionDep) -> dict[str, Any]:
-    _record(session, request, claims)
+def discovery(request: Request, claims: Claims, uow: UowDep) -> dict[str, Any]:
+    _record(uow, request, claims)
     return DISCOVERY
 
 
 @router.post("/{service_id}", summary="Call a CDS service", response_model=CdsResponse,
              response_model_exclude_unset=True, responses=errors(404, 412))
 def call_service(service_id: ServiceId, body: CdsRequest, request: Request, inputs: Annotated[
-        HookInputs, Depends(hook_inputs)], claims: Claims, session: SessionDep) -> dict[str, Any]:
+        HookInputs, Depends(hook_inputs)], claims: Claims, uow: UowDep) -> dict[str, Any]:
     answer = hooks.answer(service_id, body.context, request.app.state.kb, inputs.orders, inputs.record, now=inputs.now)
     # A smart link opens the app on the same patient (SMART launch, docs/smart.md); none while SMART is off.
     links = smart_links(request, hooks.patient_id(body.context)) if answer.cards else []
     for card in answer.cards if links else []:
         card["links"] = [*card.get("links", []), *links]
-    _record(session, request, claims, action="cds", resource=service_id, resource_id=body.hookInstance[:60])
+    _record(uow, request, claims, action="cds", resource=service_id, resource_id=body.hookInstance[:60])
     return answer.body()
 
 
 @router.post("/{service_id}/feedback", summary="Feedback on cards", response_model=FeedbackReceived,
              responses=errors(404))
 def feedback(service_id: ServiceId, body: FeedbackRequest, request: Request, claims: Claims,
-             session: SessionDep) -> FeedbackReceived:
+             uow: UowDep) -> FeedbackReceived:
     if service_id not in hooks.SERVICES:
         raise HTTPException(404, "no such CDS service")
     now, client = utcnow(), _client(claims)[:300]
-    _record(session, request, claims, *(CdsFeedback(
+    _record(uow, request, claims, *(CdsFeedback(
         service_id=service_id, card=fb.card, outcome=fb.outcome,
         override_reason=fb.overrideReason.model_dump(exclude_none=True) if fb.overrideReason else None,
         accepted_suggestions=fb.acceptedSuggestions, outcome_at=fb.outcomeTimestamp, client=client, received_at=now,
