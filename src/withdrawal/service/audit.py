@@ -9,12 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.orm import Session
 
 from withdrawal.service.models import AuditEntry, User, utcnow
-from withdrawal.service.prepared import prepared_insert
 
 
 def _row(
@@ -70,27 +67,3 @@ def record(
     """Add an audit row to the session (written when the session flushes or commits)."""
     session.add(entry(actor=actor, action=action, resource=resource, resource_id=resource_id,
                       patient_id=patient_id, outcome=outcome, reason=reason))
-
-
-COLUMNS = ("at", "user_id", "actor", "action", "resource", "resource_id", "patient_id", "outcome")
-
-
-class AuditWriter:
-    """The audit INSERT compiled once for an engine, for the CDS calls' driver transaction."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._insert = prepared_insert(AuditEntry, engine.dialect, COLUMNS)
-
-    def write(
-        self,
-        cursor: DBAPICursor | Connection,
-        *,
-        actor: User | str,
-        action: str,
-        resource: str,
-        resource_id: object = None,
-        patient_id: int | None = None,
-        outcome: str = "ok",
-    ) -> None:
-        """Insert an audit row now, in the transaction ``cursor`` is in."""
-        self._insert.run(cursor, _row(actor, action, resource, resource_id, patient_id, outcome))
