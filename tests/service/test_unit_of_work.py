@@ -11,7 +11,9 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
+from test_form_fuzz import Browser
 
+from conftest import login
 from withdrawal.service.db import make_engine, session_factory
 from withdrawal.service.deps import UowDep, unit_of_work
 from withdrawal.service.models import AuditEntry, Base
@@ -97,3 +99,19 @@ def test_outside_a_request(app: FastAPI) -> None:
     with unit_of_work(app.state.sessions) as uow:
         uow.audit(actor="test", action="create", resource="thing")
     assert _rows(app) == [("create", "thing", "ok")]
+
+
+def test_a_form_shown_again_audits_no_write(client: TestClient) -> None:
+    """A COWS form with errors and a refused taper plan record nothing, and their audit says so: the attempt
+    is 'invalid', never a 'create' of something that was not created."""
+    app: Any = client.app
+    h = login(client, "clinician")
+    pid = client.post("/patients", headers=h, json={"display_name": "Form", "data": {
+        "age_years": 35, "medications": [{"name": "phenelzine"}]}}).json()["id"]
+    web = Browser(client, "clinician")
+    assert web.post(f"/app/patients/{pid}/cows", {"sweating": "1"}).status_code == 422
+    assert web.post(f"/app/patients/{pid}/plans", {"taper": "1"}).status_code == 422
+    with app.state.sessions() as s:
+        rows = s.execute(select(AuditEntry.action, AuditEntry.resource, AuditEntry.outcome).where(
+            AuditEntry.patient_id == pid, AuditEntry.resource.in_(("assessment", "plan")))).all()
+    assert sorted(tuple(r) for r in rows) == [("create", "assessment", "invalid"), ("create", "plan", "invalid")]

@@ -81,6 +81,10 @@ async def _save_scale(request: Request, uow: UnitOfWork, kb: KnowledgeBase, user
     chosen, errors = parse_scale_form(form, scale)
     when = _minutes_ago(form, errors) if scale_id == "cows" else None
     if errors:
+        # Nothing is recorded: the attempt is audited as invalid (not as a create), the form shown again as a read.
+        uow.rollback()
+        uow.audit(actor=user, action="create", resource="assessment", patient_id=patient.id, outcome="invalid")
+        uow.audit(actor=user, action="read", resource="patient", resource_id=patient.id, patient_id=patient.id)
         again = {"patient": patient, "scale": scale, "chosen": chosen, "errors": errors,
                  "minutes_ago": str(form.get("minutes_ago") or "0")[:10], **extra}
         return patient, render(request, f"{scale_id}_form.html", again, user=user, status=422)
