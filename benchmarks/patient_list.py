@@ -56,9 +56,10 @@ def main() -> None:
     from fastapi.testclient import TestClient
     from sqlalchemy import func, insert, select
 
+    from withdrawal.app import create_app
     from withdrawal.knowledge.loader import default_kb
     from withdrawal.scales import score
-    from withdrawal.service import create_app, records, summaries
+    from withdrawal.service import records, summaries
     from withdrawal.service.config import Settings
     from withdrawal.service.demo import seed
     from withdrawal.service.models import Patient, PatientSummary, ScaleAssessment, User, utcnow

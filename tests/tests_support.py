@@ -45,7 +45,7 @@ def demo_server(
     port = port or free_port()
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "withdrawal.web.demo:demo_app", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", "--factory", "withdrawal.app:demo_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", log_level],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -27,7 +27,7 @@ from withdrawal.fhir.questionnaire import (
 )
 from withdrawal.fhir.writeback import InvalidFhir, system_actions, validate_r4, writeback_bundle
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
-from withdrawal.plan.pathway import build_pathway
+from withdrawal.pathway import build_pathway
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from withdrawal.cli import app
 from withdrawal.errors import InputError, KnowledgeBaseError
 from withdrawal.knowledge.base import data_dir
 from withdrawal.knowledge.loader import KnowledgeBase, load_kb
-from withdrawal.plan.pathway import Pathway, build_pathway
+from withdrawal.pathway import Pathway, build_pathway
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from withdrawal.service import Settings, create_app  # noqa: E402
+from withdrawal.app import create_app  # noqa: E402
+from withdrawal.service import Settings  # noqa: E402
 
 ISSUER = "https://ehr.example.org"
 PASSWORDS = {"clinician": "clinician-pass-123", "patient": "patient-pass-1234"}

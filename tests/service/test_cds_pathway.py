@@ -8,7 +8,7 @@ from typing import Any
 
 from withdrawal.assess import assess
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.plan.pathway import build_pathway
+from withdrawal.pathway import build_pathway
 from withdrawal.service.cds.cards import pathway_card
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -63,8 +63,8 @@ class Browser:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def web(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Iterator[Browser]:
+    from withdrawal.app import create_app
     from withdrawal.knowledge.loader import default_kb
-    from withdrawal.service import create_app
     from withdrawal.web.demo import seed_web
 
     data: Path = tmp_path_factory.mktemp("form-fuzz")

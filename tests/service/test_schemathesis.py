@@ -77,8 +77,8 @@ def service(
 ) -> Iterator[dict[str, Any]]:
     from fastapi.testclient import TestClient
 
+    from withdrawal.app import create_app
     from withdrawal.knowledge.loader import default_kb
-    from withdrawal.service import create_app
     from withdrawal.service.demo import seed
 
     data_dir: Path = tmp_path_factory.mktemp("schemathesis")

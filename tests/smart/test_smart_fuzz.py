@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from withdrawal.service import Settings, create_app
+from withdrawal.app import create_app
+from withdrawal.service import Settings
 from withdrawal.smart import views as smart_views
 from withdrawal.smart.config import SmartSettings
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from withdrawal.service import Settings, create_app
+from withdrawal.app import create_app
+from withdrawal.service import Settings
 from withdrawal.smart import views as smart_views
 from withdrawal.smart.config import SmartSettings
 

@@ -159,7 +159,8 @@ def test_risks_cover_what_the_issue_asks() -> None:
 def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     from fastapi.testclient import TestClient
 
-    from withdrawal.service import Settings, create_app
+    from withdrawal.app import create_app
+    from withdrawal.service import Settings
 
     app = create_app(Settings(environment="test", data_dir=tmp_path_factory.mktemp("web-content")))
     with TestClient(app) as client:

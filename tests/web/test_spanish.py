@@ -33,7 +33,8 @@ def _csrf(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from withdrawal.service import Settings, create_app
+    from withdrawal.app import create_app
+    from withdrawal.service import Settings
     from withdrawal.service.demo import seed
 
     settings = Settings(environment="test", data_dir=tmp_path_factory.mktemp("spanish"),

@@ -85,7 +85,7 @@ def assess_cmd(
     from withdrawal.cli.report import render_assessment
     from withdrawal.intake import read_patient
     from withdrawal.knowledge.loader import default_kb
-    from withdrawal.plan.pathway import PATHWAYS, build_pathway
+    from withdrawal.pathway import PATHWAYS, build_pathway
 
     try:
         _check_format(fmt)

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from withdrawal.cli.report import _Refs
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.plan.pathway import Pathway, Step
+from withdrawal.pathway import Pathway, Step
 
 _UNVERIFIED = " [yellow](unverified: not read in the source)[/]"
 

@@ -57,8 +57,9 @@ def serve_cmd(
     from pydantic import ValidationError
     from sqlalchemy.engine import make_url
 
+    from withdrawal.app import create_app
     from withdrawal.knowledge.loader import default_kb
-    from withdrawal.service import Settings, create_app
+    from withdrawal.service import Settings
     from withdrawal.service.workers import LOG_FORMAT, NoDelayH11
     from withdrawal.smart import SmartSettings
     from withdrawal.web.demo import seed_web

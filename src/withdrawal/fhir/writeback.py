@@ -15,12 +15,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from withdrawal.errors import WithdrawalError
 from withdrawal.fhir.questionnaire import CODE_SYSTEM, QUESTIONNAIRE_URL
 from withdrawal.scales.scoring import ScaleScore
 
 if TYPE_CHECKING:
     from withdrawal.assess import Assessment
-    from withdrawal.plan.pathway import Pathway
+    from withdrawal.pathway import Pathway
 
 FINDING_SYSTEM = "urn:withdrawal:fhir:CodeSystem:finding"
 OPTION_SYSTEM = "urn:withdrawal:fhir:CodeSystem:option"
@@ -29,7 +30,7 @@ SEVERITY = {"contraindicated": "high", "avoid": "moderate", "caution": "low", "a
 """Finding level -> DetectedIssue.severity (high | moderate | low); the level itself is in the code."""
 
 
-class InvalidFhir(ValueError):
+class InvalidFhir(WithdrawalError, ValueError):
     """A resource this module built failed FHIR validation (a bug, never the user's input)."""
 
 

@@ -1,4 +1,8 @@
-"""The FastAPI application: ``create_app(settings)`` builds everything explicitly."""
+"""The service's FastAPI application: REST API and CDS Hooks, built explicitly by :func:`create_service`.
+
+The pages and the SMART launch are added by the composition root (:mod:`withdrawal.app`), which is
+what ``withdrawal serve`` runs; the service never imports them.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from withdrawal import __version__
+from withdrawal.errors import WithdrawalError
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
-from withdrawal.monitoring import default_rules
 from withdrawal.service import errors
 from withdrawal.service.config import Settings
 from withdrawal.service.db import make_engine, migrate, session_factory
@@ -128,7 +132,7 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-class _TooLarge(Exception):
+class _TooLarge(WithdrawalError):
     pass
 
 
@@ -144,22 +148,20 @@ async def _send_413(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(
+def create_service(
     settings: Settings | None = None,
     *,
     kb: KnowledgeBase | None = None,
     fhir_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the app; the database is created and migrated to the latest schema first."""
+    """Build the service; the database is created and migrated to the latest schema first."""
     from withdrawal.service.cds.jwt_auth import KeyRing, ReplayGuard
     from withdrawal.service.cds.prefetch import FhirPolicy, Limiter
     from withdrawal.service.cds.routes import router as cds_router
     from withdrawal.service.routes import api_router
-    from withdrawal.web import install as install_web
 
     settings = settings or Settings()
     kb = kb or default_kb()
-    default_rules(kb)  # refuse to start on a bad monitoring.yaml
     engine = make_engine(settings.db_url)
     migrate(engine)
     quiet_libraries()
@@ -191,7 +193,6 @@ def create_app(
     errors.install(app)
     app.include_router(api_router)
     app.include_router(cds_router)
-    install_web(app)  # the HTML pages (issue 6): same database, accounts and audit log
 
     app.add_middleware(EdgeGuard)  # NUL and non-finite numbers: 422 before any route or database sees them
     app.add_middleware(AccessLog)

@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl
 from pydantic import AfterValidator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from withdrawal.errors import WithdrawalError
+
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 """No withdrawal episode this service records is older; earlier dates are typing errors."""
 CLOCK_SKEW = timedelta(minutes=5)
@@ -64,7 +66,7 @@ def stored_window(now: datetime) -> tuple[datetime, datetime]:
 # --- the edge: NUL and non-finite numbers -------------------------------------------------
 
 
-class _NotFinite(ValueError):
+class _NotFinite(WithdrawalError, ValueError):
     pass
 
 

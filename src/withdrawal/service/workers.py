@@ -14,7 +14,7 @@ import socket
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from withdrawal.service.app import create_app
+from withdrawal.app import create_app
 from withdrawal.service.config import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -21,6 +21,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import InvalidTokenError, MissingTokenError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
+from withdrawal.errors import WithdrawalError
 from withdrawal.smart.config import SmartSettings, check_url, normalise_iss
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -29,7 +30,7 @@ MAX_BYTES = 20_000_000
 DISCOVERY_TTL_S = 300.0
 
 
-class SmartError(Exception):
+class SmartError(WithdrawalError):
     """A launch or a read the app refuses, with the message the page shows and its status."""
 
     def __init__(self, status: int, message: str, *, code: str = "refused") -> None:

@@ -1,6 +1,6 @@
 """Web pages for clinicians, patients and families, served by the same FastAPI app as the API.
 
-``install(app)`` adds the pages to an app built by ``withdrawal.service.app.create_app``:
+``install(app)`` adds the pages to the service's app (the composition root, ``withdrawal.app``, does):
 same database, same accounts (a browser session cookie instead of a bearer token) and the
 same audit log. Server-rendered Jinja2 with a little vanilla JavaScript; everything
 essential works with JavaScript off.
@@ -24,15 +24,7 @@ def install(app: FastAPI) -> None:
     if getattr(app.state, "web_installed", False):
         return
     app.state.web_installed = True
-    sessions = getattr(app.state, "sessions", None)
-    if sessions is not None:  # the patient list's stored summaries, kept in each write's transaction (issue 17)
-        from withdrawal.service import summaries
-
-        summaries.install(sessions, app.state.kb, app.state.settings.thresholds())
     app.include_router(views.router)
-    from withdrawal.smart import views as smart_views
-
-    smart_views.install(app)  # SMART App Launch from an EHR (issue 15, docs/smart.md)
     app.add_exception_handler(pages.LoginRequired, errors.login_required_handler)
     app.add_exception_handler(auth.CsrfError, errors.csrf_handler)
     api_handler: Handler | None = app.exception_handlers.get(StarletteHTTPException)

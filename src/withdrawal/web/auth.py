@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
+from withdrawal.errors import WithdrawalError
 from withdrawal.service.config import Settings
 from withdrawal.service.models import User, utcnow
 from withdrawal.service.security import issue_token, revoke_token, user_for_token
@@ -26,7 +27,7 @@ SESSION_COOKIE = "wd_session"
 LOGIN_CSRF_COOKIE = "wd_login_csrf"
 
 
-class CsrfError(Exception):
+class CsrfError(WithdrawalError):
     """A form arrived without a valid CSRF token, or from another origin."""
 
 

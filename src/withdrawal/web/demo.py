@@ -3,8 +3,8 @@
 Adds a patient for whom tramadol is contraindicated (an MAOI stopped 5 days ago), one with
 a proposed taper for the simulator, a few days of SOWS and doses for the charts, and a second
 patient account (``<demo patient username>2``, same password as the first) so that access
-between patients can be shown. Idempotent. ``demo_app`` is a uvicorn factory:
-``uvicorn --factory withdrawal.web.demo:demo_app`` with the ``WITHDRAWAL_*`` settings in the
+between patients can be shown. Idempotent. ``withdrawal.app.demo_app`` is the uvicorn factory:
+``uvicorn --factory withdrawal.app:demo_app`` with the ``WITHDRAWAL_*`` settings in the
 environment (demo passwords included).
 """
 
@@ -13,11 +13,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from withdrawal.knowledge.loader import KnowledgeBase, default_kb
+from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.service import schemas
 from withdrawal.service.config import Settings
 from withdrawal.service.demo import KEPT, DemoCredentials, seed
@@ -78,18 +77,3 @@ def seed_web(sessions: sessionmaker[Session], settings: Settings, kb: KnowledgeB
                              patient_id=other.id, active=True, created_at=now))
         session.commit()
     return creds
-
-
-def demo_app() -> FastAPI:
-    """App factory for uvicorn: settings from the environment, demo data seeded."""
-    from withdrawal.service.app import create_app
-    from withdrawal.web import install
-
-    settings = Settings()
-    if not (settings.demo_clinician_password and settings.demo_patient_password):
-        raise SystemExit("set WITHDRAWAL_DEMO_CLINICIAN_PASSWORD and WITHDRAWAL_DEMO_PATIENT_PASSWORD")
-    kb = default_kb()
-    app = create_app(settings, kb=kb)
-    install(app)  # no-op when create_app already installed the pages
-    seed_web(app.state.sessions, settings, kb)
-    return app

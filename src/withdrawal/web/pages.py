@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from withdrawal import __version__
+from withdrawal.errors import WithdrawalError
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.service.deps import UnitOfWork, patient_for
 from withdrawal.service.models import Patient, User, aware
@@ -45,7 +46,7 @@ LEVEL_TEXT = {
 }
 
 
-class LoginRequired(Exception):
+class LoginRequired(WithdrawalError):
     """A page that needs a signed-in user was asked for without one."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from withdrawal.plan.pathway import build_pathway
+from withdrawal.pathway import build_pathway
 from withdrawal.service import records
 from withdrawal.service.deps import KbDep, UowDep
 from withdrawal.web.pages import open_patient, render, require_clinician

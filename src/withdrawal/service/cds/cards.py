@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 from withdrawal.assess import Assessment
 from withdrawal.knowledge.base import Trust
-from withdrawal.plan.pathway import Pathway
+from withdrawal.pathway import Pathway
 from withdrawal.safety.screen import Finding, dose_limit
 
 INDICATOR = {"contraindicated": "critical", "avoid": "warning", "caution": "info", "acceptable": "info"}

@@ -18,8 +18,8 @@ from withdrawal.fhir.mapping import Medication, release_form
 from withdrawal.fhir.questionnaire import read_bedside, to_patient_at_bedside
 from withdrawal.fhir.writeback import system_actions, writeback_bundle
 from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.pathway import build_pathway
 from withdrawal.patient import resolve, resolve_drug_name
-from withdrawal.plan.pathway import build_pathway
 from withdrawal.service.cds import cards as cardlib
 from withdrawal.service.cds.prefetch import Gathered
 from withdrawal.service.errors import MissingData

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from withdrawal.fhir.questionnaire import questionnaire
 from withdrawal.fhir.writeback import writeback_bundle
-from withdrawal.plan.pathway import build_pathway
+from withdrawal.pathway import build_pathway
 from withdrawal.service import schemas
 from withdrawal.service.deps import Clinician, KbDep, UowDep, current_user
 from withdrawal.service.models import utcnow

@@ -11,8 +11,8 @@ from withdrawal.fhir import is_fhir
 from withdrawal.fhir.mapping import resources_of
 from withdrawal.fhir.questionnaire import BedsideReading, read_bedside, to_patient_at_bedside
 from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.pathway import build_pathway
 from withdrawal.patient import parse_patient
-from withdrawal.plan.pathway import build_pathway
 from withdrawal.service import schemas
 from withdrawal.service.deps import Clinician, KbDep, UowDep
 from withdrawal.service.models import utcnow
