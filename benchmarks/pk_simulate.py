@@ -6,7 +6,7 @@ European phenotype mix. The solve_ivp loop integrates the same linear ODEs (LSOD
 for a few patients and is extrapolated. Run: ``.venv/bin/python benchmarks/pk_simulate.py``
 (options: --patients N --ivp-patients K --backend numpy|jax --workers W --repeats R).
 
-The population timing is ``simulate_like_cli``: the call ``withdrawal simulate --dose-mg 100
+The population timing is ``simulate_like_cli``: the call ``withdrawal pk simulate --dose-mg 100
 --interval-h 6 --days 3 --taper 75:4,50:7 --patients N --seed S`` makes (same defaults,
 coverage window from the knowledge base, progress callback); tests/pk/test_benchmark.py checks
 that both give the same summary.
@@ -46,7 +46,7 @@ def _no_progress(done: int) -> None:
 def simulate_like_cli(reg: Regimen, *, patients: int, seed: int, backend: str = "numpy",
                       workers: int | None = None,
                       progress: Callable[[int], None] | None = None) -> PopulationResult:
-    """Exactly the simulation ``withdrawal simulate`` runs with its default options."""
+    """Exactly the simulation ``withdrawal pk simulate`` runs with its default options."""
     course = withdrawal_course("heroin")
     return simulate_population(
         reg, n_patients=patients, seed=seed, grid_min=15.0, phenotype=None,

@@ -58,9 +58,9 @@ def cases(tmp: Path) -> dict[str, list[str]]:
         out[f"pk-{path.stem}.json"] = argv
     out["pk-tramadol-pm.csv"] = ["pk", "run", str(DATA / "reference" / "pk-nonmem" / "scenario01.csv"),
                                  "--model", "tramadol", "--phenotype", "poor"]  # fmt: skip
-    out["simulate.json"] = ["simulate", "--dose-mg", "50", "--interval-h", "6", "--days", "3", "--patients", "200",
+    out["simulate.json"] = ["pk", "simulate", "--dose-mg", "50", "--interval-h", "6", "--days", "3", "--patients", "200",
                             "--format", "json"]  # fmt: skip
-    out["simulate-taper.txt"] = ["simulate", "--dose-mg", "100", "--interval-h", "6", "--days", "2", "--patients",
+    out["simulate-taper.txt"] = ["pk", "simulate", "--dose-mg", "100", "--interval-h", "6", "--days", "2", "--patients",
                                  "100", "--taper", "50:2,25:2", "--inhibitor"]  # fmt: skip
     out["evidence.json"] = ["evidence", "--format", "json"]
     out["evidence.txt"] = ["evidence"]

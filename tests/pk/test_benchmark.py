@@ -1,4 +1,4 @@
-"""The benchmark times exactly what ``withdrawal simulate`` computes for its regimen."""
+"""The benchmark times exactly what ``withdrawal pk simulate`` computes for its regimen."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_benchmark_call_matches_the_simulate_command() -> None:
     from withdrawal.pk.population import percentile_table
 
     bench = _bench()
-    res = CliRunner().invoke(app, ["simulate", *bench.CLI_ARGS, "--patients", "2500",
+    res = CliRunner().invoke(app, ["pk", "simulate", *bench.CLI_ARGS, "--patients", "2500",
                                    "--seed", "3", "--format", "json"])
     assert res.exit_code == 0, res.output
     cli = json.loads(res.output)

@@ -57,7 +57,7 @@ def test_pk_run_unknown_model_exits_2(tmp_path: Path) -> None:
 
 def test_simulate_json_and_plot(tmp_path: Path) -> None:
     png = tmp_path / "bands.png"
-    res = runner.invoke(app, ["simulate", "--dose-mg", "50", "--interval-h", "6", "--days", "3",
+    res = runner.invoke(app, ["pk", "simulate", "--dose-mg", "50", "--interval-h", "6", "--days", "3",
                               "--patients", "500", "--seed", "1", "--taper", "25:2",
                               "--format", "json", "--plot", str(png)])
     assert res.exit_code == 0, res.output
@@ -68,19 +68,19 @@ def test_simulate_json_and_plot(tmp_path: Path) -> None:
 
 
 def test_simulate_text_table() -> None:
-    res = runner.invoke(app, ["simulate", "--dose-mg", "100", "--interval-h", "6", "--days", "2",
+    res = runner.invoke(app, ["pk", "simulate", "--dose-mg", "100", "--interval-h", "6", "--days", "2",
                               "--patients", "200", "--phenotype", "normal"])
     assert res.exit_code == 0, res.output
     assert "normal" in res.output and "exploratory" in res.output
 
 
 def test_simulate_bad_grid_exits_2() -> None:
-    res = runner.invoke(app, ["simulate", "--dose-mg", "50", "--interval-h", "6", "--days", "1",
+    res = runner.invoke(app, ["pk", "simulate", "--dose-mg", "50", "--interval-h", "6", "--days", "1",
                               "--grid-min", "7"])
     assert res.exit_code == 2 and "grid_min" in res.output
 
 
 def test_simulate_bad_taper_exits_2() -> None:
-    res = runner.invoke(app, ["simulate", "--dose-mg", "50", "--interval-h", "6", "--days", "1",
+    res = runner.invoke(app, ["pk", "simulate", "--dose-mg", "50", "--interval-h", "6", "--days", "1",
                               "--taper", "fifty"])
     assert res.exit_code == 2 and "taper" in res.output

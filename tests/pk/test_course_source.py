@@ -39,7 +39,7 @@ def test_course_is_the_knowledge_base_heroin_timeline() -> None:
 
 def test_cli_default_course_is_the_knowledge_base_course_and_cites_it() -> None:
     course = withdrawal_course("heroin")
-    res = CliRunner().invoke(app, ["simulate", "--dose-mg", "50", "--interval-h", "6",
+    res = CliRunner().invoke(app, ["pk", "simulate", "--dose-mg", "50", "--interval-h", "6",
                                    "--days", "3", "--patients", "300", "--format", "json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
@@ -51,7 +51,7 @@ def test_cli_default_course_is_the_knowledge_base_course_and_cites_it() -> None:
 
 
 def test_cli_course_days_overrides_the_default() -> None:
-    res = CliRunner().invoke(app, ["simulate", "--dose-mg", "50", "--interval-h", "6",
+    res = CliRunner().invoke(app, ["pk", "simulate", "--dose-mg", "50", "--interval-h", "6",
                                    "--days", "3", "--patients", "300", "--course-days", "2",
                                    "--format", "json"])
     assert res.exit_code == 0, res.output

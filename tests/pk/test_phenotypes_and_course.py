@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from withdrawal.errors import InputError
-from withdrawal.pk.course import summarise_regimen
+from withdrawal.pk.typical_patient import summarise_regimen
 from withdrawal.pk.params import PHENOTYPES, Patient, adjust_for_patient
 from withdrawal.pk.population import Regimen, simulate_population
 

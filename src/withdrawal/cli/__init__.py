@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from withdrawal.cli import (  # noqa: F401  (importing registers the commands)
-    core_cmd,
+    bedside_cmd,
     evidence_cmd,
     pk_cmd,
     population_cmd,

@@ -1,4 +1,4 @@
-"""``withdrawal pk run`` (event records through a PK model) and ``withdrawal simulate``."""
+"""``withdrawal pk run`` (event records through a PK model) and ``withdrawal pk simulate`` (a virtual population)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rich.table import Table
 from withdrawal.cli.app import app, fail
 from withdrawal.errors import InputError, WithdrawalError
 
-pk_app = typer.Typer(help="Pharmacokinetic models driven by NONMEM-style event records.",
+pk_app = typer.Typer(help="Pharmacokinetics of tramadol and M1: NONMEM-style event records, virtual populations.",
                      no_args_is_help=True)
 app.add_typer(pk_app, name="pk")
 console = Console()
@@ -98,7 +98,7 @@ def pk_run(
     typer.echo(buf.getvalue(), nl=False)
 
 
-@app.command("simulate")
+@pk_app.command("simulate")
 def simulate(
     dose_mg: Annotated[float, typer.Option("--dose-mg", help="dose of tramadol HCl, mg")],
     interval_h: Annotated[float, typer.Option("--interval-h", help="dosing interval, h")],

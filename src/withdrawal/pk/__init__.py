@@ -11,15 +11,15 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from withdrawal.pk.course import RegimenSummary, summarise_regimen
+    from withdrawal.pk.typical_patient import RegimenSummary, summarise_regimen
     from withdrawal.pk.engine import simulate_records
     from withdrawal.pk.events import EventRecord, read_event_csv
     from withdrawal.pk.models import MODELS, get_model
     from withdrawal.pk.params import PHENOTYPES, TramadolData, load_tramadol
 
 _WHERE = {
-    "RegimenSummary": "course",
-    "summarise_regimen": "course",
+    "RegimenSummary": "typical_patient",
+    "summarise_regimen": "typical_patient",
     "simulate_records": "engine",
     "EventRecord": "events",
     "read_event_csv": "events",

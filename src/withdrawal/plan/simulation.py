@@ -47,7 +47,7 @@ def simulate_for_plan(patient: Patient, plan: Plan, kb: KnowledgeBase) -> dict[s
     """Simulated M1 onset and coverage of the plan's tramadol taper, or None without one."""
     if not plan.tramadol_regimen:
         return None
-    from withdrawal.pk.course import summarise_regimen  # NumPy cost only when simulating
+    from withdrawal.pk.typical_patient import summarise_regimen  # NumPy cost only when simulating
 
     course_h = remaining_course_h(patient, kb)
     s = summarise_regimen(
