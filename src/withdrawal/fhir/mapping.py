@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, get_args
+from typing import Any, TypeGuard, get_args
 
 from withdrawal.errors import InputError
 from withdrawal.fhir import codes, reading
@@ -100,24 +100,37 @@ def resources_of(raw: object) -> list[JSON]:
 # --- small readers --------------------------------------------------------------------
 
 
+# NOTE: these readers run for every element of every resource (a Synthea record has thousands):
+# a JSON object is a dict, checked first; the Mapping check (an ABC, several times slower) only
+# for anything else.
+
+
+def _is_mapping(v: object) -> TypeGuard[Mapping[str, Any]]:
+    return type(v) is dict or isinstance(v, Mapping)
+
+
 def _str(v: object) -> str | None:
-    return v.strip() if isinstance(v, str) and v.strip() else None
+    if isinstance(v, str):
+        return v.strip() or None
+    return None
 
 
 def _codings(concept: object) -> list[JSON]:
-    if not isinstance(concept, Mapping):
+    if not _is_mapping(concept):
         return []
     cs = concept.get("coding")
-    return [c for c in cs if isinstance(c, Mapping)] if isinstance(cs, list) else []
+    return [c for c in cs if _is_mapping(c)] if isinstance(cs, list) else []
 
 
 def _codes(concept: object, systems: Iterable[str] | str) -> list[str]:
-    wanted = {systems} if isinstance(systems, str) else set(systems)
+    if isinstance(systems, str):
+        return [c for x in _codings(concept) if x.get("system") == systems and (c := _str(x.get("code")))]
+    wanted = set(systems)
     return [c for x in _codings(concept) if x.get("system") in wanted and (c := _str(x.get("code")))]
 
 
 def _text(concept: object) -> str | None:
-    if not isinstance(concept, Mapping):
+    if not _is_mapping(concept):
         return None
     t = _str(concept.get("text"))
     if t:
@@ -169,7 +182,7 @@ def _number(v: object) -> float | None:
 
 
 def _ref_id(ref: object) -> str | None:
-    if not isinstance(ref, Mapping):
+    if not _is_mapping(ref):
         return None
     r = _str(ref.get("reference"))
     if not r:
@@ -604,6 +617,7 @@ def _dedupe(meds: Sequence[Medication]) -> list[Medication]:
     return list(seen.values())
 
 
+_USABLE = reading.values("Observation", "status", "usable")
 _KIND_ORDER = reading.values("Observation", "code kind order")
 _KIND_OF_CODE: dict[str, str] = {}
 for _kind in _KIND_ORDER:
@@ -624,7 +638,7 @@ def observation_kind(loinc: Iterable[str], code_text: str | None) -> str | None:
 
 def _observation(res: JSON, keep: Any, as_of: date) -> None:
     o = "Observation"
-    if (_status_code(res.get("status")) or reading.ABSENT) not in reading.values(o, "status", "usable"):
+    if (_status_code(res.get("status")) or reading.ABSENT) not in _USABLE:
         return
     concept = res.get("code")
     # the code text is read only for an Observation no LOINC code of the table names (most are)

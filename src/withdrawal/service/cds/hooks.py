@@ -96,6 +96,17 @@ def medications_in(*nodes: object) -> dict[str, Any]:
     return out
 
 
+def draft_medications(context: Mapping[str, Any], prefetch: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The Medication resources (by id) the draft orders may refer to, from draftOrders and the prefetch.
+
+    Only a draft without a ``medicationCodeableConcept`` looks one up, so when every draft names its
+    drug by a code (the usual case) nothing is looked for: a whole record in prefetch is not walked."""
+    drafts = [r for r in resources_of(context.get("draftOrders")) if r.get("resourceType") == "MedicationRequest"]
+    if all(r.get("medicationCodeableConcept") is not None for r in drafts):
+        return {}
+    return medications_in(context.get("draftOrders"), *(prefetch or {}).values())
+
+
 def orders(hook: str, context: Mapping[str, Any], kb: KnowledgeBase, today: date,
            medications: Mapping[str, Any]) -> Orders:
     """The draft orders to screen, and the other drafts of the basket as context.

@@ -35,7 +35,6 @@ from withdrawal.service.deps import UnitOfWork, UowDep
 from withdrawal.service.errors import CdsAuthError
 from withdrawal.service.models import CdsFeedback, utcnow
 from withdrawal.service.schemas import errors
-from withdrawal.smart.views import smart_links
 
 
 class _JsonRequest(Request):
@@ -129,7 +128,7 @@ async def hook_inputs(service_id: ServiceId, body: CdsRequest, request: Request,
     kb, now = request.app.state.kb, utcnow()
     orders = hooks.Orders()
     if hook != "patient-view":
-        meds = hooks.medications_in(body.context.get("draftOrders"), *(body.prefetch or {}).values())
+        meds = hooks.draft_medications(body.context, body.prefetch)
         orders = hooks.orders(hook, body.context, kb, now.date(), meds)
         refs = hooks.unresolved_references(body.context, meds)
         if refs and body.fhirServer and (got := await fetch_references(refs, **_fetch_options(body, request))):
@@ -175,7 +174,8 @@ def call_service(service_id: ServiceId, body: CdsRequest, request: Request, inpu
         HookInputs, Depends(hook_inputs)], claims: Claims, uow: UowDep) -> dict[str, Any]:
     answer = hooks.answer(service_id, body.context, request.app.state.kb, inputs.orders, inputs.record, now=inputs.now)
     # A smart link opens the app on the same patient (SMART launch, docs/smart.md); none while SMART is off.
-    links = smart_links(request, hooks.patient_id(body.context)) if answer.cards else []
+    # The composition root (withdrawal.app) installs the SMART app's link maker; the service alone has none.
+    links = request.app.state.card_links(request, hooks.patient_id(body.context)) if answer.cards else []
     for card in answer.cards if links else []:
         card["links"] = [*card.get("links", []), *links]
     _record(uow, request, claims, action="cds", resource=service_id, resource_id=body.hookInstance[:60])
