@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from withdrawal.errors import InputError
-from withdrawal.pk.typical_patient import summarise_regimen
 from withdrawal.pk.params import PHENOTYPES, Patient, adjust_for_patient
 from withdrawal.pk.population import Regimen, simulate_population
+from withdrawal.pk.typical_patient import summarise_regimen
 
 Q6H = [(6.0 * i, 50.0) for i in range(28)]
 BASE = {"strong_cyp2d6_inhibitor": False, "crcl_ml_min": None, "child_pugh": None, "age_years": 40,

@@ -11,11 +11,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from withdrawal.pk.typical_patient import RegimenSummary, summarise_regimen
     from withdrawal.pk.engine import simulate_records
     from withdrawal.pk.events import EventRecord, read_event_csv
     from withdrawal.pk.models import MODELS, get_model
     from withdrawal.pk.params import PHENOTYPES, TramadolData, load_tramadol
+    from withdrawal.pk.typical_patient import RegimenSummary, summarise_regimen
 
 _WHERE = {
     "RegimenSummary": "typical_patient",

@@ -1,8 +1,8 @@
 """Management plan: course of withdrawal, ranked options, adjuncts, monitoring, resources."""
 
-from withdrawal.plan.stage import CourseStatus, course_status
 from withdrawal.plan.plan import AdjunctAdvice, Excluded, Option, Plan, build_plan
 from withdrawal.plan.regimen import TaperDay, doses_timeline, tramadol_taper
+from withdrawal.plan.stage import CourseStatus, course_status
 
 __all__ = [
     "AdjunctAdvice",

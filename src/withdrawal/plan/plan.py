@@ -15,8 +15,8 @@ from typing import Literal
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import OptionNote, Resource, Statement, Treatment
 from withdrawal.patient import Patient
-from withdrawal.plan.stage import CourseStatus, course_status
 from withdrawal.plan.regimen import TaperDay, tramadol_taper
+from withdrawal.plan.stage import CourseStatus, course_status
 from withdrawal.plan.timing import LOW_DOSE_TEXT, objective_gate
 from withdrawal.safety.interactions import tramadol_interactions
 from withdrawal.safety.matching import Facts, facts_for, fires

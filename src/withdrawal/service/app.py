@@ -132,6 +132,11 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def no_card_links(_request: Any, _patient_id: str | None) -> list[dict[str, Any]]:
+    """CDS card links to other apps: none unless the composition root installs an app that makes them."""
+    return []
+
+
 class _TooLarge(WithdrawalError):
     pass
 
@@ -185,6 +190,7 @@ def create_service(
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.fhir_transport = fhir_transport
+    app.state.card_links = no_card_links  # the composition root adds the SMART app's links
     app.state.fhir_policy = FhirPolicy.from_settings(settings.cds_fhir_servers, settings.cds_fhir_private_networks)
     app.state.fhir_limiter = Limiter(settings.cds_fhir_max_concurrent)
     app.state.fhir_tls = httpx.create_ssl_context()  # once: building it reads the CA bundle (~20 ms)

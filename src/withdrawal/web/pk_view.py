@@ -32,8 +32,8 @@ def curves(patient: Patient, plan: Plan, kb: KnowledgeBase, phenotype: str | Non
     """M1 and tramadol over the taper (and the rest of the expected course), or None without a taper."""
     if not plan.tramadol_regimen:
         return None
-    from withdrawal.pk.typical_patient import typical_curves
     from withdrawal.pk.params import load_tramadol
+    from withdrawal.pk.typical_patient import typical_curves
 
     data = load_tramadol()
     d = patient.data
