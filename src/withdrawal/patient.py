@@ -148,11 +148,6 @@ class Patient:
         return self.active_drugs | recent
 
 
-def resolve_drug_name(text: str, kb: KnowledgeBase) -> tuple[str, ...]:
-    """Ingredient ids for a medication name (:meth:`KnowledgeBase.resolve_drug_name`)."""
-    return kb.resolve_drug_name(text)
-
-
 def resolve(data: PatientIn, kb: KnowledgeBase) -> Patient:
     """Map names and codes onto the vocabulary, collecting what is not recognised."""
     unrecognised: list[str] = []
@@ -224,8 +219,3 @@ def _z3a_weeks(code: str) -> float | None:
         return None
     n = int(m.group(1))
     return 7.0 if n == 1 else 43.0 if n == 49 else float(n)
-
-
-def condition_in_scope(text: str, kb: KnowledgeBase) -> bool:
-    """An unrecognised condition the screen should have looked at (:meth:`KnowledgeBase.condition_in_scope`)."""
-    return kb.condition_in_scope(text)

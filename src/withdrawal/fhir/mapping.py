@@ -25,7 +25,7 @@ from withdrawal.errors import InputError
 from withdrawal.fhir import codes, reading
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Sex
-from withdrawal.patient import MedicationIn, PatientIn, condition_in_scope, parse_patient, resolve_drug_name
+from withdrawal.patient import MedicationIn, PatientIn, parse_patient
 
 JSON = Mapping[str, Any]
 
@@ -209,7 +209,7 @@ def _strengths(display: str, kb: KnowledgeBase) -> dict[str, float]:
         m = _MG.search(part)
         if not m:
             continue
-        ids = resolve_drug_name(part[: m.start()] or part, kb)
+        ids = kb.resolve_drug_name(part[: m.start()] or part)
         if len(ids) == 1:
             out[ids[0]] = float(m.group(1))
     return out
@@ -297,7 +297,7 @@ def medication_identity(rx_codes: Sequence[str], text: str | None, kb: Knowledge
     rxnorm = known or (rx_codes[0] if rx_codes and rx_codes[0].isascii() and rx_codes[0].isdigit() else None)
     if not (text or rxnorm):
         return None
-    ids = (kb.drug_rxcui[known],) if known else (resolve_drug_name(text, kb) if text else ())
+    ids = (kb.drug_rxcui[known],) if known else (kb.resolve_drug_name(text) if text else ())
     strengths = strengths_mg(text, kb) if text else {}
     strength = strengths.get("tramadol") if "tramadol" in ids else (strengths.get(ids[0]) if len(ids) == 1 else None)
     product = f"{rxnorm or ''}|{text.lower() if text else ''}"
@@ -403,7 +403,7 @@ def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, 
     if not every:
         return (text[:200],) if text else ()
     label = f"ICD-10-CM {icd[0]}" if icd else f"SNOMED {sct[0]}"
-    if any(condition_in_scope(c, kb) for c in every):
+    if any(kb.condition_in_scope(c) for c in every):
         return (f"{label}: {text}"[:200] if text else label,)  # not a bare code: read as unresolved
     return (every[0],)  # a bare code outside the scope: listed, not screened
 

@@ -15,7 +15,6 @@ from itertools import combinations
 
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Match, Rule
-from withdrawal.patient import resolve_drug_name
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def resolve_names(text: str, kb: KnowledgeBase) -> tuple[list[tuple[str, tuple[s
     if pending:
         unknown.append(" ".join(pending))
     if not found and not unknown and text.strip():
-        fallback = resolve_drug_name(text, kb)
+        fallback = kb.resolve_drug_name(text)
         if fallback:
             return [(text.strip(), fallback)], []
     return found, unknown

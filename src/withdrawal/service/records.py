@@ -19,7 +19,7 @@ from withdrawal.intake import read_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.monitoring import Alert, DoseRecord, ScaleRecord, Thresholds, default_rules, evaluate, trend
 from withdrawal.monitoring.alerts import daily_totals
-from withdrawal.patient import parse_patient, resolve_drug_name
+from withdrawal.patient import parse_patient
 from withdrawal.scales import score
 from withdrawal.service import schemas
 from withdrawal.service.limits import stored_window
@@ -137,7 +137,7 @@ def make_plan(*, session: Session, patient: Patient, body: schemas.PlanCreate, u
 def add_administration(
     *, session: Session, patient: Patient, body: schemas.AdministrationCreate, user: User, kb: KnowledgeBase
 ) -> MedicationAdministration:
-    ids = resolve_drug_name(body.drug, kb)
+    ids = kb.resolve_drug_name(body.drug)
     if len(ids) != 1:
         raise InputError(
             "drug", "must name one known ingredient" if ids else "not recognised", value=body.drug, allowed=ids or None

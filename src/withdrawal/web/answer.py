@@ -195,7 +195,6 @@ def unrecognised_entries(data: Mapping[str, Any], kb: KnowledgeBase) -> list[Unr
     Conditions outside the screen's scope are listed too: the form invites codes and plain words,
     and a clinician who typed one should know it was not read.
     """
-    from withdrawal.patient import resolve_drug_name
 
     out: list[Unrecognised] = []
     for text in data.get("conditions") or ():
@@ -207,11 +206,11 @@ def unrecognised_entries(data: Mapping[str, Any], kb: KnowledgeBase) -> list[Unr
         name = med.get("name")
         if not name or med.get("rxnorm"):
             continue
-        if not resolve_drug_name(str(name), kb):
+        if not kb.resolve_drug_name(str(name)):
             field = "stopped_medications" if med.get("status") == "stopped" else "current_medications"
             out.append(Unrecognised(field, "medication", str(name), tuple(suggestions(str(name), "drug", kb))))
     for name in data.get("allergies") or ():
-        if not resolve_drug_name(str(name), kb):
+        if not kb.resolve_drug_name(str(name)):
             out.append(Unrecognised("allergies", "allergy", str(name), tuple(suggestions(str(name), "drug", kb))))
     return out
 

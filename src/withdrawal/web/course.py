@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from withdrawal.errors import InputError
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.monitoring import ScaleRecord, crisis_signal
-from withdrawal.patient import resolve_drug_name
 from withdrawal.service import records, schemas
 from withdrawal.service.config import Settings
 from withdrawal.service.deps import KbDep, UnitOfWork, UowDep
@@ -98,7 +97,7 @@ def _dose_checks(session: Session, patient: Patient, kb: KnowledgeBase, fields: 
     """Order checks for a tramadol dose, as an EHR makes them: refused when tramadol is contraindicated
     for the patient; an override reason needed when it is to be avoided, or when the dose takes the last
     24 hours above the patient's limit. Errors are added by field; True when an override is used."""
-    ids = resolve_drug_name(fields["drug"], kb) if fields["drug"] else ()
+    ids = kb.resolve_drug_name(fields["drug"]) if fields["drug"] else ()
     if fields["drug"] and len(ids) != 1:
         sug = answer.suggestions(fields["drug"], "drug", kb)
         errors["drug"] = (f"drug: “{fields['drug'][:60]}” " + ("names more than one ingredient: record each one"

@@ -19,7 +19,7 @@ from withdrawal.fhir.questionnaire import read_bedside, to_patient_at_bedside
 from withdrawal.fhir.writeback import system_actions, writeback_bundle
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.pathway import build_pathway
-from withdrawal.patient import resolve, resolve_drug_name
+from withdrawal.patient import resolve
 from withdrawal.service.cds import cards as cardlib
 from withdrawal.service.cds.prefetch import Gathered
 from withdrawal.service.errors import MissingData
@@ -131,8 +131,7 @@ def orders(hook: str, context: Mapping[str, Any], kb: KnowledgeBase, today: date
             label = ref.get("reference") if isinstance(ref, Mapping) else None
             into.append((cardlib.DraftOrder(rid, (), None, f"medication {label or 'without a code or a name'}"), None))
             continue
-        by_code = kb.drug_rxcui.get(med.rxnorm) if med.rxnorm else None
-        ids = (by_code,) if by_code else (resolve_drug_name(med.name, kb) if med.name else ())
+        ids = kb.resolve_medication(med.rxnorm, med.name).drugs
         order = cardlib.DraftOrder(rid, tuple(ids), med.dose_mg_per_day, med.name or f"rxnorm {med.rxnorm}",
                                    has_dosage=bool(res.get("dosageInstruction")), release=release_form(med.name))
         into.append((order, med))

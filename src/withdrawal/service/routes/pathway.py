@@ -9,10 +9,10 @@ from fastapi import APIRouter, Body
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import is_fhir
 from withdrawal.fhir.mapping import resources_of
-from withdrawal.fhir.questionnaire import BedsideReading, read_bedside, to_patient_at_bedside
+from withdrawal.fhir.questionnaire import BedsideReading, read_bedside
+from withdrawal.intake import read_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.pathway import build_pathway
-from withdrawal.patient import parse_patient
 from withdrawal.service import schemas
 from withdrawal.service.deps import Clinician, KbDep, UowDep
 from withdrawal.service.models import utcnow
@@ -32,15 +32,14 @@ def assess_at_bedside(body: Any, kb: KnowledgeBase) -> tuple[Assessment, Bedside
 
     Also gives what was read at the bedside and the ``Patient/<id>`` reference of a FHIR patient.
     """
-    if is_fhir(body):
-        now = utcnow()
-        resources = resources_of(body)
-        patients = [r for r in resources if r.get("resourceType") == "Patient" and isinstance(r.get("id"), str)]
-        pid = patients[0]["id"] if len(patients) == 1 else None
-        data = to_patient_at_bedside(resources, kb, as_of=now.date(), now=now).patient
-        reading = read_bedside(resources, kb, now=now, patient_id=pid)
-        return assess_patient(data, kb), reading, f"Patient/{pid}" if pid else None
-    return assess_patient(parse_patient(body), kb), None, None
+    now = utcnow()
+    a = assess_patient(read_patient(body, kb, now=now), kb)
+    if not is_fhir(body):
+        return a, None, None
+    resources = resources_of(body)
+    patients = [r for r in resources if r.get("resourceType") == "Patient" and isinstance(r.get("id"), str)]
+    pid = patients[0]["id"] if len(patients) == 1 else None
+    return a, read_bedside(resources, kb, now=now, patient_id=pid), f"Patient/{pid}" if pid else None
 
 
 @router.post("/pathway/buprenorphine", responses={422: {"model": schemas.ErrorOut}})
