@@ -14,7 +14,6 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]
 
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.compiler import compile_screen, windows
@@ -95,7 +94,7 @@ def screen(
         values = Distinct(**{k: con.execute(q).fetchall() for k, q in DISTINCT_SQL.items()})
         layout = BitLayout.of(kb)
         for m in map_tables(kb, layout, values):
-            con.register(m.name, _arrow(m))
+            _create_map(con, m)
         tick("map codes")
 
         d = Dialect()
@@ -111,7 +110,9 @@ def screen(
         con.execute(f"COPY ({query}) TO '{_esc(path)}' (FORMAT parquet, COMPRESSION snappy)")
         tick("screen")
         con.execute(f"CREATE TEMP VIEW screened AS SELECT * FROM read_parquet('{_esc(path)}')")
-        groups = con.sql(summary_sql(flag_columns(kb))).to_arrow_table()
+        cur = con.execute(summary_sql(flag_columns(kb)))
+        names = [c[0] for c in cur.description or ()]
+        groups = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         n = int(con.execute("SELECT count(*) FROM screened").fetchone()[0])  # type: ignore[index]
         tick("summary")
         return EngineResult(patients_path=target, by_group=groups, bad_lines=tuple(bad), patients=n,
@@ -124,7 +125,15 @@ def _esc(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _arrow(m: MapTable) -> pa.Table:
-    types = {"STRING": pa.string(), "BIGINT": pa.int64(), "INT": pa.int32(), "DOUBLE": pa.float64()}
-    schema = pa.schema([(n, types[t]) for n, t in m.columns])
-    return pa.table({n: [r[i] for r in m.rows] for i, (n, _) in enumerate(m.columns)}, schema=schema)
+_MAP_BATCH = 500  # rows per INSERT: one statement per batch, its values bound as parameters
+
+
+def _create_map(con: duckdb.DuckDBPyConnection, m: MapTable) -> None:
+    """The map as a temp table, inserted with bound parameters (no quoting, no pyarrow or numpy to import)."""
+    types = {"STRING": "VARCHAR", "BIGINT": "BIGINT", "INT": "INTEGER", "DOUBLE": "DOUBLE"}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {m.name} ({', '.join(f'{n} {types[t]}' for n, t in m.columns)})")
+    row = "(" + ", ".join("?" for _ in m.columns) + ")"
+    for start in range(0, len(m.rows), _MAP_BATCH):
+        batch = m.rows[start:start + _MAP_BATCH]
+        con.execute(f"INSERT INTO {m.name} VALUES {', '.join(row for _ in batch)}",
+                    [v for r in batch for v in r])

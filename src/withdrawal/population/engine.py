@@ -10,12 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from withdrawal.population.export import BadLine
-
-if TYPE_CHECKING:
-    import pyarrow as pa  # type: ignore[import-untyped]
 
 Engine = Literal["duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
@@ -27,7 +24,7 @@ Progress = Callable[[str, int, int], None]
 @dataclass(frozen=True)
 class EngineResult:
     patients_path: Path
-    by_group: pa.Table  # the (age_band, sex) counts of ``facts.summary_sql``
+    by_group: list[dict[str, Any]]  # the (age_band, sex) count rows of ``facts.summary_sql``
     bad_lines: tuple[BadLine, ...]
     patients: int
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, in order

@@ -15,8 +15,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa  # type: ignore[import-untyped]
-
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.compiler import compile_screen, windows
 from withdrawal.population.engine import EngineResult, Progress, StageClock
@@ -187,15 +185,7 @@ def screen(
         rows = [r.asDict() for r in spark.sql(summary_sql(flag_columns(kb))).collect()]
         n = int(spark.sql("SELECT count(*) FROM screened").collect()[0][0])
         tick("summary")
-        return EngineResult(patients_path=target, by_group=_to_arrow(rows, flag_columns(kb)), bad_lines=tuple(bad),
-                            patients=n, stages=stages)
+        return EngineResult(patients_path=target, by_group=rows, bad_lines=tuple(bad), patients=n, stages=stages)
     finally:
         for df in cached:
             df.unpersist()
-
-
-def _to_arrow(rows: list[dict[str, Any]], flags: tuple[str, ...]) -> pa.Table:
-    if not rows:
-        cols = ["age_band", "sex", "patients", "tramadol_active", "tramadol_blocked", "high_mme", *flags]
-        return pa.table({c: pa.array([], pa.string() if c in ("age_band", "sex") else pa.int64()) for c in cols})
-    return pa.Table.from_pylist(rows)

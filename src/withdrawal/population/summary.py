@@ -7,12 +7,9 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from withdrawal.knowledge.population import Flag
-
-if TYPE_CHECKING:
-    import pyarrow as pa  # type: ignore[import-untyped]
 
 AGE_BANDS = ("0-17", "18-34", "35-49", "50-64", "65+", "unknown")
 MEASURES = ("tramadol_active", "tramadol_blocked", "high_mme")
@@ -23,9 +20,10 @@ def _rate(count: int, total: int) -> float:
     return round(count / total, 6) if total else 0.0
 
 
-def build_summary(by_group: pa.Table, meta: Mapping[str, Any], flags: Sequence[Flag]) -> dict[str, Any]:
-    """Totals and rates from the engine's (age_band, sex) counts."""
-    rows = by_group.to_pylist()
+def build_summary(by_group: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
+                  flags: Sequence[Flag]) -> dict[str, Any]:
+    """Totals and rates from the engine's (age_band, sex) count rows."""
+    rows = list(by_group)
     total = sum(int(r["patients"]) for r in rows)
     counted = (*MEASURES, *(f"flag_{f.id}" for f in flags))
     labels = {f"flag_{f.id}": f.label for f in flags}
