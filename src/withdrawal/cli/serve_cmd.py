@@ -60,7 +60,7 @@ def serve_cmd(
     from withdrawal.app import create_app
     from withdrawal.knowledge.loader import default_kb
     from withdrawal.service import Settings
-    from withdrawal.service.workers import LOG_FORMAT, NoDelayH11
+    from withdrawal.service.workers import LOG_FORMAT, NoDelayH11, freeze_start_up_heap
     from withdrawal.smart import SmartSettings
     from withdrawal.web.demo import seed_web
 
@@ -112,6 +112,7 @@ def serve_cmd(
     )
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     if workers == 1:
+        freeze_start_up_heap()
         uvicorn.run(application, host=host, port=port, access_log=False, log_level="info")
         return
     # The database is migrated (and seeded) above, once; each worker builds its own app from
