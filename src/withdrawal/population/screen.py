@@ -74,18 +74,22 @@ def run_screen(
     export = open_export(export_dir)
     as_of = as_of or export.transaction_time or date.today()
     out.mkdir(parents=True, exist_ok=True)
-    if chart:
-        preload_chart()  # import matplotlib in a thread while the engine runs (the engines release the GIL)
     start = time.perf_counter()
     result: EngineResult
     chosen: Engine = "duckdb" if engine == "duckdb" else "spark"
+    # the chart library is imported in a thread while the engine reads (the engines release the GIL);
+    # started after the knowledge base and the engine are imported, so as not to hold them up
     if chosen == "duckdb":
         from withdrawal.population import duckdb_engine
 
+        if chart:
+            preload_chart()
         result = duckdb_engine.screen(export, out, as_of, kb, table, progress=progress)
     else:
         from withdrawal.population import spark_engine
 
+        if chart:
+            preload_chart()
         result = spark_engine.screen(export, out, as_of, kb, table, master=spark_master or "local[*]",
                                      spark=spark, progress=progress)
     seconds = time.perf_counter() - start
