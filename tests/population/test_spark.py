@@ -39,8 +39,6 @@ from pathlib import Path
 from withdrawal.population.screen import run_screen
 from withdrawal.population.spark_engine import session
 
-FLAG_COLUMNS = flag_columns(default_kb())
-
 export, out, worker = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 
 
