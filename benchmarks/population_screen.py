@@ -67,7 +67,7 @@ def _phase(name: str, export: Path, out: Path, chart: bool = True) -> dict[str, 
             if not first:
                 first.append(time.perf_counter())
 
-        run = run_screen(export, out, engine=name, progress=progress, chart=chart)
+        run = run_screen(export, out, engine=name, progress=progress, **({} if chart else {"chart": False}))
         # the engine's first stage is its first read: it began that stage's seconds before the first tick
         extra["startup_seconds"] = first[0] - next(iter(run.stages.values())) - start
         extra["patients"] = run.patients
