@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _phase(name: str, export: Path, out: Path, chart: bool = True) -> dict[str, float]:
@@ -67,7 +68,8 @@ def _phase(name: str, export: Path, out: Path, chart: bool = True) -> dict[str, 
             if not first:
                 first.append(time.perf_counter())
 
-        run = run_screen(export, out, engine=name, progress=progress, **({} if chart else {"chart": False}))
+        options: dict[str, Any] = {} if chart else {"chart": False}  # only when asked: older revisions lack it
+        run = run_screen(export, out, engine=name, progress=progress, **options)
         # the engine's first stage is its first read: it began that stage's seconds before the first tick
         extra["startup_seconds"] = first[0] - next(iter(run.stages.values())) - start
         extra["patients"] = run.patients
