@@ -178,6 +178,7 @@ def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, s
     14 days of an MAOI); a bad entry comes back named; a recorded tramadol dose shows on the course."""
     signin(page, creds["clinician"])
     page.get_by_role("link", name="New patient").first.click()
+    page.wait_for_url("**/app/patients/new")  # is_visible does not wait for the navigation
     assert page.get_by_role("heading", name="New patient", level=1).is_visible()
     page.get_by_label("Name or initials").fill("Flow patient F")
     page.get_by_label("Age in years").fill("200")
