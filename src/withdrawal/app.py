@@ -3,10 +3,13 @@
 The service (REST API, CDS Hooks), the pages (clinicians, patients and families) and the SMART
 App Launch are separate packages that do not import each other upward; this module puts them
 together on one FastAPI app, one database, one knowledge base and one audit log. ``withdrawal
-serve`` and the uvicorn factories (:func:`create_app`, :func:`demo_app`) build the app here.
+serve`` and the uvicorn factories (:func:`create_app`, :func:`worker_app`, :func:`demo_app`) build the
+app here.
 """
 
 from __future__ import annotations
+
+import logging
 
 import httpx
 from fastapi import FastAPI
@@ -34,6 +37,16 @@ def create_app(
     smart_views.install(app)  # SMART App Launch from an EHR (issue 15, docs/smart.md)
     app.state.card_links = smart_views.smart_links  # CDS cards link to the SMART app when it is on
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``withdrawal serve --workers N`` worker (a uvicorn factory), settings from the environment."""
+    from withdrawal.service.workers import LOG_FORMAT, freeze_start_up_heap
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    application = create_app(Settings())
+    freeze_start_up_heap()
+    return application
 
 
 def demo_app() -> FastAPI:

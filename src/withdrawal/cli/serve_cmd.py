@@ -124,7 +124,7 @@ def serve_cmd(
     if data_dir:
         os.environ["WITHDRAWAL_DATA_DIR"] = str(data_dir)
     uvicorn.run(
-        "withdrawal.service.workers:app",
+        "withdrawal.app:worker_app",
         factory=True,
         workers=workers,
         host=host,

@@ -1,22 +1,18 @@
-"""What ``withdrawal serve --workers N`` runs: each worker process builds its own app.
+"""How ``withdrawal serve`` runs the app: the workers' HTTP protocol, the log format, the start-up heap.
 
-The parent migrates the database (and seeds the demo) once before the workers
-start, so a worker's own migration step finds the schema at head and changes
-nothing. Settings reach the workers through the ``WITHDRAWAL_*`` environment.
+With ``--workers N`` each worker process builds its own app (``withdrawal.app.worker_app``). The
+parent migrates the database (and seeds the demo) once before the workers start, so a worker's own
+migration step finds the schema at head and changes nothing. Settings reach the workers through the
+``WITHDRAWAL_*`` environment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import socket
 
-from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
-
-from withdrawal.app import create_app
-from withdrawal.service.config import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -47,10 +43,3 @@ def freeze_start_up_heap() -> None:
     gc.collect()
     gc.freeze()
 
-
-def app() -> FastAPI:
-    """The app of one worker (a uvicorn factory)."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    application = create_app(Settings())
-    freeze_start_up_heap()
-    return application
