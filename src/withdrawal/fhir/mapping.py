@@ -77,13 +77,13 @@ def resources_of(raw: object) -> list[JSON]:
     out: list[JSON] = []
 
     def walk(node: object, depth: int) -> None:
-        if depth > 4 or not isinstance(node, Mapping):
+        if depth > 4 or not _is_mapping(node):
             return
         if node.get("resourceType") == "Bundle":
             entries = node.get("entry")
             if isinstance(entries, list):
                 for e in entries:
-                    if isinstance(e, Mapping):
+                    if _is_mapping(e):
                         walk(e.get("resource"), depth + 1)
             return
         if isinstance(node.get("resourceType"), str):
