@@ -1,6 +1,7 @@
 """One intake: how every interface reads a patient it is given.
 
-The CLI, the REST API, the pages and the SMART launch all call :func:`read_patient`, so that
+The CLI, the REST API, the pages and the SMART launch all read through here (:func:`read_patient`;
+:func:`read_fhir_record` when the interface also shows what was left out), so that
 "is this FHIR or version-1 input?", the date a FHIR record is read as of, and what that date
 means (UTC) are decided once. Above the domain and the FHIR reading; below every interface.
 """
@@ -11,7 +12,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from withdrawal.errors import InputError
-from withdrawal.fhir.mapping import is_fhir
+from withdrawal.fhir.mapping import FhirPatient, is_fhir
 from withdrawal.fhir.questionnaire import to_patient_at_bedside
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import PatientIn, parse_patient
@@ -28,11 +29,17 @@ def read_patient(raw: Any, kb: KnowledgeBase, as_of: date | None = None, *, now:
     are, so an ``as_of`` with it is refused rather than silently ignored.
     """
     if is_fhir(raw):
-        now = now or datetime.now(UTC)
-        if as_of is not None and as_of != now.date():
-            now = datetime.combine(as_of, time.max, tzinfo=UTC)
-        return to_patient_at_bedside(raw, kb, as_of=now.date(), now=now).patient
+        return read_fhir_record(raw, kb, as_of, now=now).patient
     if as_of is not None:
         raise InputError(AS_OF_FIELD, "only for a FHIR record (a version-1 input states its facts as they are)",
                          value=as_of.isoformat())
     return parse_patient(raw)
+
+
+def read_fhir_record(raw: Any, kb: KnowledgeBase, as_of: date | None = None, *, now: datetime | None = None,
+                     patient_id: str | None = None) -> FhirPatient:
+    """A FHIR record read as :func:`read_patient` reads it, with what was left out and why."""
+    now = now or datetime.now(UTC)
+    if as_of is not None and as_of != now.date():
+        now = datetime.combine(as_of, time.max, tzinfo=UTC)
+    return to_patient_at_bedside(raw, kb, as_of=now.date(), now=now, patient_id=patient_id)

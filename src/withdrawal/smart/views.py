@@ -27,7 +27,7 @@ from sqlalchemy import select
 from withdrawal import __version__
 from withdrawal.assess import assess_patient
 from withdrawal.errors import WithdrawalError
-from withdrawal.fhir import to_patient
+from withdrawal.intake import read_fhir_record
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.service.deps import KbDep, UnitOfWork, UowDep
 from withdrawal.service.models import Patient, utcnow
@@ -306,7 +306,7 @@ async def _assessment(request: Request, uow: UnitOfWork, kb: KnowledgeBase, sess
     resources = await reader.record(sess.patient)
     sess.token = dict(client.token)
     try:
-        mapped = to_patient(resources, kb, as_of=utcnow().date(), patient_id=sess.patient)
+        mapped = read_fhir_record(resources, kb, patient_id=sess.patient)
         result = assess_patient(mapped.patient, kb)
     except WithdrawalError as exc:
         raise SmartError(422, f"The EHR's record cannot be assessed: {exc}", code="record") from exc
@@ -382,7 +382,7 @@ async def _save(request: Request, uow: UnitOfWork, kb: KnowledgeBase, sess: Smar
     reader = FhirReader(client, sess.iss, _settings(request))
     resources = await reader.record(sess.patient)
     try:
-        mapped = to_patient(resources, kb, as_of=utcnow().date(), patient_id=sess.patient)
+        mapped = read_fhir_record(resources, kb, patient_id=sess.patient)
     except WithdrawalError as exc:
         raise SmartError(422, f"The EHR's record cannot be saved: {exc}", code="record") from exc
     external = f"smart:{sess.iss}/Patient/{sess.patient}"
