@@ -304,6 +304,11 @@ def medication_identity(rx_codes: Sequence[str], text: str | None, kb: Knowledge
     return MedIdentity(rxnorm, text, ids, strength, product)
 
 
+def concept_identity(concept: object, kb: KnowledgeBase) -> MedIdentity | None:
+    """The identity a medication's CodeableConcept names: its RxNorm codes and its text."""
+    return medication_identity(_codes(concept, codes.RXNORM), _text(concept), kb)
+
+
 def _medication_concept(res: JSON, contained: Mapping[str, JSON]) -> object:
     concept = res.get("medicationCodeableConcept")
     if concept is None:
@@ -361,8 +366,7 @@ def read_medication(
     for c in res.get("contained") or []:
         if isinstance(c, Mapping) and (cid := _str(c.get("id"))):
             contained[cid] = c
-    concept = _medication_concept(res, contained)
-    ident = medication_identity(_codes(concept, codes.RXNORM), _text(concept), kb)
+    ident = concept_identity(_medication_concept(res, contained), kb)
     if ident is None:
         return None
     dosage = res.get("dosageInstruction") if rtype == "MedicationRequest" else res.get("dosage")

@@ -4,7 +4,7 @@ Each engine stages the NDJSON into flat relations with the same columns (``stagi
 from ``withdrawal.fhir.reading`` for both engines' JSON functions). Every reading decision (which
 statuses count, which dates are tried, look-back windows, tie-breaks) is a row of that table; the
 facts SQL below is generated from the same rows, and the readers that work on codes, text and doses
-are the per-patient mapper's own (:func:`~withdrawal.fhir.mapping.medication_identity`,
+are the per-patient mapper's own (:func:`~withdrawal.fhir.mapping.concept_identity`,
 :func:`~withdrawal.fhir.mapping.condition_entries`, :func:`~withdrawal.fhir.mapping.allergy_entry`,
 :func:`~withdrawal.fhir.mapping.daily_dose_mg`), run over the *distinct* staged values only, which
 the engines join back (``cond_map``, ``med_map``, ``dose_map``, ``alg_map``). The maps carry the KB
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from withdrawal.fhir import reading
-from withdrawal.fhir.mapping import allergy_entry, condition_entries, daily_dose_mg, medication_identity
+from withdrawal.fhir.mapping import MedIdentity, allergy_entry, concept_identity, condition_entries, daily_dose_mg
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.sql import BitLayout, Dialect, window_column
@@ -49,37 +49,52 @@ def condition_map(triples: Iterable[tuple[str | None, str | None, str | None]],
     return out
 
 
+def _json(text: str) -> object:
+    """A staged JSON text (as the export wrote it); None when it is not JSON (Spark gives a string value
+    unquoted, which no reader accepts)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _identity(concept: str, text: str, kb: KnowledgeBase) -> MedIdentity | None:
+    """A staged medication (its CodeableConcept's JSON text, else a reference's display) as the mapper reads it."""
+    return concept_identity(_json(concept) if concept else ({"text": text} if text else None), kb)
+
+
 def medication_map(pairs: Iterable[tuple[str | None, str | None]],
                    kb: KnowledgeBase) -> list[tuple[str, str, str, str]]:
-    """(rx_codes, text, drug id or '' when unresolved, product key): the mapper's identity, then the
+    """(concept, text, drug id or '' when unresolved, product key): the mapper's identity, then the
     knowledge base's :meth:`~withdrawal.knowledge.kb.KnowledgeBase.resolve_medication`.
 
     A name with words beside its known ingredients that were not screened gets an extra '' row, as
     the patient model names it unresolved."""
     out: list[tuple[str, str, str, str]] = []
-    for codes, text in sorted({(c or "", t or "") for c, t in pairs}):
-        ident = medication_identity(_split(codes), text or None, kb)
+    for concept, text in sorted({(c or "", t or "") for c, t in pairs}):
+        ident = _identity(concept, text, kb)
         if ident is None:
             continue
         found = kb.resolve_medication(ident.rxnorm, ident.name)
         drugs = sorted(set(found.drugs))
         # a product with words left unscreened beside its ingredients is also an unresolved row
         unscreened = [""] if not found.complete else []
-        out.extend((codes, text, d, ident.product) for d in (*drugs, *unscreened))
+        out.extend((concept, text, d, ident.product) for d in (*drugs, *unscreened))
     return out
 
 
 def dose_map(triples: Iterable[tuple[str | None, str | None, str | None]],
              kb: KnowledgeBase) -> list[tuple[str, str, str, float]]:
-    """(rx_codes, text, dosage JSON, mg/day) for every distinct dosage that can be read."""
+    """(concept, text, dosage, mg/day) for every distinct dosage that can be read: the mapper's
+    ``daily_dose_mg`` on the dosage as the export wrote it."""
     out: list[tuple[str, str, str, float]] = []
-    for codes, text, dosage in sorted({(c or "", t or "", d or "") for c, t, d in triples}):
-        ident = medication_identity(_split(codes), text or None, kb)
+    for concept, text, dosage in sorted({(c or "", t or "", d or "") for c, t, d in triples}):
+        ident = _identity(concept, text, kb)
         if ident is None or not dosage:
             continue
-        mg = daily_dose_mg(json.loads(dosage), ident.strength_mg)
+        mg = daily_dose_mg(_json(dosage), ident.strength_mg)
         if mg is not None:
-            out.append((codes, text, dosage, mg))
+            out.append((concept, text, dosage, mg))
     return out
 
 
@@ -130,12 +145,12 @@ WITH s AS (
   SELECT * FROM stg_medicationrequest UNION ALL SELECT * FROM stg_medicationstatement
 ),
 r AS (
-  SELECT id, max(has_code) AS has_code, min(rx_codes) AS rx_codes, min(text) AS text
+  SELECT id, max(has_code) AS has_code, min(concept) AS concept
   FROM stg_medication WHERE id IS NOT NULL GROUP BY id
 )
 SELECT s.patient_id, s.rtype, s.status, s.intent, s.start_date, s.end_date, s.stop_date,
-  CASE WHEN s.ref IS NULL THEN coalesce(s.rx_codes, '') WHEN r.has_code THEN r.rx_codes ELSE '' END AS rx_codes,
-  CASE WHEN s.ref IS NULL THEN s.text WHEN r.has_code THEN r.text ELSE s.ref_display END AS text,
+  coalesce(CASE WHEN s.ref IS NULL THEN s.concept WHEN r.has_code THEN r.concept END, '') AS concept,
+  coalesce(CASE WHEN s.ref IS NULL THEN s.text WHEN r.has_code THEN NULL ELSE s.ref_display END, '') AS text,
   s.dosage
 FROM s LEFT JOIN r ON s.ref = r.id""",
 }
@@ -145,8 +160,8 @@ in both engines."""
 
 DISTINCT_SQL = {
     "conditions": "SELECT DISTINCT icd, sct, text FROM cond",
-    "medications": "SELECT DISTINCT rx_codes, text FROM med",
-    "dosages": "SELECT DISTINCT rx_codes, text, dosage FROM med WHERE dosage IS NOT NULL",
+    "medications": "SELECT DISTINCT concept, text FROM med",
+    "dosages": "SELECT DISTINCT concept, text, dosage FROM med WHERE dosage IS NOT NULL",
     "allergies": "SELECT DISTINCT rx_codes, text FROM alg",
 }
 
@@ -158,11 +173,11 @@ def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[
                                  *((c, "BIGINT") for c in cwords), ("unresolved", "INT")),
                     tuple((i, c, t, *layout.masks("conditions", ks), int(u))
                           for i, c, t, ks, u in condition_map(values.conditions, kb)))
-    med = MapTable("med_map", (("rx_codes", "STRING"), ("text", "STRING"), ("drug", "STRING"), ("product", "STRING"),
+    med = MapTable("med_map", (("concept", "STRING"), ("text", "STRING"), ("drug", "STRING"), ("product", "STRING"),
                                *((c, "BIGINT") for c in dwords), ("unresolved", "INT")),
                    tuple((c, t, drug, prod, *layout.masks("drugs", (drug,) if drug else ()), int(not drug))
                          for c, t, drug, prod in medication_map(values.medications, kb)))
-    dose = MapTable("dose_map", (("rx_codes", "STRING"), ("text", "STRING"), ("dosage", "STRING"),
+    dose = MapTable("dose_map", (("concept", "STRING"), ("text", "STRING"), ("dosage", "STRING"),
                                  ("mg_day", "DOUBLE")),
                     tuple(dose_map(values.dosages, kb)))
     alg = MapTable("alg_map", (("rx_codes", "STRING"), ("text", "STRING"),
@@ -275,9 +290,8 @@ ms AS (
          WHEN stop_date IS NULL OR stop_date > {asof} THEN 0
          ELSE {d.days_between('stop_date', asof)} END AS days,
     dose_map.mg_day
-  FROM m1 JOIN med_map ON coalesce(m1.rx_codes, '') = med_map.rx_codes AND coalesce(m1.text, '') = med_map.text
-  LEFT JOIN dose_map ON coalesce(m1.rx_codes, '') = dose_map.rx_codes AND coalesce(m1.text, '') = dose_map.text
-    AND m1.dosage = dose_map.dosage
+  FROM m1 JOIN med_map ON m1.concept = med_map.concept AND m1.text = med_map.text
+  LEFT JOIN dose_map ON m1.concept = dose_map.concept AND m1.text = dose_map.text AND m1.dosage = dose_map.dosage
   WHERE state IS NOT NULL
 ),
 mm AS (

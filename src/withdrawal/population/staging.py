@@ -13,12 +13,14 @@ Staged columns:
 * ``cond(patient_id, clinical, verification, onset, abatement, icd, sct, text)``: one row per Condition
   or Procedure (read as the condition its code names; ``icd`` holds its ICD-10-PCS codes); ``icd`` and
   ``sct`` are the codings' codes joined with ``|``
-* ``med(patient_id, rtype, status, intent, start_date, end_date, stop_date, rx_codes, text, ref,
-  ref_display, dosage)``: ``ref`` is set when the medication is a reference not resolved in the row
-  (then joined with the export's Medication resources); ``dosage`` the dosage array as JSON
+* ``med(patient_id, rtype, status, intent, start_date, end_date, stop_date, concept, text, ref,
+  ref_display, dosage)``: ``concept`` the medication's CodeableConcept (its own or a contained
+  Medication's) and ``dosage`` the dosage array, as JSON text the export wrote; ``text`` the reference's
+  display for a contained Medication without a code; ``ref`` is set when the medication is a reference
+  not resolved in the row (then joined with the export's Medication resources)
 * ``alg(patient_id, clinical, verification, category, rx_codes, text)``
 * ``obs(patient_id, status, kind, effective, value, answer, phenotype)``
-* ``medres(id, has_code, rx_codes, text)`` from Medication resources
+* ``medres(id, has_code, concept)`` from Medication resources
 """
 
 from __future__ import annotations
@@ -32,17 +34,18 @@ from withdrawal.knowledge.models import Sex
 # --- one schema, two spellings -------------------------------------------------------------
 
 S, D, B = "string", "double", "boolean"
+J = "json"  # a value kept as its JSON text (DuckDB's JSON type; a STRING in Spark, which keeps an object's text)
 CODING: list[Any] = [{"system": S, "code": S, "display": S}]
 CONCEPT: dict[str, Any] = {"coding": CODING, "text": S}
 REF: dict[str, Any] = {"reference": S, "display": S}
 QTY: dict[str, Any] = {"value": D, "unit": S, "code": S}
 PERIOD: dict[str, Any] = {"start": S, "end": S}
-DOSAGE: list[Any] = [{
-    "timing": {"repeat": {"frequency": D, "frequencyMax": D, "period": D, "periodUnit": S}},
-    "doseAndRate": [{"doseQuantity": QTY, "doseRange": {"low": QTY, "high": QTY}}],
-}]
-_MED: dict[str, Any] = {"status": S, "subject": REF, "medicationCodeableConcept": CONCEPT, "medicationReference": REF,
-                        "contained": [{"resourceType": S, "id": S, "code": CONCEPT}]}
+# the dosage is read by the mapper's own ``daily_dose_mg`` on the distinct texts, so it is staged as
+# the export wrote it (no struct to build and serialise again per row)
+DOSAGE = J
+# the medication's concept is read by the mapper's own ``concept_identity`` on the distinct texts
+_MED: dict[str, Any] = {"status": S, "subject": REF, "medicationCodeableConcept": J, "medicationReference": REF,
+                        "contained": [{"resourceType": S, "id": S, "code": J}]}
 FIELDS: dict[str, dict[str, Any]] = {
     "Patient": {"gender": S, "birthDate": S},
     "Condition": {"subject": REF, "clinicalStatus": CONCEPT, "verificationStatus": CONCEPT, "code": CONCEPT,
@@ -56,7 +59,7 @@ FIELDS: dict[str, dict[str, Any]] = {
                     "effectivePeriod": PERIOD, "issued": S, "valueQuantity": QTY, "valueCodeableConcept": CONCEPT,
                     "valueBoolean": B, "valueString": S,
                     "component": [{"code": CONCEPT, "valueCodeableConcept": CONCEPT}]},
-    "Medication": {"code": CONCEPT},
+    "Medication": {"code": J},
     "Procedure": {"subject": REF, "status": S, "code": CONCEPT, "performedDateTime": S, "performedPeriod": PERIOD},
 }
 TYPES: tuple[str, ...] = tuple(FIELDS)
@@ -67,7 +70,7 @@ def duck_type(t: Any) -> str:
         return duck_type(t[0]) + "[]"
     if isinstance(t, dict):
         return "STRUCT(" + ", ".join(f'"{k}" {duck_type(v)}' for k, v in t.items()) + ")"
-    return {S: "VARCHAR", D: "DOUBLE", B: "BOOLEAN"}[t]
+    return {S: "VARCHAR", D: "DOUBLE", B: "BOOLEAN", J: "JSON"}[t]
 
 
 def spark_type(t: Any) -> str:
@@ -75,7 +78,7 @@ def spark_type(t: Any) -> str:
         return f"ARRAY<{spark_type(t[0])}>"
     if isinstance(t, dict):
         return "STRUCT<" + ", ".join(f"`{k}`: {spark_type(v)}" for k, v in t.items()) + ">"
-    return {S: "STRING", D: "DOUBLE", B: "BOOLEAN"}[t]
+    return {S: "STRING", D: "DOUBLE", B: "BOOLEAN", J: "STRING"}[t]
 
 
 def duck_columns(rtype: str) -> dict[str, str]:
@@ -130,8 +133,9 @@ class Sql:
         """What follows the last ``/`` of a string (a split, not a regular expression: the read's hot path)."""
         return f"substring_index({text}, '/', -1)" if self.spark else f"string_split({text}, '/')[-1]"
 
-    def to_json(self, col: str) -> str:
-        return f"to_json({col})" if self.spark else f"CAST(to_json({col}) AS VARCHAR)"
+    def json_text(self, col: str) -> str:
+        """A :data:`J` column as a string (Spark reads it as one already)."""
+        return col if self.spark else f"CAST({col} AS VARCHAR)"
 
 
 def lit(v: str) -> str:
@@ -212,11 +216,10 @@ def _medication(q: Sql, rtype: str) -> str:
     mcc = "medicationCodeableConcept"
     ref = ref_id(q, "medicationReference.reference")
     cont = q.first(q.filter("contained", f"x.id = {ref}"))
-    rx = f"CASE WHEN {mcc} IS NOT NULL THEN {codes_of(q, mcc, (codes.RXNORM,))} " \
-         f"WHEN {cont} IS NOT NULL THEN {codes_of(q, cont + '.code', (codes.RXNORM,))} END"
-    text = (f"CASE WHEN {mcc} IS NOT NULL THEN {text_of(q, mcc)} "
-            f"WHEN {cont} IS NOT NULL THEN coalesce({text_of(q, cont + '.code')}, "
-            f"CASE WHEN {cont}.code IS NULL THEN {clean('medicationReference.display')} END) END")
+    concept = f"CASE WHEN {mcc} IS NOT NULL THEN {q.json_text(mcc)} ELSE {q.json_text(cont + '.code')} END"
+    # a contained Medication without a code is named by the reference's display
+    text = (f"CASE WHEN {mcc} IS NULL AND {cont} IS NOT NULL AND {cont}.code IS NULL "
+            f"THEN {clean('medicationReference.display')} END")
     dosage = "dosageInstruction" if rtype == "MedicationRequest" else "dosage"
     intent = "intent" if "intent" in f else "CAST(NULL AS STRING)"
     return (f"{ref_id(q, 'subject.reference')} AS patient_id, '{rtype}' AS rtype, "
@@ -224,10 +227,10 @@ def _medication(q: Sql, rtype: str) -> str:
             f"{first_date(q, reading.values(rtype, 'start date'), f)} AS start_date, "
             f"{first_date(q, reading.values(rtype, 'end date'), f)} AS end_date, "
             f"{first_date(q, reading.values(rtype, 'stop date'), f)} AS stop_date, "
-            f"{rx} AS rx_codes, {text} AS text, "
+            f"{concept} AS concept, {text} AS text, "
             f"CASE WHEN {mcc} IS NULL AND {cont} IS NULL THEN {ref} END AS ref, "
             f"{clean('medicationReference.display')} AS ref_display, "
-            f"{q.to_json(dosage)} AS dosage")
+            f"{q.json_text(dosage)} AS dosage")
 
 
 def _observation(q: Sql) -> str:
@@ -301,8 +304,7 @@ def stage_sql(dialect: str, rtype: str) -> str:
                 f"CAST(NULL AS DATE) AS abatement, {codes_of(q, 'code', sorted(codes.ICD10PCS))} AS icd, "
                 f"{codes_of(q, 'code', (codes.SNOMED,))} AS sct, '' AS text")
     if rtype == "Medication":
-        return (f"{clean('id')} AS id, code IS NOT NULL AS has_code, "
-                f"{codes_of(q, 'code', (codes.RXNORM,))} AS rx_codes, {text_of(q, 'code')} AS text")
+        return f"{clean('id')} AS id, code IS NOT NULL AS has_code, {q.json_text('code')} AS concept"
     raise KeyError(rtype)
 
 
