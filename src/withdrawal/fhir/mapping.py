@@ -412,6 +412,14 @@ def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, 
     return (every[0],)  # a bare code outside the scope: listed, not screened
 
 
+def concept_conditions(concept: object, kb: KnowledgeBase, *, procedure: bool = False) -> tuple[str, ...]:
+    """What a Condition's code adds to ``conditions`` (its ICD-10-CM and SNOMED CT codings, else its text),
+    or a Procedure's (its ICD-10-PCS and SNOMED CT codings; no text)."""
+    if procedure:
+        return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb)
+    return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb)
+
+
 def _condition_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ...]:
     clinical = _status_code(res.get("clinicalStatus"))
     if clinical is not None and clinical not in reading.values("Condition", "clinicalStatus", "counted"):
@@ -422,8 +430,7 @@ def _condition_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ..
     abated = _first_date(res, reading.values("Condition", "abatement"))
     if (onset is not None and onset > as_of) or (abated is not None and abated <= as_of):
         return ()
-    concept = res.get("code")
-    return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb)
+    return concept_conditions(res.get("code"), kb)
 
 
 def _procedure_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ...]:
@@ -433,8 +440,7 @@ def _procedure_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ..
     performed = _first_date(res, reading.values("Procedure", "performed"))
     if performed is not None and performed > as_of:
         return ()
-    concept = res.get("code")
-    return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb)
+    return concept_conditions(res.get("code"), kb, procedure=True)
 
 
 def allergy_entry(rx_codes: Sequence[str], text: str | None, kb: KnowledgeBase) -> str | None:
@@ -443,6 +449,11 @@ def allergy_entry(rx_codes: Sequence[str], text: str | None, kb: KnowledgeBase) 
         if c in kb.drug_rxcui:
             return kb.drugs[kb.drug_rxcui[c]].name
     return text
+
+
+def concept_allergy(concept: object, kb: KnowledgeBase) -> str | None:
+    """The allergy an AllergyIntolerance's code names: a known RxNorm coding, else the text."""
+    return allergy_entry(_codes(concept, codes.RXNORM), _text(concept), kb)
 
 
 def _allergy_entry(res: JSON, kb: KnowledgeBase) -> str | None:
@@ -454,8 +465,7 @@ def _allergy_entry(res: JSON, kb: KnowledgeBase) -> str | None:
     cats = res.get("category")
     if isinstance(cats, list) and cats and not set(cats) & set(reading.values(a, "category", "counted")):
         return None
-    concept = res.get("code")
-    return allergy_entry(_codes(concept, codes.RXNORM), _text(concept), kb)
+    return concept_allergy(res.get("code"), kb)
 
 
 def phenotype_of(text: str | None) -> str | None:

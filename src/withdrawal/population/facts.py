@@ -5,7 +5,7 @@ from ``withdrawal.fhir.reading`` for both engines' JSON functions). Every readin
 statuses count, which dates are tried, look-back windows, tie-breaks) is a row of that table; the
 facts SQL below is generated from the same rows, and the readers that work on codes, text and doses
 are the per-patient mapper's own (:func:`~withdrawal.fhir.mapping.concept_identity`,
-:func:`~withdrawal.fhir.mapping.condition_entries`, :func:`~withdrawal.fhir.mapping.allergy_entry`,
+:func:`~withdrawal.fhir.mapping.concept_conditions`, :func:`~withdrawal.fhir.mapping.concept_allergy`,
 :func:`~withdrawal.fhir.mapping.daily_dose_mg`), run over the *distinct* staged values only, which
 the engines join back (``cond_map``, ``med_map``, ``dose_map``, ``alg_map``). The maps carry the KB
 ids as bit mask words (:class:`~withdrawal.population.sql.BitLayout`), so a patient's sets are
@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from withdrawal.fhir import reading
-from withdrawal.fhir.mapping import MedIdentity, allergy_entry, concept_identity, condition_entries, daily_dose_mg
+from withdrawal.fhir.mapping import (
+    MedIdentity,
+    concept_allergy,
+    concept_conditions,
+    concept_identity,
+    daily_dose_mg,
+)
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.sql import BitLayout, Dialect, window_column
@@ -31,21 +37,18 @@ from withdrawal.population.staging import lits
 PHENOTYPES: tuple[str, ...] = tuple(p for p, _ in reading.phenotype_words())
 
 
-def _split(codes: str | None) -> list[str]:
-    return [c for c in (codes or "").split("|") if c]
-
-
-def condition_map(triples: Iterable[tuple[str | None, str | None, str | None]],
-                  kb: KnowledgeBase) -> list[tuple[str, str, str, frozenset[str], bool]]:
-    """(icd, sct, text, condition keys, unresolved) per distinct Condition coding, by the mapper's reading."""
-    out: list[tuple[str, str, str, frozenset[str], bool]] = []
-    for icd, sct, text in sorted({(i or "", c or "", t or "") for i, c, t in triples}):
-        entries = condition_entries(_split(icd), _split(sct), text or None, kb)
+def condition_map(pairs: Iterable[tuple[str | None, int | None]],
+                  kb: KnowledgeBase) -> list[tuple[str, int, frozenset[str], bool]]:
+    """(concept, procedure, condition keys, unresolved) per distinct Condition or Procedure code, by the
+    mapper's reading."""
+    out: list[tuple[str, int, frozenset[str], bool]] = []
+    for concept, procedure in sorted({(c or "", int(p or 0)) for c, p in pairs}):
+        entries = concept_conditions(_json(concept) if concept else None, kb, procedure=bool(procedure))
         if not entries:
             continue
         found = [kb.resolve_condition(e) for e in entries]
         keys = frozenset(c.key for c in found if c.key)
-        out.append((icd, sct, text, keys, any(c.in_scope for c in found)))
+        out.append((concept, procedure, keys, any(c.in_scope for c in found)))
     return out
 
 
@@ -98,16 +101,16 @@ def dose_map(triples: Iterable[tuple[str | None, str | None, str | None]],
     return out
 
 
-def allergy_map(pairs: Iterable[tuple[str | None, str | None]],
-                kb: KnowledgeBase) -> list[tuple[str, str, frozenset[str], bool]]:
-    """(rx_codes, text, drug ids, unresolved): a known RxNorm code, else the name, as the knowledge base resolves it."""
-    out: list[tuple[str, str, frozenset[str], bool]] = []
-    for codes, text in sorted({(c or "", t or "") for c, t in pairs}):
-        entry = allergy_entry(_split(codes), text or None, kb)
+def allergy_map(concepts: Iterable[tuple[str | None]],
+                kb: KnowledgeBase) -> list[tuple[str, frozenset[str], bool]]:
+    """(concept, drug ids, unresolved): a known RxNorm code, else the name, as the knowledge base resolves it."""
+    out: list[tuple[str, frozenset[str], bool]] = []
+    for concept in sorted({c or "" for c, in concepts}):
+        entry = concept_allergy(_json(concept) if concept else None, kb)
         if not entry:
             continue
         found = kb.resolve_allergy(entry)
-        out.append((codes, text, frozenset(found.drugs), not found.complete))
+        out.append((concept, frozenset(found.drugs), not found.complete))
     return out
 
 
@@ -127,10 +130,10 @@ class MapTable:
 class Distinct:
     """The distinct staged values the maps are built from."""
 
-    conditions: list[tuple[str | None, str | None, str | None]]
+    conditions: list[tuple[str | None, int | None]]
     medications: list[tuple[str | None, str | None]]
     dosages: list[tuple[str | None, str | None, str | None]]
-    allergies: list[tuple[str | None, str | None]]
+    allergies: list[tuple[str | None]]
 
 
 VIEWS: dict[str, str] = {
@@ -159,20 +162,20 @@ in both engines."""
 
 
 DISTINCT_SQL = {
-    "conditions": "SELECT DISTINCT icd, sct, text FROM cond",
+    "conditions": "SELECT DISTINCT concept, procedure FROM cond",
     "medications": "SELECT DISTINCT concept, text FROM med",
     "dosages": "SELECT DISTINCT concept, text, dosage FROM med WHERE dosage IS NOT NULL",
-    "allergies": "SELECT DISTINCT rx_codes, text FROM alg",
+    "allergies": "SELECT DISTINCT concept FROM alg",
 }
 
 
 def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[MapTable, ...]:
     """``cond_map``, ``med_map`` (one row per drug, for the MME), ``dose_map`` and ``alg_map``."""
     cwords, dwords = layout.columns("conditions", "conditions"), layout.columns("drugs", "drugs")
-    cond = MapTable("cond_map", (("icd", "STRING"), ("sct", "STRING"), ("text", "STRING"),
+    cond = MapTable("cond_map", (("concept", "STRING"), ("procedure", "INT"),
                                  *((c, "BIGINT") for c in cwords), ("unresolved", "INT")),
-                    tuple((i, c, t, *layout.masks("conditions", ks), int(u))
-                          for i, c, t, ks, u in condition_map(values.conditions, kb)))
+                    tuple((c, p, *layout.masks("conditions", ks), int(u))
+                          for c, p, ks, u in condition_map(values.conditions, kb)))
     med = MapTable("med_map", (("concept", "STRING"), ("text", "STRING"), ("drug", "STRING"), ("product", "STRING"),
                                *((c, "BIGINT") for c in dwords), ("unresolved", "INT")),
                    tuple((c, t, drug, prod, *layout.masks("drugs", (drug,) if drug else ()), int(not drug))
@@ -180,10 +183,9 @@ def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[
     dose = MapTable("dose_map", (("concept", "STRING"), ("text", "STRING"), ("dosage", "STRING"),
                                  ("mg_day", "DOUBLE")),
                     tuple(dose_map(values.dosages, kb)))
-    alg = MapTable("alg_map", (("rx_codes", "STRING"), ("text", "STRING"),
+    alg = MapTable("alg_map", (("concept", "STRING"),
                                *((c, "BIGINT") for c in layout.columns("allergies", "drugs")), ("unresolved", "INT")),
-                   tuple((c, t, *layout.masks("drugs", ds), int(u))
-                         for c, t, ds, u in allergy_map(values.allergies, kb)))
+                   tuple((c, *layout.masks("drugs", ds), int(u)) for c, ds, u in allergy_map(values.allergies, kb)))
     return cond, med, dose, alg
 
 
@@ -243,7 +245,7 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     branches = [
         branch({"patient_id": "cond.patient_id", "unres": "cond_map.unresolved",
                 **{col: f"cond_map.{col}" for col in cwords}}, f"""
-  FROM cond JOIN cond_map ON cond.icd = cond_map.icd AND cond.sct = cond_map.sct AND cond.text = cond_map.text
+  FROM cond JOIN cond_map ON cond.concept = cond_map.concept AND cond.procedure = cond_map.procedure
   WHERE (clinical IS NULL OR clinical IN {lits(reading.values(c, 'clinicalStatus', 'counted'))})
     AND (verification IS NULL OR verification NOT IN {lits(reading.values(c, 'verificationStatus', 'ignored'))})
     AND (onset IS NULL OR onset <= {asof})
@@ -254,7 +256,7 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
         branch({"patient_id": "patient_id", "mme_part": f"CASE drug {mme_case} ELSE 0.0 END"}, "FROM mm"),
         branch({"patient_id": "alg.patient_id", "unres": "alg_map.unresolved",
                 **{col: f"alg_map.{col}" for col in awords}}, f"""
-  FROM alg JOIN alg_map ON alg.rx_codes = alg_map.rx_codes AND alg.text = alg_map.text
+  FROM alg JOIN alg_map ON alg.concept = alg_map.concept
   WHERE (clinical IS NULL OR clinical NOT IN {lits(reading.values(a, 'clinicalStatus', 'ignored'))})
     AND (verification IS NULL OR verification NOT IN {lits(reading.values(a, 'verificationStatus', 'ignored'))})
     AND (category = '' OR {" OR ".join(f"concat('|', category, '|') LIKE '%|{v}|%'"

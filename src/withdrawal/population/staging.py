@@ -10,15 +10,14 @@ run on the distinct staged values (``facts.map_tables``).
 Staged columns:
 
 * ``pat(patient_id, birth_date, sex)``
-* ``cond(patient_id, clinical, verification, onset, abatement, icd, sct, text)``: one row per Condition
-  or Procedure (read as the condition its code names; ``icd`` holds its ICD-10-PCS codes); ``icd`` and
-  ``sct`` are the codings' codes joined with ``|``
+* ``cond(patient_id, clinical, verification, onset, abatement, concept, procedure)``: one row per Condition
+  or Procedure (``procedure`` 1: read as the condition its code names); ``concept`` the code's JSON text
 * ``med(patient_id, rtype, status, intent, start_date, end_date, stop_date, concept, text, ref,
   ref_display, dosage)``: ``concept`` the medication's CodeableConcept (its own or a contained
   Medication's) and ``dosage`` the dosage array, as JSON text the export wrote; ``text`` the reference's
   display for a contained Medication without a code; ``ref`` is set when the medication is a reference
   not resolved in the row (then joined with the export's Medication resources)
-* ``alg(patient_id, clinical, verification, category, rx_codes, text)``
+* ``alg(patient_id, clinical, verification, category, concept)``: ``concept`` the code's JSON text
 * ``obs(patient_id, status, kind, effective, value, answer, phenotype)``
 * ``medres(id, has_code, concept)`` from Medication resources
 """
@@ -48,19 +47,19 @@ _MED: dict[str, Any] = {"status": S, "subject": REF, "medicationCodeableConcept"
                         "contained": [{"resourceType": S, "id": S, "code": J}]}
 FIELDS: dict[str, dict[str, Any]] = {
     "Patient": {"gender": S, "birthDate": S},
-    "Condition": {"subject": REF, "clinicalStatus": CONCEPT, "verificationStatus": CONCEPT, "code": CONCEPT,
+    "Condition": {"subject": REF, "clinicalStatus": CONCEPT, "verificationStatus": CONCEPT, "code": J,
                   "onsetDateTime": S, "onsetPeriod": PERIOD, "abatementDateTime": S, "abatementPeriod": PERIOD},
     "MedicationRequest": {**_MED, "intent": S, "authoredOn": S, "dosageInstruction": DOSAGE,
                           "dispenseRequest": {"validityPeriod": PERIOD}},
     "MedicationStatement": {**_MED, "effectivePeriod": PERIOD, "effectiveDateTime": S, "dosage": DOSAGE},
     "AllergyIntolerance": {"patient": REF, "clinicalStatus": CONCEPT, "verificationStatus": CONCEPT,
-                           "category": [S], "code": CONCEPT},
+                           "category": [S], "code": J},
     "Observation": {"status": S, "subject": REF, "code": CONCEPT, "effectiveDateTime": S, "effectiveInstant": S,
                     "effectivePeriod": PERIOD, "issued": S, "valueQuantity": QTY, "valueCodeableConcept": CONCEPT,
                     "valueBoolean": B, "valueString": S,
                     "component": [{"code": CONCEPT, "valueCodeableConcept": CONCEPT}]},
     "Medication": {"code": J},
-    "Procedure": {"subject": REF, "status": S, "code": CONCEPT, "performedDateTime": S, "performedPeriod": PERIOD},
+    "Procedure": {"subject": REF, "status": S, "code": J, "performedDateTime": S, "performedPeriod": PERIOD},
 }
 TYPES: tuple[str, ...] = tuple(FIELDS)
 
@@ -273,6 +272,7 @@ def stage_sql(dialect: str, rtype: str) -> str:
     """The projection of one resource type onto its staging columns (a SELECT list)."""
     q = Sql(dialect)
     c = "Condition"
+    concept = f"coalesce({q.json_text('code')}, '')"  # read by the mapper's own functions on the distinct texts
     sexes = tuple(get_args(Sex))
     if rtype == "Patient":
         return (f"{clean('id')} AS patient_id, {date_sql('birthDate')} AS birth_date, "
@@ -282,14 +282,13 @@ def stage_sql(dialect: str, rtype: str) -> str:
                 f"{code_status(q, 'verificationStatus')} AS verification, "
                 f"{first_date(q, reading.values(c, 'onset'), FIELDS[c])} AS onset, "
                 f"{first_date(q, reading.values(c, 'abatement'), FIELDS[c])} AS abatement, "
-                f"{codes_of(q, 'code', sorted(codes.ICD10CM))} AS icd, {codes_of(q, 'code', (codes.SNOMED,))} AS sct, "
-                f"coalesce({text_of(q, 'code')}, '') AS text")
+                f"{concept} AS concept, 0 AS procedure")
     if rtype in ("MedicationRequest", "MedicationStatement"):
         return _medication(q, rtype)
     if rtype == "AllergyIntolerance":
         return (f"{ref_id(q, 'patient.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
                 f"{code_status(q, 'verificationStatus')} AS verification, {q.join('category')} AS category, "
-                f"{codes_of(q, 'code', (codes.RXNORM,))} AS rx_codes, coalesce({text_of(q, 'code')}, '') AS text")
+                f"{concept} AS concept")
     if rtype == "Observation":
         return _observation(q)
     if rtype == "Procedure":
@@ -301,8 +300,7 @@ def stage_sql(dialect: str, rtype: str) -> str:
                 f"{lits(reading.values(p, 'status', 'counted'))} THEN CAST(NULL AS STRING) ELSE 'ignored' END "
                 f"AS clinical, CAST(NULL AS STRING) AS verification, "
                 f"{first_date(q, reading.values(p, 'performed'), FIELDS[p])} AS onset, "
-                f"CAST(NULL AS DATE) AS abatement, {codes_of(q, 'code', sorted(codes.ICD10PCS))} AS icd, "
-                f"{codes_of(q, 'code', (codes.SNOMED,))} AS sct, '' AS text")
+                f"CAST(NULL AS DATE) AS abatement, {concept} AS concept, 1 AS procedure")
     if rtype == "Medication":
         return f"{clean('id')} AS id, code IS NOT NULL AS has_code, {q.json_text('code')} AS concept"
     raise KeyError(rtype)
