@@ -256,6 +256,80 @@ UNDATED_DAYS = 10**6
 """Days ago of an observation with no date: older than any dated one, outside every look-back."""
 
 
+# --- the elements read -------------------------------------------------------------------
+# What a decoder must keep of a resource is what the rows read: the CDS service decodes a request's
+# prefetch to these elements only (``fhir.decoding``), so the elements are derived from the rows here,
+# never listed a second time.
+
+_VALUES = "(values)"
+_READS: dict[str, tuple[str, ...]] = {
+    # element label -> the elements it reads; _VALUES: the rows' values are element paths.
+    # A label not named here is itself the element (status, intent, code, clinicalStatus ...).
+    "start date": (_VALUES,), "end date": (_VALUES,), "stop date": (_VALUES,), "text": (_VALUES,),
+    "medication[x]": (_VALUES,), "onset": (_VALUES,), "abatement": (_VALUES,), "performed": (_VALUES,),
+    "date": (_VALUES,), "phenotype value": (_VALUES,), "instructions": (_VALUES,),
+    "pregnancy value": ("valueCodeableConcept",),
+    "breastfeeding value": ("valueCodeableConcept", "valueBoolean"),
+    "clearance range": ("valueQuantity",),
+    "release form": (), "duplicates": (), "unknown code": (), "code kind order": (), "look-back days": (),
+    "latest": (), "phenotype word": (),
+}
+_INSIDE = frozenset({"doseQuantity unit", "dose", "times per dose period", "periodUnit"})
+"""Labels read inside a Dosage (``dosageInstruction`` or ``dosage``, each kept whole)."""
+_ON: dict[str, tuple[str, ...]] = {
+    "medication[x]": ("MedicationRequest", "MedicationStatement"),
+    "instructions": ("MedicationRequest",),
+}
+"""Labels whose rows (on Medication, Dosage) read an element of the resources that carry them."""
+
+ALSO_READ: tuple[tuple[str, str, str], ...] = (
+    ("(every resource)", "resourceType", "what the resource is; OperationOutcome is passed over"),
+    ("(every resource)", "id", "names what was skipped; finds the Patient, Medications and contained ones"),
+    ("(every resource)", "subject", "a resource of another patient is skipped"),
+    ("(every resource)", "patient", "the same, where the subject is called so (AllergyIntolerance)"),
+    ("Bundle", "entry", "every entry's resource, nested Bundles too"),
+    ("Bundle", "link", "a `next` page is read on"),
+    ("Patient", "birthDate", "age on the day"),
+    ("Patient", "gender", "sex"),
+    ("MedicationRequest", "contained", "a contained Medication a medicationReference names"),
+    ("MedicationStatement", "dosage", "its dosage instructions (the Dosage rows)"),
+    ("Observation", "valueQuantity", "the number of a clearance, eGFR, weight or hours since the last opioid"),
+    ("Observation", "valueInteger", "a scored COWS or SOWS total"),
+    ("Observation", "component", "CYP2D6 named in a component; COWS/SOWS item scores; the opioid last used"),
+    ("QuestionnaireResponse", "questionnaire", "COWS or SOWS"),
+    ("QuestionnaireResponse", "status", "completed or amended responses are scored"),
+    ("QuestionnaireResponse", "authored", "the latest counts"),
+    ("QuestionnaireResponse", "item", "the item scores, the opioid last used and the hours since"),
+)
+"""Elements the readers read that no row above decides on (identity, references, the bedside scores)."""
+
+
+def row_elements(row: Row) -> tuple[str, ...]:
+    """The top-level elements of its resource a row reads (``effectivePeriod.end`` -> ``effectivePeriod``)."""
+    if row.element in _INSIDE:
+        return ()
+    reads = _READS.get(row.element, (row.element,))
+    paths = (row.value,) if reads == (_VALUES,) else reads
+    # "medicationReference (contained)" reads medicationReference; "every dosageInstruction" reads dosageInstruction
+    heads = (p.removeprefix("every ").split(" ", 1)[0].split(".", 1)[0] for p in paths)
+    return tuple(h for h in heads if h and h != ABSENT)
+
+
+@cache
+def elements_read() -> dict[str, tuple[str, ...]]:
+    """Resource type -> the top-level elements any reader reads of it (the rows', then :data:`ALSO_READ`)."""
+    out: dict[str, list[str]] = {}
+    for r in TABLE:
+        for resource in _ON.get(r.element, (r.resource,)):
+            for e in row_elements(r):
+                if e not in out.setdefault(resource, []):
+                    out[resource].append(e)
+    for resource, element, _ in ALSO_READ:
+        if element not in out.setdefault(resource, []):
+            out[resource].append(element)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def markdown() -> str:
     """The table as Markdown (``docs/fhir-reading.md``)."""
     lines = [
@@ -274,6 +348,21 @@ def markdown() -> str:
     for r in TABLE:
         cells = (r.resource, r.element, f"`{r.value}`", r.reading or "(order)", r.why)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += [
+        "",
+        "## Elements read",
+        "",
+        "The elements of each resource that the rows above read, and the few the readers read beyond them",
+        "(identity, references, the bedside scores). The CDS service decodes a request's prefetch to these",
+        "elements only (`withdrawal.fhir.decoding`); every other element is skipped by the JSON decoder.",
+        "",
+        "| resource | elements |",
+        "|---|---|",
+    ]
+    for resource, elements in elements_read().items():
+        lines.append(f"| {resource} | " + ", ".join(f"`{e}`" for e in elements) + " |")
+    lines += ["", "Read beyond the rows:", "", "| resource | element | why |", "|---|---|---|"]
+    lines += [f"| {r} | `{e}` | {why} |" for r, e, why in ALSO_READ]
     return "\n".join(lines) + "\n"
 
 

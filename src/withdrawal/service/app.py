@@ -162,6 +162,7 @@ def create_service(
     """Build the service; the database is created and migrated to the latest schema first."""
     from withdrawal.service.cds.jwt_auth import KeyRing, ReplayGuard
     from withdrawal.service.cds.prefetch import FhirPolicy, Limiter
+    from withdrawal.service.cds.routes import decoded_here
     from withdrawal.service.cds.routes import router as cds_router
     from withdrawal.service.routes import api_router
 
@@ -200,7 +201,8 @@ def create_service(
     app.include_router(api_router)
     app.include_router(cds_router)
 
-    app.add_middleware(EdgeGuard)  # NUL and non-finite numbers: 422 before any route or database sees them
+    # NUL and non-finite numbers: 422 before any route or database sees them (the CDS routes check their own)
+    app.add_middleware(EdgeGuard, decoded_by_route=decoded_here)
     app.add_middleware(AccessLog)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cds_cors_origins:

@@ -7,10 +7,11 @@ indicator) is a 500 here, never a malformed answer there.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from withdrawal.fhir.decoding import Resource, decoder
 from withdrawal.service.limits import Timestamp
 
 
@@ -33,6 +34,18 @@ class CdsRequest(BaseModel):
     fhirAuthorization: FhirAuthorization | None = None  # noqa: N815
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
+
+
+def _request_shape() -> Any:
+    """:class:`CdsRequest`'s fields as a ``TypedDict`` for the JSON decoder, every prefetch value a FHIR
+    resource or Bundle decoded to the elements the reading table reads (``fhir.decoding``)."""
+    fields: dict[str, Any] = dict.fromkeys(CdsRequest.model_fields, Any)
+    fields["prefetch"] = dict[str, Resource | None] | None
+    return TypedDict("CdsRequestBody", fields, total=False)  # type: ignore[operator]
+
+
+REQUEST_DECODER = decoder(_request_shape())
+"""Decodes a CDS service call's body: the prefetch keeps only what is read of it, the rest is as sent."""
 
 
 class Coding(BaseModel):
