@@ -12,6 +12,10 @@ whatever shape it has (a malformed one is still skipped and named by the reader,
 decoding type serves every resource type (msgspec cannot choose a ``TypedDict`` by ``resourceType``):
 a resource keeps the elements any type's readers read, a superset of its own.
 
+Then an Observation that no reader reads (vital signs, labs: most of a record) is passed over
+(:func:`read_by_a_reader`) before the readers walk it: only its codes are compared, with the codes the
+table's Observation rows and the bedside readers name.
+
 Bundles nest: ``entry[].resource`` is a :data:`Resource` again. A body that is not such a structure
 (a prefetch value that is not an object, an entry that is not one) is refused by the decoder
 (:class:`msgspec.ValidationError`); the caller then reads it in full.
@@ -23,6 +27,8 @@ from typing import Any, TypedDict
 
 import msgspec
 
+from withdrawal.fhir import reading
+from withdrawal.fhir.questionnaire import HOURS_CODE, LOINC_CODES, SCALES
 from withdrawal.fhir.reading import elements_read
 
 
@@ -60,3 +66,39 @@ def decode_resource(body: bytes | str) -> Any:
 
 
 _RESOURCE = decoder()
+
+
+_OBSERVATION_CODES = frozenset((*reading.values("Observation", "code"), *(f"{s}-total" for s in SCALES), HOURS_CODE,
+                                *LOINC_CODES.values()))
+"""Every code an Observation reader looks for: the table's Observation code rows, COWS/SOWS totals, hours."""
+_NAMED = reading.values("Observation", "code", "cyp2d6")[-1].removeprefix("code text naming ").lower()
+"""An uncoded Observation is read by the words of its code text (the table's "code text naming CYP2D6")."""
+
+
+def read_by_a_reader(res: Any) -> bool:
+    """False for an Observation no reader reads: none of its codes (of any system) is one a reader looks
+    for and its code's words do not name what an uncoded result is read by. Anything else, and anything
+    unusual in the code's shape, is kept: the readers decide (a superset of what they read, never less)."""
+    if type(res) is not dict or res.get("resourceType") != "Observation":
+        return True
+    concept = res.get("code")
+    if type(concept) is not dict:
+        return True
+    text = concept.get("text")
+    if text is not None and (type(text) is not str or _NAMED in text.lower()):
+        return True
+    codings = concept.get("coding")
+    if codings is None:
+        return False
+    if type(codings) is not list:
+        return True
+    for c in codings:
+        if type(c) is not dict:
+            return True
+        code, display = c.get("code"), c.get("display")
+        if code is not None and (type(code) is not str or code in _OBSERVATION_CODES
+                                 or code.strip() in _OBSERVATION_CODES):
+            return True
+        if display is not None and (type(display) is not str or _NAMED in display.lower()):
+            return True
+    return False
