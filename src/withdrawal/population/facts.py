@@ -131,8 +131,7 @@ class Distinct:
     """The distinct staged values the maps are built from."""
 
     conditions: list[tuple[str | None, int | None]]
-    medications: list[tuple[str | None, str | None]]
-    dosages: list[tuple[str | None, str | None, str | None]]
+    medications: list[tuple[str | None, str | None, str | None]]  # (concept, text, dosage): one pass for both maps
     allergies: list[tuple[str | None]]
 
 
@@ -163,8 +162,7 @@ in both engines."""
 
 DISTINCT_SQL = {
     "conditions": "SELECT DISTINCT concept, procedure FROM cond",
-    "medications": "SELECT DISTINCT concept, text FROM med",
-    "dosages": "SELECT DISTINCT concept, text, dosage FROM med WHERE dosage IS NOT NULL",
+    "medications": "SELECT DISTINCT concept, text, dosage FROM med",
     "allergies": "SELECT DISTINCT concept FROM alg",
 }
 
@@ -179,10 +177,10 @@ def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[
     med = MapTable("med_map", (("concept", "STRING"), ("text", "STRING"), ("drug", "STRING"), ("product", "STRING"),
                                *((c, "BIGINT") for c in dwords), ("unresolved", "INT")),
                    tuple((c, t, drug, prod, *layout.masks("drugs", (drug,) if drug else ()), int(not drug))
-                         for c, t, drug, prod in medication_map(values.medications, kb)))
+                         for c, t, drug, prod in medication_map(((c, t) for c, t, _ in values.medications), kb)))
     dose = MapTable("dose_map", (("concept", "STRING"), ("text", "STRING"), ("dosage", "STRING"),
                                  ("mg_day", "DOUBLE")),
-                    tuple(dose_map(values.dosages, kb)))
+                    tuple(dose_map(values.medications, kb)))
     alg = MapTable("alg_map", (("concept", "STRING"),
                                *((c, "BIGINT") for c in layout.columns("allergies", "drugs")), ("unresolved", "INT")),
                    tuple((c, *layout.masks("drugs", ds), int(u)) for c, ds, u in allergy_map(values.allergies, kb)))
