@@ -200,12 +200,13 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
               words: Collection[str] | None = None, washout_days: int = 0) -> str:
     """SELECT producing the ``facts`` relation the compiled rules read: one row per patient.
 
-    Every clinical source contributes rows to one ``UNION ALL`` (mapped conditions, medications,
-    allergies, observations), aggregated in a single ``GROUP BY patient_id``: sets with ``bit_or``
-    over the mask words, the latest observation as the least (days ago, tie-break) pair, the MME as a
-    sum over products (a product repeated in the record counts once, at its highest dose, as the
-    mapper's de-duplication). The patients are joined to that aggregate, not aggregated with it: the
-    wide aggregate then holds only the patients with a record (15 % less CPU for the facts on 1M).
+    Every coded source contributes rows to one ``UNION ALL`` (mapped conditions, medications,
+    allergies), aggregated in a single ``GROUP BY patient_id``: sets with ``bit_or`` over the mask
+    words, the MME as a sum over products (a product repeated in the record counts once, at its
+    highest dose, as the mapper's de-duplication). The observations are aggregated on their own (the
+    latest as the least (days ago, tie-break) pair). The patients are joined to both aggregates, not
+    aggregated with them: the wide aggregate then holds only the patients with a record (15 % less CPU
+    for the facts on 1M), and the observations' values are not aggregated twice (5 % less).
     ``words``: the set words the rules read (default all); only those are aggregated."""
     asof = f"DATE '{as_of.isoformat()}'"
     o, c, a = "Observation", "Condition", "AllergyIntolerance"
@@ -229,9 +230,7 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
 
     cols: list[tuple[str, str]] = [("patient_id", "STRING"), *((col, "BIGINT") for col in cwords),
                                    *((col, "BIGINT") for col, _ in win_words), ("mme_part", "DOUBLE"),
-                                   *((col, "BIGINT") for col in awords), ("crcl", "DOUBLE"), ("egfr", "DOUBLE"),
-                                   ("pregnant", "INT"), ("breastfeeding", "INT"), ("cyp_rank", "INT"),
-                                   ("unres", "INT")]
+                                   *((col, "BIGINT") for col in awords), ("unres", "INT")]
 
     def branch(exprs: dict[str, str], rest: str) -> str:
         select = ", ".join(f"{exprs[k]} AS {k}" if k in exprs else f"CAST(NULL AS {t}) AS {k}" for k, t in cols)
@@ -259,9 +258,6 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     AND (verification IS NULL OR verification NOT IN {lits(reading.values(a, 'verificationStatus', 'ignored'))})
     AND (category = '' OR {" OR ".join(f"concat('|', category, '|') LIKE '%|{v}|%'"
                                       for v in reading.values(a, 'category', 'counted') if v != reading.ABSENT)})"""),
-        branch({"patient_id": "patient_id", "crcl": "crcl", "egfr": "egfr",
-                "pregnant": "CASE WHEN preg_rank = 0 THEN 1 END",
-                "breastfeeding": "CASE WHEN bf_rank = 0 THEN 1 END", "cyp_rank": "cyp_rank"}, "FROM ob"),
     ]
     union = "\n  UNION ALL\n".join(branches)
     sets = [*cwords, *(col for col, _ in win_words), *awords]
@@ -318,9 +314,7 @@ u AS (
 ),
 ev AS (
   SELECT patient_id, {set_aggs}
-    sum(mme_part) AS mme, max(crcl) AS crcl, max(egfr) AS egfr,
-    max(pregnant) AS pregnant, max(breastfeeding) AS breastfeeding, max(cyp_rank) AS cyp_rank,
-    max(unres) AS unres
+    sum(mme_part) AS mme, max(unres) AS unres
   FROM u WHERE patient_id IS NOT NULL
   GROUP BY patient_id
 ),
@@ -330,8 +324,9 @@ pg AS (
 ),
 agg AS (
   SELECT pg.patient_id, pg.birth_date, pg.sex, {"".join(f"coalesce(ev.{col}, 0) AS {col}, " for col in sets)}
-    ev.mme, ev.crcl, ev.egfr, ev.pregnant, ev.breastfeeding, ev.cyp_rank, ev.unres
-  FROM pg LEFT JOIN ev ON pg.patient_id = ev.patient_id
+    ev.mme, ob.crcl, ob.egfr, CASE WHEN ob.preg_rank = 0 THEN 1 END AS pregnant,
+    CASE WHEN ob.bf_rank = 0 THEN 1 END AS breastfeeding, ob.cyp_rank, ev.unres
+  FROM pg LEFT JOIN ev ON pg.patient_id = ev.patient_id LEFT JOIN ob ON pg.patient_id = ob.patient_id
 )
 SELECT patient_id,
   CASE WHEN birth_date IS NULL OR birth_date > {asof} THEN NULL
