@@ -211,6 +211,10 @@ def test_the_cds_routes_refuse_what_the_edge_guard_refuses(app_factory: Any) -> 
             assert r.status_code == 422, constant
             assert r.json()["detail"] == [{"field": "body",
                                            "message": f"{constant} is not a JSON number; numbers must be finite"}]
+        # another method on a CDS path is still the edge guard's: refused before the router answers 405
+        r = client.put("/cds-services/withdrawal-order-sign", content=json.dumps(raw).encode(),
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"].endswith("meta.source")
         # an escaped backslash before "u0000" is no NUL
         r = _call(client, body.replace(b'"hookInstance": "h-1"', b'"hookInstance": "h\\\\u0000"', 1))
         assert r.status_code == 200, r.text

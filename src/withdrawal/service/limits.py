@@ -168,12 +168,12 @@ class EdgeGuard:
     the telltale byte sequences is parsed here, so an ordinary request costs a few
     substring scans.
 
-    ``decoded_by_route``: paths whose routes decode their JSON body with a strict decoder and refuse
-    what this guard refuses themselves (:func:`refusal`: the CDS services, whose bodies can be a
+    ``decoded_by_route``: requests (method and path) whose routes decode their JSON body with a strict
+    decoder and refuse what this guard refuses themselves (:func:`refusal`: the CDS services, whose bodies can be a
     patient's whole record); their JSON bodies pass through unread (their query is still checked).
     """
 
-    def __init__(self, app: ASGIApp, decoded_by_route: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, app: ASGIApp, decoded_by_route: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
         self.decoded_by_route = decoded_by_route
 
@@ -193,7 +193,7 @@ class EdgeGuard:
         is_form = _is(ctype, b"application/x-www-form-urlencoded")
         is_multipart = _is(ctype, b"multipart/form-data")
         if scope.get("method") not in ("POST", "PUT", "PATCH") or not (is_json or is_form or is_multipart) or (
-                is_json and self.decoded_by_route is not None and self.decoded_by_route(scope.get("path", ""))):
+                is_json and self.decoded_by_route is not None and self.decoded_by_route(scope)):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -19,6 +19,7 @@ import msgspec
 import pydantic_core
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 from withdrawal.fhir.decoding import DecodeError
 from withdrawal.service.cds import hooks
@@ -99,9 +100,10 @@ class _JsonRoute(APIRoute):
 _WHOLE: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 
-def decoded_here(path: str) -> bool:
-    """Paths of this router whose JSON bodies it decodes and checks itself (``EdgeGuard`` leaves them)."""
-    return _POSTED.fullmatch(path) is not None
+def decoded_here(scope: Scope) -> bool:
+    """Requests to this router whose JSON bodies it decodes and checks itself (``EdgeGuard`` leaves them):
+    a POST to a service or its feedback (any other method there is left to ``EdgeGuard``, as before)."""
+    return scope.get("method") == "POST" and _POSTED.fullmatch(scope.get("path", "")) is not None
 
 
 _POSTED = re.compile(r"/cds-services/[^/]+(?:/feedback)?")
