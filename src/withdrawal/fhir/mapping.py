@@ -650,8 +650,39 @@ def observation_kind(loinc: Iterable[str], code_text: str | None) -> str | None:
     return None
 
 
-def _observation(res: JSON, keep: Any, as_of: date) -> None:
+def observation_answer(kind: str, value_concept: object, value_boolean: object) -> bool | None:
+    """A pregnancy or breastfeeding status Observation's answer (None: unreadable, or another kind)."""
     o = "Observation"
+    if kind == "pregnancy":
+        answers = set(_codes(value_concept, {codes.LOINC, codes.SNOMED}))
+        if answers & set(reading.values(o, "pregnancy value", "yes")):
+            return True
+        if answers & set(reading.values(o, "pregnancy value", "no")):
+            return False
+    elif kind == "breastfeeding":
+        # NOTE: tramadol is not recommended while breastfeeding (label 8.2): a recorded status is
+        # read; "unknown" or an unreadable answer leaves the field unset, as it was.
+        answers = set(_codes(value_concept, codes.LOINC))
+        if answers & set(reading.values(o, "breastfeeding value", "yes")) or value_boolean is True:
+            return True
+        if answers & set(reading.values(o, "breastfeeding value", "no")) or value_boolean is False:
+            return False
+    return None
+
+
+def observation_coded(res: JSON) -> tuple[str | None, bool | None, str | None]:
+    """What an Observation's codes and coded value say: its kind, a status answer, a CYP2D6 phenotype
+    (the bulk screen reads the export's distinct codes and values with it)."""
+    concept = res.get("code")
+    kind = observation_kind(_codes(concept, codes.LOINC), None) or observation_kind((), _text(concept))
+    if kind is None:
+        return None, None, None
+    answer = observation_answer(kind, res.get("valueCodeableConcept"), res.get("valueBoolean"))
+    phenotype = _phenotype(res) if kind == "cyp2d6" and _is_cyp2d6(res) else None
+    return kind, answer, phenotype
+
+
+def _observation(res: JSON, keep: Any, as_of: date) -> None:
     if (_status_code(res.get("status")) or reading.ABSENT) not in _USABLE:
         return
     concept = res.get("code")
@@ -668,20 +699,12 @@ def _observation(res: JSON, keep: Any, as_of: date) -> None:
     if kind == "pregnancy":
         if when is not None and days > reading.PREGNANCY_LOOKBACK_DAYS:
             return
-        answers = set(_codes(res.get("valueCodeableConcept"), {codes.LOINC, codes.SNOMED}))
-        if answers & set(reading.values(o, "pregnancy value", "yes")):
-            keep("pregnant", days, 0, True)
-        elif answers & set(reading.values(o, "pregnancy value", "no")):
-            keep("pregnant", days, 1, False)
+        if (answer := observation_answer(kind, res.get("valueCodeableConcept"), None)) is not None:
+            keep("pregnant", days, 0 if answer else 1, answer)
     elif kind == "breastfeeding":
-        # NOTE: tramadol is not recommended while breastfeeding (label 8.2): a recorded status is
-        # read; "unknown" or an unreadable answer leaves the field unset, as it was.
-        answers = set(_codes(res.get("valueCodeableConcept"), codes.LOINC))
-        flag = res.get("valueBoolean")
-        if answers & set(reading.values(o, "breastfeeding value", "yes")) or flag is True:
-            keep("breastfeeding", days, 0, True)
-        elif answers & set(reading.values(o, "breastfeeding value", "no")) or flag is False:
-            keep("breastfeeding", days, 1, False)
+        answer = observation_answer(kind, res.get("valueCodeableConcept"), res.get("valueBoolean"))
+        if answer is not None:
+            keep("breastfeeding", days, 0 if answer else 1, answer)
     elif kind in {"crcl", "egfr"} and value is not None:
         keep(kind, days, value, value)
     elif kind == "weight" and value is not None and 0 < value <= 500:

@@ -7,7 +7,7 @@ facts SQL below is generated from the same rows, and the readers that work on co
 are the per-patient mapper's own (:func:`~withdrawal.fhir.mapping.concept_identity`,
 :func:`~withdrawal.fhir.mapping.concept_conditions`, :func:`~withdrawal.fhir.mapping.concept_allergy`,
 :func:`~withdrawal.fhir.mapping.daily_dose_mg`), run over the *distinct* staged values only, which
-the engines join back (``cond_map``, ``med_map``, ``dose_map``, ``alg_map``). The maps carry the KB
+the engines join back (``cond_map``, ``med_map``, ``dose_map``, ``alg_map``, ``obs_map``). The maps carry the KB
 ids as bit mask words (:class:`~withdrawal.population.sql.BitLayout`), so a patient's sets are
 ``bit_or`` aggregates and every compiled rule test is a ``&`` per word. Items the knowledge base
 cannot resolve (medications active or stopped within the washout, allergies, conditions inside the
@@ -28,6 +28,7 @@ from withdrawal.fhir.mapping import (
     concept_conditions,
     concept_identity,
     daily_dose_mg,
+    observation_coded,
 )
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.mme import MmeTable
@@ -114,13 +115,29 @@ def allergy_map(concepts: Iterable[tuple[str | None]],
     return out
 
 
+def observation_map(rows: Iterable[tuple[str | None, str | None, str | None, int | None, str | None]]
+                    ) -> list[tuple[str, str, str, int, str, str, int | None, str | None]]:
+    """(code, coded, vstring, vbool, component, kind, answer 1/0, phenotype) for every distinct staged
+    Observation of a kind the table reads: the mapper's ``observation_coded``."""
+    out: list[tuple[str, str, str, int, str, str, int | None, str | None]] = []
+    for code, coded, vs, vb, comp in sorted({(a or "", b or "", c or "", -1 if d is None else int(d), e or "")
+                                              for a, b, c, d, e in rows}):
+        res = {"code": _json(code) if code else None, "valueCodeableConcept": _json(coded) if coded else None,
+               "valueString": vs or None, "valueBoolean": {1: True, 0: False}.get(vb),
+               "component": _json(comp) if comp else None}
+        kind, answer, phenotype = observation_coded(res)
+        if kind is not None:
+            out.append((code, coded, vs, vb, comp, kind, None if answer is None else int(answer), phenotype))
+    return out
+
+
 @dataclass(frozen=True)
 class MapTable:
     """A code map for the engines: rows with the KB sets as bit mask words (:class:`BitLayout`)."""
 
     name: str
     columns: tuple[tuple[str, str], ...]  # (name, SQL type: STRING, BIGINT, INT or DOUBLE)
-    rows: tuple[tuple[str | int | float, ...], ...]
+    rows: tuple[tuple[str | int | float | None, ...], ...]
 
     def ddl(self) -> str:
         return ", ".join(f"{n} {t}" for n, t in self.columns)
@@ -133,6 +150,7 @@ class Distinct:
     conditions: list[tuple[str | None, int | None]]
     medications: list[tuple[str | None, str | None, str | None]]  # (concept, text, dosage): one pass for both maps
     allergies: list[tuple[str | None]]
+    observations: list[tuple[str | None, str | None, str | None, int | None, str | None]]
 
 
 VIEWS: dict[str, str] = {
@@ -164,11 +182,12 @@ DISTINCT_SQL = {
     "conditions": "SELECT DISTINCT concept, procedure FROM cond",
     "medications": "SELECT DISTINCT concept, text, dosage FROM med",
     "allergies": "SELECT DISTINCT concept FROM alg",
+    "observations": "SELECT DISTINCT code, coded, vstring, vbool, component FROM obs",
 }
 
 
 def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[MapTable, ...]:
-    """``cond_map``, ``med_map`` (one row per drug, for the MME), ``dose_map`` and ``alg_map``."""
+    """``cond_map``, ``med_map`` (one row per drug, for the MME), ``dose_map``, ``alg_map`` and ``obs_map``."""
     cwords, dwords = layout.columns("conditions", "conditions"), layout.columns("drugs", "drugs")
     cond = MapTable("cond_map", (("concept", "STRING"), ("procedure", "INT"),
                                  *((c, "BIGINT") for c in cwords), ("unresolved", "INT")),
@@ -184,7 +203,10 @@ def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[
     alg = MapTable("alg_map", (("concept", "STRING"),
                                *((c, "BIGINT") for c in layout.columns("allergies", "drugs")), ("unresolved", "INT")),
                    tuple((c, *layout.masks("drugs", ds), int(u)) for c, ds, u in allergy_map(values.allergies, kb)))
-    return cond, med, dose, alg
+    obs = MapTable("obs_map", (("code", "STRING"), ("coded", "STRING"), ("vstring", "STRING"), ("vbool", "INT"),
+                               ("component", "STRING"), ("kind", "STRING"), ("answer", "INT"), ("phenotype", "STRING")),
+                   tuple(observation_map(values.observations)))
+    return cond, med, dose, alg, obs
 
 
 def sql_list(values: Iterable[str]) -> str:
@@ -295,8 +317,10 @@ mm AS (
   WHERE active AND mg_day IS NOT NULL AND drug <> '' GROUP BY patient_id, product, drug
 ),
 oa AS (
-  SELECT patient_id, kind, value, answer, phenotype, effective, {days_ago} AS days FROM obs
-  WHERE kind IS NOT NULL AND status IN {lits(reading.values(o, 'status', 'usable'))}
+  SELECT patient_id, kind, value, answer, phenotype, effective, {days_ago} AS days
+  FROM obs JOIN obs_map ON obs.code = obs_map.code AND obs.coded = obs_map.coded
+    AND obs.vstring = obs_map.vstring AND obs.vbool = obs_map.vbool AND obs.component = obs_map.component
+  WHERE status IN {lits(reading.values(o, 'status', 'usable'))}
     AND (effective IS NULL OR effective <= {asof}) AND patient_id IS NOT NULL
 ),
 ob AS (

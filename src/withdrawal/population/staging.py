@@ -18,7 +18,8 @@ Staged columns:
   display for a contained Medication without a code; ``ref`` is set when the medication is a reference
   not resolved in the row (then joined with the export's Medication resources)
 * ``alg(patient_id, clinical, verification, category, concept)``: ``concept`` the code's JSON text
-* ``obs(patient_id, status, kind, effective, value, answer, phenotype)``
+* ``obs(patient_id, status, effective, value, code, coded, vstring, vbool, component)``: ``code``,
+  ``coded`` (valueCodeableConcept) and ``component`` as JSON text, ``vbool`` 1, 0 or -1 (absent)
 * ``medres(id, has_code, concept)`` from Medication resources
 """
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, get_args
 
-from withdrawal.fhir import codes, reading
+from withdrawal.fhir import reading
 from withdrawal.knowledge.models import Sex
 
 # --- one schema, two spellings -------------------------------------------------------------
@@ -54,10 +55,9 @@ FIELDS: dict[str, dict[str, Any]] = {
     "MedicationStatement": {**_MED, "effectivePeriod": PERIOD, "effectiveDateTime": S, "dosage": DOSAGE},
     "AllergyIntolerance": {"patient": REF, "clinicalStatus": CONCEPT, "verificationStatus": CONCEPT,
                            "category": [S], "code": J},
-    "Observation": {"status": S, "subject": REF, "code": CONCEPT, "effectiveDateTime": S, "effectiveInstant": S,
-                    "effectivePeriod": PERIOD, "issued": S, "valueQuantity": QTY, "valueCodeableConcept": CONCEPT,
-                    "valueBoolean": B, "valueString": S,
-                    "component": [{"code": CONCEPT, "valueCodeableConcept": CONCEPT}]},
+    "Observation": {"status": S, "subject": REF, "code": J, "effectiveDateTime": S, "effectiveInstant": S,
+                    "effectivePeriod": PERIOD, "issued": S, "valueQuantity": QTY, "valueCodeableConcept": J,
+                    "valueBoolean": B, "valueString": S, "component": J},
     "Medication": {"code": J},
     "Procedure": {"subject": REF, "status": S, "code": J, "performedDateTime": S, "performedPeriod": PERIOD},
 }
@@ -107,20 +107,9 @@ class Sql:
     def filter(self, arr: str, body: str) -> str:
         return f"filter({arr}, x -> {body})" if self.spark else f"list_filter({arr}, lambda x: {body})"
 
-    def transform(self, arr: str, body: str, var: str = "x") -> str:
-        return (f"transform({arr}, {var} -> {body})" if self.spark
-                else f"list_transform({arr}, lambda {var}: {body})")
-
-    def exists(self, arr: str, body: str) -> str:
-        inner = f"exists({arr}, x -> {body})" if self.spark else f"len(list_filter({arr}, lambda x: {body})) > 0"
-        return f"coalesce({inner}, FALSE)"
-
     def join(self, arr: str) -> str:
         """The strings of an array joined with ``|`` ('' for none)."""
         return f"coalesce(concat_ws('|', {arr}), '')" if self.spark else f"coalesce(array_to_string({arr}, '|'), '')"
-
-    def size(self, arr: str) -> str:
-        return f"size({arr})" if self.spark else f"len({arr})"
 
     def first_where(self, arr: str, cond: Callable[[str], str]) -> str:
         """The first element of ``arr`` for which ``cond(element)`` holds. Most arrays' first element does, so
@@ -180,36 +169,6 @@ def code_status(q: Sql, concept: str) -> str:
     return f"lower({clean(f'({first}).code')})"
 
 
-def codes_of(q: Sql, concept: str, systems: Sequence[str]) -> str:
-    """The codes of the codings in ``systems``, in order, joined with ``|`` (one coding, the usual case,
-    without the lambdas)."""
-    arr = f"{concept}.coding"
-
-    def picked(x: str) -> str:
-        return f"{x}.system IN {lits(systems)} AND {clean(f'{x}.code')} IS NOT NULL"
-
-    one = q.first(arr)
-    return (f"CASE WHEN {q.size(arr)} = 1 THEN CASE WHEN {picked(one)} THEN trim({one}.code) ELSE '' END "
-            f"ELSE {q.join(q.transform(q.filter(arr, picked('x')), 'trim(x.code)'))} END")
-
-
-def has_code(q: Sql, concept: str, systems: Sequence[str], values: Sequence[str]) -> str:
-    """A coding in ``systems`` has one of ``values`` (one coding, the usual case, without the lambda)."""
-    arr = f"{concept}.coding"
-
-    def match(x: str) -> str:
-        return f"{x}.system IN {lits(systems)} AND trim({x}.code) IN {lits(values)}"
-
-    return (f"CASE WHEN {q.size(arr)} = 1 THEN coalesce({match(q.first(arr))}, FALSE) "
-            f"ELSE {q.exists(arr, match('x'))} END")
-
-
-def text_of(q: Sql, concept: str) -> str:
-    """``text``, else the first display (``fhir.mapping._text``)."""
-    first = q.first_where(f"{concept}.coding", lambda x: clean(f"{x}.display") + " IS NOT NULL")
-    return f"coalesce({clean(concept + '.text')}, trim(({first}).display))"
-
-
 # --- the projections ---------------------------------------------------------------------
 
 
@@ -236,39 +195,16 @@ def _medication(q: Sql, rtype: str) -> str:
 
 
 def _observation(q: Sql) -> str:
+    """The code, coded value, string value, boolean and components as written: the mapper's own
+    ``observation_coded`` reads their distinct combinations (``facts.obs_map``)."""
     o = "Observation"
-    loinc = (codes.LOINC,)
-    kinds = []
-    for kind in reading.values(o, "code kind order"):
-        kinds.append(f"WHEN {has_code(q, 'code', loinc, reading.values(o, 'code', kind))} THEN '{kind}'")
-    code_text = f"lower(coalesce({text_of(q, 'code')}, ''))"
-    kind = f"CASE {' '.join(kinds)} WHEN {code_text} LIKE '%cyp2d6%' THEN 'cyp2d6' END"
-    vcc = "valueCodeableConcept"
-    preg_sys = (codes.LOINC, codes.SNOMED)
-    answer = (
-        f"CASE WHEN {has_code(q, 'code', loinc, reading.values(o, 'code', 'pregnancy'))} THEN "
-        f"CASE WHEN {has_code(q, vcc, preg_sys, reading.values(o, 'pregnancy value', 'yes'))} THEN 1 "
-        f"WHEN {has_code(q, vcc, preg_sys, reading.values(o, 'pregnancy value', 'no'))} THEN 0 END "
-        f"ELSE CASE WHEN {has_code(q, vcc, loinc, reading.values(o, 'breastfeeding value', 'yes'))} "
-        f"OR valueBoolean = TRUE THEN 1 "
-        f"WHEN {has_code(q, vcc, loinc, reading.values(o, 'breastfeeding value', 'no'))} "
-        f"OR valueBoolean = FALSE THEN 0 END END"
-    )
-    coded = q.join(q.transform("y.valueCodeableConcept.coding", "concat_ws(' ', x.code, x.display)"))
-    comp = q.join(q.transform("component", f"concat_ws(' ', y.valueCodeableConcept.text, {coded})", var="y"))
-    cyp_own = has_code(q, "code", loinc, (codes.CYP2D6_OWN,))
-    cyp_any = has_code(q, "code", loinc, tuple(sorted(codes.CYP2D6_PHENOTYPE)))
-    cyp_ok = (f"CASE WHEN {cyp_own} THEN TRUE WHEN {cyp_any} THEN lower(concat({comp}, ' ', {code_text})) "
-              f"LIKE '%cyp2d6%' ELSE {code_text} LIKE '%cyp2d6%' END")
-    ptext = f"lower(coalesce({text_of(q, vcc)}, {clean('valueString')}, ''))"
-    whens = []
-    for pheno, words in reading.phenotype_words():
-        whens.append(f"WHEN {' OR '.join(f'{ptext} LIKE {lit(chr(37) + w + chr(37))}' for w in words)} THEN '{pheno}'")
-    phenotype = f"CASE WHEN {cyp_ok} THEN CASE {' '.join(whens)} END END"
     return (f"{ref_id(q, 'subject.reference')} AS patient_id, coalesce(lower({clean('status')}), "
-            f"{lit(reading.ABSENT)}) AS status, {kind} AS kind, "
+            f"{lit(reading.ABSENT)}) AS status, "
             f"{first_date(q, reading.values(o, 'date'), FIELDS[o])} AS effective, "
-            f"valueQuantity.value AS value, {answer} AS answer, {phenotype} AS phenotype")
+            f"valueQuantity.value AS value, coalesce({q.json_text('code')}, '') AS code, "
+            f"coalesce({q.json_text('valueCodeableConcept')}, '') AS coded, "
+            f"coalesce({clean('valueString')}, '') AS vstring, "
+            f"coalesce(CAST(valueBoolean AS INT), -1) AS vbool, coalesce({q.json_text('component')}, '') AS component")
 
 
 def stage_sql(dialect: str, rtype: str) -> str:
