@@ -167,7 +167,13 @@ class KnowledgeBase:
         return self.condition_codes.get("ICD:" + compact) or self.condition_codes.get("SCT:" + raw)
 
     def condition_scope(self, text: str) -> ScreenScope | None:
-        """The scope entry an unresolved condition code falls in, or None (out of the screen's scope)."""
+        """The scope entry an unresolved condition code falls in, or None (out of the screen's scope).
+
+        Cached (:meth:`memoized`): a record repeats its codes (115 Procedures of one SNOMED code in a
+        Synthea record), and each look walks the scope's prefixes with a regular expression."""
+        return self.memoized("condition_scope", text, self._condition_scope)
+
+    def _condition_scope(self, text: str) -> ScreenScope | None:
         raw = text.strip()
         code = raw.upper().replace(".", "")
         for scope in self.vocabulary.condition_scope:
