@@ -222,13 +222,14 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
               words: Collection[str] | None = None, washout_days: int = 0) -> str:
     """SELECT producing the ``facts`` relation the compiled rules read: one row per patient.
 
-    Every coded source contributes rows to one ``UNION ALL`` (mapped conditions, medications,
-    allergies), aggregated in a single ``GROUP BY patient_id``: sets with ``bit_or`` over the mask
-    words, the MME as a sum over products (a product repeated in the record counts once, at its
-    highest dose, as the mapper's de-duplication). The observations are aggregated on their own (the
-    latest as the least (days ago, tie-break) pair). The patients are joined to both aggregates, not
-    aggregated with them: the wide aggregate then holds only the patients with a record (15 % less CPU
-    for the facts on 1M), and the observations' values are not aggregated twice (5 % less).
+    The mapped conditions, allergies and the MME parts contribute rows to one ``UNION ALL``, aggregated
+    in a single ``GROUP BY patient_id``: sets with ``bit_or`` over the mask words, the MME as a sum
+    over products (a product repeated in the record counts once, at its highest dose, as the mapper's
+    de-duplication). The medications' window words are aggregated on their own (each aggregate then
+    updates only the columns its rows carry: 5 % less CPU for the facts on 1M than one aggregate of
+    every source), and so are the observations (the latest as the least (days ago, tie-break) pair).
+    The patients are joined to the aggregates, not aggregated with them: the aggregates then hold only
+    the patients with a record (15 % less CPU for the facts on 1M).
     ``words``: the set words the rules read (default all); only those are aggregated."""
     asof = f"DATE '{as_of.isoformat()}'"
     o, c, a = "Observation", "Condition", "AllergyIntolerance"
@@ -251,7 +252,7 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
                  for col, cond in win for i in range(len(dwords)) if words is None or f"{col}_{i}" in words]
 
     cols: list[tuple[str, str]] = [("patient_id", "STRING"), *((col, "BIGINT") for col in cwords),
-                                   *((col, "BIGINT") for col, _ in win_words), ("mme_part", "DOUBLE"),
+                                   ("mme_part", "DOUBLE"),
                                    *((col, "BIGINT") for col in awords), ("unres", "INT")]
 
     def branch(exprs: dict[str, str], rest: str) -> str:
@@ -269,9 +270,6 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     AND (verification IS NULL OR verification NOT IN {lits(reading.values(c, 'verificationStatus', 'ignored'))})
     AND (onset IS NULL OR onset <= {asof})
     AND (abatement IS NULL OR abatement > {asof})"""),
-        branch({"patient_id": "patient_id", **dict(win_words),
-                "unres": f"CASE WHEN unresolved = 1 AND (active OR days <= {int(washout_days)}) THEN 1 END"},
-               "FROM ms"),
         branch({"patient_id": "patient_id", "mme_part": f"CASE drug {mme_case} ELSE 0.0 END"}, "FROM mm"),
         branch({"patient_id": "alg.patient_id", "unres": "alg_map.unresolved",
                 **{col: f"alg_map.{col}" for col in awords}}, f"""
@@ -283,7 +281,8 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     ]
     union = "\n  UNION ALL\n".join(branches)
     sets = [*cwords, *(col for col, _ in win_words), *awords]
-    set_aggs = "".join(f"coalesce(bit_or({col}), 0) AS {col}, " for col in sets)
+    coded = [*cwords, *awords]  # the words of the conditions' and allergies' aggregate (the medications': em)
+    set_aggs = "".join(f"coalesce(bit_or({col}), 0) AS {col}, " for col in coded)
     mr, ms = "MedicationRequest", "MedicationStatement"
     ignored_intents = lits(reading.values(mr, "intent", "ignored when stopped"))
     renal = "coalesce(crcl, egfr)"
@@ -342,15 +341,22 @@ ev AS (
   FROM u WHERE patient_id IS NOT NULL
   GROUP BY patient_id
 ),
+em AS (
+  SELECT patient_id, {"".join(f"bit_or({e}) AS {col}, " for col, e in win_words)}
+    max(CASE WHEN unresolved = 1 AND (active OR days <= {int(washout_days)}) THEN 1 END) AS unres
+  FROM ms WHERE patient_id IS NOT NULL GROUP BY patient_id
+),
 pg AS (
   SELECT patient_id, min(birth_date) AS birth_date, min(sex) AS sex FROM pat
   WHERE patient_id IS NOT NULL GROUP BY patient_id
 ),
 agg AS (
-  SELECT pg.patient_id, pg.birth_date, pg.sex, {"".join(f"coalesce(ev.{col}, 0) AS {col}, " for col in sets)}
+  SELECT pg.patient_id, pg.birth_date, pg.sex, {"".join(f"coalesce(ev.{col}, 0) AS {col}, " for col in coded)}
+    {"".join(f"coalesce(em.{col}, 0) AS {col}, " for col, _ in win_words)}
     ev.mme, ob.crcl, ob.egfr, CASE WHEN ob.preg_rank = 0 THEN 1 END AS pregnant,
-    CASE WHEN ob.bf_rank = 0 THEN 1 END AS breastfeeding, ob.cyp_rank, ev.unres
-  FROM pg LEFT JOIN ev ON pg.patient_id = ev.patient_id LEFT JOIN ob ON pg.patient_id = ob.patient_id
+    CASE WHEN ob.bf_rank = 0 THEN 1 END AS breastfeeding, ob.cyp_rank, greatest(ev.unres, em.unres) AS unres
+  FROM pg LEFT JOIN ev ON pg.patient_id = ev.patient_id LEFT JOIN em ON pg.patient_id = em.patient_id
+    LEFT JOIN ob ON pg.patient_id = ob.patient_id
 )
 SELECT patient_id,
   CASE WHEN birth_date IS NULL OR birth_date > {asof} THEN NULL
