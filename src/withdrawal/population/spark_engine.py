@@ -52,6 +52,9 @@ def session(master: str = "local[*]", shuffle_partitions: int = 8, *, python: st
     builder = SparkSession.builder
     if worker_python:
         builder = builder.config("spark.pyspark.python", worker_python)
+        # PySpark's RDD API starts its workers with $PYSPARK_PYTHON (else "python3" on PATH), not the
+        # configuration: without this a local session ran whatever "python3" came first on PATH.
+        os.environ["PYSPARK_PYTHON"] = worker_python
     if ship_package and local:
         paths = [str(package_root()), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         builder = builder.config("spark.executorEnv.PYTHONPATH", os.pathsep.join(paths))
