@@ -35,10 +35,10 @@ def test_replayed_jti_is_refused_and_rolls_back_the_audit_row(engine: Any) -> No
     claims = {"iss": "https://ehr.example", "jti": "j-1", "exp": (datetime.now(UTC) + timedelta(minutes=5)).timestamp()}
     with Session(engine) as s:
         guard.remember(s, claims, datetime.now(UTC))
-        audit.record(s, actor="cds:x", action="cds", resource="svc", resource_id="first")
+        s.add(audit.entry(actor="cds:x", action="cds", resource="svc", resource_id="first"))
         s.commit()
     with Session(engine) as s, pytest.raises(CdsAuthError, match="already used"):
-        audit.record(s, actor="cds:x", action="cds", resource="svc", resource_id="replay")
+        s.add(audit.entry(actor="cds:x", action="cds", resource="svc", resource_id="replay"))
         guard.remember(s, claims, datetime.now(UTC))
         s.commit()
     with Session(engine) as s:

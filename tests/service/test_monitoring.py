@@ -10,7 +10,7 @@ import pytest
 from tests_support import kb_with
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.loader import KnowledgeBase, load_kb
-from withdrawal.monitoring import DoseRecord, ScaleRecord, Thresholds, default_rules, evaluate
+from withdrawal.monitoring import DoseRecord, ScaleRecord, Thresholds, evaluate
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
@@ -20,7 +20,6 @@ def run(kb: KnowledgeBase, scores=(), doses=(), *, limit=400, taper=False, th=Th
         scores=list(scores),
         doses=list(doses),
         kb=kb,
-        rules=default_rules(kb),
         thresholds=th,
         tramadol_max_daily_mg=limit,
         taper_active=taper,
@@ -38,7 +37,7 @@ def dose(mg: float, days_ago: float, drug: str = "tramadol", **kw) -> DoseRecord
 
 
 def test_every_alert_cites_known_sources(kb: KnowledgeBase) -> None:
-    rules = default_rules(kb)
+    rules = kb.monitoring
     assert len(rules.alerts) == 8
     for a in rules.alerts:
         assert all(s in kb.sources for s in a.sources)
@@ -110,8 +109,8 @@ def test_patient_crisis_signal(kb: KnowledgeBase) -> None:
     assert "patient_crisis_signal" not in run(kb, [sows(47, 3)])
     assert "patient_crisis_signal" not in run(kb, [sows(64, 4, hours_ago=30), sows(12, 1)])  # the latest counts
     assert "patient_crisis_signal" not in run(kb, [sows(50, 0)], th=Thresholds(sows_crisis_total=60))
-    found = evaluate(scores=[], doses=[], kb=kb, rules=default_rules(kb), thresholds=Thresholds(),
+    found = evaluate(scores=[], doses=[], kb=kb, thresholds=Thresholds(),
                      tramadol_max_daily_mg=400, taper_active=False, now=NOW, suicidal_ideation=True)
     assert found[0].code == "patient_crisis_signal" and found[0].level == "critical"  # most severe first
     assert crisis_signal([sows(64, 4)], Thresholds())["reasons"] == ["sows_total", "craving_maximum"]
-    assert default_rules(kb).by_id()["patient_crisis_signal"].settings == ("monitoring_sows_crisis_total",)
+    assert kb.monitoring.by_id()["patient_crisis_signal"].settings == ("monitoring_sows_crisis_total",)

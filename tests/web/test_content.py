@@ -15,7 +15,6 @@ from tests_support import kb_with
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.loader import default_kb, load_kb
 from withdrawal.knowledge.patient_info import LEAD, NEVER_ALONE, QUESTIONS
-from withdrawal.web.content import patient_info
 
 PHONE = re.compile(r"\b\d{3}[-. )]\d{3}[-. ]\d{4}\b")
 # Private treatment providers this project once cited (a recovery centre's withdrawal page and the
@@ -28,38 +27,38 @@ PUBLIC_PAGES = ["/", "/info", "/info/withdrawal", "/info/self-care", "/info/tram
 
 
 def answer_text(faq_id: str) -> str:
-    faq = next(f for f in patient_info().faqs if f.id == faq_id)
+    faq = next(f for f in default_kb().patient_info["en"].faqs if f.id == faq_id)
     return " ".join(p.text for p in faq.answer)
 
 
 def test_patient_info_loads_with_the_questions_in_order() -> None:
-    info = patient_info()
+    info = default_kb().patient_info["en"]
     assert tuple(f.id for f in info.faqs) == QUESTIONS
     assert {s.id for s in info.sections} >= {"withdrawal", "self_care", "tramadol", "risks", "help_now"}
 
 
 def test_every_paragraph_and_every_answer_cites_registered_sources() -> None:
     sources = default_kb().sources
-    for where, p in patient_info().paragraphs():
+    for where, p in default_kb().patient_info["en"].paragraphs():
         assert p.sources, where
         assert all(s in sources for s in p.sources), where
-    for f in patient_info().faqs:
+    for f in default_kb().patient_info["en"].faqs:
         cited = {s for p in f.answer for s in p.sources}
         assert cited and cited <= set(sources), f.id
 
 
 def test_each_answer_leads_with_the_guideline_and_a_clinician() -> None:
-    for f in patient_info().faqs:
+    for f in default_kb().patient_info["en"].faqs:
         lead = f.answer[0].text
         assert lead.startswith(LEAD), f.id
         assert all(words in lead.lower() for words in NEVER_ALONE), f.id
         assert len(f.answer) >= 2, f"{f.id}: the nuance follows the guideline answer"
-    intro = patient_info().faq_intro.text.lower()
+    intro = default_kb().patient_info["en"].faq_intro.text.lower()
     assert "buprenorphine and methadone" in intro and all(w in intro for w in NEVER_ALONE)
 
 
 def test_does_it_help_puts_buprenorphine_before_the_tramadol_nuance() -> None:
-    faq = next(f for f in patient_info().faqs if f.id == "does_it_help")
+    faq = next(f for f in default_kb().patient_info["en"].faqs if f.id == "does_it_help")
     lead = faq.answer[0].text.lower()
     assert "buprenorphine and methadone" in lead and "not approved" in lead
     trial = faq.answer[1].text
@@ -68,7 +67,7 @@ def test_does_it_help_puts_buprenorphine_before_the_tramadol_nuance() -> None:
 
 
 def test_tramadol_page_puts_the_guideline_first() -> None:
-    section = patient_info().section("tramadol")
+    section = default_kb().patient_info["en"].section("tramadol")
     assert section is not None
     assert all(words in section.intro.lower() for words in NEVER_ALONE)
     first = section.points[0].text
@@ -84,7 +83,7 @@ def test_interactions_answer() -> None:
 
 
 def test_how_quickly_answer_uses_label_numbers_only() -> None:
-    faq = next(f for f in patient_info().faqs if f.id == "how_quickly")
+    faq = next(f for f in default_kb().patient_info["en"].faqs if f.id == "how_quickly")
     text = answer_text("how_quickly").lower()
     for words in ("within about an hour", "about 2 hours", "about 3 hours", "cyp2d6"):
         assert words in text, words
@@ -139,14 +138,14 @@ def test_no_private_treatment_centre_among_the_sources() -> None:
 
 
 def test_only_public_phone_numbers() -> None:
-    info = patient_info()
+    info = default_kb().patient_info["en"]
     text = " ".join(p.text for _, p in info.paragraphs())
     assert set(PHONE.findall(text)) <= {"800-662-4357"}
     assert "1-800-662-HELP" in text and "FindTreatment.gov" in text
 
 
 def test_risks_cover_what_the_issue_asks() -> None:
-    info = patient_info()
+    info = default_kb().patient_info["en"]
     risks = " ".join(p.text for p in info.section("risks").points).lower()  # type: ignore[union-attr]
     for word in ("seizure", "serotonin syndrome", "addict", "alcohol", "benzodiazepines"):
         assert word in risks
@@ -190,7 +189,7 @@ def test_rendered_patient_pages_have_no_private_domain_or_number(pages: dict[str
 
 def test_rendered_questions_page_answers_every_question(pages: dict[str, Any]) -> None:
     html = pages["/info/questions"]
-    for f in patient_info().faqs:
+    for f in default_kb().patient_info["en"].faqs:
         assert f'id="faq-{f.id}"' in html, f.id
         assert f.question in html.replace("&#39;", "'"), f.id
     assert html.count(f"<strong>{LEAD}</strong>") == len(QUESTIONS)

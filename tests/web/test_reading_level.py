@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import textstat
 
+from withdrawal.knowledge.loader import default_kb
 from withdrawal.knowledge.patient_info import PatientInfo
-from withdrawal.web.content import patient_info
 
 FK_MAX = 8.0
 FERNANDEZ_HUERTA_MIN = 70.0
@@ -35,15 +35,15 @@ def spanish_scores(text: str) -> tuple[float, float]:
         textstat.set_lang("en")
 
 
-@pytest.mark.parametrize("page", sorted(pages(patient_info("en"))))
+@pytest.mark.parametrize("page", sorted(pages(default_kb().patient_info["en"])))
 def test_english_patient_pages_are_grade_8_or_below(page: str) -> None:
-    grade = english_grade(pages(patient_info("en"))[page])
+    grade = english_grade(pages(default_kb().patient_info["en"])[page])
     assert grade <= FK_MAX, f"{page}: Flesch-Kincaid grade {grade}"
 
 
-@pytest.mark.parametrize("page", sorted(pages(patient_info("es"))))
+@pytest.mark.parametrize("page", sorted(pages(default_kb().patient_info["es"])))
 def test_spanish_patient_pages_are_fairly_easy_or_easier(page: str) -> None:
-    fh, sp = spanish_scores(pages(patient_info("es"))[page])
+    fh, sp = spanish_scores(pages(default_kb().patient_info["es"])[page])
     assert fh >= FERNANDEZ_HUERTA_MIN, f"{page}: Fernández-Huerta {fh}"
     assert sp >= SZIGRISZT_PAZOS_MIN, f"{page}: Szigriszt-Pazos {sp}"
 
@@ -56,4 +56,4 @@ def test_the_measures_tell_hard_text_from_plain_text() -> None:
                "exhaustiva de las interacciones farmacodinámicas, particularmente las manifestaciones neurotóxicas.")
     fh, sp = spanish_scores(hard_es)
     assert fh < FERNANDEZ_HUERTA_MIN and sp < SZIGRISZT_PAZOS_MIN
-    assert english_grade(pages(patient_info("en"))["help_now"]) <= FK_MAX
+    assert english_grade(pages(default_kb().patient_info["en"])["help_now"]) <= FK_MAX

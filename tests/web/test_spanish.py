@@ -14,9 +14,8 @@ from fastapi.testclient import TestClient
 
 from tests_support import kb_with
 from withdrawal.errors import KnowledgeBaseError
-from withdrawal.knowledge.loader import load_kb
+from withdrawal.knowledge.loader import default_kb, load_kb
 from withdrawal.web import i18n
-from withdrawal.web.content import patient_info
 
 TEMPLATES = Path(i18n.__file__).resolve().parent / "templates"
 MARKED = re.compile(r"""_\((?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\)""")
@@ -117,7 +116,7 @@ def test_a_signed_in_account_remembers_its_language(app: Any) -> None:
 
 
 def test_the_spanish_content_keeps_every_paragraphs_sources(tmp_path: Path) -> None:
-    en, es = patient_info("en"), patient_info("es")
+    en, es = default_kb().patient_info["en"], default_kb().patient_info["es"]
     assert [p.sources for _, p in en.paragraphs()] == [p.sources for _, p in es.paragraphs()]
     assert all(f.lead[0] == "Respuesta de las guías:" for f in es.faqs)
     def change(raw: Any) -> None:

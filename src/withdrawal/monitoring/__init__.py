@@ -10,7 +10,7 @@ from withdrawal.monitoring.alerts import (
     evaluate,
     trend,
 )
-from withdrawal.monitoring.rules import AlertDefinition, MonitoringRules, Thresholds, default_rules
+from withdrawal.monitoring.rules import AlertDefinition, MonitoringRules, Thresholds
 
 __all__ = [
     "Alert",
@@ -22,7 +22,6 @@ __all__ = [
     "TrendPoint",
     "band_of",
     "crisis_signal",
-    "default_rules",
     "evaluate",
     "trend",
 ]

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.monitoring.rules import AlertDefinition, AlertLevel, MonitoringRules, Thresholds
+from withdrawal.monitoring.rules import AlertDefinition, AlertLevel, Thresholds
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,6 @@ def evaluate(
     scores: Sequence[ScaleRecord],
     doses: Sequence[DoseRecord],
     kb: KnowledgeBase,
-    rules: MonitoringRules,
     thresholds: Thresholds,
     tramadol_max_daily_mg: int | None,
     taper_active: bool,
@@ -128,7 +127,7 @@ def evaluate(
 
     ``suicidal_ideation``: the patient's record names it (it always raises the crisis alert).
     """
-    defs = rules.by_id()
+    defs = kb.monitoring.by_id()
     alerts: list[Alert] = []
     cows = trend(scores, "cows", kb)
     treatment = sorted(d.at for d in doses if d.kind == "administration" and d.at <= now)

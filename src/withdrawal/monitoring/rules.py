@@ -8,15 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.monitoring import AlertDefinition, AlertLevel, MonitoringRules
 
-__all__ = ["AlertDefinition", "AlertLevel", "MonitoringRules", "Thresholds", "default_rules"]
-
-
-def default_rules(kb: KnowledgeBase) -> MonitoringRules:
-    """The alert definitions of ``kb`` (loaded and checked with it)."""
-    return kb.monitoring
+__all__ = ["AlertDefinition", "AlertLevel", "MonitoringRules", "Thresholds"]
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from withdrawal.service.models import AuditEntry, User, utcnow
 
 
@@ -51,19 +49,3 @@ def entry(
     ``reason``: a clinician's override reason, kept in the audit log only (never logged).
     """
     return AuditEntry(**_row(actor, action, resource, resource_id, patient_id, outcome, at), reason=reason)
-
-
-def record(
-    session: Session,
-    *,
-    actor: User | str,
-    action: str,
-    resource: str,
-    resource_id: object = None,
-    patient_id: int | None = None,
-    outcome: str = "ok",
-    reason: str | None = None,
-) -> None:
-    """Add an audit row to the session (written when the session flushes or commits)."""
-    session.add(entry(actor=actor, action=action, resource=resource, resource_id=resource_id,
-                      patient_id=patient_id, outcome=outcome, reason=reason))

@@ -17,7 +17,7 @@ from withdrawal.assess import Assessment, assess_patient
 from withdrawal.errors import InputError
 from withdrawal.intake import read_patient
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.monitoring import Alert, DoseRecord, ScaleRecord, Thresholds, default_rules, evaluate, trend
+from withdrawal.monitoring import Alert, DoseRecord, ScaleRecord, Thresholds, evaluate, trend
 from withdrawal.monitoring.alerts import daily_totals
 from withdrawal.patient import parse_patient
 from withdrawal.scales import score
@@ -210,7 +210,6 @@ def alerts(
         scores=scores,
         doses=doses,
         kb=kb,
-        rules=default_rules(kb),
         thresholds=thresholds,
         tramadol_max_daily_mg=limit,
         taper_active=bool(plan and plan.taper),

@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, Response
 from withdrawal.service.deps import SessionDep, UowDep
 from withdrawal.service.models import User
 from withdrawal.web import auth, i18n
-from withdrawal.web.content import patient_info
 from withdrawal.web.pages import HERE, redirect, render, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -21,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 
 def _info(request: Request, user: User | None) -> Any:
     """The patient content in the request's language."""
-    return patient_info(i18n.choose(request, user))
+    return request.app.state.kb.patient_info[i18n.choose(request, user)]
 
 
 def _info_page(request: Request, user: User | None, section_id: str) -> HTMLResponse:
