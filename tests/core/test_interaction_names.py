@@ -69,3 +69,14 @@ def test_cli_lists_every_name_of_a_quoted_list() -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert {"sertraline", "alprazolam", "methadone"} <= set(out["drugs"]) and out["unrecognised"] == ["blorp"]
+
+
+def test_combination_products_and_lists_resolve_each_ingredient(kb: KnowledgeBase) -> None:
+    # "tramadol/acetaminophen" is how combination products are written (Ultracet); the patient model reads
+    # both ingredients, so the interaction checker must too. Numbers keep their separators.
+    assert resolve_names("tramadol/acetaminophen", kb) == (
+        [("tramadol", ("tramadol",)), ("acetaminophen", ("acetaminophen",))], [])
+    assert [ids for _, ids in resolve_names("sertraline,fluoxetine", kb)[0]] == [("sertraline",), ("fluoxetine",)]
+    assert resolve_names("oxycodone 10/325 mg", kb) == ([("oxycodone", ("oxycodone",))], [])
+    assert resolve_names("1,000 mg acetaminophen", kb) == ([("acetaminophen", ("acetaminophen",))], [])
+

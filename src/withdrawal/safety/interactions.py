@@ -73,7 +73,9 @@ def _pair_hits(a: str, b: str, kb: KnowledgeBase) -> Iterable[PairHit]:
                 yield PairHit(x, y, rule.level, rule.message, rule.action, rule.sources, rule.verification)
 
 
-_TOKEN = re.compile(r"[\w']+(?:[.,/][\w']+)*")
+# A number keeps its separators ("10/325", "1,000", "0.5mg"); between words "/" and "," separate names
+# ("tramadol/acetaminophen", "sertraline,fluoxetine"), as the patient model's name scan reads them.
+_TOKEN = re.compile(r"\d[\d.,/]*[A-Za-z%]*|[\w']+")
 # Words that say how much or which salt or form, not which drug: skipped, neither resolved nor listed.
 _NOT_A_NAME = re.compile(
     r"^(?:\d[\d.,/]*(?:mg|mcg|ug|g|ml|%)?|mg|mcg|ug|g|ml|tab|tabs|tablet|tablets|cap|caps|capsule|capsules|"
