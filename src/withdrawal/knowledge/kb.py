@@ -203,13 +203,13 @@ class KnowledgeBase:
 
     def resolve_drug_name(self, text: str) -> tuple[str, ...]:
         """Ingredient ids for a medication name: exact name first, then known names inside it."""
-        return self.memoized("drug_name", text, lambda t: self.lookup_drug(t) or self._scan(t)[0])
+        return self.memoized("drug_name", text, lambda t: self.lookup_drug(t) or self._scanned(t)[0])
 
     def unscreened_words(self, text: str) -> tuple[str, ...]:
         """Words of a medication name beside its known ingredients that were not screened."""
         if self.lookup_drug(text):
             return ()
-        return self.memoized("drug_leftover", text, lambda t: self._scan(t)[1])
+        return self._scanned(text)[1]
 
     def resolve_medication(self, rxnorm: str | None, name: str | None) -> Resolved:
         """A medication by its ingredient RxCUI, else by its name (with the words not screened)."""
@@ -233,6 +233,10 @@ class KnowledgeBase:
     def condition_in_scope(self, text: str) -> bool:
         """An unrecognised condition the screen should have looked at (free text, or a code in scope)."""
         return self.condition_scope(text) is not None or not _CODE.match(text.strip().upper())
+
+    def _scanned(self, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """:meth:`_scan`, once per text (names and leftover words come from the same scan)."""
+        return self.memoized("drug_scan", text, self._scan)
 
     def _scan(self, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Known names inside free text, and the words left over that are neither a known name nor a

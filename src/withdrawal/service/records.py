@@ -112,6 +112,12 @@ def assess_record(session: Session, patient: Patient, kb: KnowledgeBase, *, over
     return assess_patient(parse_patient(data), kb, override=override)
 
 
+def active_plan(session: Session, patient_id: int) -> Plan | None:
+    """The patient's active plan (the newest, should several ever be active)."""
+    return session.scalar(select(Plan).where(Plan.patient_id == patient_id, Plan.status == "active")
+                          .order_by(Plan.id.desc()).limit(1))
+
+
 def make_plan(*, session: Session, patient: Patient, body: schemas.PlanCreate, user: User, kb: KnowledgeBase) -> Plan:
     result = assess_record(session, patient, kb)
     for old in session.scalars(select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active")):
@@ -198,13 +204,13 @@ def trends(*, session: Session, patient: Patient, kb: KnowledgeBase) -> schemas.
 
 
 def alerts(
-    *, session: Session, patient: Patient, kb: KnowledgeBase, thresholds: Thresholds, now: datetime
+    *, session: Session, patient: Patient, kb: KnowledgeBase, thresholds: Thresholds, now: datetime,
+    assessed: Assessment | None = None,
 ) -> tuple[list[Alert], dict[str, dict[str, Any]]]:
+    """The course's alerts and their sources; ``assessed``: the stored record's assessment when the caller has it."""
     scores, doses = _course(session, patient.id)
-    plan = session.scalar(
-        select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active").order_by(Plan.id.desc()).limit(1)
-    )
-    assessed = assess_record(session, patient, kb)
+    plan = active_plan(session, patient.id)
+    assessed = assessed or assess_record(session, patient, kb)
     limit = plan.tramadol_max_daily_mg if plan else assessed.screen.max_daily_dose_mg
     found = evaluate(
         scores=scores,

@@ -43,8 +43,10 @@ def compute(session: Session, patient: Patient, kb: KnowledgeBase, thresholds: T
     cows = records.latest_cows(session, patient.id)
     verdict: str | None
     try:
-        verdict = records.assess_record(session, patient, kb).screen.verdict
-        found, _ = records.alerts(session=session, patient=patient, kb=kb, thresholds=thresholds, now=now)
+        assessed = records.assess_record(session, patient, kb)
+        verdict = assessed.screen.verdict
+        found, _ = records.alerts(session=session, patient=patient, kb=kb, thresholds=thresholds, now=now,
+                                  assessed=assessed)
     except WithdrawalError:
         verdict, found = None, []
     return {

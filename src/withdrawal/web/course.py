@@ -19,7 +19,7 @@ from withdrawal.service import records, schemas
 from withdrawal.service.config import Settings
 from withdrawal.service.deps import KbDep, UnitOfWork, UowDep
 from withdrawal.service.limits import stored_window
-from withdrawal.service.models import MedicationAdministration, Patient, Plan, ScaleAssessment, User, aware, utcnow
+from withdrawal.service.models import MedicationAdministration, Patient, ScaleAssessment, User, aware, utcnow
 from withdrawal.web import answer, forms
 from withdrawal.web.charts import DoseMark, Point, course_chart
 from withdrawal.web.pages import open_patient, posted, redirect, render, require_clinician, require_user
@@ -61,8 +61,7 @@ def course_ctx(session: Session, patient: Patient, kb: KnowledgeBase, *, show_co
 
 def handout_ctx(session: Session, patient: Patient) -> dict[str, Any]:
     """The active plan, its first option and the SOWS diary within the time bounds."""
-    plan = session.scalar(select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active")
-                          .order_by(Plan.id.desc()).limit(1))
+    plan = records.active_plan(session, patient.id)
     start, end = stored_window(utcnow())
     sows_rows = session.scalars(select(ScaleAssessment).where(
         ScaleAssessment.patient_id == patient.id, ScaleAssessment.scale == "sows",

@@ -17,7 +17,7 @@ from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.service import records, schemas, summaries
 from withdrawal.service.config import Settings
 from withdrawal.service.deps import KbDep, SettingsDep, UnitOfWork, UowDep
-from withdrawal.service.models import Patient, Plan, User, utcnow
+from withdrawal.service.models import Patient, User, utcnow
 from withdrawal.web import answer, forms
 from withdrawal.web.course import course_ctx, crisis
 from withdrawal.web.pages import home_for, open_patient, posted, redirect, render, require_clinician, require_user
@@ -197,10 +197,9 @@ def result_ctx(uow: UnitOfWork, kb: KnowledgeBase, settings: Settings, user: Use
     session = uow.session
     result: Assessment = records.assess_record(session, patient, kb, override=override)
     a = result.to_dict()
-    plan = session.scalar(select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active")
-                          .order_by(Plan.id.desc()).limit(1))
+    plan = records.active_plan(session, patient.id)
     found, alert_sources = records.alerts(session=session, patient=patient, kb=kb,
-                                          thresholds=settings.thresholds(), now=utcnow())
+                                          thresholds=settings.thresholds(), now=utcnow(), assessed=result)
     uow.audit(actor=user, action="read", resource="alerts", patient_id=patient.id)
     return {"patient": patient, "alerts": found, "alert_sources": alert_sources, "a": a, "result": result,
             "cows_row": records.latest_score(session, patient.id, "cows"), "first": answer.first_screen(a, found),
