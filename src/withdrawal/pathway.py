@@ -180,7 +180,6 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
         raise InputError("pathway", "unknown pathway", value=pathway, allowed=PATHWAYS)
     kb = a.kb
     pk = kb.pathway
-    assert pk is not None, "load_kb always loads pathway.yaml"
     plan = a.plan
     patient = a.patient
     excluded = next((e for e in plan.excluded if e.treatment == "buprenorphine"), None)

@@ -225,11 +225,6 @@ def med_status(resource: str, status: str | None) -> str:
     return got if got in {"active", "stopped"} else "ignored"
 
 
-def statuses(resource: str, reading: str) -> tuple[str, ...]:
-    """The status codes (not the absent marker) that read as ``reading``."""
-    return tuple(v for v in values(resource, "status", reading) if v != ABSENT)
-
-
 def dose_unit_factor(unit: str) -> str | None:
     """mg per unit as a number string, ``rate``, ``strength`` or None (unit not read)."""
     return reading_of("Dosage", "doseQuantity unit", unit or ABSENT)

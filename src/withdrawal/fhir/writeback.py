@@ -145,10 +145,6 @@ def validate_r4(resource: Mapping[str, Any]) -> None:
                     raise InvalidFhir(f"Bundle.entry[{n}]: {exc}") from exc
 
 
-def _ref(ref: str | None) -> dict[str, str] | None:
-    return {"reference": ref} if ref else None
-
-
 def _instant(now: datetime) -> str:
     return now.isoformat(timespec="seconds")
 

@@ -132,11 +132,10 @@ def render(kb: KnowledgeBase) -> str:
     )
     lines += _pathway(kb)
     cited: set[str] = set()
-    if kb.pathway is not None:
-        pw = kb.pathway
-        steps = [s for st in pw.starts for s in (st, *st.steps, *st.schedules)]
-        for e in (pw.low_dose_first, *steps, *pw.rechecks, *pw.precipitated_withdrawal, *pw.handoff):
-            cited.update(e.sources)
+    pw = kb.pathway
+    steps = [s for st in pw.starts for s in (st, *st.steps, *st.schedules)]
+    for e in (pw.low_dose_first, *steps, *pw.rechecks, *pw.precipitated_withdrawal, *pw.handoff):
+        cited.update(e.sources)
     for group in (t.rules, t.dose_limits, kb.care.option_rules, kb.care.adjunct_rules, kb.care.timelines,
                   kb.care.treatments, kb.vocabulary.condition_scope, kb.vocabulary.classes):
         cited.update(s for e in group for s in e.sources)
@@ -155,8 +154,6 @@ def render(kb: KnowledgeBase) -> str:
 def _pathway(kb: KnowledgeBase) -> list[str]:
     """The buprenorphine start pathway (pathway.yaml): starts, steps, schedules as published, rechecks."""
     pw = kb.pathway
-    if pw is None:
-        return []
     lines = ["## Buprenorphine start pathway", ""]
     lines += [f"Low-dose start first when: {', '.join(pw.low_dose_first.substances)} on board"
               f"{' or a full agonist still taken' if pw.low_dose_first.still_taking else ''}. "

@@ -191,7 +191,7 @@ def build_plan(
         if any(level_rank(f.level) >= level_rank("avoid") for f in findings):
             status = "not_advised"
         timing = objective_gate(t, patient, cows, kb) if t.start_cows_min is not None else None
-        if timing and LOW_DOSE_TEXT in timing and kb.pathway:
+        if timing and LOW_DOSE_TEXT in timing:
             sources = list(dict.fromkeys([*sources, *kb.pathway.low_dose_first.sources]))
         dosing = t.dosing
         if any(f.code == "age_below_label" for f in findings):

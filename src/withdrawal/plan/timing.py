@@ -63,9 +63,7 @@ def still_taking(o: OnBoard, patient: Patient) -> bool:
 
 def low_dose_first(board: list[OnBoard], patient: Patient, kb: KnowledgeBase) -> list[str]:
     """The opioids on board that put a low-dose start first, by the pathway data (``low_dose_first``)."""
-    rule = kb.pathway.low_dose_first if kb.pathway else None
-    if rule is None:
-        return []
+    rule = kb.pathway.low_dose_first
     return [o.name for o in board if o.name in rule.substances or (rule.still_taking and still_taking(o, patient))]
 
 

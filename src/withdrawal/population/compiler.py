@@ -54,10 +54,6 @@ def option_treatments(kb: KnowledgeBase) -> tuple[str, ...]:
     return tuple(sorted({t for r in kb.care.option_rules for t in r.treatments}))
 
 
-def option_columns(kb: KnowledgeBase) -> tuple[str, ...]:
-    return tuple(f"option_{t}" for t in option_treatments(kb))
-
-
 def windows(kb: KnowledgeBase) -> tuple[int, ...]:
     """Every ``stopped_within_days`` the rules and flags use: one facts column each."""
     found: set[int] = set()

@@ -209,10 +209,6 @@ def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[
     return cond, med, dose, alg, obs
 
 
-def sql_list(values: Iterable[str]) -> str:
-    return lits(tuple(values))
-
-
 def _status_reading(rtype: str) -> str:
     return (f"CASE WHEN status IN {lits(reading.values(rtype, 'status', 'active'))} THEN 'active' "
             f"WHEN status IN {lits(reading.values(rtype, 'status', 'stopped'))} THEN 'stopped' END")

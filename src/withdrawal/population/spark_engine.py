@@ -23,7 +23,7 @@ from withdrawal.population.facts import DISTINCT_SQL, VIEWS, Distinct, facts_sql
 from withdrawal.population.flags import flag_columns
 from withdrawal.population.mme import MmeTable
 from withdrawal.population.sql import BitLayout, SparkDialect
-from withdrawal.population.staging import TYPES, spark_schema, stage_sql
+from withdrawal.population.staging import TYPES, empty_sql, spark_schema, stage_sql
 
 
 def package_root() -> Path:
@@ -134,8 +134,7 @@ def _locate(spark: Any, f: ExportFile) -> list[BadLine]:
 def _empty_view(spark: Any, rtype: str) -> None:
     schema = f"resourceType STRING, id STRING, {spark_schema(rtype)}"
     spark.createDataFrame([], schema).createOrReplaceTempView(f"src_{rtype.lower()}")
-    spark.sql(f"SELECT {stage_sql('spark', rtype)} FROM src_{rtype.lower()}").createOrReplaceTempView(
-        f"stg_{rtype.lower()}")
+    spark.sql(empty_sql("spark", rtype)).createOrReplaceTempView(f"stg_{rtype.lower()}")
 
 
 def screen(

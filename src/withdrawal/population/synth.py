@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -591,11 +591,6 @@ def _truth_table(patients: list[_Latent], evaluator: PatientEvaluator,
                         ("tramadol_active", pa.bool_())] + [(k, pa.bool_()) for k in flag_cols]
                        + [(k, pa.list_(pa.string())) for k in option_cols])
     return pa.table({**cols, **flag_cols, **option_cols}, schema=schema)
-
-
-def read_truth(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a ground-truth file as dicts (for tests and tools)."""
-    yield from pq.read_table(path).to_pylist()
 
 
 def synthesize_varied(

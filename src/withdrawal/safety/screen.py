@@ -100,7 +100,7 @@ def dose_limit(patient: Patient, kb: KnowledgeBase, release: str = "immediate") 
     applicable: list[DoseLimit] = [lim for lim in kb.tramadol.dose_limits
                                    if lim.release == release and (not lim.when or fires(lim.when, facts))]
     lowest = min(applicable, key=lambda lim: lim.max_daily_mg)
-    interval = max((lim.interval_h for lim in applicable if lim.interval_h is not None), default=24)
+    interval = max(lim.interval_h for lim in applicable if lim.interval_h is not None)  # load_kb ensures one
     return DoseLimitResult(
         max_daily_mg=lowest.max_daily_mg,
         interval_h=interval,

@@ -104,11 +104,6 @@ def missing(prefetch: Mapping[str, Any] | None) -> list[str]:
     return [key for key in PREFETCH if not _given(prefetch or {}, key)]
 
 
-def needs_fetch(prefetch: Mapping[str, Any] | None) -> bool:
-    """Whether answering would mean fetching from the FHIR server (network I/O)."""
-    return bool(missing(prefetch))
-
-
 def next_link(value: object) -> str | None:
     """The ``next`` page of a paginated Bundle, if any."""
     if not isinstance(value, Mapping) or value.get("resourceType") != "Bundle":
