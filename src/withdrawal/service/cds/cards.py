@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any, get_args
 
 from withdrawal.assess import Assessment
+from withdrawal.fhir.codes import RXNORM
 from withdrawal.knowledge.base import Trust
 from withdrawal.pathway import Pathway
 from withdrawal.safety.screen import Finding, dose_limit
@@ -31,7 +32,6 @@ OVERRIDE_REASONS = [
     )
 ]
 TOPIC_SYSTEM = "urn:withdrawal:cds:finding"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LABEL = "withdrawal decision support"
 
 

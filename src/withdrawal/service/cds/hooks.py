@@ -180,8 +180,7 @@ def assess(
     if without_tramadol:
         data = data.model_copy(update={"medications": tuple(
             m for m in data.medications
-            if not (m.status == "active" and "tramadol" in resolve(data.model_copy(update={"medications": (m,)}),
-                                                                    kb).active_drugs))})
+            if not (m.status == "active" and "tramadol" in kb.resolve_medication(m.rxnorm, m.name).drugs))})
     if extra_meds:
         data = data.model_copy(update={"medications": (*data.medications, *extra_meds)})
     return assess_patient(data, kb), record_drugs

@@ -33,7 +33,7 @@ import httpx
 from withdrawal.fhir import codes
 from withdrawal.fhir.decoding import read_by_a_reader
 from withdrawal.fhir.questionnaire import CODE_SYSTEM as SCALE_SYSTEM
-from withdrawal.fhir.questionnaire import HOURS_CODE
+from withdrawal.fhir.questionnaire import HOURS_CODE, SCALES
 from withdrawal.service.errors import MissingData
 
 _OBS_CODES = ",".join(
@@ -48,7 +48,7 @@ _OBS_CODES = ",".join(
 )
 # COWS/SOWS scores and the hours since the last opioid, in the project's own code system (no LOINC
 # code for them was verified; docs/pathway.md), so that the pathway reads what the EHR recorded.
-_OBS_CODES += "," + ",".join(f"{SCALE_SYSTEM}|{c}" for c in ("cows-total", "sows-total", HOURS_CODE))
+_OBS_CODES += "," + ",".join(f"{SCALE_SYSTEM}|{c}" for c in (*(f"{s}-total" for s in SCALES), HOURS_CODE))
 PREFETCH: dict[str, str] = {
     "patient": "Patient/{{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
