@@ -220,3 +220,14 @@ def test_plan_built_on_first_use_equals_the_eager_plan() -> None:
         assert excluded == eager.excluded
         assert a.plan == eager
         assert a.plan is a.plan  # built once
+
+
+def test_a_last_use_not_recorded_is_not_called_still_taking() -> None:
+    # Heroin with no time of last use: the wait is named, but the patient is not said to "still take" it
+    # (the pathway's chart note reads it the same way); a prescribed methadone without a time is still taken.
+    raw = {"age_years": 35, "opioid": {"substance": "heroin"}}
+    timing = next(o.timing for o in assess(raw, KB).plan.options if o.treatment == "buprenorphine")
+    assert timing and "last heroin use is not recorded" in timing and "still takes heroin" not in timing
+    on_methadone = {**raw, "medications": [{"name": "methadone"}]}
+    timing = next(o.timing for o in assess(on_methadone, KB).plan.options if o.treatment == "buprenorphine")
+    assert timing and "still takes methadone" in timing

@@ -87,10 +87,10 @@ def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: 
         if o.wait is None:
             continue
         if o.hours is None:
-            waits.append(
-                f"the patient still takes {o.name}: wait until at least {o.wait.low:g}-{o.wait.high:g} h "
-                f"after its last dose"
-            )
+            # the same reading as the pathway's chart note: "still takes" only for an active medication
+            said = f"the patient still takes {o.name}" if still_taking(o, patient) else (
+                f"the time of the last {o.name} use is not recorded")
+            waits.append(f"{said}: wait until at least {o.wait.low:g}-{o.wait.high:g} h after its last dose")
         elif o.hours < o.wait.low:
             waits.append(
                 f"wait until at least {o.wait.low:g} h after the last {o.name} use "
