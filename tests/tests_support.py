@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -94,3 +95,12 @@ def kb_with(tmp_path: Path, name: str, change: object) -> Path:
         change(data)  # type: ignore[operator]
         path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return target
+
+
+def follow(page: Any, target: Any) -> None:
+    """Click a link or submit button and wait for the page it loads.
+
+    Playwright's ``click`` does not wait for the navigation it starts, so a check made straight
+    after it can read the page being left (``is_visible`` and ``count`` do not wait at all)."""
+    with page.expect_navigation():
+        target.click()

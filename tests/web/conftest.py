@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests_support import chromium_path, demo_server
+from tests_support import chromium_path, demo_server, follow
 
 CLINICIAN = ("clinician", "clinician-demo-pass-1")
 PATIENT = ("patient", "patient-demo-pass-12")
@@ -79,7 +79,7 @@ def sign_in(page: Any, who: tuple[str, str]) -> None:
     page.goto("/login")
     page.get_by_label("Username").fill(who[0])
     page.get_by_label("Password").fill(who[1])
-    page.get_by_role("button", name="Sign in").click()
+    follow(page, page.get_by_role("button", name="Sign in"))
     page.wait_for_load_state()
     assert "/login" not in page.url, page.content()[:2000]
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests_support import follow
+
 
 @pytest.mark.parametrize("width,height,screens", [(1280, 800, 2.8), (390, 844, 4.6)])
 def test_compact_cows_with_next_step_and_time(
@@ -33,7 +35,7 @@ def test_compact_cows_with_next_step_and_time(
     box = pinned.bounding_box()
     assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height + 1
     page.get_by_label("Scored how many minutes ago (0 = now)").fill("30")
-    page.get_by_role("button", name="Save COWS").click()
+    follow(page, page.get_by_role("button", name="Save COWS"))
     assert f"total {total}" in page.get_by_role("status").inner_text()
     when = page.locator("#cows-copy").inner_text()
     (at,) = server.query(
@@ -54,7 +56,7 @@ def test_copy_result_and_bad_time(make_page: Any, creds: Any, signin: Any, serve
     assert copied.startswith("COWS ") and "/48" in copied and "UTC" in copied
     page.goto(f"/app/patients/{pid}/cows")
     page.get_by_label("Scored how many minutes ago (0 = now)").fill("9999")
-    page.get_by_role("button", name="Save COWS").click()
+    follow(page, page.get_by_role("button", name="Save COWS"))
     summary = page.get_by_role("alert").inner_text()
     assert "minutes_ago" in summary and "720" in summary and "Resting pulse rate" in summary  # all at once
 
@@ -80,8 +82,8 @@ def test_simulator_menu_names_the_phenotype_simulated(page: Any, creds: Any, sig
     page.get_by_label("Age in years").fill("35")
     page.get_by_label("Opioid the patient is withdrawing from").select_option("heroin")
     page.get_by_label("Hours since last use").fill("20")
-    page.get_by_role("button", name="Create and assess").click()
-    page.get_by_role("link", name="Simulator").click()
+    follow(page, page.get_by_role("button", name="Create and assess"))
+    follow(page, page.get_by_role("link", name="Simulator"))
     assert page.locator("#phenotype").input_value() == "normal"  # not "poor" while simulating normal
     assert "assumed" in page.locator("#phenotype option:checked").inner_text()
     assert "normal metabolizer" in (page.locator("svg title").first.text_content() or "")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests_support import follow
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.web.answer import DIAL
 
@@ -41,11 +42,11 @@ def test_crisis_numbers_tap_to_call_on_the_first_screen(
 def test_sows_at_crisis_level_reaches_the_clinician(make_page: Any, creds: Any, signin: Any, server: Any) -> None:
     patient = make_page(width=390, height=844)
     signin(patient, creds["patient2"])
-    patient.get_by_role("link", name="Record how I feel today").click()
+    follow(patient, patient.get_by_role("link", name="Record how I feel today"))
     items = patient.locator("fieldset.item")
     for i in range(items.count()):
         items.nth(i).get_by_label(re.compile("extremely")).check()  # 64 of 64, craving "extremely"
-    patient.get_by_role("button", name="Save today's answers").click()
+    follow(patient, patient.get_by_role("button", name="Save today's answers"))
     crisis = patient.locator("#crisis")
     assert crisis.is_visible() and crisis.get_attribute("role") == "alert"
     box = crisis.bounding_box()
@@ -80,13 +81,13 @@ def test_new_states_are_axe_clean(
     clin.get_by_label("Name or initials").fill(f"Axe {width}")
     clin.get_by_label("Age in years").fill("30")
     clin.get_by_label("Conditions").fill("epilepsi")
-    clin.get_by_role("button", name="Create and assess").click()
+    follow(clin, clin.get_by_role("button", name="Create and assess"))
     assert clin.locator("#review").is_visible()
     problems += [f"review: {describe_violations(v)}" for v in [[x for x in axe(clin) if x["impact"] in serious]] if v]
     clin.goto(f"/app/patients/{server.patient_id('demo-a')}/course")
     clin.get_by_label("Medicine").fill("tramadol")
     clin.get_by_label("Dose (mg)").fill("50")
-    clin.get_by_role("button", name="Record dose").click()
+    follow(clin, clin.get_by_role("button", name="Record dose"))
     assert clin.locator("#override_reason-error").is_visible()
     problems += [f"dose: {describe_violations(v)}" for v in [[x for x in axe(clin) if x["impact"] in serious]] if v]
     pat = make_page(width=width, height=844, bypass_csp=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests_support import follow
+
 
 def _dose(page: Any, drug: str, mg: str, hours: str = "0", reason: str | None = None) -> None:
     page.get_by_label("Medicine").fill(drug)
@@ -13,7 +15,7 @@ def _dose(page: Any, drug: str, mg: str, hours: str = "0", reason: str | None = 
     page.get_by_label("Given how many hours ago (0 = now)").fill(hours)
     if reason is not None:
         page.get_by_label("Override reason").fill(reason)
-    page.get_by_role("button", name="Record dose").click()
+    follow(page, page.get_by_role("button", name="Record dose"))
 
 
 def test_avoid_needs_an_override_reason_kept_in_the_audit_log(page: Any, creds: Any, signin: Any, server: Any) -> None:
@@ -84,11 +86,11 @@ def test_the_same_override_unlocks_the_schedule_on_the_page(page: Any, creds: An
     pid = server.patient_id("demo-a")  # avoid: no ready schedule
     page.goto(f"/app/patients/{pid}")
     assert "override" in page.locator("#regimen-withheld").inner_text()
-    page.get_by_role("button", name="Show the schedule with this reason").click()
+    follow(page, page.get_by_role("button", name="Show the schedule with this reason"))
     assert "at least 10 characters" in page.locator("#override_reason-error").inner_text()
     reason = "Buprenorphine and methadone declined after discussion"
     page.get_by_label("Override reason").fill(reason)
-    page.get_by_role("button", name="Show the schedule with this reason").click()
+    follow(page, page.get_by_role("button", name="Show the schedule with this reason"))
     assert reason in page.locator("#answer").inner_text()  # named on the first screen
     assert page.get_by_role("table", name="Tramadol taper by day").is_visible()
     assert server.query("select reason from audit_log where patient_id = ? and action = 'assess_override'", pid) == [

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests_support import follow
+
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
@@ -62,8 +64,8 @@ def test_unscreened_entries_on_first_screen(make_page: Any, server: Any, creds: 
     page.get_by_label("Opioid the patient is withdrawing from").select_option("heroin")
     page.get_by_label("Hours since last use").fill("20")
     page.get_by_label("Current medications").fill("sertraline\nzorblaxamine")
-    page.get_by_role("button", name="Create and assess").click()
-    page.get_by_role("button", name="Save anyway").click()
+    follow(page, page.get_by_role("button", name="Create and assess"))
+    follow(page, page.get_by_role("button", name="Save anyway"))
     for sel in ("#not-screened", "#verdict", "#verdict-reason", "#alternative", "#alternative-timing"):
         on_first_screen(page, sel)
     assert "zorblaxamine" in page.locator("#not-screened").inner_text()

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tests_support import follow
 from withdrawal.scales.scoring import band_for
 
 
@@ -16,7 +17,7 @@ def test_sign_in_record_cows_and_see_band(page: Any, server: Any, creds: Any, si
     assert page.get_by_role("heading", name="Patients", level=1).is_visible()
     row = page.locator("tr", has_text="Demo patient E")
     assert row.locator(".badge").count() >= 1  # the tramadol verdict is shown per patient
-    row.get_by_role("link", name=re.compile("New COWS")).click()
+    follow(page, row.get_by_role("link", name=re.compile("New COWS")))
     assert page.get_by_role("heading", level=1).inner_text().startswith("New COWS")
     items = page.locator("fieldset.item")
     assert items.count() == 11
@@ -32,7 +33,7 @@ def test_sign_in_record_cows_and_see_band(page: Any, server: Any, creds: Any, si
     band = band_for(expected, kb.scales["cows"])
     assert band is not None and band.key == "moderate"
     assert page.locator("#band").inner_text() == band.label
-    page.get_by_role("button", name="Save COWS").click()
+    follow(page, page.get_by_role("button", name="Save COWS"))
     status = page.get_by_role("status")
     assert f"total {expected}" in status.inner_text() and band.label in status.inner_text()
     assert band.label in page.locator("#cows-result").inner_text()
@@ -52,7 +53,7 @@ def test_cows_form_works_without_javascript(make_page: Any, creds: Any, signin: 
     assert resp.status == 422 and "to give or correct" in resp.text()
     for i in range(11):
         items.nth(i).locator("input[type=radio]").last.check()
-    page.get_by_role("button", name="Save COWS").click()
+    follow(page, page.get_by_role("button", name="Save COWS"))
     status = page.get_by_role("status").inner_text()
     assert "total 48" in status and "Severe" in status  # every item at its top score
 
@@ -61,7 +62,7 @@ def test_contraindicated_patient_shows_blocking_finding(page: Any, creds: Any, s
     signin(page, creds["clinician"])
     row = page.locator("tr", has_text="Demo patient D")
     assert "contraindicated" in row.inner_text()
-    row.get_by_role("link", name=re.compile("^Demo patient D")).click()
+    follow(page, row.get_by_role("link", name=re.compile("^Demo patient D")))
     verdict = page.locator("#verdict")
     assert "Contraindicated" in verdict.inner_text()
     page.locator("#findings-details > summary").click()  # the details are folded away
@@ -83,13 +84,13 @@ def test_patient_records_sows_and_sees_chart(page: Any, creds: Any, signin: Any,
     signin(page, creds["patient"])
     assert page.get_by_role("heading", name="My withdrawal diary").is_visible()
     before = page.locator("#chart svg circle").count()
-    page.get_by_role("link", name="Record how I feel today").click()
+    follow(page, page.get_by_role("link", name="Record how I feel today"))
     items = page.locator("fieldset.item")
     assert items.count() == 16
     for i in range(16):
         items.nth(i).get_by_label(re.compile("a little")).check()
     assert page.locator("#total").inner_text() == "16"
-    page.get_by_role("button", name="Save today's answers").click()
+    follow(page, page.get_by_role("button", name="Save today's answers"))
     assert "saved" in page.get_by_role("status").inner_text()
     chart = page.locator("#chart svg[role=img]")
     assert chart.is_visible()
@@ -144,7 +145,7 @@ def test_wrong_password_is_refused(page: Any, creds: Any) -> None:
     page.goto("/login")
     page.get_by_label("Username").fill(creds["clinician"][0])
     page.get_by_label("Password").fill("not-the-password")
-    page.get_by_role("button", name="Sign in").click()
+    follow(page, page.get_by_role("button", name="Sign in"))
     assert "Wrong username or password" in page.get_by_role("alert").inner_text()
     assert page.context.cookies() == [] or all(c["name"] != "wd_session" for c in page.context.cookies())
 
@@ -161,11 +162,11 @@ def test_course_simulator_interactions_and_evidence(page: Any, creds: Any, signi
     assert page.locator("svg[role=img]").count() == 1
     assert page.locator("#phenotype").input_value() == "intermediate"  # the recorded phenotype
     page.locator("#phenotype").select_option("poor")
-    page.get_by_role("button", name="Show").click()
+    follow(page, page.get_by_role("button", name="Show"))
     assert "poor metabolizer" in (page.locator("svg title").first.text_content() or "")
     page.goto("/app/interactions")
     page.get_by_label(re.compile("Medicines")).fill("sertraline, alprazolam, notadrug")
-    page.get_by_role("button", name="Check").click()
+    follow(page, page.get_by_role("button", name="Check"))
     results = page.locator("#interaction-results").inner_text()
     assert "sertraline" in results.lower() and "notadrug" in results and "serotonin" in results.lower()
     page.goto("/app/evidence")
@@ -177,7 +178,7 @@ def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, s
     """New patient from the list page: a recently stopped MAOI blocks tramadol (label: contraindicated within
     14 days of an MAOI); a bad entry comes back named; a recorded tramadol dose shows on the course."""
     signin(page, creds["clinician"])
-    page.get_by_role("link", name="New patient").first.click()
+    follow(page, page.get_by_role("link", name="New patient").first)
     page.wait_for_url("**/app/patients/new")  # is_visible does not wait for the navigation
     assert page.get_by_role("heading", name="New patient", level=1).is_visible()
     page.get_by_label("Name or initials").fill("Flow patient F")
@@ -185,12 +186,12 @@ def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, s
     page.get_by_label("Opioid the patient is withdrawing from").select_option("heroin")
     page.get_by_label("Hours since last use").fill("14")
     page.get_by_label("Medications stopped recently").fill("phenelzine, 5")
-    page.get_by_role("button", name="Create and assess").click()
+    follow(page, page.get_by_role("button", name="Create and assess"))
     summary = page.get_by_role("alert")
     assert "age_years" in summary.inner_text() and "120" in summary.inner_text()  # the model's bound, named
     assert page.get_by_label("Name or initials").input_value() == "Flow patient F"  # the form keeps the entries
     page.get_by_label("Age in years").fill("41")
-    page.get_by_role("button", name="Create and assess").click()
+    follow(page, page.get_by_role("button", name="Create and assess"))
     assert "Patient created" in page.get_by_role("status").inner_text()
     assert "Contraindicated" in page.locator("#verdict").inner_text()
     assert "phenelzine" in page.locator("#verdict-reason").inner_text()
@@ -199,24 +200,24 @@ def test_clinician_creates_a_patient_and_records_a_dose(page: Any, creds: Any, s
                         "and action = 'create'", pid)
     page.goto(f"/app/patients/{pid}/course")
     page.get_by_label("Dose (mg)").fill("0")
-    page.get_by_role("button", name="Record dose").click()
+    follow(page, page.get_by_role("button", name="Record dose"))
     assert "dose_mg" in page.get_by_role("alert").inner_text()
     page.get_by_label("Medicine").fill("tramadol")
     page.get_by_label("Dose (mg)").fill("50")
     page.get_by_label("Given how many hours ago (0 = now)").fill("2")
-    page.get_by_role("button", name="Record dose").click()
+    follow(page, page.get_by_role("button", name="Record dose"))
     assert "contraindicated" in page.locator("#drug-error").inner_text()  # refused, with the reason
     page.get_by_label("Medicine").fill("ondansetron")
     page.get_by_label("Dose (mg)").fill("4")
-    page.get_by_role("button", name="Record dose").click()
+    follow(page, page.get_by_role("button", name="Record dose"))
     assert page.get_by_role("status").inner_text() == "Dose recorded."
     assert server.query("select drug, dose_mg from medication_administrations where patient_id = ?", pid) == [
         ("ondansetron", 4.0)]
     # edit the data: the form comes back filled in; the new age is saved and assessed
-    page.get_by_role("link", name="Edit data").click()
+    follow(page, page.get_by_role("link", name="Edit data"))
     assert page.get_by_label("Medications stopped recently").input_value() == "phenelzine, 5"
     page.get_by_label("Age in years").fill("80")
-    page.get_by_role("button", name="Save and assess").click()
+    follow(page, page.get_by_role("button", name="Save and assess"))
     assert "Patient data saved" in page.get_by_role("status").inner_text()
     page.locator("#findings-details > summary").click()
     assert "age 80" in page.locator("#findings").inner_text()  # the over-75 finding, triggered by the new age

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests_support import follow
+
 NOTE = "Start at the clinic on Monday. Bring this diary."
 
 
@@ -17,7 +19,7 @@ def test_the_handout_prints_the_plan_and_the_diary(make_page: Any, server: Any, 
     signin(clinician, creds["clinician"])
     clinician.goto(f"/app/patients/{own}")
     clinician.locator("#plan-note").fill(NOTE)
-    clinician.locator("section.plan-save button[type=submit]").click()
+    follow(clinician, clinician.locator("section.plan-save button[type=submit]"))
     clinician.wait_for_load_state()
     assert "Plan saved" in clinician.locator("[role=status]").first.inner_text()
     handout_link = clinician.locator(f"a[href='/app/patients/{own}/handout']")
@@ -38,7 +40,7 @@ def test_the_handout_prints_the_plan_and_the_diary(make_page: Any, server: Any, 
     patient.emulate_media(media="screen")
 
     patient.goto("/info")
-    patient.locator("form.lang-switch button").click()
+    follow(patient, patient.locator("form.lang-switch button"))
     patient.wait_for_load_state()
     try:
         patient.goto(f"/app/patients/{own}/handout")
@@ -46,7 +48,7 @@ def test_the_handout_prints_the_plan_and_the_diary(make_page: Any, server: Any, 
         assert "Mi plan y mi diario" in spanish and NOTE in spanish and "Línea Nacional de Ayuda de SAMHSA" in spanish
     finally:
         patient.goto("/info")
-        patient.locator("form.lang-switch button").click()
+        follow(patient, patient.locator("form.lang-switch button"))
         patient.wait_for_load_state()
     assert patient.evaluate("document.documentElement.lang") == "en"
 

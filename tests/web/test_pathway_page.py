@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests_support import follow
+
 
 def _create(page: Any, name: str, *, substance: str, hours: str, current: str = "", setting: str = "") -> int:
     page.goto("/app/patients")
-    page.get_by_role("link", name="New patient").first.click()
+    follow(page, page.get_by_role("link", name="New patient").first)
     page.get_by_label("Name or initials").fill(name)
     page.get_by_label("Age in years").fill("29")
     page.get_by_label("Opioid the patient is withdrawing from").select_option(substance)
@@ -18,9 +20,9 @@ def _create(page: Any, name: str, *, substance: str, hours: str, current: str = 
         page.get_by_label("Setting").select_option(setting)
     if current:
         page.get_by_label("Current medications").fill(current)
-    page.get_by_role("button", name="Create and assess").click()
+    follow(page, page.get_by_role("button", name="Create and assess"))
     if page.locator("#review").count():
-        page.get_by_role("button", name="Save anyway").click()
+        follow(page, page.get_by_role("button", name="Save anyway"))
     assert "Patient created" in page.get_by_role("status").inner_text()
     return int(page.url.split("/app/patients/")[1].split("?")[0].split("/")[0])
 
@@ -28,7 +30,7 @@ def _create(page: Any, name: str, *, substance: str, hours: str, current: str = 
 def test_fentanyl_patient_gets_the_low_dose_schedule_and_the_warning(page: Any, creds: Any, signin: Any) -> None:
     signin(page, creds["clinician"])
     pid = _create(page, "Pathway F", substance="fentanyl", hours="6", current="alprazolam", setting="outpatient")
-    page.get_by_role("link", name="Buprenorphine start").click()
+    follow(page, page.get_by_role("link", name="Buprenorphine start"))
     assert page.url.endswith(f"/app/patients/{pid}/pathway")
     assert page.locator("#pathway-status").get_attribute("data-status") == "available"
     assert page.get_by_role("heading", name="Suggested: Low-dose start overlapping the full agonist").is_visible()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests_support import follow
+
 
 def _start(page: Any, name: str, conditions: str, current: str) -> None:
     page.goto("/app/patients/new")
@@ -14,7 +16,7 @@ def _start(page: Any, name: str, conditions: str, current: str) -> None:
     page.get_by_label("Hours since last use").fill("18")
     page.get_by_label("Conditions").fill(conditions)
     page.get_by_label("Current medications").fill(current)
-    page.get_by_role("button", name="Create and assess").click()
+    follow(page, page.get_by_role("button", name="Create and assess"))
 
 
 def test_plain_words_resolve_and_misspellings_get_suggestions(page: Any, creds: Any, signin: Any, server: Any) -> None:
@@ -35,7 +37,7 @@ def test_plain_words_resolve_and_misspellings_get_suggestions(page: Any, creds: 
     page.get_by_label("Did you mean epilepsy?").check()
     page.get_by_label("Did you mean sertraline?").check()
     page.locator("#fix-1-group").get_by_label("Remove it").check()  # hed injury
-    page.get_by_role("button", name="Save with these choices").click()
+    follow(page, page.get_by_role("button", name="Save with these choices"))
     assert "Patient created" in page.get_by_role("status").inner_text()
     (data,) = server.query("select data from patients where display_name = 'Review B'")[0]
     assert '"epilepsy"' in data and "hed injury" not in data and 'epilepsi"' not in data
@@ -49,7 +51,7 @@ def test_save_anyway_keeps_entries_as_typed(page: Any, creds: Any, signin: Any, 
     _start(page, "Review C", "seizurs", "zolfot")
     text = page.locator("#review").inner_text()
     assert "seizures" in text and "zoloft" in text
-    page.get_by_role("button", name="Save anyway").click()
+    follow(page, page.get_by_role("button", name="Save anyway"))
     assert "Patient created" in page.get_by_role("status").inner_text()
     assert "zolfot" in page.locator("#not-screened").inner_text()
     (data,) = server.query("select data from patients where display_name = 'Review C'")[0]
@@ -60,7 +62,7 @@ def test_interaction_checker_lists_every_name(page: Any, creds: Any, signin: Any
     signin(page, creds["clinician"])
     page.goto("/app/interactions")
     page.get_by_label("Medicines").fill("Zoloft Xanax methadone zorblaxamine\nsertralin")
-    page.get_by_role("button", name="Check").click()
+    follow(page, page.get_by_role("button", name="Check"))
     results = page.locator("#interaction-results").inner_text()
     assert "Recognised: sertraline, alprazolam, methadone." in results
     missing = page.locator("#not-recognised").inner_text()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests_support import kb_with
+from tests_support import follow, kb_with
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.loader import default_kb, load_kb
 from withdrawal.web import i18n
@@ -135,13 +135,13 @@ def test_spanish_pages_have_no_serious_axe_violations(make_page: Any, server: An
     problems: list[str] = []
     anon = make_page(width=width, height=844, bypass_csp=True)
     anon.goto("/info")
-    anon.locator("form.lang-switch button").click()
+    follow(anon, anon.locator("form.lang-switch button"))
     anon.wait_for_load_state()
     assert anon.evaluate("document.documentElement.lang") == "es"
     pat = make_page(width=width, height=844, bypass_csp=True)
     signin(pat, creds["patient"])
     pat.goto("/info")
-    pat.locator("form.lang-switch button").click()  # remembered by the account
+    follow(pat, pat.locator("form.lang-switch button"))  # remembered by the account
     pat.wait_for_load_state()
     own = server.patient_id("demo-a")
     try:
@@ -158,7 +158,7 @@ def test_spanish_pages_have_no_serious_axe_violations(make_page: Any, server: An
         assert overflow <= 1
     finally:
         pat.goto("/info")
-        pat.locator("form.lang-switch button").click()  # back to English for the other tests
+        follow(pat, pat.locator("form.lang-switch button"))  # back to English for the other tests
         pat.wait_for_load_state()
     assert pat.evaluate("document.documentElement.lang") == "en"
     assert not problems, "\n\n".join(problems)

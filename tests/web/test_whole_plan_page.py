@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests_support import follow
+
 
 def _create(page: Any, name: str, *, current: str = "", conditions: str = "") -> None:
-    page.get_by_role("link", name="New patient").first.click()
+    follow(page, page.get_by_role("link", name="New patient").first)
     page.get_by_label("Name or initials").fill(name)
     page.get_by_label("Age in years").fill("38")
     page.get_by_label("Opioid the patient is withdrawing from").select_option("heroin")
@@ -18,9 +20,9 @@ def _create(page: Any, name: str, *, current: str = "", conditions: str = "") ->
         page.get_by_label("Current medications").fill(current)
     if conditions:
         page.get_by_label("Conditions").fill(conditions)
-    page.get_by_role("button", name="Create and assess").click()
+    follow(page, page.get_by_role("button", name="Create and assess"))
     if page.locator("#review").count():  # entries not recognised: saved as typed, listed as not screened
-        page.get_by_role("button", name="Save anyway").click()
+        follow(page, page.get_by_role("button", name="Save anyway"))
     assert "Patient created" in page.get_by_role("status").inner_text()
 
 
