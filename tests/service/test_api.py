@@ -252,3 +252,22 @@ def test_new_patient_account_logs_in(client) -> None:
     tok = client.post("/auth/token", json={"username": "bob", "password": "long-password-1"}).json()["access_token"]
     assert client.get("/patients", headers={"Authorization": f"Bearer {tok}"}).json()[0]["id"] == pid
     assert PASSWORDS  # demo passwords come from settings
+
+
+def test_a_taper_plan_needs_a_printed_tramadol_schedule(client) -> None:
+    """The API refuses a taper plan where the plan prints no tramadol schedule, as the page does (one rule,
+    in records.make_plan): phenelzine makes tramadol contraindicated (label: MAOI within 14 days)."""
+    h = login(client, "clinician")
+    ok = client.post("/patients", headers=h, json={"display_name": "Taper ok", "data": {"age_years": 35}}).json()["id"]
+    bad = client.post("/patients", headers=h, json={"display_name": "Taper maoi", "data": {
+        "age_years": 35, "medications": [{"name": "phenelzine"}]}}).json()["id"]
+    r = client.post(f"/patients/{bad}/plans", headers=h, json={"taper": True})
+    assert r.status_code == 422, r.text
+    (item,) = r.json()["detail"]
+    assert item["field"] == "taper" and "contraindicated" in item["message"] and "without it" in item["message"]
+    assert client.get(f"/patients/{bad}/plans", headers=h).json() == []  # nothing half-written
+    plain = client.post(f"/patients/{bad}/plans", headers=h, json={"taper": False})
+    assert plain.status_code == 201 and plain.json()["taper"] is False
+    taper = client.post(f"/patients/{ok}/plans", headers=h, json={"taper": True})
+    assert taper.status_code == 201 and taper.json()["taper"] is True
+    assert taper.json()["result"]["tramadol"]["regimen"]

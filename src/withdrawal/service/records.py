@@ -119,7 +119,18 @@ def active_plan(session: Session, patient_id: int) -> Plan | None:
 
 
 def make_plan(*, session: Session, patient: Patient, body: schemas.PlanCreate, user: User, kb: KnowledgeBase) -> Plan:
+    """The stored record's assessment kept as the active plan; the previous one is superseded.
+
+    A taper plan needs the tramadol schedule the plan prints: where none is printed (tramadol avoided
+    or contraindicated) it is refused here, so the API, the pages and any later path refuse it alike."""
     result = assess_record(session, patient, kb)
+    if body.taper and not result.plan.tramadol_regimen:
+        raise InputError(
+            "taper",
+            f"there is no tramadol taper for this patient (verdict: {result.screen.verdict}); save the plan "
+            "without it",
+            value=True,
+        )
     for old in session.scalars(select(Plan).where(Plan.patient_id == patient.id, Plan.status == "active")):
         old.status = "superseded"
     row = Plan(

@@ -222,17 +222,16 @@ async def plan_submit(patient_id: int, request: Request, uow: UowDep, kb: KbDep,
     form = await posted(request)
     patient = open_patient(uow, user, patient_id, action="create", resource="plan")
     note = str(form.get("note") or "").strip()[:4000] or None
-    taper = form.get("taper") == "1"
-    if taper and records.assess_record(uow.session, patient, kb).screen.verdict in ("avoid", "contraindicated"):
+    try:
+        row = records.make_plan(session=uow.session, patient=patient, user=user, kb=kb,
+                                body=schemas.PlanCreate(note=note, taper=form.get("taper") == "1"))
+    except InputError as exc:
         # Nothing is saved: the attempt is audited as invalid (not as a create), the page shown again as a read.
         uow.rollback()
         uow.audit(actor=user, action="create", resource="plan", patient_id=patient.id, outcome="invalid")
         uow.audit(actor=user, action="read", resource="patient", resource_id=patient.id, patient_id=patient.id)
         return _result_page(request, uow, kb, settings, user, patient, status=422, plan_note=note or "",
-                            plan_error="taper: there is no tramadol taper for this patient (see the verdict); "
-                                       "save the plan without it.")
-    row = records.make_plan(session=uow.session, patient=patient, user=user, kb=kb,
-                            body=schemas.PlanCreate(note=note, taper=taper))
+                            plan_error=str(exc))
     uow.audit(actor=user, action="create", resource="plan", resource_id=row.id, patient_id=patient.id)
     return redirect(f"/app/patients/{patient.id}?recorded=plan#h-plan")
 
