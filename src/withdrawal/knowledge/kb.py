@@ -193,6 +193,13 @@ class KnowledgeBase:
                 return t
         return None
 
+    def rule(self, rule_id: str) -> Rule:
+        """The tramadol rule ``rule_id`` (its message, action and sources, as the screen says them)."""
+        for r in self.tramadol.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
     def treatment(self, treatment_id: str) -> Treatment:
         for t in self.care.treatments:
             if t.id == treatment_id:

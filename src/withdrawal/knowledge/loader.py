@@ -49,6 +49,8 @@ from withdrawal.knowledge.population import FlagFile, MmeTable, check_flags, che
 __all__ = ["KnowledgeBase", "Manifest", "Resolved", "ResolvedCondition", "default_kb", "load_kb"]
 
 M = TypeVar("M", bound=BaseModel)
+INCOMPLETE_SCREEN = "incomplete_screen"
+"""The rule that names what the screen could not resolve; the CDS card of an unidentified order says it too."""
 
 
 class ManifestFiles(Frozen):
@@ -191,6 +193,9 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
                 raise KnowledgeBaseError(f"vocabulary.yaml: drug {d.id} has unknown class {c!r}")
     for r in rules.rules:
         _check_matches(r.when, f"tramadol.yaml: rule {r.id}", drugs, classes, conditions)
+    if not any(r.id == INCOMPLETE_SCREEN and any(m.unresolved for m in r.when) for r in rules.rules):
+        raise KnowledgeBaseError(f"tramadol.yaml: no rule {INCOMPLETE_SCREEN!r} on unresolved items (an incomplete "
+                                 "screen would read clean, and an unidentified order would have no card text)")
     for release in ("immediate", "extended"):
         if not any(not lim.when and lim.interval_h and lim.release == release for lim in rules.dose_limits):
             raise KnowledgeBaseError(f"tramadol.yaml: no unconditional {release}-release dose limit with an interval_h")

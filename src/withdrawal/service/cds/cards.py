@@ -17,6 +17,7 @@ from typing import Any, get_args
 from withdrawal.assess import Assessment
 from withdrawal.fhir.codes import RXNORM
 from withdrawal.knowledge.base import Trust
+from withdrawal.knowledge.loader import INCOMPLETE_SCREEN
 from withdrawal.pathway import Pathway
 from withdrawal.safety.screen import Finding, dose_limit
 
@@ -320,17 +321,18 @@ def interacting_order_cards(a: Assessment, orders: Sequence[DraftOrder]) -> list
 
 
 def unscreened_order_card(a: Assessment, order: DraftOrder) -> dict[str, Any]:
-    """A draft order whose medication could not be identified: said so, never silence."""
+    """A draft order whose medication could not be identified: said so, never silence.
+
+    What it says and cites is the knowledge base's incomplete-screen rule, with the order named as
+    the item that was not screened."""
     cited = _Cited(a)
-    ids = [s for f in a.screen.findings if f.code == "incomplete_screen" for s in f.sources]
+    rule = a.kb.rule(INCOMPLETE_SCREEN)
     return _card(
         f"Order not screened: {order.name[:80]} could not be identified",
         "warning",
-        f"The medication of this draft order ({order.name}) could not be resolved to an ingredient (a "
-        "reference that is not in the request or an unknown code or name), so it was not checked against "
-        "tramadol or the patient's record. Check it by hand against the tramadol label and an interaction "
-        "reference, or order it by its RxNorm code or generic name.",
-        _source(cited, ids or list(a.screen.dose_limit.sources), "order_not_screened"),
+        f"**{rule.message}**\n\nNot screened: the draft order {order.name}\n\n{rule.action}"
+        f"\n\nSources:\n{_links_md(cited, rule.sources)}\n\n_{cited.off_label}_",
+        _source(cited, rule.sources, "order_not_screened"),
     )
 
 

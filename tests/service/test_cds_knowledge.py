@@ -1,0 +1,101 @@
+"""What the CDS cards say comes from the knowledge base: the unidentified-order card is the
+incomplete-screen rule, the conditions that make a patient-view card relevant are a vocabulary
+group, and the buprenorphine order's route is the option's. A knowledge base changed in the data
+changes the cards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests_support import kb_with
+from withdrawal.errors import KnowledgeBaseError
+from withdrawal.knowledge.loader import KnowledgeBase, default_kb, load_kb
+from withdrawal.service.cds import hooks
+from withdrawal.service.cds.prefetch import assemble
+
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+NOW = datetime(2026, 12, 4, 12, tzinfo=UTC)
+
+
+def _bundle(*res: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in res]}
+
+
+def _condition(code: str) -> dict[str, Any]:
+    return {"resourceType": "Condition", "id": f"c-{code}", "subject": {"reference": "Patient/p1"},
+            "clinicalStatus": {"coding": [{"code": "active"}]}, "code": {"coding": [{"system": ICD, "code": code}]}}
+
+
+def _prefetch(*conditions: dict[str, Any]) -> dict[str, Any]:
+    return {"patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1985-04-02", "gender": "male"},
+            "conditions": _bundle(*conditions), "medications": _bundle(), "allergies": _bundle(),
+            "observations": _bundle()}
+
+
+def _order_sign(kb: KnowledgeBase, *drafts: dict[str, Any]) -> list[dict[str, Any]]:
+    context = {"patientId": "p1", "draftOrders": _bundle(*drafts)}
+    orders = hooks.orders("order-sign", context, kb, NOW.date(), hooks.draft_medications(context, _prefetch()))
+    return hooks.answer("withdrawal-order-sign", context, kb, orders, assemble(_prefetch(), {}), now=NOW).cards
+
+
+def _patient_view(kb: KnowledgeBase, *conditions: dict[str, Any]) -> list[dict[str, Any]]:
+    context = {"patientId": "p1"}
+    return hooks.answer("withdrawal-patient-view", context, kb, hooks.Orders(), assemble(_prefetch(*conditions), {}),
+                        now=NOW).cards
+
+
+UNREADABLE = {"resourceType": "MedicationRequest", "id": "d1", "status": "draft", "intent": "order",
+              "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/not-sent"}}
+
+
+def _unscreened(kb: KnowledgeBase) -> dict[str, Any]:
+    cards = _order_sign(kb, UNREADABLE)
+    assert len(cards) == 1
+    return cards[0]
+
+
+# --- the unidentified order: the incomplete-screen rule -------------------------------------
+
+
+def test_the_unscreened_order_card_says_and_cites_the_incomplete_screen_rule() -> None:
+    kb = default_kb()
+    rule = kb.rule("incomplete_screen")
+    card = _unscreened(kb)
+    assert card["summary"] == "Order not screened: medication Medication/not-sent could not be identified"
+    assert card["indicator"] == "warning"
+    detail = card["detail"]
+    assert rule.message in detail and rule.action in detail
+    assert "the draft order medication Medication/not-sent" in detail
+    linked = [kb.sources[s].title for s in rule.sources]
+    assert all(t in detail for t in linked)
+    assert card["source"]["label"].startswith(tuple(linked))
+
+
+def test_the_unscreened_order_summary_names_the_order_truncated() -> None:
+    long_ref = {**UNREADABLE, "medicationReference": {"reference": "Medication/" + "x" * 200}}
+    card = _order_sign(default_kb(), long_ref)[0]
+    assert card["summary"].startswith("Order not screened: medication Medication/xxx")
+    assert len(card["summary"]) < 140
+
+
+def test_the_unscreened_order_card_follows_the_data(tmp_path: Path) -> None:
+    def change(raw: dict[str, Any]) -> None:
+        rule = next(r for r in raw["rules"] if r["id"] == "incomplete_screen")
+        rule.update(message="Changed message for the test.", action="Changed action for the test.",
+                    sources=["openfda_tramadol_labels"])
+
+    card = _unscreened(load_kb(kb_with(tmp_path, "tramadol.yaml", change)))
+    assert "Changed message for the test." in card["detail"] and "Changed action for the test." in card["detail"]
+    assert default_kb().sources["dailymed_tramadol_ir"].title not in card["detail"]
+
+
+def test_a_knowledge_base_without_the_incomplete_screen_rule_does_not_load(tmp_path: Path) -> None:
+    def change(raw: dict[str, Any]) -> None:
+        raw["rules"] = [r for r in raw["rules"] if r["id"] != "incomplete_screen"]
+
+    with pytest.raises(KnowledgeBaseError, match="incomplete_screen"):
+        load_kb(kb_with(tmp_path, "tramadol.yaml", change))
