@@ -99,3 +99,42 @@ def test_a_knowledge_base_without_the_incomplete_screen_rule_does_not_load(tmp_p
 
     with pytest.raises(KnowledgeBaseError, match="incomplete_screen"):
         load_kb(kb_with(tmp_path, "tramadol.yaml", change))
+
+
+# --- which patients the patient-view services answer for: the opioid_use group ----------------
+
+
+def _group(change_conditions: Any) -> Any:
+    def change(raw: dict[str, Any]) -> None:
+        group = next(g for g in raw["condition_groups"] if g["id"] == "opioid_use")
+        group["conditions"] = change_conditions(group["conditions"])
+
+    return change
+
+
+def test_the_opioid_use_group_is_the_vocabularys() -> None:
+    kb = default_kb()
+    assert kb.condition_group("opioid_use") == {"opioid_use_disorder", "opioid_withdrawal"}
+    assert not hasattr(hooks, "OUD")
+
+
+def test_patient_view_answers_for_the_groups_conditions_only(tmp_path: Path) -> None:
+    kb = default_kb()
+    oud, epilepsy = _condition("F11.20"), _condition("G40.909")
+    assert [c["source"]["topic"]["code"] for c in _patient_view(kb, oud)][:1] == ["patient_view"]
+    assert _patient_view(kb, epilepsy) == []
+    # the group without opioid use disorder: the same patient gets no card
+    narrow = load_kb(kb_with(tmp_path / "a", "vocabulary.yaml", _group(lambda ks: ["opioid_withdrawal"])))
+    assert _patient_view(narrow, oud) == []
+    # a condition added to the group: its patients get the cards
+    wide = load_kb(kb_with(tmp_path / "b", "vocabulary.yaml", _group(lambda ks: [*ks, "seizure_disorder"])))
+    assert _patient_view(wide, epilepsy)
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    (_group(lambda ks: [*ks, "no_such_condition"]), "no_such_condition"),
+    (lambda raw: raw.pop("condition_groups"), "opioid_use"),
+])
+def test_the_opioid_use_group_is_checked_at_load(tmp_path: Path, change: Any, error: str) -> None:
+    with pytest.raises(KnowledgeBaseError, match=error):
+        load_kb(kb_with(tmp_path, "vocabulary.yaml", change))

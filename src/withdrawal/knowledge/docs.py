@@ -130,6 +130,11 @@ def render(kb: KnowledgeBase) -> str:
             for c in kb.vocabulary.conditions
         ),
     )
+    lines += ["## Condition groups", ""]
+    lines += _table(
+        ["group", "label", "conditions", "why", "sources (verification)"],
+        ([g.id, g.label, ", ".join(g.conditions), g.description, _cites(g)] for g in kb.vocabulary.condition_groups),
+    )
     lines += _pathway(kb)
     cited: set[str] = set()
     pw = kb.pathway
@@ -137,7 +142,8 @@ def render(kb: KnowledgeBase) -> str:
     for e in (pw.low_dose_first, *steps, *pw.rechecks, *pw.precipitated_withdrawal, *pw.handoff):
         cited.update(e.sources)
     for group in (t.rules, t.dose_limits, kb.care.option_rules, kb.care.adjunct_rules, kb.care.timelines,
-                  kb.care.treatments, kb.vocabulary.condition_scope, kb.vocabulary.classes):
+                  kb.care.treatments, kb.vocabulary.condition_scope, kb.vocabulary.classes,
+                  kb.vocabulary.condition_groups):
         cited.update(s for e in group for s in e.sources)
     cited.update(s for d in (*kb.vocabulary.drugs, *kb.vocabulary.conditions) for s in d.sources)
     lines += ["## Sources cited above", ""]

@@ -110,6 +110,8 @@ class KnowledgeBase:
     """Analyses, what is not pooled, verdicts (evidence/summary.yaml)."""
     patient_info: Mapping[str, PatientInfo] = field(repr=False)
     """Plain-language patient content by language (patient_info.yaml, patient_info.es.yaml)."""
+    condition_groups: Mapping[str, frozenset[str]] = field(repr=False)
+    """Group id -> its condition keys (vocabulary ``condition_groups``)."""
     _memo: dict[str, dict[str, Any]] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def memo(self, name: str) -> dict[str, Any]:
@@ -192,6 +194,10 @@ class KnowledgeBase:
             if t.substance == substance:
                 return t
         return None
+
+    def condition_group(self, group_id: str) -> frozenset[str]:
+        """The condition keys of the vocabulary's group ``group_id``."""
+        return self.condition_groups[group_id]
 
     def rule(self, rule_id: str) -> Rule:
         """The tramadol rule ``rule_id`` (its message, action and sources, as the screen says them)."""

@@ -51,6 +51,8 @@ __all__ = ["KnowledgeBase", "Manifest", "Resolved", "ResolvedCondition", "defaul
 M = TypeVar("M", bound=BaseModel)
 INCOMPLETE_SCREEN = "incomplete_screen"
 """The rule that names what the screen could not resolve; the CDS card of an unidentified order says it too."""
+OPIOID_USE = "opioid_use"
+"""The condition group of the patients the withdrawal decision support is for (the CDS patient-view services)."""
 
 
 class ManifestFiles(Frozen):
@@ -191,6 +193,12 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         for c in d.classes:
             if c not in classes:
                 raise KnowledgeBaseError(f"vocabulary.yaml: drug {d.id} has unknown class {c!r}")
+    groups = {g.id: frozenset(g.conditions) for g in vocab.condition_groups}
+    if len(groups) != len(vocab.condition_groups) or OPIOID_USE not in groups:
+        raise KnowledgeBaseError(f"vocabulary.yaml: condition_groups need {OPIOID_USE!r}, and each id once")
+    for g in vocab.condition_groups:
+        if unknown := [k for k in g.conditions if k not in conditions]:
+            raise KnowledgeBaseError(f"vocabulary.yaml: condition group {g.id} names unknown {unknown}")
     for r in rules.rules:
         _check_matches(r.when, f"tramadol.yaml: rule {r.id}", drugs, classes, conditions)
     if not any(r.id == INCOMPLETE_SCREEN and any(m.unresolved for m in r.when) for r in rules.rules):
@@ -239,6 +247,7 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         ("care.option_rules", care.option_rules),
         ("care.adjunct_rules", care.adjunct_rules),
         ("vocabulary.condition_scope", vocab.condition_scope),
+        ("vocabulary.condition_groups", vocab.condition_groups),
         ("care.adjuncts", care.adjuncts),
         ("care.resources", care.resources),
         ("care.monitoring", care.monitoring),
@@ -276,6 +285,7 @@ def load_kb(directory: Path | None = None) -> KnowledgeBase:
         drug_names=_index_names(vocab.drugs),
         drug_rxcui={d.rxcui: d.id for d in vocab.drugs if d.rxcui},
         condition_codes=_index_conditions(vocab.conditions),
+        condition_groups=groups,
         drug_class_members={k: frozenset(v) for k, v in members.items()},
         tramadol_interactions_of=interactions_of,
         pathway=pathway,

@@ -86,11 +86,22 @@ class ScreenScope(Cited):
     reason: str
 
 
+class ConditionGroup(Cited):
+    """Conditions the software treats alike, by one name (``opioid_use``: the patients the withdrawal
+    decision support is for)."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str
+    conditions: tuple[str, ...] = Field(min_length=1)
+    description: str
+
+
 class Vocabulary(Frozen):
     classes: tuple[DrugClass, ...]
     drugs: tuple[Drug, ...]
     conditions: tuple[Condition, ...]
     condition_scope: tuple[ScreenScope, ...] = ()
+    condition_groups: tuple[ConditionGroup, ...] = ()
     product_words: tuple[str, ...] = ()
     """Words of a product's name that are not an ingredient (dose forms, salts, release, units):
     any other word left over beside a known ingredient means part of the name was not screened."""

@@ -17,7 +17,7 @@ from withdrawal.fhir import read_medication, resources_of
 from withdrawal.fhir.mapping import Medication, release_form
 from withdrawal.fhir.questionnaire import read_bedside, to_patient_at_bedside
 from withdrawal.fhir.writeback import system_actions, writeback_bundle
-from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.knowledge.loader import OPIOID_USE, KnowledgeBase
 from withdrawal.pathway import build_pathway
 from withdrawal.patient import resolve
 from withdrawal.service.cds import cards as cardlib
@@ -50,7 +50,6 @@ SERVICES: dict[str, dict[str, Any]] = {
         "and other drugs against the patient's tramadol.",
     },
 }
-OUD = frozenset({"opioid_use_disorder", "opioid_withdrawal"})
 
 Order = tuple[cardlib.DraftOrder, Medication | None]
 """A draft order as screened, and its medication as read (None: unreadable, screened as not screened)."""
@@ -199,9 +198,9 @@ def answer(service_id: str, context: Mapping[str, Any], kb: KnowledgeBase, draft
         assert got is not None
         a, own = assess(context, kb, got, [], now=now, record=True, without_tramadol=True)
         on_tramadol = "tramadol" in own
-        relevant = on_tramadol or bool(OUD & a.patient.conditions)
-        cards = [cardlib.patient_view_card(a, on_tramadol=on_tramadol)] if relevant else []
-        if OUD & a.patient.conditions:
+        opioid_use = bool(kb.condition_group(OPIOID_USE) & a.patient.conditions)
+        cards = [cardlib.patient_view_card(a, on_tramadol=on_tramadol)] if on_tramadol or opioid_use else []
+        if opioid_use:
             card = cardlib.pathway_card(a, build_pathway(a))
             cards += [card] if card else []
         return Answer(cards)
@@ -231,11 +230,12 @@ def pathway(context: Mapping[str, Any], kb: KnowledgeBase, got: Gathered, patien
             now: datetime) -> Answer:
     """The pathway card, and the write-back Bundle's resources as systemActions.
 
-    Only for a patient with opioid use disorder or withdrawal, an opioid recorded or a COWS score:
+    Only for a patient with a condition of the opioid_use group (opioid use disorder or withdrawal in the
+    vocabulary), an opioid recorded or a COWS score:
     for anyone else the service has nothing to say or to record.
     """
     a, _ = assess(context, kb, got, [], now=now, record=False)
-    if not (OUD & a.patient.conditions or a.patient.data.opioid or a.cows):
+    if not (kb.condition_group(OPIOID_USE) & a.patient.conditions or a.patient.data.opioid or a.cows):
         return Answer([], [])
     plan = build_pathway(a)
     card = cardlib.pathway_card(a, plan)
