@@ -14,7 +14,7 @@ import pytest
 from tests_support import kb_with
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb, load_kb
-from withdrawal.service.cds import hooks
+from withdrawal.service.cds import cards, hooks
 from withdrawal.service.cds.prefetch import assemble
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -138,3 +138,27 @@ def test_patient_view_answers_for_the_groups_conditions_only(tmp_path: Path) -> 
 def test_the_opioid_use_group_is_checked_at_load(tmp_path: Path, change: Any, error: str) -> None:
     with pytest.raises(KnowledgeBaseError, match=error):
         load_kb(kb_with(tmp_path, "vocabulary.yaml", change))
+
+
+# --- the buprenorphine order: the option's route --------------------------------------------
+
+
+def _bup_order(kb: KnowledgeBase) -> dict[str, Any]:
+    a, _ = hooks.assess({"patientId": "p1"}, kb, assemble(_prefetch(), {}), [], now=NOW, record=False)
+    return cards.bup_nx_order(a, "Patient/p1")
+
+
+def test_the_buprenorphine_order_takes_its_route_from_the_option(tmp_path: Path) -> None:
+    kb = default_kb()
+    order = _bup_order(kb)
+    route = kb.treatment("buprenorphine").route
+    assert route == "sublingual"
+    assert order["dosageInstruction"] == [{"text": kb.treatment("buprenorphine").dosing, "route": {"text": route}}]
+    assert order["medicationCodeableConcept"]["text"] == "buprenorphine / naloxone sublingual (product per local formulary)"
+
+    def change(raw: dict[str, Any]) -> None:
+        next(t for t in raw["treatments"] if t["id"] == "buprenorphine")["route"] = "buccal"
+
+    changed = _bup_order(load_kb(kb_with(tmp_path, "care.yaml", change)))
+    assert changed["dosageInstruction"][0]["route"] == {"text": "buccal"}
+    assert changed["medicationCodeableConcept"]["text"] == "buprenorphine / naloxone buccal (product per local formulary)"

@@ -296,6 +296,8 @@ class Treatment(Cited):
     dosing: str
     settings: tuple[Literal["inpatient", "outpatient", "otp"], ...] = ()
     drug: str | None = None
+    route: str | None = None
+    """How the drug is given, as an order states it (the CDS buprenorphine order's route)."""
     cautions: tuple[str, ...] = ()
     start_cows_min: int | None = Field(default=None, ge=0, le=48)
 

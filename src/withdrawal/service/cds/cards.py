@@ -137,18 +137,22 @@ def _delete(order: DraftOrder) -> dict[str, Any]:
 def bup_nx_order(a: Assessment, patient_ref: str) -> dict[str, Any]:
     """A draft buprenorphine/naloxone MedicationRequest an EHR can apply: status, intent, subject, an
     RxNorm-coded medication (the ingredient code of the vocabulary; the EHR picks the product and
-    strength) and the dosage as text from the cited option."""
+    strength) and the dosage and route as text from the cited option."""
     bup = a.kb.drugs["buprenorphine"]
     treatment = a.kb.treatment("buprenorphine")
     coding = [{"system": RXNORM, "code": bup.rxcui, "display": "buprenorphine"}] if bup.rxcui else []
+    route = f" {treatment.route}" if treatment.route else ""
+    dosage: dict[str, Any] = {"text": treatment.dosing}
+    if treatment.route:
+        dosage["route"] = {"text": treatment.route}
     return {
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "order",
         "subject": {"reference": patient_ref},
         "medicationCodeableConcept": {"coding": coding,
-                                      "text": "buprenorphine / naloxone sublingual (product per local formulary)"},
-        "dosageInstruction": [{"text": treatment.dosing, "route": {"text": "sublingual"}}],
+                                      "text": f"buprenorphine / naloxone{route} (product per local formulary)"},
+        "dosageInstruction": [dosage],
     }
 
 
