@@ -236,7 +236,7 @@ def test_other_patients_resources_are_skipped(kb: KnowledgeBase) -> None:
     assert mapped.patient.conditions == () and mapped.skipped == ("Condition/?: another patient",)
 
 
-def test_helpers() -> None:
+def test_helpers(kb: KnowledgeBase) -> None:
     assert age_on(date(2000, 2, 29), date(2026, 2, 28)) == 25
     assert (
         daily_dose_mg(
@@ -247,10 +247,11 @@ def test_helpers() -> None:
                 }
             ],
             None,
+            kb,
         )
         == 200
     )
-    assert daily_dose_mg([{"timing": {}}], 50) is None
+    assert daily_dose_mg([{"timing": {}}], 50, kb) is None
 
 
 def test_strengths_of_combination_products(kb: KnowledgeBase) -> None:

@@ -25,6 +25,7 @@ from withdrawal.errors import InputError
 from withdrawal.fhir import codes, reading
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Sex
+from withdrawal.knowledge.population import DoseUnit
 from withdrawal.patient import MedicationIn, PatientIn, parse_patient
 
 JSON = Mapping[str, Any]
@@ -215,17 +216,22 @@ def _strengths(display: str, kb: KnowledgeBase) -> dict[str, float]:
     return out
 
 
-def daily_dose_mg(dosages: object, strength_mg: float | None) -> float | None:
+_RATE_UNIT: DoseUnit = "mcg_per_h"
+"""The knowledge base's dose unit (``mme.yaml`` ``dose_units``) of the reading table's ``rate`` units."""
+
+
+def daily_dose_mg(dosages: object, strength_mg: float | None, kb: KnowledgeBase) -> float | None:
     """Most a dosage instruction allows per day, in mg; None when it cannot be read.
 
-    Units, dose forms and periods are the rows of ``fhir.reading`` (``Dosage``)."""
+    Units, dose forms and periods are the rows of ``fhir.reading`` (``Dosage``); a rate (a patch's
+    mcg/h) becomes mg/day by the knowledge base's conversion of its unit."""
     if not isinstance(dosages, list):
         return None
     total = 0.0
     for d in dosages:
         if not isinstance(d, Mapping):
             return None
-        dose = _dose_mg(d, strength_mg)
+        dose = _dose_mg(d, strength_mg, kb)
         if dose is None:
             return None
         mg, is_rate = dose
@@ -239,7 +245,7 @@ def daily_dose_mg(dosages: object, strength_mg: float | None) -> float | None:
     return round(total, 3) if total > 0 else None
 
 
-def _dose_mg(d: JSON, strength_mg: float | None) -> tuple[float, bool] | None:
+def _dose_mg(d: JSON, strength_mg: float | None, kb: KnowledgeBase) -> tuple[float, bool] | None:
     """(mg per dose, False) or (mg per day, True) for a rate; None when unreadable."""
     rates = d.get("doseAndRate")
     if not isinstance(rates, list) or not rates or not isinstance(rates[0], Mapping):
@@ -258,7 +264,7 @@ def _dose_mg(d: JSON, strength_mg: float | None) -> tuple[float, bool] | None:
     if factor is None:
         return None
     if factor == "rate":
-        return value * 24 / 1000, True
+        return kb.mme.dose_unit(_RATE_UNIT).to_mg_per_day(value), True
     if factor == "strength":
         return (value * strength_mg, False) if strength_mg is not None else None
     return value * float(factor), False
@@ -370,7 +376,7 @@ def read_medication(
     if ident is None:
         return None
     dosage = res.get("dosageInstruction") if rtype == "MedicationRequest" else res.get("dosage")
-    dose = daily_dose_mg(dosage, ident.strength_mg)
+    dose = daily_dose_mg(dosage, ident.strength_mg, kb)
     ago: float | None = None
     if state == "stopped":
         stop = _first_date(res, reading.values(rtype, "stop date"))

@@ -89,7 +89,7 @@ def _rows() -> list[Row]:
     add("Dosage", "doseQuantity unit", ("g",), "1000")
     add("Dosage", "doseQuantity unit", ("ug", "mcg"), "0.001")
     add("Dosage", "doseQuantity unit", ("ug/h", "mcg/h", "[mcg]/h"), "rate",
-        "a transdermal rate: mg/day = value x 24 / 1000, whatever the timing")
+        "a transdermal rate: mg/day by the knowledge base's mcg_per_h dose unit (mme.yaml), whatever the timing")
     add("Dosage", "doseQuantity unit", ("{tablet}", "{tbl}", "{pill}", "{capsule}", "tablet", "tablets", "tab",
                                         "capsule", "1", "(absent)"), "strength",
         "a count of units: value x the product's strength in mg, read from the RxNorm SCD/SBD text "

@@ -138,6 +138,39 @@ class MmeFactor(Frozen):
     note: str | None = None
 
 
+class DoseUnitConversion(Frozen):
+    """How a dose in one of the table's units becomes mg/day, and back.
+
+    ``mg/day = dose x periods_per_day / units_per_mg`` (mcg/h: x 24 hours a day / 1000 mcg a mg);
+    :meth:`from_mg_per_day` is its inverse, in the order written (``mg x units_per_mg / periods_per_day``),
+    so every path that converts (the FHIR mapper, the MME, the bulk SQL, the synthetic truth) gets the
+    same floating-point number."""
+
+    unit: DoseUnit
+    label: str
+    periods_per_day: float = Field(gt=0)
+    """How many of the unit's time periods make a day (h: 24)."""
+    units_per_mg: float = Field(gt=0)
+    """How many of the unit's mass units make a mg (mcg: 1000)."""
+    note: str | None = None
+
+    def to_mg_per_day(self, dose: float) -> float:
+        return dose * self.periods_per_day / self.units_per_mg
+
+    def from_mg_per_day(self, mg_per_day: float) -> float:
+        return mg_per_day * self.units_per_mg / self.periods_per_day
+
+    @property
+    def is_mg_per_day(self) -> bool:
+        return self.periods_per_day == 1 and self.units_per_mg == 1
+
+    def sql_from_mg_per_day(self, expr: str) -> str:
+        """:meth:`from_mg_per_day` as SQL over the DOUBLE ``expr`` (DuckDB and Spark alike)."""
+        if self.is_mg_per_day:
+            return expr
+        return f"{expr} * {float(self.units_per_mg)!r} / {float(self.periods_per_day)!r}"
+
+
 class MmeExcluded(Frozen):
     drug: str
     reason: str
@@ -151,6 +184,8 @@ class HighDose(Cited):
 class MmeTable(Cited):
     table: str
     table_label: str
+    dose_units: tuple[DoseUnitConversion, ...]
+    """The units the factors apply to, each with its conversion from and to mg/day."""
     factors: tuple[MmeFactor, ...]
     excluded: tuple[MmeExcluded, ...] = ()
     high_dose: HighDose
@@ -158,16 +193,28 @@ class MmeTable(Cited):
     def by_drug(self) -> Mapping[str, MmeFactor]:
         return {f.drug: f for f in self.factors}
 
+    def dose_unit(self, unit: DoseUnit) -> DoseUnitConversion:
+        """The conversion of ``unit`` (``load_kb`` guarantees one for every unit a factor names)."""
+        return next(u for u in self.dose_units if u.unit == unit)
+
     @property
     def threshold(self) -> float:
         return self.high_dose.mme_per_day_at_least
 
 
 def check_mme(table: MmeTable, kb: KnowledgeBase, where: str) -> None:
-    """Cited; every drug in the vocabulary with the same RxCUI, once."""
+    """Cited; every drug in the vocabulary with the same RxCUI, once; every factor's dose unit
+    converted once (mg/day to itself)."""
     check_citations([("mme", table), ("mme.high_dose", table.high_dose)], kb.sources, where)
+    units = [u.unit for u in table.dose_units]
+    if len(units) != len(set(units)):
+        raise KnowledgeBaseError(f"{where}: a dose unit is defined twice")
+    if "mg_per_day" in units and not table.dose_unit("mg_per_day").is_mg_per_day:
+        raise KnowledgeBaseError(f"{where}: mg_per_day must convert to itself (1 period a day, 1 unit a mg)")
     seen: set[str] = set()
     for f in table.factors:
+        if f.dose_unit not in units:
+            raise KnowledgeBaseError(f"{where}: {f.drug}'s dose unit {f.dose_unit} has no conversion")
         drug = kb.drugs.get(f.drug)
         if drug is None:
             raise KnowledgeBaseError(f"{where}: unknown drug {f.drug!r}")

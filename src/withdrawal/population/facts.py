@@ -31,7 +31,7 @@ from withdrawal.fhir.mapping import (
     observation_coded,
 )
 from withdrawal.knowledge.loader import KnowledgeBase
-from withdrawal.population.mme import MmeTable
+from withdrawal.population.mme import MmeTable, mme_sql
 from withdrawal.population.sql import BitLayout, Dialect, window_column
 from withdrawal.population.staging import lits
 
@@ -96,7 +96,7 @@ def dose_map(triples: Iterable[tuple[str | None, str | None, str | None]],
         ident = _identity(concept, text, kb)
         if ident is None or not dosage:
             continue
-        mg = daily_dose_mg(_json(dosage), ident.strength_mg)
+        mg = daily_dose_mg(_json(dosage), ident.strength_mg, kb)
         if mg is not None:
             out.append((concept, text, dosage, mg))
     return out
@@ -229,12 +229,6 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     ``words``: the set words the rules read (default all); only those are aggregated."""
     asof = f"DATE '{as_of.isoformat()}'"
     o, c, a = "Observation", "Condition", "AllergyIntolerance"
-    factors = table.by_drug()
-    mme_case = " ".join(
-        f"WHEN '{drug}' THEN mg_day * 1000.0 / 24.0 * {f.factor!r}" if f.dose_unit == "mcg_per_h"
-        else f"WHEN '{drug}' THEN mg_day * {f.factor!r}"
-        for drug, f in sorted(factors.items())
-    )
 
     def used(cols: Iterable[str]) -> list[str]:
         return [col for col in cols if words is None or col in words]
@@ -266,7 +260,7 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     AND (verification IS NULL OR verification NOT IN {lits(reading.values(c, 'verificationStatus', 'ignored'))})
     AND (onset IS NULL OR onset <= {asof})
     AND (abatement IS NULL OR abatement > {asof})"""),
-        branch({"patient_id": "patient_id", "mme_part": f"CASE drug {mme_case} ELSE 0.0 END"}, "FROM mm"),
+        branch({"patient_id": "patient_id", "mme_part": mme_sql(table, "drug", "mg_day")}, "FROM mm"),
         branch({"patient_id": "alg.patient_id", "unres": "alg_map.unresolved",
                 **{col: f"alg_map.{col}" for col in awords}}, f"""
   FROM alg JOIN alg_map ON alg.concept = alg_map.concept

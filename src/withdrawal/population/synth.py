@@ -31,6 +31,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from withdrawal.errors import InputError
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.knowledge.models import Sex
+from withdrawal.knowledge.population import DoseUnitConversion, MmeTable
 from withdrawal.patient import MedicationIn, PatientIn
 from withdrawal.population.compiler import option_treatments
 from withdrawal.population.per_patient import PatientEvaluator, PatientScreen
@@ -73,7 +74,7 @@ CONDITIONS: tuple[tuple[str, str, str | None, str, float, bool], ...] = (
     ("low_back_pain", "M54.50", None, "Low back pain", 0.08, True),
 )
 
-# drug id -> (adult prevalence, doses in mg (fentanyl: mcg/h), times a day, written by name only)
+# drug id -> (doses in mg, or in the rate unit of its MME factor (fentanyl: mcg/h), times a day)
 _OPIOID_DOSES: dict[str, tuple[tuple[float, ...], tuple[int, ...]]] = {
     "tramadol": ((50, 100), (2, 3, 4)),
     "oxycodone": ((5, 10, 15, 20, 30), (2, 3, 4)),
@@ -128,8 +129,9 @@ class _Med:
     text: str
     state: str  # active | stopped | ignored
     days: int  # days since stopped (stopped)
-    dose: float | None  # mg per dose, or mcg/h for fentanyl
+    dose: float | None  # mg per dose, or a rate in its MME factor's unit (_rate_unit: fentanyl's mcg/h)
     freq: int
+    rate: bool = False  # dose is a rate (written as a patch, in ug/h)
 
 
 @dataclass
@@ -350,6 +352,7 @@ def _draw_med(rng: np.random.Generator, drug: str, kb: KnowledgeBase) -> _Med:
     freq = int(freqs[int(rng.integers(len(freqs)))])
     if drug in _OPIOID_DOSES and rng.random() < 0.1:
         dose = None
+    patch = _rate_unit(drug, kb.mme) is not None
     rxcui = kb.drugs[drug].rxcui
     name = kb.drugs[drug].name
     brands = kb.drugs[drug].brands
@@ -357,10 +360,10 @@ def _draw_med(rng: np.random.Generator, drug: str, kb: KnowledgeBase) -> _Med:
     if rxcui is None or v < 0.1:
         # by name only: generic or brand, with strength text
         label = brands[0] if (brands and v < 0.05) else name
-        unit = "MCG/HR Transdermal System" if drug == "fentanyl" else "MG Oral Tablet"
-        return _Med(drug, None, f"{label} {dose or 10:g} {unit}", state, days, dose, freq)
-    unit = "MCG/HR Transdermal System" if drug == "fentanyl" else "MG Oral Tablet"
-    return _Med(drug, rxcui, f"{name} {dose or 10:g} {unit}", state, days, dose, freq)
+        unit = "MCG/HR Transdermal System" if patch else "MG Oral Tablet"
+        return _Med(drug, None, f"{label} {dose or 10:g} {unit}", state, days, dose, freq, patch)
+    unit = "MCG/HR Transdermal System" if patch else "MG Oral Tablet"
+    return _Med(drug, rxcui, f"{name} {dose or 10:g} {unit}", state, days, dose, freq, patch)
 
 
 # --- writing FHIR resources ----------------------------------------------------------------
@@ -512,7 +515,7 @@ def _emit_med(p: _Latent, j: int, med: _Med, ref: str, as_of: date, rng: np.rand
     concept = '{' + coding + '"text":' + json.dumps(med.text) + '}'
     dosage = ""
     if med.dose is not None:
-        if med.drug == "fentanyl":
+        if med.rate:
             qty = '{"value":' + f"{med.dose:g}" + ',"unit":"ug/h","system":"http://unitsofmeasure.org","code":"ug/h"}'
             dosage = '[{"doseAndRate":[{"doseQuantity":' + qty + '}]}]'
         else:
@@ -539,15 +542,25 @@ def _emit_med(p: _Latent, j: int, med: _Med, ref: str, as_of: date, rng: np.rand
 # --- ground truth ----------------------------------------------------------------------------
 
 
-def latent_patient_in(p: _Latent) -> PatientIn:
-    """What the per-patient screen sees of a latent patient: the facts as written, as of as_of."""
+def _rate_unit(drug: str | None, table: MmeTable) -> DoseUnitConversion | None:
+    """The conversion of a drug dosed as a rate (its MME factor's unit is not mg/day: a patch's mcg/h),
+    else None (a dose in mg, taken so many times a day)."""
+    f = table.by_drug().get(drug) if drug is not None else None
+    unit = table.dose_unit(f.dose_unit) if f is not None else None
+    return unit if unit is not None and not unit.is_mg_per_day else None
+
+
+def latent_patient_in(p: _Latent, table: MmeTable) -> PatientIn:
+    """What the per-patient screen sees of a latent patient: the facts as written, as of as_of; a rate
+    becomes mg/day by ``table``'s conversion of its unit."""
     meds: list[MedicationIn] = []
     for m in p.meds:
         if m.state == "ignored":
             continue
         mg_day: float | None = None
         if m.dose is not None:
-            mg_day = m.dose * 24 / 1000 if m.drug == "fentanyl" else m.dose * m.freq
+            rate = _rate_unit(m.drug, table)
+            mg_day = rate.to_mg_per_day(m.dose) if rate is not None else m.dose * m.freq
         meds.append(MedicationIn(
             name=m.text, rxnorm=m.code, status="active" if m.state == "active" else "stopped",
             days_since_stopped=float(m.days) if m.state == "stopped" else None, dose_mg_per_day=mg_day,
@@ -567,7 +580,7 @@ def _truth_table(patients: list[_Latent], evaluator: PatientEvaluator,
     flag_cols: dict[str, list[bool]] = {f"flag_{f}": [] for f in flag_ids}
     option_cols: dict[str, list[list[str]]] = {}
     for p in patients:
-        data = latent_patient_in(p)
+        data = latent_patient_in(p, evaluator.table)
         key = (data.age_years, data.pregnant, data.breastfeeding, data.conditions, data.medications,
                data.allergies, data.creatinine_clearance_ml_min)
         res = cache.get(key)
