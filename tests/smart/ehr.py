@@ -90,10 +90,12 @@ class Controls:
     wrong_state: bool = False
     id_token_aud: str | None = None
     """Sign id_tokens for another audience (a forged or misdirected token)."""
+    failing_search: str | None = None
+    """A resource type whose searches answer HTTP 500 (a FHIR server failing mid-read)."""
 
     def reset(self) -> None:
         self.expires_in, self.issue_refresh, self.tamper_challenge, self.wrong_state = 3600, True, False, False
-        self.id_token_aud = None
+        self.id_token_aud = self.failing_search = None
 
 
 @dataclass
@@ -108,7 +110,7 @@ class Ehr:
     access: dict[str, dict[str, Any]] = field(default_factory=dict)
     refresh: dict[str, str] = field(default_factory=dict)
     events: list[tuple[str, str]] = field(default_factory=list)
-    """(what, outcome): authorize, token, refresh, fhir reads, in order."""
+    """(what, outcome): discovery, authorize, token, jwks, refresh, fhir reads, in order."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     signing_key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
     practitioner: str = "Practitioner/dr-ehr-1"
@@ -147,6 +149,7 @@ class Ehr:
         )
 
     async def configuration(self, _: Request) -> Response:
+        self.log("discovery", "ok")
         return JSONResponse({
             "issuer": self.base,
             "authorization_endpoint": f"{self.base}/authorize",
@@ -286,6 +289,9 @@ class Ehr:
             return self._unauthorized()
         if request.query_params.get("patient") != pid:
             return JSONResponse({"resourceType": "OperationOutcome"}, status_code=403)
+        if rtype == self.controls.failing_search:
+            self.log("fhir", f"{rtype} 500")
+            return JSONResponse({"resourceType": "OperationOutcome"}, status_code=500)
         self.log("fhir", rtype)
         found = [r for r in self.records[pid] if r["resourceType"] == rtype]
         return JSONResponse({"resourceType": "Bundle", "type": "searchset", "total": len(found),
@@ -294,6 +300,7 @@ class Ehr:
                             media_type="application/fhir+json")
 
     async def jwks(self, _: Request) -> Response:
+        self.log("jwks", "ok")
         public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.signing_key.public_key()))
         return JSONResponse({"keys": [{**public, "kid": "ehr-1", "alg": "RS256", "use": "sig"}]})
 

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -57,6 +57,11 @@ class Endpoints:
 
 
 _discovered: dict[str, tuple[float, Endpoints]] = {}
+T = TypeVar("T")
+
+
+class Unreadable(ValueError):
+    """A JSON document the EHR publishes that is not there or not a JSON object; the message says why."""
 
 
 def _http(settings: SmartSettings, transport: httpx.AsyncBaseTransport | None) -> dict[str, Any]:
@@ -66,26 +71,45 @@ def _http(settings: SmartSettings, transport: httpx.AsyncBaseTransport | None) -
     return kw
 
 
+async def _cached_json(url: str, parse: Callable[[dict[str, Any]], T], cache: dict[str, tuple[float, T]],
+                       settings: SmartSettings, transport: httpx.AsyncBaseTransport | None) -> T:
+    """``parse`` of the JSON object at ``url`` (1 MB at most), cached for :data:`DISCOVERY_TTL_S` once parsed.
+
+    Raises :class:`Unreadable` (``ValueError``), another ``ValueError`` (not JSON) or ``httpx.HTTPError``,
+    and what ``parse`` raises; nothing is cached then.
+    """
+    hit = cache.get(url)
+    if hit is not None and time.monotonic() - hit[0] < DISCOVERY_TTL_S:
+        return hit[1]
+    async with httpx.AsyncClient(**_http(settings, transport)) as http:
+        resp = await http.get(url, headers={"Accept": "application/json"})
+    if resp.status_code != 200 or len(resp.content) > 1_000_000:
+        raise Unreadable(f"HTTP {resp.status_code}")
+    body = resp.json()
+    if not isinstance(body, dict):
+        raise Unreadable("not a JSON object")
+    value = parse(body)
+    cache[url] = (time.monotonic(), value)
+    return value
+
+
 async def discover(iss: str, settings: SmartSettings, transport: httpx.AsyncBaseTransport | None = None) -> Endpoints:
     """``{iss}/.well-known/smart-configuration``, only for a configured ``iss``; S256 must be offered."""
     iss = normalise_iss(iss)
     if not settings.allows(iss):
         raise SmartError(400, "This EHR (iss) is not configured for this app.", code="iss")
-    hit = _discovered.get(iss)
-    if hit is not None and time.monotonic() - hit[0] < DISCOVERY_TTL_S:
-        return hit[1]
     try:
-        async with httpx.AsyncClient(**_http(settings, transport)) as http:
-            resp = await http.get(f"{iss}/.well-known/smart-configuration", headers={"Accept": "application/json"})
-        if resp.status_code != 200 or len(resp.content) > 1_000_000:
-            raise SmartError(502, f"The EHR's SMART configuration could not be read (HTTP {resp.status_code}).",
-                             code="discovery")
-        doc = resp.json()
+        return await _cached_json(f"{iss}/.well-known/smart-configuration", _endpoints, _discovered, settings,
+                                  transport)
+    except Unreadable as exc:
+        raise SmartError(502, f"The EHR's SMART configuration could not be read ({exc}).", code="discovery") from exc
     except (httpx.HTTPError, ValueError) as exc:
         raise SmartError(502, f"The EHR's SMART configuration could not be read ({type(exc).__name__}).",
                          code="discovery") from exc
-    if not isinstance(doc, dict):
-        raise SmartError(502, "The EHR's SMART configuration is not a JSON object.", code="discovery")
+
+
+def _endpoints(doc: dict[str, Any]) -> Endpoints:
+    """The endpoints of a SMART configuration document; S256 must be offered."""
     try:
         auth = check_url(str(doc.get("authorization_endpoint") or ""), "authorization_endpoint")
         token = check_url(str(doc.get("token_endpoint") or ""), "token_endpoint")
@@ -103,10 +127,8 @@ async def discover(iss: str, settings: SmartSettings, transport: httpx.AsyncBase
             oidc[key] = check_url(value, key) if isinstance(value, str) else None
         except ValueError:
             oidc[key] = None  # unusable: the id_token is then not trusted, the launch still works
-    found = Endpoints(auth, token, tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list) else (),
-                      issuer=oidc["issuer"], jwks_uri=oidc["jwks_uri"])
-    _discovered[iss] = (time.monotonic(), found)
-    return found
+    return Endpoints(auth, token, tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list) else (),
+                     issuer=oidc["issuer"], jwks_uri=oidc["jwks_uri"])
 
 
 def oauth_client(
@@ -276,29 +298,23 @@ async def fhir_user(
         return None
     try:
         header = jwt.get_unverified_header(id_token)
-        jwks = await _key_set(endpoints.jwks_uri, settings, transport)
+        jwks = await _cached_json(endpoints.jwks_uri, _key_set, _jwks, settings, transport)
         keys = [k for k in jwt.PyJWKSet.from_dict(jwks).keys if header.get("kid") in (None, k.key_id)]
         if not keys:
             raise jwt.InvalidTokenError("no key with this kid")
         claims = jwt.decode(id_token, keys[0], algorithms=ID_TOKEN_ALGORITHMS, audience=settings.client_id,
                             issuer=endpoints.issuer, leeway=30, options={"require": ["exp", "iat", "iss", "aud"]})
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+    except Unreadable as exc:
+        raise SmartError(400, f"The EHR's identity token could not be verified (JWK Set: {exc}).",
+                         code="id_token") from exc
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError, httpx.HTTPError) as exc:
         raise SmartError(400, f"The EHR's identity token could not be verified ({type(exc).__name__}).",
                          code="id_token") from exc
     user = claims.get("fhirUser")
     return user[:150] if isinstance(user, str) and user.isprintable() else None
 
 
-async def _key_set(url: str, settings: SmartSettings, transport: httpx.AsyncBaseTransport | None) -> dict[str, Any]:
-    hit = _jwks.get(url)
-    if hit is not None and time.monotonic() - hit[0] < DISCOVERY_TTL_S:
-        return hit[1]
-    async with httpx.AsyncClient(**_http(settings, transport)) as http:
-        resp = await http.get(url, headers={"Accept": "application/json"})
-    if resp.status_code != 200 or len(resp.content) > 1_000_000:
-        raise ValueError(f"JWK Set: HTTP {resp.status_code}")
-    body = resp.json()
-    if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
+def _key_set(body: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(body.get("keys"), list):
         raise ValueError("JWK Set without keys")
-    _jwks[url] = (time.monotonic(), body)
     return body

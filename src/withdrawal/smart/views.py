@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -27,6 +28,7 @@ from sqlalchemy import select
 from withdrawal import __version__
 from withdrawal.assess import assess_patient
 from withdrawal.errors import WithdrawalError
+from withdrawal.fhir import FhirPatient
 from withdrawal.intake import read_fhir_record
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.service.deps import KbDep, UnitOfWork, UowDep
@@ -237,9 +239,9 @@ async def callback(request: Request, uow: UowDep, kb: KbDep) -> Response:
     code = q.get("code") or ""
     if not CODE_PARAM.fullmatch(code):
         return refuse(request, SmartError(400, "The EHR's redirect carried no authorization code.", code="code"))
-    updates: dict[str, Any] = {}
+    keep = KeepToken()
     client = oauth_client(settings, scope=taken.scope, redirect_uri=taken.redirect_uri,
-                          token_endpoint=taken.token_endpoint, transport=_transport(request))
+                          token_endpoint=taken.token_endpoint, update_token=keep, transport=_transport(request))
     try:
         token = await exchange_code(client, taken.token_endpoint, code=code, verifier=taken.verifier)
         patient = check_patient_id(token.get("patient"))
@@ -256,8 +258,10 @@ async def callback(request: Request, uow: UowDep, kb: KbDep) -> Response:
                               settings, _transport(request))
         sess = SmartSession(iss=taken.iss, patient=patient, token=token, token_endpoint=taken.token_endpoint,
                             scope=taken.scope, app_context=app_context, fhir_user=who)
+        keep.sess = sess
         page_token = _store(request).add_session(sess)
-        return await _assessment(request, uow, kb, sess, page_token, client, updates)
+        record = await _read(request, kb, sess, client, keep, purpose="assessed")
+        return _assessment(request, uow, kb, sess, page_token, record)
     except SmartError as err:
         _audit_refusal(uow, taken.iss, err)
         return refuse(request, err)
@@ -292,33 +296,65 @@ def _audit_refusal(uow: UnitOfWork, iss: str, err: SmartError) -> None:
     uow.refuse(actor=_actor(iss), action="smart_launch", resource="smart", outcome=f"refused:{err.code}"[:20])
 
 
-async def _assessment(request: Request, uow: UnitOfWork, kb: KnowledgeBase, sess: SmartSession, page_token: str,
-                      client: Any, updates: dict[str, Any], *, saved: int | None = None) -> HTMLResponse:
-    """Read the record with the access token (refreshed if expired), assess it, render it read-only."""
-    settings = _settings(request)
+@dataclass
+class KeepToken:
+    """Authlib's ``update_token`` hook: a token the client refreshed replaces the session's (this session
+    only), whatever the request does next, so a rotated refresh token is never lost."""
 
-    async def keep(token: dict[str, Any], **_: Any) -> None:
-        sess.token = dict(token)  # the refreshed token replaces the old one for this session only
-        updates["refreshed"] = True
+    sess: SmartSession | None = None
+    """None until the callback has made the session (nothing refreshes before the code is exchanged)."""
+    refreshed: bool = False
 
-    client.update_token = keep
-    reader = FhirReader(client, sess.iss, settings)
+    async def __call__(self, token: dict[str, Any], **_: Any) -> None:
+        self.refreshed = True
+        if self.sess is not None:
+            self.sess.token = dict(token)
+
+
+@dataclass
+class EhrRecord:
+    """The launched patient's record as read from the EHR once in this request, and mapped."""
+
+    resources: list[dict[str, Any]]
+    mapped: FhirPatient
+    unread: list[str] = field(default_factory=list)
+    refreshed: bool = False
+
+    @property
+    def patient_resource(self) -> dict[str, Any]:
+        return self.resources[0]
+
+
+async def _read(request: Request, kb: KnowledgeBase, sess: SmartSession, client: Any, keep: KeepToken, *,
+                purpose: str) -> EhrRecord:
+    """Read the record with the access token (refreshed if expired) and map it; ``purpose`` names the
+    action a record that cannot be mapped is refused for ("assessed", "saved")."""
+    reader = FhirReader(client, sess.iss, _settings(request))
     resources = await reader.record(sess.patient)
-    sess.token = dict(client.token)
     try:
         mapped = read_fhir_record(resources, kb, patient_id=sess.patient)
+    except WithdrawalError as exc:
+        raise SmartError(422, f"The EHR's record cannot be {purpose}: {exc}", code="record") from exc
+    return EhrRecord(resources, mapped, reader.unread, keep.refreshed or reader.refreshed)
+
+
+def _assessment(request: Request, uow: UnitOfWork, kb: KnowledgeBase, sess: SmartSession, page_token: str,
+                record: EhrRecord, *, saved: int | None = None) -> HTMLResponse:
+    """Assess the record read in this request and render it read-only."""
+    mapped = record.mapped
+    try:
         result = assess_patient(mapped.patient, kb)
     except WithdrawalError as exc:
         raise SmartError(422, f"The EHR's record cannot be assessed: {exc}", code="record") from exc
     uow.audit(actor=_actor(sess.iss, sess.fhir_user), action="read", resource="smart_patient",
               resource_id=f"Patient/{sess.patient}"[:60])
-    patient_res = resources[0]
+    patient_res = record.patient_resource
     return _render(request, "smart_result.html", {
         "a": result.to_dict(), "name": _display_name(patient_res, sess.patient), "iss": sess.iss,
         "age": mapped.patient.age_years, "sex": mapped.patient.sex,
         "birth": patient_res.get("birthDate") if isinstance(patient_res.get("birthDate"), str) else None,
-        "skipped": mapped.skipped, "unread": reader.unread, "session_field": TOKEN_FIELD, "session_token": page_token,
-        "refreshed": bool(updates.get("refreshed") or reader.refreshed), "saved": saved, "who": sess.fhir_user,
+        "skipped": mapped.skipped, "unread": record.unread, "session_field": TOKEN_FIELD, "session_token": page_token,
+        "refreshed": record.refreshed, "saved": saved, "who": sess.fhir_user,
     })
 
 
@@ -359,13 +395,14 @@ async def _with_session(request: Request, uow: UnitOfWork, kb: KnowledgeBase, *,
         page_token, sess = await _posted_session(request)
     except SmartError as err:
         return refuse(request, err)
+    keep = KeepToken(sess)
     client = oauth_client(settings, scope=sess.scope, redirect_uri=redirect_uri(request),
-                          token_endpoint=sess.token_endpoint, token=sess.token, transport=_transport(request))
+                          token_endpoint=sess.token_endpoint, token=sess.token, update_token=keep,
+                          transport=_transport(request))
     try:
-        saved = None
-        if save:
-            saved = await _save(request, uow, kb, sess, client)
-        return await _assessment(request, uow, kb, sess, page_token, client, {}, saved=saved)
+        record = await _read(request, kb, sess, client, keep, purpose="saved" if save else "assessed")
+        saved = _save(uow, sess, record) if save else None
+        return _assessment(request, uow, kb, sess, page_token, record, saved=saved)
     except SessionExpired as err:
         _store(request).end_session(page_token)
         _audit_refusal(uow, sess.iss, err)
@@ -377,24 +414,18 @@ async def _with_session(request: Request, uow: UnitOfWork, kb: KnowledgeBase, *,
         await client.aclose()
 
 
-async def _save(request: Request, uow: UnitOfWork, kb: KnowledgeBase, sess: SmartSession, client: Any) -> int:
+def _save(uow: UnitOfWork, sess: SmartSession, record: EhrRecord) -> int:
     """The clinician chose to save: the EHR's record, as read now, becomes (or updates) a withdrawal record."""
-    reader = FhirReader(client, sess.iss, _settings(request))
-    resources = await reader.record(sess.patient)
-    try:
-        mapped = read_fhir_record(resources, kb, patient_id=sess.patient)
-    except WithdrawalError as exc:
-        raise SmartError(422, f"The EHR's record cannot be saved: {exc}", code="record") from exc
     external = f"smart:{sess.iss}/Patient/{sess.patient}"
     if len(external) > 200:
         external = "smart:" + hashlib.sha256(external.encode()).hexdigest()
     session = uow.session
     row = session.scalar(select(Patient).where(Patient.external_id == external))
     now = utcnow()
-    data = mapped.patient.model_dump(mode="json")
+    data = record.mapped.patient.model_dump(mode="json")
     if row is None:
-        row = Patient(display_name=_display_name(resources[0], sess.patient), external_id=external, data=data,
-                      created_by=None, created_at=now, updated_at=now)
+        row = Patient(display_name=_display_name(record.patient_resource, sess.patient), external_id=external,
+                      data=data, created_by=None, created_at=now, updated_at=now)
         session.add(row)
         session.flush()
         action = "create"
