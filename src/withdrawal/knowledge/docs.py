@@ -163,7 +163,8 @@ def _pathway(kb: KnowledgeBase) -> list[str]:
     lines = ["## Buprenorphine start pathway", ""]
     lines += [f"Low-dose start first when: {', '.join(pw.low_dose_first.substances)} on board"
               f"{' or a full agonist still taken' if pw.low_dose_first.still_taking else ''}. "
-              f"{pw.low_dose_first.reason} ({_cites(pw.low_dose_first)})", ""]
+              f"{pw.low_dose_first.reason} The buprenorphine option's timing then ends: "
+              f"\"{pw.low_dose_first.timing_note}\" ({_cites(pw.low_dose_first)})", ""]
     lines += _table(
         ["start", "COWS from", "step", "text", "sources (verification)"],
         ([st.name, st.cows_min if st.cows_min is not None else "", s.id, s.text, _cites(s)]

@@ -452,6 +452,8 @@ class LowDoseFirst(Cited):
     still_taking: bool
     """A full agonist the patient still takes (no last-dose time) also puts it first."""
     reason: str
+    timing_note: str
+    """The sentence a buprenorphine option's timing ends with when the low-dose start comes first."""
 
 
 class BuprenorphinePathway(Frozen):

@@ -17,7 +17,7 @@ from withdrawal.knowledge.models import OptionNote, Resource, Statement, Treatme
 from withdrawal.patient import Patient
 from withdrawal.plan.regimen import TaperDay, tramadol_taper
 from withdrawal.plan.stage import CourseStatus, course_status
-from withdrawal.plan.timing import LOW_DOSE_TEXT, objective_gate
+from withdrawal.plan.timing import objective_gate
 from withdrawal.safety.interactions import tramadol_interactions
 from withdrawal.safety.matching import Facts, facts_for, fires
 from withdrawal.safety.screen import Finding, ScreenResult, evaluate, level_rank
@@ -190,9 +190,10 @@ def build_plan(
         status: Status = "recommended" if t.role == "first_line" else "available"
         if any(level_rank(f.level) >= level_rank("avoid") for f in findings):
             status = "not_advised"
-        timing = objective_gate(t, patient, cows, kb) if t.start_cows_min is not None else None
-        if timing and LOW_DOSE_TEXT in timing:
-            sources = list(dict.fromkeys([*sources, *kb.pathway.low_dose_first.sources]))
+        gate = objective_gate(t, patient, cows, kb) if t.start_cows_min is not None else None
+        timing = gate.text if gate else None
+        if gate and gate.sources:
+            sources = list(dict.fromkeys([*sources, *gate.sources]))
         dosing = t.dosing
         if any(f.code == "age_below_label" for f in findings):
             dosing = "Adult doses do not apply at this age; dose with a paediatric or adolescent specialist."

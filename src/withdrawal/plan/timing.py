@@ -67,21 +67,30 @@ def low_dose_first(board: list[OnBoard], patient: Patient, kb: KnowledgeBase) ->
     return [o.name for o in board if o.name in rule.substances or (rule.still_taking and still_taking(o, patient))]
 
 
-LOW_DOSE_TEXT = (
-    " Alternatively, a low-dose buprenorphine start overlapping the full agonist can begin without "
-    "waiting for withdrawal."
-)
+@dataclass(frozen=True)
+class Gate:
+    """An option's timing text, and the sources of what it adds to the option's own."""
+
+    text: str
+    sources: tuple[str, ...] = ()
+    """The low-dose note's sources (``pathway.low_dose_first``) when the text ends with it; else ()."""
 
 
-def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: KnowledgeBase) -> str | None:
-    """The timing text of an option with a COWS threshold (buprenorphine, tramadol)."""
+def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: KnowledgeBase) -> Gate | None:
+    """The timing of an option with a COWS threshold (buprenorphine, tramadol)."""
     is_bup = t.id == "buprenorphine"
     if is_bup and "buprenorphine" in patient.active_drugs:
         return None  # already on it: the option note says to adjust the dose
     threshold = t.start_cows_min
     cows_text = f"COWS {threshold} or more" if threshold is not None else "objective withdrawal"
     board = opioids_on_board(patient, kb, for_buprenorphine=is_bup)
-    low_dose = LOW_DOSE_TEXT if is_bup and low_dose_first(board, patient, kb) else ""
+    first = kb.pathway.low_dose_first
+    low = is_bup and bool(low_dose_first(board, patient, kb))
+    low_dose = f" {first.timing_note}" if low else ""
+
+    def gate(text: str) -> Gate:
+        return Gate(text + low_dose, first.sources if low else ())
+
     waits: list[str] = []
     for o in board:
         if o.wait is None:
@@ -98,17 +107,17 @@ def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: 
             )
     label = "Standard start: not yet" if is_bup else "Not yet"
     if waits:
-        return f"{label}: {'; '.join(waits)}, and until {cows_text}.{low_dose}"
+        return gate(f"{label}: {'; '.join(waits)}, and until {cows_text}.")
     known = [o for o in board if o.wait is not None and o.hours is not None]
     if not known:
-        return f"Start once objective withdrawal is present ({cows_text}).{low_dose}"
+        return gate(f"Start once objective withdrawal is present ({cows_text}).")
     hours = min(o.hours for o in known if o.hours is not None)
     if cows is None:
-        return f"Time since last use allows it: start when {cows_text} (score COWS now).{low_dose}"
+        return gate(f"Time since last use allows it: start when {cows_text} (score COWS now).")
     if threshold is not None and cows.total >= threshold:
         now = "Can start now" if is_bup else "Objective withdrawal present"
-        return f"{now}: {hours:g} h since last use and COWS {cows.total}.{low_dose}"
-    return (
+        return gate(f"{now}: {hours:g} h since last use and COWS {cows.total}.")
+    return gate(
         f"{label}: {hours:g} h since last use but COWS {cows.total} is below {threshold}: "
-        f"re-score in 1-2 h and start when withdrawal is objective.{low_dose}"
+        f"re-score in 1-2 h and start when withdrawal is objective."
     )

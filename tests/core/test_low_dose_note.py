@@ -1,0 +1,43 @@
+"""The low-dose note of a buprenorphine option's timing is knowledge-base data (pathway.yaml
+``low_dose_first.timing_note``) and brings its own sources into the option: the plan takes them
+from the data, not by finding the sentence in the text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests_support import kb_with
+from withdrawal.assess import Assessment, assess
+from withdrawal.knowledge.loader import KnowledgeBase, default_kb, load_kb
+
+FENTANYL = {"age_years": 35, "opioid": {"substance": "fentanyl", "hours_since_last_use": 20}}
+HEROIN = {"age_years": 35, "opioid": {"substance": "heroin", "hours_since_last_use": 20}}
+
+
+def _bup(raw: dict[str, Any], kb: KnowledgeBase) -> Any:
+    a: Assessment = assess(raw, kb)
+    return next(o for o in a.plan.options if o.treatment == "buprenorphine")
+
+
+def test_the_low_dose_note_and_its_sources_come_from_the_pathway_data() -> None:
+    kb = default_kb()
+    first = kb.pathway.low_dose_first
+    bup = _bup(FENTANYL, kb)
+    assert bup.timing.endswith(" " + first.timing_note)
+    assert set(first.sources) <= set(bup.sources)
+    plain = _bup(HEROIN, kb)
+    assert first.timing_note not in plain.timing
+    only_low_dose = set(first.sources) - set(kb.treatment("buprenorphine").sources)
+    assert only_low_dose and not only_low_dose & set(plain.sources)
+
+
+def test_a_changed_note_is_said_and_still_cited(tmp_path: Path) -> None:
+    def change(raw: dict[str, Any]) -> None:
+        raw["low_dose_first"].update(timing_note="A different sentence for the test.", sources=["dailymed_suboxone"])
+
+    kb = load_kb(kb_with(tmp_path, "pathway.yaml", change))
+    bup = _bup(FENTANYL, kb)
+    assert bup.timing.endswith(". A different sentence for the test.")
+    assert "dailymed_suboxone" in bup.sources
+    assert "dailymed_suboxone" not in _bup(FENTANYL, default_kb()).sources
