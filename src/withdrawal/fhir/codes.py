@@ -48,5 +48,6 @@ BODY_WEIGHT = frozenset({"29463-7", "3141-9"})
 # coding scheme for phenotypes spells out; a value we cannot read is reported, not guessed.
 CYP2D6_PHENOTYPE = frozenset({"79714-9", "53040-2"})
 CYP2D6_OWN = "79714-9"  # the CYP2D6-specific code; 53040-2 is for any gene
+CYP2D6_GENE = "CYP2D6"  # HGNC symbol (HGNC:2625): names the gene in a 53040-2 result or an uncoded one
 
 # Statuses, dates, units and tie-breaks: withdrawal.fhir.reading (one table for every path).

@@ -71,8 +71,13 @@ _RESOURCE = decoder()
 _OBSERVATION_CODES = frozenset((*reading.values("Observation", "code"), *(f"{s}-total" for s in SCALES), HOURS_CODE,
                                 *LOINC_CODES.values()))
 """Every code an Observation reader looks for: the table's Observation code rows, COWS/SOWS totals, hours."""
-_NAMED = reading.values("Observation", "code", "cyp2d6")[-1].removeprefix("code text naming ").lower()
-"""An uncoded Observation is read by the words of its code text (the table's "code text naming CYP2D6")."""
+_NAMED = reading.named_words()
+"""An uncoded Observation is read by the words of its code text (the table's "code text naming" rows)."""
+
+
+def _names(text: str) -> bool:
+    low = text.lower()
+    return any(w in low for w in _NAMED)
 
 
 def read_by_a_reader(res: Any) -> bool:
@@ -85,7 +90,7 @@ def read_by_a_reader(res: Any) -> bool:
     if type(concept) is not dict:
         return True
     text = concept.get("text")
-    if text is not None and (type(text) is not str or _NAMED in text.lower()):
+    if text is not None and (type(text) is not str or _names(text)):
         return True
     codings = concept.get("coding")
     if codings is None:
@@ -99,6 +104,6 @@ def read_by_a_reader(res: Any) -> bool:
         if code is not None and (type(code) is not str or code in _OBSERVATION_CODES
                                  or code.strip() in _OBSERVATION_CODES):
             return True
-        if display is not None and (type(display) is not str or _NAMED in display.lower()):
+        if display is not None and (type(display) is not str or _names(display)):
             return True
     return False

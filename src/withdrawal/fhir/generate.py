@@ -413,10 +413,10 @@ class RecordGenerator:
         if code == "53040-2" and r.random() < 0.7:
             res["component"] = [{"code": self.concept(codes.LOINC, "48018-6"),
                                  "valueCodeableConcept": self.concept("http://www.genenames.org", "HGNC:2625",
-                                                                      "CYP2D6")}]
+                                                                      codes.CYP2D6_GENE)}]
         if r.random() < 0.15:
-            res["code"] = {"text": "CYP2D6 metabolizer status"}
-            self.use(o, "code", "code text naming CYP2D6")
+            res["code"] = {"text": f"{codes.CYP2D6_GENE} metabolizer status"}
+            self.use(o, "code", reading.TEXT_NAMING + codes.CYP2D6_GENE)
 
 
 def coverage(drawn: set[str]) -> tuple[int, int, list[str]]:

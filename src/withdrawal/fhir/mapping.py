@@ -488,14 +488,20 @@ def _phenotype(res: JSON) -> str | None:
     return phenotype_of(_text(value) or _str(res.get("valueString")))
 
 
+def _names(text: str | None, kind: str) -> bool:
+    """Whether ``text`` names ``kind`` by one of its words (the reading table's "code text naming" rows)."""
+    low = (text or "").lower()
+    return any(w in low for w in reading.named_words(kind))
+
+
 def _is_cyp2d6(res: JSON) -> bool:
     concept = res.get("code")
     loinc = set(_codes(concept, codes.LOINC))
     if codes.CYP2D6_OWN in loinc:
         return True
     if loinc & codes.CYP2D6_PHENOTYPE:
-        return "cyp2d6" in (component_text(res.get("component")) + " " + (_text(concept) or "")).lower()
-    return "cyp2d6" in (_text(concept) or "").lower()
+        return _names(component_text(res.get("component")) + " " + (_text(concept) or ""), "cyp2d6")
+    return _names(_text(concept), "cyp2d6")
 
 
 def component_text(components: object) -> str:
@@ -644,6 +650,8 @@ for _kind in _KIND_ORDER:
     for _code in reading.values("Observation", "code", _kind):
         _KIND_OF_CODE.setdefault(_code, _kind)
 """Code -> the first kind in the table's kind order whose rows list it (indexed once, not per Observation)."""
+_NAMED_KINDS = tuple(k for k in _KIND_ORDER if reading.named_words(k))
+"""The kinds an uncoded Observation is read as by the words of its code text, in the table's kind order."""
 
 
 def observation_kind(loinc: Iterable[str], code_text: str | None) -> str | None:
@@ -651,9 +659,7 @@ def observation_kind(loinc: Iterable[str], code_text: str | None) -> str | None:
     kinds = [k for c in loinc if (k := _KIND_OF_CODE.get(c))]
     if kinds:
         return min(kinds, key=_KIND_ORDER.index)
-    if "cyp2d6" in (code_text or "").lower():
-        return "cyp2d6"
-    return None
+    return next((k for k in _NAMED_KINDS if _names(code_text, k)), None)
 
 
 def observation_answer(kind: str, value_concept: object, value_boolean: object) -> bool | None:

@@ -40,6 +40,9 @@ class Row:
 
 
 _VS = "FHIR R4 value set"
+TEXT_NAMING = "code text naming "
+"""Prefix of an Observation ``code`` row whose value is a word, not a code: a code text (or a 53040-2
+result's components) naming it reads as the row's kind (:func:`named_words`)."""
 _STRICT = "stricter when in doubt"
 
 
@@ -161,7 +164,7 @@ def _rows() -> list[Row]:
     add(o, "code", sorted(codes.EGFR), "egfr", "eGFR stands in for the clearance only when none is recorded")
     add(o, "code", sorted(codes.CYP2D6_PHENOTYPE), "cyp2d6",
         "79714-9 is CYP2D6's own; 53040-2 counts when CYP2D6 is named in its code text or components")
-    add(o, "code", ("code text naming CYP2D6",), "cyp2d6", "an uncoded CYP2D6 result, read by its value's words")
+    add(o, "code", (TEXT_NAMING + codes.CYP2D6_GENE,), "cyp2d6", "an uncoded CYP2D6 result, read by its value's words")
     add(o, "code kind order", ("pregnancy", "breastfeeding", "crcl", "egfr", "weight", "cyp2d6"), "",
         "an Observation coded for several facts is read as the first")
     add(o, "code", sorted(codes.BODY_WEIGHT), "weight", "per-patient only (no rule reads it)")
@@ -197,6 +200,15 @@ def values(resource: str, element: str, reading: str | None = None) -> tuple[str
     (a scan of the table per Observation was most of a CDS call on a Synthea-sized record)."""
     return tuple(r.value for r in TABLE if r.resource == resource and r.element == element
                  and (reading is None or r.reading == reading))
+
+
+@cache
+def named_words(kind: str | None = None) -> tuple[str, ...]:
+    """The lower-case words whose appearance in an Observation's code text reads it as ``kind`` (any
+    kind: None), from the table's ``code text naming`` rows: the one definition of what names CYP2D6."""
+    return tuple(r.value.removeprefix(TEXT_NAMING).lower() for r in TABLE
+                 if r.resource == "Observation" and r.element == "code" and r.value.startswith(TEXT_NAMING)
+                 and (kind is None or r.reading == kind))
 
 
 _READING: dict[tuple[str, str, str], str] = {}
