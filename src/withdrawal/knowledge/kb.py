@@ -24,6 +24,7 @@ from withdrawal.knowledge.models import (
     Rule,
     Scale,
     ScreenScope,
+    Statement,
     Timeline,
     TramadolRules,
     Treatment,
@@ -198,6 +199,13 @@ class KnowledgeBase:
     def condition_group(self, group_id: str) -> frozenset[str]:
         """The condition keys of the vocabulary's group ``group_id``."""
         return self.condition_groups[group_id]
+
+    def statement(self, statement_id: str) -> Statement:
+        """The care statement ``statement_id`` (care.yaml ``statements``): a sentence with its sources."""
+        for s in self.care.statements:
+            if s.id == statement_id:
+                return s
+        raise KeyError(statement_id)
 
     def rule(self, rule_id: str) -> Rule:
         """The tramadol rule ``rule_id`` (its message, action and sources, as the screen says them)."""

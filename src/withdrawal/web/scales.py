@@ -47,16 +47,16 @@ def band_json(scale: Scale) -> list[dict[str, Any]]:
 
 
 def next_steps(kb: KnowledgeBase) -> list[dict[str, Any]]:
-    """What a COWS total means for the next step, from the buprenorphine start threshold (care.yaml)."""
+    """What a COWS total means for the next step: the buprenorphine start threshold (care.yaml) and the
+    statements for below and from it (care.yaml ``cows_below_start``, ``cows_at_start``), with their sources."""
     start = kb.treatment("buprenorphine").start_cows_min
     if start is None:
         return []
     top = kb.scales["cows"].total_max
+    below, at = kb.statement("cows_below_start"), kb.statement("cows_at_start")
     return [
-        {"min": 0, "max": start - 1, "text": f"Below {start}: too early for buprenorphine (risk of precipitated "
-                                             "withdrawal); score again as withdrawal progresses."},
-        {"min": start, "max": top, "text": f"{start} or more: buprenorphine can start once the wait since the last "
-                                           "opioid has passed (see the assessment)."},
+        {"min": 0, "max": start - 1, "text": f"Below {start}: {below.text}", "sources": list(below.sources)},
+        {"min": start, "max": top, "text": f"{start} or more: {at.text}", "sources": list(at.sources)},
     ]
 
 
