@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from withdrawal.errors import InputError
-from withdrawal.fhir.mapping import FhirPatient, is_fhir
-from withdrawal.fhir.questionnaire import to_patient_at_bedside
+from withdrawal.fhir.mapping import is_fhir
+from withdrawal.fhir.questionnaire import BedsideRecord, to_patient_at_bedside
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.patient import PatientIn, parse_patient
 
@@ -37,8 +37,9 @@ def read_patient(raw: Any, kb: KnowledgeBase, as_of: date | None = None, *, now:
 
 
 def read_fhir_record(raw: Any, kb: KnowledgeBase, as_of: date | None = None, *, now: datetime | None = None,
-                     patient_id: str | None = None) -> FhirPatient:
-    """A FHIR record read as :func:`read_patient` reads it, with what was left out and why."""
+                     patient_id: str | None = None) -> BedsideRecord:
+    """A FHIR record read as :func:`read_patient` reads it, with what was left out and why, and the
+    bedside reading (COWS, SOWS, last use) it was made with."""
     now = now or datetime.now(UTC)
     if as_of is not None and as_of != now.date():
         now = datetime.combine(as_of, time.max, tzinfo=UTC)

@@ -210,6 +210,20 @@ def test_another_patients_response_is_not_read(kb: KnowledgeBase) -> None:
     assert read_bedside([qr], kb, patient_id="p1").cows is None
 
 
+def test_a_bundle_reads_only_its_own_patients_scores(kb: KnowledgeBase) -> None:
+    """A Bundle's one Patient is the patient read: another patient's COWS response is never scored as
+    theirs (it is named as left out), and the reading the record was made with comes with it."""
+    mine = _response(kb, COWS, hours=6, substance="heroin")
+    theirs = _response(kb, dict.fromkeys(COWS, 0), authored="2026-12-04T11:00:00Z")
+    theirs["id"], theirs["subject"] = "qr-other", {"reference": "Patient/someone-else"}
+    record = to_patient_at_bedside(_bundle(mine, theirs), kb, as_of=NOW.date(), now=NOW)
+    assert record.patient.cows == COWS and record.reading.cows == COWS
+    assert record.reading.sources == {"cows": "QuestionnaireResponse/qr1"}
+    assert any(s.startswith("QuestionnaireResponse/qr-other") and "another patient" in s for s in record.skipped)
+    alone = to_patient_at_bedside(_bundle(theirs), kb, as_of=NOW.date(), now=NOW)
+    assert alone.patient.cows is None and alone.reading.cows is None
+
+
 def test_validation_refuses_what_r4_does_not_allow() -> None:
     with pytest.raises(InvalidFhir, match="code"):
         validate_r4({"resourceType": "Observation", "status": "final"})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
 
@@ -404,6 +404,16 @@ def bedside_fields(reading: BedsideReading, base_opioid: Mapping[str, Any] | Non
     return extra
 
 
+@dataclass(frozen=True)
+class BedsideRecord(FhirPatient):
+    """A record read at the bedside, with the reading its COWS, SOWS and last use came from (the
+    write-back's ``derivedFrom`` cites the same resources the assessment used)."""
+
+    reading: BedsideReading = field(default_factory=BedsideReading)
+    patient_id: str | None = None
+    """The id of the Patient the record was read for (given, or the Bundle's one Patient)."""
+
+
 def to_patient_at_bedside(
     raw: object,
     kb: KnowledgeBase,
@@ -412,9 +422,17 @@ def to_patient_at_bedside(
     now: datetime | None = None,
     patient_id: str | None = None,
     strict: bool = True,
-) -> FhirPatient:
-    """:func:`withdrawal.fhir.to_patient` plus COWS, SOWS and the last opioid use read from FHIR."""
+) -> BedsideRecord:
+    """:func:`withdrawal.fhir.to_patient` plus COWS, SOWS and the last opioid use read from FHIR.
+
+    The scores are read for the patient the record is mapped for: ``patient_id``, or a Bundle's one
+    Patient, so another patient's response is never scored as theirs (``to_patient`` names it as
+    left out).
+    """
     resources = resources_of(raw)
+    if patient_id is None:
+        ids = [r.get("id") for r in resources if r.get("resourceType") == "Patient"]
+        patient_id = ids[0] if len(ids) == 1 and isinstance(ids[0], str) and ids[0] else None
     reading = read_bedside(resources, kb, now=now, patient_id=patient_id, strict=strict)
     mapped = to_patient(resources, kb, as_of=as_of, patient_id=patient_id, extra=bedside_fields(reading))
-    return FhirPatient(mapped.patient, (*mapped.skipped, *reading.skipped), mapped.medications)
+    return BedsideRecord(mapped.patient, (*mapped.skipped, *reading.skipped), mapped.medications, reading, patient_id)

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Body
 
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import is_fhir
-from withdrawal.fhir.mapping import resources_of
-from withdrawal.fhir.questionnaire import BedsideReading, read_bedside
-from withdrawal.intake import read_patient
+from withdrawal.fhir.questionnaire import BedsideReading
+from withdrawal.intake import read_fhir_record, read_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.pathway import build_pathway
 from withdrawal.service import schemas
@@ -32,14 +31,12 @@ def assess_at_bedside(body: Any, kb: KnowledgeBase) -> tuple[Assessment, Bedside
 
     Also gives what was read at the bedside and the ``Patient/<id>`` reference of a FHIR patient.
     """
-    now = utcnow()
-    a = assess_patient(read_patient(body, kb, now=now), kb)
     if not is_fhir(body):
-        return a, None, None
-    resources = resources_of(body)
-    patients = [r for r in resources if r.get("resourceType") == "Patient" and isinstance(r.get("id"), str)]
-    pid = patients[0]["id"] if len(patients) == 1 else None
-    return a, read_bedside(resources, kb, now=now, patient_id=pid), f"Patient/{pid}" if pid else None
+        return assess_patient(read_patient(body, kb), kb), None, None
+    record = read_fhir_record(body, kb, now=utcnow())
+    return assess_patient(record.patient, kb), record.reading, (
+        f"Patient/{record.patient_id}" if record.patient_id else None
+    )
 
 
 @router.post("/pathway/buprenorphine", responses={422: {"model": schemas.ErrorOut}})
