@@ -26,6 +26,11 @@ _IN_SCOPE_UNKNOWN_ICD = ("G98.8", "F99")
 _OUT_OF_SCOPE_ICD = ("L98.9", "H52.4", "Z00.00")
 _OUT_OF_SCOPE_SCT = ("38341003", "162864005")
 _UNKNOWN_TEXT = ("a condition the vocabulary has no word for",)
+_UNKNOWN_PCS = "0DTJ4ZZ"  # an appendectomy: a procedure the vocabulary does not read
+_UNKNOWN_PROCEDURE_SCT = "80146002"
+_PCS_REST = ("XZZ", "0ZZ")
+"""The last three characters (approach, device, qualifier) a vocabulary ICD-10-PCS prefix is completed
+with, in turn, to a whole code (``0CTP`` -> ``0CTPXZZ``)."""
 _PHENOTYPE_TEXTS = {
     "ultrarapid": ("Ultrarapid metabolizer", "CYP2D6 ultra-rapid metabolizer", "ultra rapid"),
     "poor": ("Poor metabolizer",),
@@ -55,6 +60,14 @@ class RecordGenerator:
         self._conds = sorted(self.kb.conditions.values(), key=lambda c: c.key)
         self._icd = [(c.key, code) for c in self._conds for code in c.icd10cm]
         self._sct = [(c.key, code) for c in self._conds for code in c.snomed]
+        # procedures: the conditions the vocabulary records by a procedure code (a tonsillectomy)
+        procedures = [c for c in self._conds if c.icd10pcs]
+        prefixes = [code for c in procedures for code in c.icd10pcs]
+        self._pcs = tuple(p + _PCS_REST[i % len(_PCS_REST)] for i, p in enumerate(prefixes))
+        self._procedure_sct = tuple(code for c in procedures for code in c.snomed)
+        if any(_UNKNOWN_PCS.upper().startswith(p.upper()) for p in prefixes) or any(
+                _UNKNOWN_PROCEDURE_SCT in c.snomed for c in self._conds):
+            raise ValueError("the generator's unknown procedure is known to the knowledge base")
         self._n = 0
 
     # --- helpers ------------------------------------------------------------------------
@@ -300,9 +313,10 @@ class RecordGenerator:
             res["status"] = status
         if r.random() < 0.5:
             system = self.use(p, "code", r.choice(sorted(codes.ICD10PCS)))
-            res["code"] = self.concept(system, r.choice(("0CTPXZZ", "0CTQ0ZZ", "0DTJ4ZZ")))
+            res["code"] = self.concept(system, r.choice((*self._pcs, _UNKNOWN_PCS)))
         else:
-            res["code"] = self.concept(self.use(p, "code", codes.SNOMED), r.choice(("173422009", "80146002")))
+            res["code"] = self.concept(self.use(p, "code", codes.SNOMED),
+                                       r.choice((*self._procedure_sct, _UNKNOWN_PROCEDURE_SCT)))
         if r.random() < 0.7:
             path = self.pick(p, "performed")
             value = self.date_text(self.day(-800, 20))
