@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
@@ -16,6 +16,7 @@ from withdrawal.service.models import MedicationAdministration, Patient, Plan, S
 router = APIRouter(prefix="/patients", tags=["patients"], responses=schemas.errors(400, 401, 403, 404, 422))
 ERR: dict[int | str, dict[str, Any]] = {404: {"model": schemas.ErrorOut}, 422: {"model": schemas.ErrorOut}}
 T = TypeVar("T")
+R = TypeVar("R", Patient, ScaleAssessment, Plan, MedicationAdministration)
 WRITE: dict[int | str, dict[str, Any]] = {**ERR, 409: {"model": schemas.ErrorOut}}
 
 
@@ -44,20 +45,32 @@ def _replayed(uow: UnitOfWork, model: type[T], rid: int) -> T:
     return row
 
 
+def _create(
+    uow: UnitOfWork, user: Any, key: str | None, body: Any, *, scope: str, model: type[R], resource: str,
+    make: Callable[[], R], patient_id: int | None = None,
+) -> R:
+    """One create under an Idempotency-Key: a retry gets the first answer, the create is audited, and a
+    concurrent request with the same key that committed first wins (its row is the answer)."""
+    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
+        return _replayed(uow, model, rid)
+    row = make()
+    uow.audit(actor=user, action="create", resource=resource, resource_id=row.id,
+              patient_id=row.id if patient_id is None else patient_id)
+    idempotency.remember(uow.session, user, key, scope, body, resource, row.id)
+    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
+        return _replayed(uow, model, rid)
+    return row
+
+
 @router.post("", response_model=schemas.PatientPublic, status_code=201, responses=WRITE)
 def create_patient(
     body: schemas.PatientCreate, uow: UowDep, user: Clinician, kb: KbDep, key: IdemKey = None
 ) -> Patient:
     """Create a record from the version-1 input or a FHIR R4 Bundle."""
-    scope = "POST /patients"
-    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
-        return _replayed(uow, Patient, rid)
-    row = records.create_patient(session=uow.session, body=body, user=user, kb=kb)
-    uow.audit(actor=user, action="create", resource="patient", resource_id=row.id, patient_id=row.id)
-    idempotency.remember(uow.session, user, key, scope, body, "patient", row.id)
-    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
-        return _replayed(uow, Patient, rid)
-    return row
+    return _create(
+        uow, user, key, body, scope="POST /patients", model=Patient, resource="patient",
+        make=lambda: records.create_patient(session=uow.session, body=body, user=user, kb=kb),
+    )
 
 
 @router.get("/{patient_id}", response_model=schemas.PatientPublic, responses=ERR)
@@ -102,15 +115,11 @@ def add_assessment(
     patient = patient_for(uow, user, patient_id, action="create", resource="assessment")
     if body.scale == "cows" and user.role != "clinician":
         raise HTTPException(403, "the COWS is scored by a clinician")
-    scope = f"POST /patients/{patient_id}/assessments"
-    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
-        return _replayed(uow, ScaleAssessment, rid)
-    row = records.add_scale(session=uow.session, patient=patient, body=body, user=user, kb=kb)
-    uow.audit(actor=user, action="create", resource="assessment", resource_id=row.id, patient_id=patient_id)
-    idempotency.remember(uow.session, user, key, scope, body, "assessment", row.id)
-    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
-        return _replayed(uow, ScaleAssessment, rid)
-    return row
+    return _create(
+        uow, user, key, body, scope=f"POST /patients/{patient_id}/assessments", model=ScaleAssessment,
+        resource="assessment", patient_id=patient_id,
+        make=lambda: records.add_scale(session=uow.session, patient=patient, body=body, user=user, kb=kb),
+    )
 
 
 @router.get("/{patient_id}/plans", response_model=list[schemas.PlanPublic], responses=ERR)
@@ -128,15 +137,11 @@ def create_plan(
 ) -> Plan:
     """Assess the stored record (with its latest COWS) and keep the answer as the active plan."""
     patient = patient_for(uow, user, patient_id, action="create", resource="plan")
-    scope = f"POST /patients/{patient_id}/plans"
-    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
-        return _replayed(uow, Plan, rid)
-    row = records.make_plan(session=uow.session, patient=patient, body=body, user=user, kb=kb)
-    uow.audit(actor=user, action="create", resource="plan", resource_id=row.id, patient_id=patient_id)
-    idempotency.remember(uow.session, user, key, scope, body, "plan", row.id)
-    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
-        return _replayed(uow, Plan, rid)
-    return row
+    return _create(
+        uow, user, key, body, scope=f"POST /patients/{patient_id}/plans", model=Plan, resource="plan",
+        patient_id=patient_id,
+        make=lambda: records.make_plan(session=uow.session, patient=patient, body=body, user=user, kb=kb),
+    )
 
 
 @router.get("/{patient_id}/administrations", response_model=list[schemas.AdministrationPublic], responses=ERR)
@@ -166,13 +171,8 @@ def add_administration(
 ) -> MedicationAdministration:
     """Record a dose given or a supply dispensed."""
     patient = patient_for(uow, user, patient_id, action="create", resource="administration")
-    scope = f"POST /patients/{patient_id}/administrations"
-    if (rid := idempotency.seen(uow.session, user, key, scope, body)) is not None:
-        return _replayed(uow, MedicationAdministration, rid)
-    row = records.add_administration(session=uow.session, patient=patient, body=body, user=user, kb=kb)
-    uow.audit(actor=user, action="create", resource="administration", resource_id=row.id, patient_id=patient_id
+    return _create(
+        uow, user, key, body, scope=f"POST /patients/{patient_id}/administrations",
+        model=MedicationAdministration, resource="administration", patient_id=patient_id,
+        make=lambda: records.add_administration(session=uow.session, patient=patient, body=body, user=user, kb=kb),
     )
-    idempotency.remember(uow.session, user, key, scope, body, "administration", row.id)
-    if (rid := idempotency.commit(uow, user, key, scope, body)) is not None:
-        return _replayed(uow, MedicationAdministration, rid)
-    return row
