@@ -144,7 +144,7 @@ def test_the_opioid_use_group_is_checked_at_load(tmp_path: Path, change: Any, er
 
 
 def _bup_order(kb: KnowledgeBase) -> dict[str, Any]:
-    a, _ = hooks.assess({"patientId": "p1"}, kb, assemble(_prefetch(), {}), [], now=NOW, record=False)
+    a, _, _ = hooks.assess({"patientId": "p1"}, kb, assemble(_prefetch(), {}), [], now=NOW, record=False)
     return cards.bup_nx_order(a, "Patient/p1")
 
 

@@ -151,3 +151,30 @@ def test_pathway_service_offers_the_results_as_system_actions(app_factory: Any, 
         r = c.post(f"/cds-services/{service}", json=quiet,
                    headers={"Authorization": f"Bearer {keys.token(f'{BASE}/{service}')}"})  # fmt: skip
         assert r.json() == {"cards": [], "systemActions": []}
+
+
+def test_the_written_back_score_cites_the_response_it_was_read_from(app_factory: Any, keys: Any) -> None:
+    """A COWS dated after the request (beyond clock skew) is not read as of now; the written-back score
+    and its derivedFrom both come from the one reading (derivedFrom cited the later one before)."""
+    from fastapi.testclient import TestClient
+
+    cows = _example("patient")["cows"]
+
+    def scored(rid: str, values: dict[str, int], when: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": when, "code": {"coding": [{"system": SCALES, "code": "cows-total"}]},
+            "valueInteger": sum(values.values()),
+            "component": [{"code": {"coding": [{"system": SCALES, "code": f"cows.{k}"}]}, "valueInteger": v}
+                          for k, v in values.items()],
+        }  # fmt: skip
+
+    now_score = scored("cows-now", cows, "2020-01-01T10:00:00Z")
+    later = scored("cows-later", dict.fromkeys(cows, 0), "2999-01-01T10:00:00Z")
+    service = "withdrawal-buprenorphine-pathway"
+    with TestClient(app_factory()) as c:
+        r = c.post(f"/cds-services/{service}", json=_patient_view([now_score, later], []),
+                   headers={"Authorization": f"Bearer {keys.token(f'{BASE}/{service}')}"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        obs = r.json()["systemActions"][0]["resource"]
+        assert obs["valueInteger"] == 17 and obs["derivedFrom"] == [{"reference": "Observation/cows-now"}]

@@ -15,7 +15,7 @@ from typing import Any
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import read_medication, resources_of
 from withdrawal.fhir.mapping import Medication, release_form
-from withdrawal.fhir.questionnaire import read_bedside, to_patient_at_bedside
+from withdrawal.fhir.questionnaire import BedsideReading, to_patient_at_bedside
 from withdrawal.fhir.writeback import system_actions, writeback_bundle
 from withdrawal.knowledge.loader import OPIOID_USE, KnowledgeBase
 from withdrawal.pathway import build_pathway
@@ -157,8 +157,9 @@ def needs_record(hook: str, drafts: Orders) -> bool:
 def assess(
     context: Mapping[str, Any], kb: KnowledgeBase, got: Gathered, extra_meds: list[Any], *, now: datetime,
     record: bool, without_tramadol: bool = False,
-) -> tuple[Assessment, frozenset[str]]:
-    """Assess the record plus the draft medications; also the record's own active drugs if ``record``.
+) -> tuple[Assessment, frozenset[str], BedsideReading]:
+    """Assess the record plus the draft medications; also the record's own active drugs if ``record``,
+    and the bedside reading (COWS, SOWS, last use) the assessment was made with.
 
     ``without_tramadol``: the patient's own active tramadol is left out of the screen (patient-view
     asks whether tramadol is safe for this patient; the tramadol itself is not a reason against it)."""
@@ -182,7 +183,7 @@ def assess(
             if not (m.status == "active" and "tramadol" in kb.resolve_medication(m.rxnorm, m.name).drugs))})
     if extra_meds:
         data = data.model_copy(update={"medications": (*data.medications, *extra_meds)})
-    return assess_patient(data, kb), record_drugs
+    return assess_patient(data, kb), record_drugs, mapped.reading
 
 
 def answer(service_id: str, context: Mapping[str, Any], kb: KnowledgeBase, drafts: Orders, got: Gathered | None,
@@ -196,7 +197,7 @@ def answer(service_id: str, context: Mapping[str, Any], kb: KnowledgeBase, draft
         return pathway(context, kb, got, patient_ref, now=now)
     if hook == "patient-view":
         assert got is not None
-        a, own = assess(context, kb, got, [], now=now, record=True, without_tramadol=True)
+        a, own, _ = assess(context, kb, got, [], now=now, record=True, without_tramadol=True)
         on_tramadol = "tramadol" in own
         opioid_use = bool(kb.condition_group(OPIOID_USE) & a.patient.conditions)
         cards = [cardlib.patient_view_card(a, on_tramadol=on_tramadol)] if on_tramadol or opioid_use else []
@@ -218,7 +219,7 @@ def answer(service_id: str, context: Mapping[str, Any], kb: KnowledgeBase, draft
     others = [o for o in screened if "tramadol" not in o.drugs and o.drugs]
     unread = [o for o, m in drafts.screened if not o.drugs]
     basket_tramadol = any("tramadol" in o.drugs for o, _ in drafts.basket)
-    a, record_drugs = assess(context, kb, got, others_in, now=now, record=bool(others))
+    a, record_drugs, _ = assess(context, kb, got, others_in, now=now, record=bool(others))
     cards = [cardlib.unscreened_order_card(a, o) for o in unread]
     cards += cardlib.tramadol_order_cards(a, tram, patient_ref) if tram else []
     if others and ("tramadol" in record_drugs or basket_tramadol):
@@ -234,11 +235,10 @@ def pathway(context: Mapping[str, Any], kb: KnowledgeBase, got: Gathered, patien
     vocabulary), an opioid recorded or a COWS score:
     for anyone else the service has nothing to say or to record.
     """
-    a, _ = assess(context, kb, got, [], now=now, record=False)
+    a, _, reading = assess(context, kb, got, [], now=now, record=False)
     if not (kb.condition_group(OPIOID_USE) & a.patient.conditions or a.patient.data.opioid or a.cows):
         return Answer([], [])
     plan = build_pathway(a)
     card = cardlib.pathway_card(a, plan)
-    reading = read_bedside(got.resources, kb, patient_id=patient_id(context), strict=False)
     bundle = writeback_bundle(a, plan, patient_ref=patient_ref, now=now, derived_from=reading.sources)
     return Answer([card] if card else [], system_actions(bundle))
