@@ -238,3 +238,15 @@ def test_a_base_dose_limit_with_an_interval_is_required(tmp_path: Path) -> None:
     _edit(d / "tramadol.yaml", lambda y: y["dose_limits"][0].pop("interval_h"))
     with pytest.raises(KnowledgeBaseError, match="interval_h"):
         load_kb(d)
+
+
+def test_every_verdict_level_has_its_heading(tmp_path: Path, kb: KnowledgeBase) -> None:
+    """The pages and the SMART launch head the verdict with the knowledge base's words: a level
+    without one stops the load (a page would otherwise show an empty headline)."""
+    from tests_support import kb_with
+    from withdrawal.knowledge.models import LEVELS
+
+    assert set(kb.tramadol.verdict_headings) == set(LEVELS)
+    assert "do not use" in kb.tramadol.verdict_headings["contraindicated"]
+    with pytest.raises(KnowledgeBaseError, match="verdict_headings.*avoid"):
+        load_kb(kb_with(tmp_path, "tramadol.yaml", lambda d: d["verdict_headings"].pop("avoid")))

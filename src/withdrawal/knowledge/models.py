@@ -199,9 +199,18 @@ class Statement(Cited):
 
 class TramadolRules(Frozen):
     off_label_statement: Statement
+    verdict_headings: dict[Level, str]
+    """What each verdict level means for the prescriber, as the pages' headline says it."""
     rules: tuple[Rule, ...]
     dose_limits: tuple[DoseLimit, ...]
     pair_interactions: tuple[PairInteraction, ...] = ()
+
+    @model_validator(mode="after")
+    def _every_level_headed(self) -> TramadolRules:
+        missing = [lv for lv in LEVELS if not self.verdict_headings.get(lv, "").strip()]
+        if missing:
+            raise ValueError(f"verdict_headings: no heading for {', '.join(missing)} (needed: {', '.join(LEVELS)})")
+        return self
 
 
 # --- scales -----------------------------------------------------------------------------

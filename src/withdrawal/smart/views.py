@@ -57,14 +57,6 @@ TOKEN_FIELD = "smart_session"
 LAUNCH_PARAM = re.compile(r"[\x21-\x7e]{1,500}")
 CODE_PARAM = re.compile(r"[\x21-\x7e]{1,2000}")
 STATE_PARAM = re.compile(r"[A-Za-z0-9_\-]{20,100}")
-LEVEL_TEXT = {
-    "contraindicated": "Contraindicated: do not use tramadol",
-    "avoid": "Avoid tramadol",
-    "caution": "Use tramadol only with caution",
-    "acceptable": "No reason against tramadol found",
-}
-
-
 def install(app: FastAPI, settings: SmartSettings | None = None) -> None:
     """Add the SMART pages to the app (idempotent); settings from ``WITHDRAWAL_SMART_*`` by default."""
     if getattr(app.state, "smart_installed", False):
@@ -114,7 +106,7 @@ def _render(request: Request, name: str, ctx: dict[str, Any], status: int = 200)
         "crisis": sorted(kb.care.resources, key=lambda r: r.order),
         "version": __version__,
         "sources": kb.sources,
-        "level_text": LEVEL_TEXT,
+        "level_text": kb.tramadol.verdict_headings,
         **ctx,
     }
     response = templates.TemplateResponse(request, name, context, status_code=status)

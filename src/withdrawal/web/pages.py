@@ -38,14 +38,6 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-LEVEL_TEXT = {
-    "contraindicated": "Contraindicated: do not use tramadol",
-    "avoid": "Avoid tramadol",
-    "caution": "Use tramadol only with caution",
-    "acceptable": "No reason against tramadol found",
-}
-
-
 class LoginRequired(WithdrawalError):
     """A page that needs a signed-in user was asked for without one."""
 
@@ -65,7 +57,7 @@ def render(request: Request, name: str, ctx: dict[str, Any], *, user: User | Non
         "crisis": sorted(kb.care.resources, key=lambda r: r.order),
         "version": __version__,
         "sources": kb.sources,
-        "level_text": LEVEL_TEXT,
+        "level_text": kb.tramadol.verdict_headings,
         "dial_links": answer.DIAL,
         **ctx,
     }
@@ -126,7 +118,6 @@ def fmt_time(value: datetime) -> str:
 
 
 templates.env.filters["when"] = fmt_time
-templates.env.globals["LEVEL_TEXT"] = LEVEL_TEXT
 templates.env.globals["severity"] = answer.severity
 templates.env.globals["severity_word"] = answer.severity_word
 templates.env.globals["routine_alerts"] = sorted(answer.ROUTINE_ALERTS)
