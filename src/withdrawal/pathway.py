@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from withdrawal.errors import InputError
 from withdrawal.knowledge.models import (
     DoseSchedule,
+    OptionNote,
     PathwayStep,
     Recheck,
     StartMethod,
 )
 from withdrawal.plan.timing import low_dose_first, opioids_on_board, still_taking
-from withdrawal.safety.matching import facts_for, fires
 from withdrawal.safety.screen import Finding, level_rank
 
 if TYPE_CHECKING:
@@ -135,20 +135,19 @@ def _recheck(r: Recheck) -> RecheckView:
     return RecheckView(r.when, r.action, r.sources, r.verification != "from_memory")
 
 
-
-
-def _other_agonist_notes(a: Assessment) -> tuple[str, ...]:
+def _other_agonist_notes(a: Assessment) -> tuple[OptionNote, ...]:
     """Notes of another agonist the patient already takes (methadone from a programme): a start is
-    agreed with whoever doses it, so its option note goes with the pathway."""
-    kb, patient = a.kb, a.patient
-    facts = facts_for(patient, kb)
-    out = []
-    for n in kb.care.option_notes:
-        others = [t for t in n.treatments if t != "buprenorphine"]
-        if n.first and any(kb.treatment(t).drug in patient.active_drugs for t in others):
-            if fires(n.when, facts) is not None:
-                out.append(n.text)
-    return tuple(out)
+    agreed with whoever doses it, so its option note goes with the pathway. The plan has already
+    evaluated every option's notes for this patient; these are the ones that put such an option first."""
+    kb, active = a.kb, a.patient.active_drugs
+    fired = {
+        n.id
+        for treatment, notes in a.plan.option_notes
+        if treatment != "buprenorphine" and kb.treatment(treatment).drug in active
+        for n in notes
+        if n.first
+    }
+    return tuple(n for n in kb.care.option_notes if n.id in fired)
 
 
 def _start(method: StartMethod, role: StartRole, why: str, now: str | None, setting: str | None) -> Start:
@@ -186,7 +185,8 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
     option = next((o for o in plan.options if o.treatment == "buprenorphine"), None)
     findings = option.findings if option else ()
     notes = tuple(r for r in (option.reasons[1:] if option else ()))
-    notes += _other_agonist_notes(a)
+    other_notes = _other_agonist_notes(a)
+    notes += tuple(n.text for n in other_notes if n.text not in notes)
     board = opioids_on_board(patient, kb, for_buprenorphine=True)
     on_board = tuple(OnBoardView(o.name, o.hours, still_taking(o, a.patient)) for o in board)
     alternatives = tuple(o.name for o in plan.options if o.treatment != "buprenorphine" and o.status != "not_advised")
@@ -266,6 +266,7 @@ def build_pathway(a: Assessment, pathway: str = "buprenorphine") -> Pathway:
         *(f.sources for f in findings),
         excluded.sources if excluded else (),
         option.sources if option else (),
+        *(n.sources for n in other_notes),
         pk.low_dose_first.sources if status == "available" else (),
         pk.chart_note_footer.sources,
     ):

@@ -81,6 +81,9 @@ class Plan:
     """Why no tramadol schedule is given (avoid or contraindicated), or None."""
     override: str | None = None
     """The clinician's reason for asking for a schedule despite ``avoid``; recorded with the answer."""
+    option_notes: tuple[tuple[str, tuple[OptionNote, ...]], ...] = ()
+    """The option notes whose conditions hold for this patient, by treatment id (excluded options
+    included): evaluated once here, read by the start pathway."""
 
 
 def _statement(kb: KnowledgeBase, sid: str) -> Statement:
@@ -178,10 +181,12 @@ def build_plan(
     gone = {e.treatment for e in excluded}
     withheld = _regimen_withheld(screen, override)
     regimen: tuple[TaperDay, ...] | None = None
+    fired: list[tuple[str, tuple[OptionNote, ...]]] = []
     for t in sorted(kb.care.treatments, key=lambda t: t.base_rank):
+        notes, first = _notes(t, facts, kb)
+        fired.append((t.id, tuple(notes)))
         if t.id in gone:
             continue
-        notes, first = _notes(t, facts, kb)
         findings = option_findings(t.id, facts, kb)
         reasons = [t.summary, *(n.text for n in notes)]
         sources = list(dict.fromkeys([
@@ -247,6 +252,7 @@ def build_plan(
         notes=(_statement(kb, "decision_support"), _statement(kb, "cows_threshold")),
         regimen_withheld=withheld,
         override=override if screen.verdict == "avoid" else None,
+        option_notes=tuple(fired),
     )
 
 
