@@ -25,6 +25,8 @@ from withdrawal.population.mme import MmeTable
 from withdrawal.population.sql import BitLayout, Dialect
 from withdrawal.population.staging import TYPES, duck_columns, stage_sql
 
+DIALECT = Dialect()
+
 
 def _sql_list(paths: Sequence[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
@@ -36,7 +38,7 @@ def _read(con: duckdb.DuckDBPyConnection, rtype: str, files: Sequence[ExportFile
     cols = {"resourceType": "VARCHAR", "id": "VARCHAR", **duck_columns(rtype)}
     if not files:
         nulls = ", ".join(f'CAST(NULL AS {t}) AS "{k}"' for k, t in cols.items())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {stage_sql('duckdb', rtype)}, TRUE AS ok "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {stage_sql(DIALECT, rtype)}, TRUE AS ok "
                     f"FROM (SELECT {nulls}) LIMIT 0")
         return []
     spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in cols.items()) + "}"
@@ -44,7 +46,7 @@ def _read(con: duckdb.DuckDBPyConnection, rtype: str, files: Sequence[ExportFile
     several = len(files) > 1
     filename = "filename" if several else "'" + str(files[0].path).replace("'", "''") + "'"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {stage_sql('duckdb', rtype)}, "
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {stage_sql(DIALECT, rtype)}, "
         f"coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '', FALSE) AS ok"
         + (", filename " if several else " ") +
         f"FROM read_json({_sql_list([f.path for f in files])}, format = 'newline_delimited', "
@@ -97,9 +99,8 @@ def screen(
             _create_map(con, m)
         tick("map codes")
 
-        d = Dialect()
-        compiled = compile_screen(kb, d)
-        facts = facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words, kb.washout_days)
+        compiled = compile_screen(kb, DIALECT)
+        facts = facts_sql(DIALECT, as_of, table, windows(kb), layout, compiled.set_words, kb.washout_days)
         query = (f"WITH facts AS ({facts}), "
                  f"ruled AS ({compiled.rules_sql}) {compiled.output_sql}")
         target = out / "patients"

@@ -25,6 +25,8 @@ from withdrawal.population.mme import MmeTable
 from withdrawal.population.sql import BitLayout, SparkDialect
 from withdrawal.population.staging import TYPES, empty_sql, spark_schema, stage_sql
 
+DIALECT = SparkDialect()
+
 
 def package_root() -> Path:
     """The directory holding the ``withdrawal`` package (``src/`` of a checkout, or site-packages)."""
@@ -99,7 +101,7 @@ def _read(spark: Any, rtype: str, files: Sequence[ExportFile]) -> tuple[Any, lis
     view = f"src_{rtype.lower()}"
     raw.createOrReplaceTempView(view)
     staged = spark.sql(
-        f"SELECT {stage_sql('spark', rtype)}, coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '' "
+        f"SELECT {stage_sql(DIALECT, rtype)}, coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '' "
         f"AND _corrupt_record IS NULL, FALSE) AS ok, filename FROM {view}"
     ).cache()
     dirty = staged.where("NOT ok").groupBy("filename").count().collect()
@@ -134,7 +136,7 @@ def _locate(spark: Any, f: ExportFile) -> list[BadLine]:
 def _empty_view(spark: Any, rtype: str) -> None:
     schema = f"resourceType STRING, id STRING, {spark_schema(rtype)}"
     spark.createDataFrame([], schema).createOrReplaceTempView(f"src_{rtype.lower()}")
-    spark.sql(empty_sql("spark", rtype)).createOrReplaceTempView(f"stg_{rtype.lower()}")
+    spark.sql(empty_sql(DIALECT, rtype)).createOrReplaceTempView(f"stg_{rtype.lower()}")
 
 
 def screen(
@@ -174,9 +176,8 @@ def screen(
             spark.createDataFrame(list(m.rows), m.ddl()).createOrReplaceTempView(m.name)
         tick("map codes")
 
-        d = SparkDialect()
-        compiled = compile_screen(kb, d)
-        facts = facts_sql(d, as_of, table, windows(kb), layout, compiled.set_words, kb.washout_days)
+        compiled = compile_screen(kb, DIALECT)
+        facts = facts_sql(DIALECT, as_of, table, windows(kb), layout, compiled.set_words, kb.washout_days)
         spark.sql(facts).createOrReplaceTempView("facts")
         spark.sql(compiled.rules_sql).createOrReplaceTempView("ruled")
         result = spark.sql(compiled.output_sql)

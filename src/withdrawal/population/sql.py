@@ -1,14 +1,15 @@
-"""SQL building blocks shared by the facts (``facts.py``) and the rule compiler (``compiler.py``).
+"""SQL building blocks shared by the staging (``staging.py``), the facts (``facts.py``) and the rule
+compiler (``compiler.py``).
 
 The two dialects (:class:`Dialect` for DuckDB, :class:`SparkDialect` for Spark SQL) and the bit
-mask layout of the KB's sets (:class:`BitLayout`) live here, below both users, so that neither
-imports the other for them and both engines read the same definitions.
+mask layout of the KB's sets (:class:`BitLayout`) live here, below their users, so that none
+imports another for them and both engines read the same definitions.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -68,7 +69,7 @@ def window_column(days: int | None) -> str:
 
 
 class Dialect:
-    """The few SQL spellings that differ between DuckDB and Spark SQL."""
+    """The SQL spellings that differ between DuckDB and Spark SQL (this class: DuckDB's)."""
 
     name = "duckdb"
 
@@ -84,6 +85,36 @@ class Dialect:
         """Aggregate: ``value`` of the row with the least (``key``, ``value``) among the rows where ``cond``."""
         return f"min(CASE WHEN {cond} THEN struct_pack(k := {key}, v := {value}) END).v"
 
+    # --- the array and text functions the staging (``staging.py``) reads JSON with ---
+
+    def path(self, dotted: str) -> str:
+        """A quoted column path (``a.b`` -> ``"a"."b"``)."""
+        return ".".join(f'"{p}"' for p in dotted.split("."))
+
+    def first(self, arr: str) -> str:
+        return f"({arr})[1]"
+
+    def filter(self, arr: str, body: str) -> str:
+        return f"list_filter({arr}, lambda x: {body})"
+
+    def join(self, arr: str) -> str:
+        """The strings of an array joined with ``|`` ('' for none)."""
+        return f"coalesce(array_to_string({arr}, '|'), '')"
+
+    def first_where(self, arr: str, cond: Callable[[str], str]) -> str:
+        """The first element of ``arr`` for which ``cond(element)`` holds. Most arrays' first element does, so
+        that is tried before the lambda (a lambda per row is the read's most expensive step)."""
+        head = self.first(arr)
+        return f"CASE WHEN {cond(head)} THEN {head} ELSE {self.first(self.filter(arr, cond('x')))} END"
+
+    def after_last_slash(self, text: str) -> str:
+        """What follows the last ``/`` of a string (a split, not a regular expression: the read's hot path)."""
+        return f"string_split({text}, '/')[-1]"
+
+    def json_text(self, col: str) -> str:
+        """A JSON-typed staging column (``staging.J``) as a string."""
+        return f"CAST({col} AS VARCHAR)"
+
 
 class SparkDialect(Dialect):
     name = "spark"
@@ -97,6 +128,24 @@ class SparkDialect(Dialect):
 
     def min_pair(self, key: str, value: str, cond: str) -> str:
         return f"min(CASE WHEN {cond} THEN named_struct('k', {key}, 'v', {value}) END).v"
+
+    def path(self, dotted: str) -> str:
+        return ".".join(f"`{p}`" for p in dotted.split("."))
+
+    def first(self, arr: str) -> str:
+        return f"try_element_at({arr}, 1)"
+
+    def filter(self, arr: str, body: str) -> str:
+        return f"filter({arr}, x -> {body})"
+
+    def join(self, arr: str) -> str:
+        return f"coalesce(concat_ws('|', {arr}), '')"
+
+    def after_last_slash(self, text: str) -> str:
+        return f"substring_index({text}, '/', -1)"
+
+    def json_text(self, col: str) -> str:
+        return col  # Spark reads a JSON-typed column as a string already
 
 
 def literal(text: str) -> str:

@@ -25,11 +25,12 @@ Staged columns:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from withdrawal.fhir import reading
 from withdrawal.knowledge.models import Sex
+from withdrawal.population.sql import Dialect
 
 # --- one schema, two spellings -------------------------------------------------------------
 
@@ -88,42 +89,7 @@ def spark_schema(rtype: str) -> str:
     return ", ".join(f"`{k}` {spark_type(v)}" for k, v in FIELDS[rtype].items())
 
 
-# --- array and text helpers in both dialects ------------------------------------------------
-
-
-class Sql:
-    """The array functions, whose spelling differs between DuckDB and Spark SQL."""
-
-    def __init__(self, dialect: str) -> None:
-        self.spark = dialect == "spark"
-
-    def path(self, dotted: str) -> str:
-        q = "`" if self.spark else '"'
-        return ".".join(f"{q}{p}{q}" for p in dotted.split("."))
-
-    def first(self, arr: str) -> str:
-        return f"try_element_at({arr}, 1)" if self.spark else f"({arr})[1]"
-
-    def filter(self, arr: str, body: str) -> str:
-        return f"filter({arr}, x -> {body})" if self.spark else f"list_filter({arr}, lambda x: {body})"
-
-    def join(self, arr: str) -> str:
-        """The strings of an array joined with ``|`` ('' for none)."""
-        return f"coalesce(concat_ws('|', {arr}), '')" if self.spark else f"coalesce(array_to_string({arr}, '|'), '')"
-
-    def first_where(self, arr: str, cond: Callable[[str], str]) -> str:
-        """The first element of ``arr`` for which ``cond(element)`` holds. Most arrays' first element does, so
-        that is tried before the lambda (a lambda per row is the read's most expensive step)."""
-        head = self.first(arr)
-        return f"CASE WHEN {cond(head)} THEN {head} ELSE {self.first(self.filter(arr, cond('x')))} END"
-
-    def after_last_slash(self, text: str) -> str:
-        """What follows the last ``/`` of a string (a split, not a regular expression: the read's hot path)."""
-        return f"substring_index({text}, '/', -1)" if self.spark else f"string_split({text}, '/')[-1]"
-
-    def json_text(self, col: str) -> str:
-        """A :data:`J` column as a string (Spark reads it as one already)."""
-        return col if self.spark else f"CAST({col} AS VARCHAR)"
+# --- text helpers (the same in both dialects) ---------------------------------------------
 
 
 def lit(v: str) -> str:
@@ -151,19 +117,19 @@ def date_sql(expr: str) -> str:
             f"WHEN length({e}) > 10 THEN try_cast(substr({e}, 1, 10) AS DATE) END")
 
 
-def first_date(q: Sql, paths: Sequence[str], available: Mapping[str, Any]) -> str:
+def first_date(q: Dialect, paths: Sequence[str], available: Mapping[str, Any]) -> str:
     parts = [date_sql(q.path(p)) for p in paths if p.split(".")[0] in available]
     return f"coalesce({', '.join(parts)})" if len(parts) > 1 else (parts[0] if parts else "CAST(NULL AS DATE)")
 
 
-def ref_id(q: Sql, ref: str) -> str:
+def ref_id(q: Dialect, ref: str) -> str:
     """The id in a Reference string (``Patient/x``, ``urn:uuid:x``, ``#x``), as ``fhir.mapping._ref_id``."""
     r = clean(ref)
     return (f"CASE WHEN {r} LIKE '%/%' THEN {q.after_last_slash(r)} "
             f"WHEN {r} LIKE 'urn:uuid:%' THEN substr({r}, 10) WHEN {r} LIKE '#%' THEN substr({r}, 2) ELSE {r} END")
 
 
-def code_status(q: Sql, concept: str) -> str:
+def code_status(q: Dialect, concept: str) -> str:
     """A status given as a CodeableConcept: the first coding's code, lower case."""
     first = q.first_where(f"{concept}.coding", lambda x: clean(f"{x}.code") + " IS NOT NULL")
     return f"lower({clean(f'({first}).code')})"
@@ -172,7 +138,7 @@ def code_status(q: Sql, concept: str) -> str:
 # --- the projections ---------------------------------------------------------------------
 
 
-def _medication(q: Sql, rtype: str) -> str:
+def _medication(q: Dialect, rtype: str) -> str:
     f = FIELDS[rtype]
     mcc = "medicationCodeableConcept"
     ref = ref_id(q, "medicationReference.reference")
@@ -194,7 +160,7 @@ def _medication(q: Sql, rtype: str) -> str:
             f"{q.json_text(dosage)} AS dosage")
 
 
-def _observation(q: Sql) -> str:
+def _observation(q: Dialect) -> str:
     """The code, coded value, string value, boolean and components as written: the mapper's own
     ``observation_coded`` reads their distinct combinations (``facts.obs_map``)."""
     o = "Observation"
@@ -207,9 +173,8 @@ def _observation(q: Sql) -> str:
             f"coalesce(CAST(valueBoolean AS INT), -1) AS vbool, coalesce({q.json_text('component')}, '') AS component")
 
 
-def stage_sql(dialect: str, rtype: str) -> str:
+def stage_sql(q: Dialect, rtype: str) -> str:
     """The projection of one resource type onto its staging columns (a SELECT list)."""
-    q = Sql(dialect)
     c = "Condition"
     concept = f"coalesce({q.json_text('code')}, '')"  # read by the mapper's own functions on the distinct texts
     sexes = tuple(get_args(Sex))
@@ -245,6 +210,6 @@ def stage_sql(dialect: str, rtype: str) -> str:
     raise KeyError(rtype)
 
 
-def empty_sql(dialect: str, rtype: str) -> str:
+def empty_sql(d: Dialect, rtype: str) -> str:
     """A typed empty projection (for a type the export does not hold): the same columns, no rows."""
-    return f"SELECT {stage_sql(dialect, rtype)} FROM src_{rtype.lower()}"
+    return f"SELECT {stage_sql(d, rtype)} FROM src_{rtype.lower()}"
