@@ -273,9 +273,12 @@ class KnowledgeBase:
                 for drug_id in ids:
                     if drug_id not in found:
                         found.append(drug_id)
-        product = self.memoized("product_words", "", lambda _: frozenset(self.vocabulary.product_words))
-        left = tuple(
-            w for i, w in enumerate(words)
-            if i not in covered and w not in product and not any(c.isdigit() for c in w)
-        )
+        left = tuple(w for i, w in enumerate(words) if i not in covered and not self.product_word(w))
         return tuple(found), left
+
+    def product_word(self, word: str) -> bool:
+        """A word of a product's name that names no ingredient: one of the vocabulary's
+        ``product_words`` (dose form, route, salt, unit, frequency; any case) or a word with a digit
+        (a dose or strength). The patient model and the interaction checker both skip these."""
+        product = self.memoized("product_words", "", lambda _: frozenset(self.vocabulary.product_words))
+        return word.lower() in product or any(c.isdigit() for c in word)

@@ -76,14 +76,6 @@ def _pair_hits(a: str, b: str, kb: KnowledgeBase) -> Iterable[PairHit]:
 # A number keeps its separators ("10/325", "1,000", "0.5mg"); between words "/" and "," separate names
 # ("tramadol/acetaminophen", "sertraline,fluoxetine"), as the patient model's name scan reads them.
 _TOKEN = re.compile(r"\d[\d.,/]*[A-Za-z%]*|[\w']+")
-# Words that say how much or which salt or form, not which drug: skipped, neither resolved nor listed.
-_NOT_A_NAME = re.compile(
-    r"^(?:\d[\d.,/]*(?:mg|mcg|ug|g|ml|%)?|mg|mcg|ug|g|ml|tab|tabs|tablet|tablets|cap|caps|capsule|capsules|"
-    r"daily|bid|tid|qid|prn|po|iv|im|sl|er|xr|sr|ir|cr|la|extended|release|oral|hcl|hydrochloride|"
-    r"sodium|sulfate|sulphate|citrate|maleate|and|with|plus)$",
-    re.I,
-)
-
 
 def resolve_names(text: str, kb: KnowledgeBase) -> tuple[list[tuple[str, tuple[str, ...]]], list[str]]:
     """Every name in ``text`` resolved or listed: ``([(name, ingredient ids)], [unrecognised])``.
@@ -92,7 +84,8 @@ def resolve_names(text: str, kb: KnowledgeBase) -> tuple[list[tuple[str, tuple[s
     run of words that is a known name ("St John's wort" before "wort"), so names separated by spaces
     are each resolved, and a run of unknown words is listed as one entry ("Zoloft Xanax methadone
     kratom" gives sertraline, alprazolam, methadone, and kratom unless the knowledge base knows it).
-    Doses, units and salt words are skipped.
+    Doses and the vocabulary's product words (units, forms, routes, salts: :meth:`KnowledgeBase.product_word`,
+    as the patient model reads a medication name) are skipped.
     """
     whole = kb.lookup_drug(text)
     if whole:
@@ -117,7 +110,7 @@ def resolve_names(text: str, kb: KnowledgeBase) -> tuple[list[tuple[str, tuple[s
             found.append((" ".join(words[i:j]), ids))
             i = j
             continue
-        if not _NOT_A_NAME.match(words[i]):
+        if not kb.product_word(words[i]):
             pending.append(words[i])
         elif pending:
             unknown.append(" ".join(pending))
