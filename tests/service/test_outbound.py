@@ -236,6 +236,44 @@ def test_outbound_fetches_are_bounded(server: LiveServer, keys: Keys, fhir: Reco
     assert 2 <= fhir.max_active <= MAX_CONCURRENT, fhir.max_active
 
 
+def test_one_deadline_for_the_whole_call(server: LiveServer, keys: Keys, fhir: Recorder) -> None:
+    """A draft's Medication by reference and the missing prefetch, from a server that trickles: both
+    steps share the call's one deadline (not one each), and the answer names what was not had."""
+    rx = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    tramadol = {"resourceType": "MedicationRequest", "id": "t1", "status": "draft", "intent": "order",
+                "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"coding": [
+                    {"system": rx, "code": "835603", "display": "tramadol hydrochloride 50 MG Oral Tablet"}]}}
+    by_ref = {"resourceType": "MedicationRequest", "id": "s1", "status": "draft", "intent": "order",
+              "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/m1"}}
+    url = f"{server.url}/cds-services/withdrawal-order-sign"
+    empty = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    body = {
+        "hook": "order-sign", "hookInstance": "h2", "fhirServer": f"{fhir.base}/trickle",
+        "fhirAuthorization": {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300,
+                              "scope": "patient/*.read", "subject": "cds"},
+        "context": {"patientId": "p1", "userId": "Practitioner/1", "draftOrders": {
+            "resourceType": "Bundle", "entry": [{"resource": tramadol}, {"resource": by_ref}]}},
+        # the required keys are given; the allergies, observations and procedures are left to the server
+        "prefetch": {"patient": PATIENT, "conditions": empty, "medications": empty, "statements": None},
+    }
+    started = time.monotonic()
+    with httpx.Client(timeout=30) as c:
+        r = c.post(url, json=body, headers={"Authorization": f"Bearer {keys.token(url)}"})
+    elapsed = time.monotonic() - started
+    assert r.status_code == 200, r.text
+    assert elapsed < DEADLINE_S + 2, elapsed  # one deadline, not one per step (it took two: over 6 s)
+    cards = r.json()["cards"]
+    summaries = [c["summary"] for c in cards]
+    # the Medication that did not arrive: its order is not screened, and the card says so
+    assert any(s.startswith("Order not screened: medication Medication/m1") for s in summaries), summaries
+    # the record the server did not give in time: named, the screen incomplete, never clean
+    tram = next(c for c in cards if "incomplete screen" in c["summary"])
+    assert tram["indicator"] in ("warning", "critical"), tram
+    named = tram["summary"] + tram.get("detail", "")
+    assert all(f"record not fetched: {k}" in named for k in ("allergies", "observations", "procedures")), named
+    assert not any(s.startswith("Tramadol: no patient-specific") for s in summaries), summaries
+
+
 # --- the policy itself (no network: literals and localhost from /etc/hosts) ----------------------
 
 

@@ -172,9 +172,10 @@ def assess(
     # COWS/SOWS (QuestionnaireResponses or scored Observations) and the last opioid use are read too.
     mapped = to_patient_at_bedside(got.resources, kb, as_of=now.date(), now=now, patient_id=pid, strict=False)
     data = mapped.patient
-    if got.truncated:
-        # NOTE: data cut short is never a clean answer: named as not screened, the screen is incomplete.
-        cut = tuple(f"record cut short: {k} (further pages not read)" for k in got.truncated)
+    if got.truncated or got.not_fetched:
+        # NOTE: data cut short or not had is never a clean answer: named as not screened, the screen is incomplete.
+        cut = (*(f"record cut short: {k} (further pages not read)" for k in got.truncated),
+               *(f"record not fetched: {k} (the FHIR server did not give it)" for k in got.not_fetched))
         data = data.model_copy(update={"conditions": (*data.conditions, *cut)})
     record_drugs = resolve(data, kb).active_drugs if record else frozenset()
     if without_tramadol:

@@ -69,6 +69,8 @@ class Gathered:
     fetched: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
     """Keys whose data was cut short: a ``next`` page not read (limit reached, another origin, no server)."""
+    not_fetched: list[str] = field(default_factory=list)
+    """Keys asked of the FHIR server and not had (an error, a refused server, the call's deadline)."""
 
 
 def _usable(value: object) -> bool:
@@ -155,6 +157,8 @@ def assemble(
                 why = "could not be fetched from the FHIR server" if key in fetched else "missing and not fetched"
                 raise MissingData(f"prefetch '{key}' {why}")
             out.unavailable.append(key)
+            if key in fetched:
+                out.not_fetched.append(key)
             continue
         out.fetched.append(key)
         out.resources.extend(got)
@@ -280,173 +284,223 @@ def _encode_id(patient_id: str) -> str:
     return quote(patient_id, safe="").replace(".", "%2E")
 
 
+class FhirServer:
+    """The ``fhirServer`` of one CDS call, for every fetch the call makes: the policy checked once, one
+    client (``Accept`` and the bearer token), and one deadline for all the fetches together (the Medications
+    of the draft orders, then the missing prefetch), so the call's time budget is spent once.
+
+    ``url`` None: the client named no server, and nothing is fetched. The deadline starts at the first
+    fetch; the address check is skipped when a transport is given (tests: no network is contacted then).
+    """
+
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        token: str | None,
+        policy: FhirPolicy,
+        limiter: Limiter,
+        timeout_s: float,
+        deadline_s: float,
+        transport: httpx.AsyncBaseTransport | None,
+        tls: ssl.SSLContext | None = None,
+        max_pages: int = MAX_PAGES,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.policy = policy
+        self.limiter = limiter
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.transport = transport
+        self.tls = tls
+        self.max_pages = max_pages
+        self.origin: Origin = ("", "", 0)
+        self.base = ""
+        self._refused: str | None = None
+        self._checked = False
+        self._ends: float | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> FhirServer:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def deadline(self) -> asyncio.Timeout:
+        """The call's one deadline (started by the first fetch), for a block of fetches."""
+        loop = asyncio.get_running_loop()
+        if self._ends is None:
+            self._ends = loop.time() + self.deadline_s
+        return asyncio.timeout_at(self._ends)
+
+    async def refused(self) -> str | None:
+        """Why the server may not be fetched from (no server, the policy, its addresses), or None; checked once."""
+        if self._checked:
+            return self._refused
+        self._checked = True
+        if self.url is None:
+            self._refused = "no fhirServer"
+            return self._refused
+        self._refused = self.policy.refuse(self.url)
+        if self._refused is not None:
+            return self._refused
+        self.origin, self.base = parse_server(self.url)
+        if self.transport is None:
+            try:
+                async with self.deadline():
+                    self._refused = await self.policy.check_addresses(self.origin[1], self.origin[2])
+            except TimeoutError:
+                self._refused = f"fhirServer host did not resolve within {self.deadline_s:g} s"
+        return self._refused
+
+    def client(self) -> httpx.AsyncClient:
+        """The call's one client: the server's answers as FHIR JSON, with the client's token if it gave one."""
+        if self._client is None:
+            headers = {"Accept": "application/fhir+json"}
+            if self.token:
+                headers["Authorization"] = f"Bearer {self.token}"
+            # NOTE: one TLS context for the process (``tls``): building one per client reads the CA
+            # bundle, about 20 ms of CPU on the event loop for every CDS call that fetches.
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout_s,
+                headers=headers,
+                transport=self.transport,
+                follow_redirects=False,
+                trust_env=False,
+                verify=self.tls if self.tls is not None else True,
+            )
+        return self._client
+
+    def url_of(self, relative: str) -> str:
+        """A URL on the server: ``relative`` is a path and query under its base."""
+        assert self.url is not None
+        return f"{self.url.rstrip('/')}/{relative}"
+
+    def same_server(self, url: str) -> bool:
+        """Whether ``url`` is on the server's own origin and base path (parsed, never as text)."""
+        try:
+            got, path = parse_server(url.split("?", 1)[0])
+        except ValueError:
+            return False
+        return got == self.origin and (path == self.base or path.startswith(self.base + "/"))
+
+    async def read(self, url: str, max_pages: int, cut: set[str] | None = None,
+                   key: str = "") -> list[Mapping[str, Any]] | None:
+        """The resources of ``url`` and its ``next`` pages (at most ``max_pages``); None when the first page
+        cannot be had. Data cut short (pages left, a ``next`` elsewhere, a later page failing) adds ``key`` to
+        ``cut``. Called under :meth:`deadline`, after :meth:`refused` said None."""
+        client = self.client()
+        resources: list[Mapping[str, Any]] = []
+        for page in range(max(max_pages, 1)):
+            try:
+                async with self.limiter.get():
+                    async with client.stream("GET", url) as resp:
+                        if resp.status_code != 200:
+                            return _partial(resources, page, cut, key)
+                        chunks, size = [], 0
+                        async for chunk in resp.aiter_bytes():
+                            size += len(chunk)
+                            if size > MAX_RESPONSE_BYTES:
+                                return _partial(resources, page, cut, key)
+                            chunks.append(chunk)
+            except httpx.HTTPError:
+                return _partial(resources, page, cut, key)
+            try:
+                body = json.loads(b"".join(chunks))
+            except (ValueError, RecursionError):
+                return _partial(resources, page, cut, key)
+            if not _usable(body):
+                return _partial(resources, page, cut, key)
+            resources.extend(_entries(body))
+            nxt = next_link(body)
+            if nxt is None:
+                return resources
+            # NOTE: the bearer token goes with every page, so a next link is followed only on the
+            # server's own origin and base path (parsed: another port or a userinfo trick is refused).
+            if not self.same_server(nxt):
+                break
+            url = nxt
+        if cut is not None:
+            cut.add(key)  # pages left unread: the data is cut short
+        return resources
+
+
 async def fetch_missing(
+    fhir: FhirServer,
     keys: list[str],
     *,
     patient_id: str,
-    fhir_server: str,
-    token: str | None,
-    policy: FhirPolicy,
-    limiter: Limiter,
-    timeout_s: float,
-    deadline_s: float,
-    transport: httpx.AsyncBaseTransport | None,
-    tls: ssl.SSLContext | None = None,
-    max_pages: int = MAX_PAGES,
     continue_from: Mapping[str, str] | None = None,
     truncated: set[str] | None = None,
 ) -> dict[str, list[Mapping[str, Any]] | None]:
-    """Fetch the missing prefetch keys; a key that cannot be had maps to None.
+    """Fetch the missing prefetch keys; a key asked of the server and not had (an error, a refused server,
+    the call's deadline) maps to None. With no server named, nothing is asked: ``{}``.
 
     ``continue_from``: further pages of paginated prefetch Bundles (key -> ``next`` URL), read on the
     server's own origin and base path only, into the same answer (``key`` then maps to those pages'
-    resources). At most ``max_pages`` pages per key; a key whose data goes on beyond them (or whose
+    resources). At most ``fhir.max_pages`` pages per key; a key whose data goes on beyond them (or whose
     ``next`` page is on another origin, or could not be read) is added to ``truncated``.
 
-    A refused server or a missed deadline is a 412 when a required key is among ``keys``,
-    else nothing is fetched. One deadline covers the whole call (a server that trickles a byte a second never
-    trips a per-read timeout); the address check is skipped when a transport is given
-    (tests: no network is contacted then).
+    A refused server or a missed deadline is a 412 when a required key is among ``keys``. The call's one
+    deadline covers these fetches and any made before them (a server that trickles a byte a second never
+    trips a per-read timeout).
     """
+    if fhir.url is None:
+        return {}
     needed = [k for k in keys if k in REQUIRED]
-    refused = policy.refuse(fhir_server)
-    origin, base = parse_server(fhir_server) if refused is None else (("", "", 0), "")
-    if refused is None and transport is None:
-        refused = await policy.check_addresses(origin[1], origin[2])
+    out: dict[str, list[Mapping[str, Any]] | None] = {}
+    cut: set[str] = set()
+    refused = await fhir.refused()
     if refused is not None:
         if needed:
             raise MissingData(f"prefetch '{needed[0]}' missing and fhirServer refused: {refused}")
-        if truncated is not None:
-            truncated.update(continue_from or {})
-        return {}
-    headers = {"Accept": "application/fhir+json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    pid = _encode_id(patient_id)
-    root = fhir_server.rstrip("/")
-    out: dict[str, list[Mapping[str, Any]] | None] = {}
-    try:
-        async with asyncio.timeout(deadline_s):
-            # NOTE: one TLS context for the process (``tls``): building one per client reads the CA
-            # bundle, about 20 ms of CPU on the event loop for every CDS call that fetches.
-            async with httpx.AsyncClient(
-                timeout=timeout_s,
-                headers=headers,
-                transport=transport,
-                follow_redirects=False,
-                trust_env=False,
-                verify=tls if tls is not None else True,
-            ) as client:
-                cut: set[str] = set()
+        cut.update(continue_from or {})
+    else:
+        pid = _encode_id(patient_id)
+        try:
+            async with fhir.deadline():
                 for key in keys:
                     query = PREFETCH[key].replace("{{context.patientId}}", pid)
-                    out[key] = await _fetch(client, limiter, f"{root}/{query}", origin, base, max_pages, cut, key)
+                    out[key] = await fhir.read(fhir.url_of(query), fhir.max_pages, cut, key)
                 for key, url in (continue_from or {}).items():
-                    if not _same_server(url, origin, base):
+                    if not fhir.same_server(url):
                         cut.add(key)  # the token goes to the server's own origin only
                         continue
-                    got = await _fetch(client, limiter, url, origin, base, max_pages - 1, cut, key)
+                    got = await fhir.read(url, fhir.max_pages - 1, cut, key)
                     if got is None:
                         cut.add(key)
                     else:
                         out[key] = got
-                if truncated is not None:
-                    truncated.update(cut)
-    except TimeoutError as exc:
-        if any(out.get(k) is None for k in needed):
-            raise MissingData(f"the FHIR server did not answer within {deadline_s:g} s") from exc
-        if truncated is not None:
-            truncated.update(k for k in (continue_from or {}) if k not in out)
-    return out
+        except TimeoutError as exc:
+            if any(out.get(k) is None for k in needed):
+                raise MissingData(f"the FHIR server did not answer within {fhir.deadline_s:g} s") from exc
+            cut.update(k for k in (continue_from or {}) if k not in out)
+    if truncated is not None:
+        truncated.update(cut)
+    return {**dict.fromkeys(keys), **out}
 
 
-async def fetch_references(
-    references: list[str],
-    *,
-    fhir_server: str,
-    token: str | None,
-    policy: FhirPolicy,
-    limiter: Limiter,
-    timeout_s: float,
-    deadline_s: float,
-    transport: httpx.AsyncBaseTransport | None,
-    tls: ssl.SSLContext | None = None,
-) -> list[Mapping[str, Any]]:
-    """Resources by relative reference (``Medication/<id>``) from ``fhirServer``, under the same policy,
-    limiter and deadline as the prefetch; what cannot be had is left out (the caller says so)."""
-    if not references or policy.refuse(fhir_server) is not None:
+async def fetch_references(fhir: FhirServer, references: list[str]) -> list[Mapping[str, Any]]:
+    """Resources by relative reference (``Medication/<id>``) from the server, under the call's policy check,
+    client and deadline; what cannot be had is left out (the caller says so)."""
+    if not references or fhir.url is None or await fhir.refused() is not None:
         return []
-    origin, base = parse_server(fhir_server)
-    if transport is None and await policy.check_addresses(origin[1], origin[2]) is not None:
-        return []
-    headers = {"Accept": "application/fhir+json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    root = fhir_server.rstrip("/")
     out: list[Mapping[str, Any]] = []
     try:
-        async with asyncio.timeout(deadline_s):
-            async with httpx.AsyncClient(timeout=timeout_s, headers=headers, transport=transport,
-                                         follow_redirects=False, trust_env=False,
-                                         verify=tls if tls is not None else True) as client:
-                for ref in references[:20]:
-                    rtype, _, rid = ref.partition("/")
-                    if rtype != "Medication" or not rid:
-                        continue
-                    got = await _fetch(client, limiter, f"{root}/Medication/{_encode_id(rid)}", origin, base, 1)
-                    out.extend(r for r in got or [] if r.get("resourceType") == "Medication")
+        async with fhir.deadline():
+            for ref in references[:20]:
+                rtype, _, rid = ref.partition("/")
+                if rtype != "Medication" or not rid:
+                    continue
+                got = await fhir.read(fhir.url_of(f"Medication/{_encode_id(rid)}"), 1)
+                out.extend(r for r in got or [] if r.get("resourceType") == "Medication")
     except TimeoutError:
         pass  # what did not arrive stays unresolved: its draft gets the "not screened" card
     return out
-
-
-def _same_server(url: str, origin: Origin, base: str) -> bool:
-    try:
-        got, path = parse_server(url.split("?", 1)[0])
-    except ValueError:
-        return False
-    return got == origin and (path == base or path.startswith(base + "/"))
-
-
-async def _fetch(
-    client: httpx.AsyncClient, limiter: Limiter, url: str, origin: Origin, base: str,
-    max_pages: int = MAX_PAGES, cut: set[str] | None = None, key: str = "",
-) -> list[Mapping[str, Any]] | None:
-    """The resources of ``url`` and its ``next`` pages (at most ``max_pages``); None when the first page
-    cannot be had. Data cut short (pages left, a ``next`` elsewhere, a later page failing) adds ``key`` to ``cut``."""
-    resources: list[Mapping[str, Any]] = []
-    for page in range(max(max_pages, 1)):
-        try:
-            async with limiter.get():
-                async with client.stream("GET", url) as resp:
-                    if resp.status_code != 200:
-                        return _partial(resources, page, cut, key)
-                    chunks, size = [], 0
-                    async for chunk in resp.aiter_bytes():
-                        size += len(chunk)
-                        if size > MAX_RESPONSE_BYTES:
-                            return _partial(resources, page, cut, key)
-                        chunks.append(chunk)
-        except httpx.HTTPError:
-            return _partial(resources, page, cut, key)
-        try:
-            body = json.loads(b"".join(chunks))
-        except (ValueError, RecursionError):
-            return _partial(resources, page, cut, key)
-        if not _usable(body):
-            return _partial(resources, page, cut, key)
-        resources.extend(_entries(body))
-        nxt = next_link(body)
-        if nxt is None:
-            return resources
-        # NOTE: the bearer token goes with every page, so a next link is followed only on the
-        # server's own origin and base path (parsed: another port or a userinfo trick is refused).
-        if not _same_server(nxt, origin, base):
-            break
-        url = nxt
-    if cut is not None:
-        cut.add(key)  # pages left unread: the data is cut short
-    return resources
 
 
 def _partial(resources: list[Mapping[str, Any]], page: int, cut: set[str] | None,

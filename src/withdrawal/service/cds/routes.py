@@ -26,6 +26,7 @@ from withdrawal.service.cds import hooks
 from withdrawal.service.cds.jwt_auth import verify
 from withdrawal.service.cds.prefetch import (
     PREFETCH,
+    FhirServer,
     Gathered,
     assemble,
     fetch_missing,
@@ -145,24 +146,28 @@ class HookInputs:
     now: datetime
 
 
-def _fetch_options(body: CdsRequest, request: Request) -> dict[str, Any]:
-    """What every fetch from the request's fhirServer shares: server, token, policy, limits, transport."""
+def _fhir_server(body: CdsRequest, request: Request) -> FhirServer:
+    """The request's fhirServer, shared by every fetch of the call: token, policy, limits, one deadline."""
     state, settings = request.app.state, request.app.state.settings
-    return {
-        "fhir_server": body.fhirServer,
-        "token": body.fhirAuthorization.access_token if body.fhirAuthorization else None,
-        "policy": state.fhir_policy,
-        "limiter": state.fhir_limiter,
-        "timeout_s": settings.cds_fhir_timeout_s,
-        "deadline_s": settings.cds_fhir_deadline_s,
-        "transport": state.fhir_transport,
-        "tls": state.fhir_tls,
-    }
+    return FhirServer(
+        body.fhirServer,
+        token=body.fhirAuthorization.access_token if body.fhirAuthorization else None,
+        policy=state.fhir_policy,
+        limiter=state.fhir_limiter,
+        timeout_s=settings.cds_fhir_timeout_s,
+        deadline_s=settings.cds_fhir_deadline_s,
+        transport=state.fhir_transport,
+        tls=state.fhir_tls,
+        max_pages=settings.cds_fhir_max_pages,
+    )
 
 
 async def hook_inputs(service_id: ServiceId, body: CdsRequest, request: Request, _: Claims) -> HookInputs:
     """The draft orders, and the patient's record if the answer reads it: the prefetch, then what is
-    missing from ``fhirServer`` (after the JWT is verified, and only for a known service and hook)."""
+    missing from ``fhirServer`` (after the JWT is verified, and only for a known service and hook).
+
+    The Medications the draft orders refer to and the missing prefetch are fetched from one
+    :class:`FhirServer`: one policy check, one client, one deadline for the whole call."""
     if service_id not in hooks.SERVICES:
         raise HTTPException(404, "no such CDS service")
     hook = hooks.SERVICES[service_id]["hook"]
@@ -170,22 +175,21 @@ async def hook_inputs(service_id: ServiceId, body: CdsRequest, request: Request,
         raise HTTPException(400, f"service {service_id} answers the {hook} hook")
     kb, now = request.app.state.kb, utcnow()
     orders = hooks.Orders()
-    if hook != "patient-view":
-        meds = hooks.draft_medications(body.context, body.prefetch)
-        orders = hooks.orders(hook, body.context, kb, now.date(), meds)
-        refs = hooks.unresolved_references(body.context, meds)
-        if refs and body.fhirServer and (got := await fetch_references(refs, **_fetch_options(body, request))):
-            orders = hooks.orders(hook, body.context, kb, now.date(), {**meds, **hooks.medications_in(got)})
-    if not hooks.needs_record(hook, orders):
-        return HookInputs(orders, None, now)
-    keys, follow = missing(body.prefetch), pages_to_follow(body.prefetch)
-    truncated: set[str] = set()
-    fetched = {}
-    if (keys or follow) and body.fhirServer:
-        fetched = await fetch_missing(
-            keys, patient_id=hooks.patient_id(body.context), **_fetch_options(body, request),
-            max_pages=request.app.state.settings.cds_fhir_max_pages, continue_from=follow, truncated=truncated,
-        )
+    async with _fhir_server(body, request) as fhir:
+        if hook != "patient-view":
+            meds = hooks.draft_medications(body.context, body.prefetch)
+            orders = hooks.orders(hook, body.context, kb, now.date(), meds)
+            refs = hooks.unresolved_references(body.context, meds)
+            if refs and (got := await fetch_references(fhir, refs)):
+                orders = hooks.orders(hook, body.context, kb, now.date(), {**meds, **hooks.medications_in(got)})
+        if not hooks.needs_record(hook, orders):
+            return HookInputs(orders, None, now)
+        keys, follow = missing(body.prefetch), pages_to_follow(body.prefetch)
+        truncated: set[str] = set()
+        fetched = {}
+        if (keys or follow) and body.fhirServer:
+            fetched = await fetch_missing(fhir, keys, patient_id=hooks.patient_id(body.context),
+                                          continue_from=follow, truncated=truncated)
     more = {k: v for k in follow if (v := fetched.pop(k, None)) is not None}
     return HookInputs(orders, assemble(body.prefetch, fetched, more=more, truncated=truncated), now)
 
