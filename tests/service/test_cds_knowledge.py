@@ -1,7 +1,7 @@
 """What the CDS cards say comes from the knowledge base: the unidentified-order card is the
 incomplete-screen rule, the conditions that make a patient-view card relevant are a vocabulary
-group, and the buprenorphine order's route is the option's. A knowledge base changed in the data
-changes the cards."""
+group, the buprenorphine order's route and product are the option's, and the advice for a dose
+that cannot be read is a care statement. A knowledge base changed in the data changes the cards."""
 
 from __future__ import annotations
 
@@ -154,11 +154,81 @@ def test_the_buprenorphine_order_takes_its_route_from_the_option(tmp_path: Path)
     route = kb.treatment("buprenorphine").route
     assert route == "sublingual"
     assert order["dosageInstruction"] == [{"text": kb.treatment("buprenorphine").dosing, "route": {"text": route}}]
-    assert order["medicationCodeableConcept"]["text"] == "buprenorphine / naloxone sublingual (product per local formulary)"
+    product = kb.treatment("buprenorphine").order_product
+    assert product == "buprenorphine/naloxone"
+    assert order["medicationCodeableConcept"]["text"] == f"{product} sublingual (product per local formulary)"
 
     def change(raw: dict[str, Any]) -> None:
         next(t for t in raw["treatments"] if t["id"] == "buprenorphine")["route"] = "buccal"
 
     changed = _bup_order(load_kb(kb_with(tmp_path, "care.yaml", change)))
     assert changed["dosageInstruction"][0]["route"] == {"text": "buccal"}
-    assert changed["medicationCodeableConcept"]["text"] == "buprenorphine / naloxone buccal (product per local formulary)"
+    assert changed["medicationCodeableConcept"]["text"] == "buprenorphine/naloxone buccal (product per local formulary)"
+
+
+# --- the buprenorphine suggestion names the option's order product ---------------------------
+
+
+def _replace_suggestion(kb: KnowledgeBase) -> dict[str, Any] | None:
+    a, _, _ = hooks.assess({"patientId": "p1"}, kb, assemble(_prefetch(), {}), [], now=NOW, record=False)
+    order = cards.DraftOrder("d1", ("tramadol",), 200.0, "tramadol 50 mg tablet", has_dosage=True)
+    found = cards._suggestions(a, [order], "Patient/p1", replace=True)
+    return next((s for s in found if s.get("isRecommended")), None)
+
+
+def test_the_replace_suggestion_names_the_order_product_of_the_data(tmp_path: Path) -> None:
+    kb = default_kb()
+    product = kb.treatment("buprenorphine").order_product
+    first = _replace_suggestion(kb)
+    assert first is not None and first["label"] == f"Replace with {product}"
+    create = next(x for x in first["actions"] if x["type"] == "create")
+    assert create["description"] == f"Order {product} instead"
+
+    def change(raw: dict[str, Any]) -> None:
+        next(t for t in raw["treatments"] if t["id"] == "buprenorphine")["order_product"] = "buprenorphine mono-product"
+
+    changed = _replace_suggestion(load_kb(kb_with(tmp_path / "a", "care.yaml", change)))
+    assert changed is not None and changed["label"] == "Replace with buprenorphine mono-product"
+    create = next(x for x in changed["actions"] if x["type"] == "create")
+    assert create["description"] == "Order buprenorphine mono-product instead"
+    assert create["resource"]["medicationCodeableConcept"]["text"].startswith("buprenorphine mono-product sublingual")
+
+    def drop(raw: dict[str, Any]) -> None:
+        next(t for t in raw["treatments"] if t["id"] == "buprenorphine").pop("order_product")
+
+    # no product in the data: no replacement is proposed (the order is only removed)
+    assert _replace_suggestion(load_kb(kb_with(tmp_path / "b", "care.yaml", drop))) is None
+
+
+# --- a tramadol order whose dose cannot be read: the care statement ---------------------------
+
+
+def _dose_not_read(kb: KnowledgeBase, has_dosage: bool) -> dict[str, Any]:
+    a, _, _ = hooks.assess({"patientId": "p1"}, kb, assemble(_prefetch(), {}), [], now=NOW, record=False)
+    order = cards.DraftOrder("d1", ("tramadol",), None, "tramadol 50 mg tablet", has_dosage=has_dosage)
+    found = [c for c in cards.tramadol_order_cards(a, [order], "Patient/p1") if "dose not checked" in c["summary"]]
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.parametrize("has_dosage", [True, False])
+def test_the_dose_not_read_card_says_and_cites_the_care_statement(has_dosage: bool) -> None:
+    kb = default_kb()
+    advice = kb.statement(cards.DOSE_NOT_READ)
+    card = _dose_not_read(kb, has_dosage)
+    assert card["indicator"] == ("warning" if has_dosage else "info")
+    assert f"tramadol 50 mg tablet: {advice.text}" in card["detail"]
+    assert "400 mg/day" in card["detail"]  # this patient's limit, from the dose limit
+    assert all(kb.sources[s].title in card["detail"] for s in advice.sources)
+    assert "by hand" not in card["detail"].replace(advice.text, "")  # no advice of the code's own
+
+
+def test_the_dose_not_read_card_follows_the_data(tmp_path: Path) -> None:
+    def change(raw: dict[str, Any]) -> None:
+        st = next(s for s in raw["statements"] if s["id"] == cards.DOSE_NOT_READ)
+        st.update(text="Changed advice for the test.", sources=["openfda_tramadol_labels"])
+
+    kb = load_kb(kb_with(tmp_path, "care.yaml", change))
+    card = _dose_not_read(kb, True)
+    assert "tramadol 50 mg tablet: Changed advice for the test." in card["detail"]
+    assert kb.sources["openfda_tramadol_labels"].title in card["detail"]

@@ -111,8 +111,9 @@ def render(kb: KnowledgeBase) -> str:
     )
     lines += ["## Options", ""]
     lines += _table(
-        ["option", "role", "base rank", "route", "dosing", "sources"],
-        ([o.name, o.role, o.base_rank, o.route or "", o.dosing, _cites(o)] for o in kb.care.treatments),
+        ["option", "role", "base rank", "route", "order product", "dosing", "sources"],
+        ([o.name, o.role, o.base_rank, o.route or "", o.order_product or "", o.dosing, _cites(o)]
+         for o in kb.care.treatments),
     )
     lines += ["## Drugs", ""]
     lines += _table(

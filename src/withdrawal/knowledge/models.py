@@ -307,6 +307,9 @@ class Treatment(Cited):
     drug: str | None = None
     route: str | None = None
     """How the drug is given, as an order states it (the CDS buprenorphine order's route)."""
+    order_product: str | None = None
+    """The product a draft order for this option names (the CDS suggestion that replaces a tramadol
+    order with it: its label, action and medication text), under the option's sources."""
     cautions: tuple[str, ...] = ()
     start_cows_min: int | None = Field(default=None, ge=0, le=48)
 

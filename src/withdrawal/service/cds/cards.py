@@ -23,6 +23,9 @@ from withdrawal.safety.screen import Finding, dose_limit
 
 INDICATOR = {"contraindicated": "critical", "avoid": "warning", "caution": "info", "acceptable": "info"}
 OVERRIDE_SYSTEM = "urn:withdrawal:cds:override-reason"
+# The answers a clinician can pick when overriding a card, returned in CDS Hooks feedback: this
+# service's own code system (wire format), not clinical advice, so kept here rather than in the
+# knowledge base; what a card advises is the knowledge base's, with its sources.
 OVERRIDE_REASONS = [
     {"system": OVERRIDE_SYSTEM, "code": code, "display": display}
     for code, display in (
@@ -33,6 +36,8 @@ OVERRIDE_REASONS = [
     )
 ]
 TOPIC_SYSTEM = "urn:withdrawal:cds:finding"
+DOSE_NOT_READ = "tramadol_dose_not_read"
+"""The care statement a card gives when a draft tramadol order's daily dose could not be read."""
 LABEL = "withdrawal decision support"
 
 
@@ -137,11 +142,13 @@ def _delete(order: DraftOrder) -> dict[str, Any]:
 def bup_nx_order(a: Assessment, patient_ref: str) -> dict[str, Any]:
     """A draft buprenorphine/naloxone MedicationRequest an EHR can apply: status, intent, subject, an
     RxNorm-coded medication (the ingredient code of the vocabulary; the EHR picks the product and
-    strength) and the dosage and route as text from the cited option."""
+    strength), the product named by the option's ``order_product`` and the dosage and route as
+    text from the cited option."""
     bup = a.kb.drugs["buprenorphine"]
     treatment = a.kb.treatment("buprenorphine")
     coding = [{"system": RXNORM, "code": bup.rxcui, "display": "buprenorphine"}] if bup.rxcui else []
     route = f" {treatment.route}" if treatment.route else ""
+    product = treatment.order_product or bup.name
     dosage: dict[str, Any] = {"text": treatment.dosing}
     if treatment.route:
         dosage["route"] = {"text": treatment.route}
@@ -151,7 +158,7 @@ def bup_nx_order(a: Assessment, patient_ref: str) -> dict[str, Any]:
         "intent": "order",
         "subject": {"reference": patient_ref},
         "medicationCodeableConcept": {"coding": coding,
-                                      "text": f"buprenorphine / naloxone{route} (product per local formulary)"},
+                                      "text": f"{product}{route} (product per local formulary)"},
         "dosageInstruction": [dosage],
     }
 
@@ -160,13 +167,15 @@ def _suggestions(a: Assessment, orders: Sequence[DraftOrder], patient_ref: str |
     deletes = [_delete(o) for o in orders]
     out: list[dict[str, Any]] = []
     bup_excluded = any(e.treatment == "buprenorphine" for e in a.excluded)
-    if replace and not bup_excluded and patient_ref and a.kb.drugs["buprenorphine"].rxcui:
+    product = a.kb.treatment("buprenorphine").order_product
+    if replace and not bup_excluded and patient_ref and product and a.kb.drugs["buprenorphine"].rxcui:
+        # the verbs are the card's UI; what it proposes is the option's order product (care.yaml)
         out.append(
             {
-                "label": "Replace with buprenorphine/naloxone",
+                "label": f"Replace with {product}",
                 "uuid": str(uuid.uuid4()),
                 "isRecommended": True,
-                "actions": [*deletes, {"type": "create", "description": "Order buprenorphine/naloxone instead",
+                "actions": [*deletes, {"type": "create", "description": f"Order {product} instead",
                                        "resource": bup_nx_order(a, patient_ref)}],
             }
         )
@@ -246,13 +255,15 @@ def tramadol_order_cards(a: Assessment, orders: Sequence[DraftOrder], patient_re
             continue
         if o.dose_mg_per_day is None:
             given = "its dosage could not be read (unit, strength or timing)" if o.has_dosage else "it has no dosage"
+            advice = a.kb.statement(DOSE_NOT_READ)
+            ids = list(dict.fromkeys([*advice.sources, *limit.sources]))
             cards.append(
                 _card(
                     f"Tramadol dose not checked: {given}",
                     "warning" if o.has_dosage else "info",
-                    f"Check the daily dose of {o.name} by hand against this patient's limit of "
-                    f"{limit.max_daily_mg} mg/day, every {limit.interval_h} h at the most often. {limit.reason}"
-                    f"\n\nSources:\n{_links_md(cited, limit.sources)}",
+                    f"{o.name}: {advice.text} This patient's limit: {limit.max_daily_mg} mg/day, every "
+                    f"{limit.interval_h} h at the most often. {limit.reason}"
+                    f"\n\nSources:\n{_links_md(cited, ids)}",
                     _source(cited, limit.sources, "dose_not_checked"),
                 )
             )
