@@ -19,6 +19,7 @@ from withdrawal.population.mme import mg_per_day_to_mme
 from withdrawal.population.sql import Dialect, SparkDialect
 
 runner = CliRunner()
+D = Dialect()
 
 
 def test_cli_synth_then_screen(tmp_path: Path) -> None:
@@ -75,15 +76,15 @@ def test_every_rule_is_compiled_for_both_dialects(kb: KnowledgeBase) -> None:
 
 
 def test_facts_absent_from_the_export_never_match(kb: KnowledgeBase) -> None:
-    assert compile_match(Match(child_pugh_in=("C",)), kb) == "(FALSE)"
+    assert compile_match(Match(child_pugh_in=("C",)), kb, D) == "(FALSE)"
     # the CYP2D6 phenotype and the unresolved items are read from the export (fhir.reading)
-    assert compile_match(Match(cyp2d6_phenotype_in=("poor",)), kb) == "((cyp2d6 IS NOT NULL AND cyp2d6 IN ('poor')))"
-    assert compile_match(Match(unresolved=True), kb) == "(unresolved)"
-    assert compile_match(Match(setting_in=("inpatient",)), kb) == "(FALSE)"
+    assert compile_match(Match(cyp2d6_phenotype_in=("poor",)), kb, D) == "((cyp2d6 IS NOT NULL AND cyp2d6 IN ('poor')))"
+    assert compile_match(Match(unresolved=True), kb, D) == "(unresolved)"
+    assert compile_match(Match(setting_in=("inpatient",)), kb, D) == "(FALSE)"
     # breastfeeding status is read from Observations (LOINC 63895-7)
-    assert compile_match(Match(breastfeeding=True), kb) == "(breastfeeding_obs)"
-    assert compile_match(Match(breastfeeding=False), kb) == "(NOT breastfeeding_obs)"
-    assert "drugs_within_14_" in compile_match(Match(drug_classes_any=("maoi",), stopped_within_days=14), kb)
+    assert compile_match(Match(breastfeeding=True), kb, D) == "(breastfeeding_obs)"
+    assert compile_match(Match(breastfeeding=False), kb, D) == "(NOT breastfeeding_obs)"
+    assert "drugs_within_14_" in compile_match(Match(drug_classes_any=("maoi",), stopped_within_days=14), kb, D)
 
 
 def test_mme_table_is_cdc_2022_and_cited(kb: KnowledgeBase, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from withdrawal.fhir.reading import values
 from withdrawal.knowledge.base import data_dir
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb, load_kb
 from withdrawal.population.mme import mg_per_day_to_mme, mme_sql
+from withdrawal.population.sql import Dialect
 from withdrawal.population.synth import _Latent, _Med, latent_patient_in
 
 KB = default_kb()
@@ -39,7 +40,7 @@ def test_python_mme_equals_the_sql_mme_on_duckdb(rows: list[tuple[str, float]]) 
     table = pa.table({"drug": [d for d, _ in rows], "mg_day": pa.array([m for _, m in rows], pa.float64())})
     con = duckdb.connect()
     con.register("t", table)
-    got = [r[0] for r in con.execute(f"SELECT {mme_sql(KB.mme, 'drug', 'mg_day')} FROM t").fetchall()]
+    got = [r[0] for r in con.execute(f"SELECT {mme_sql(Dialect(), KB.mme, 'drug', 'mg_day')} FROM t").fetchall()]
     assert got == [mg_per_day_to_mme(d, m, KB.mme) for d, m in rows]
 
 

@@ -82,3 +82,14 @@ def test_spark_workers_without_the_package(tmp_path: Path) -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["False"] == {"import": False, "bad": [["Condition.ndjson", 2]], "patients": 40}
     assert result["True"] == {"import": True, "bad": [["Condition.ndjson", 2]], "patients": 40}
+
+
+def test_the_literal_round_trips_on_spark(spark: Any) -> None:
+    """The hard cases of ``Dialect.literal`` (test_sql_literal.py) read back as themselves in Spark SQL."""
+    from test_sql_literal import HARD
+
+    from withdrawal.population.sql import SparkDialect
+
+    d = SparkDialect()
+    got = spark.sql("SELECT " + ", ".join(f"{d.literal(t)} AS v{i}" for i, t in enumerate(HARD))).collect()[0]
+    assert tuple(got) == HARD

@@ -18,7 +18,7 @@ from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import LEVELS, Match, Rule
 from withdrawal.population.flags import FindingTest, FlagTest, HighMmeTest, flag_tests
-from withdrawal.population.sql import BitLayout, Dialect, bits_any, identifier, literal, window_column
+from withdrawal.population.sql import BitLayout, Dialect, bits_any, identifier, window_column
 
 # Facts the NDJSON export does not carry take the per-patient defaults of PatientIn (as the FHIR
 # mapper leaves them unset): Child-Pugh class, withdrawal substance, setting and last use unknown.
@@ -66,7 +66,7 @@ def windows(kb: KnowledgeBase) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
-def compile_match(m: Match, kb: KnowledgeBase, without: frozenset[str] = frozenset()) -> str:
+def compile_match(m: Match, kb: KnowledgeBase, d: Dialect, without: frozenset[str] = frozenset()) -> str:
     """SQL boolean for one match over a facts row; mirrors ``safety.matching``.
 
     ``without``: drugs taken out of the patient's medications for this test (an option's own drug,
@@ -103,14 +103,15 @@ def compile_match(m: Match, kb: KnowledgeBase, without: frozenset[str] = frozens
     if m.crcl_below is not None:
         parts.append(f"(crcl IS NOT NULL AND crcl < {float(m.crcl_below)!r})")
     if m.cyp2d6_phenotype_in:
-        parts.append(f"(cyp2d6 IS NOT NULL AND cyp2d6 IN ({', '.join(literal(p) for p in m.cyp2d6_phenotype_in)}))")
+        parts.append(f"(cyp2d6 IS NOT NULL AND cyp2d6 IN {d.literals(m.cyp2d6_phenotype_in)})")
     if m.unresolved is not None:
         parts.append("unresolved" if m.unresolved else "NOT unresolved")
     return "(" + " AND ".join(parts) + ")"
 
 
-def compile_when(matches: Iterable[Match], kb: KnowledgeBase, without: frozenset[str] = frozenset()) -> str:
-    return "coalesce(" + " OR ".join(compile_match(m, kb, without) for m in matches) + ", FALSE)"
+def compile_when(matches: Iterable[Match], kb: KnowledgeBase, d: Dialect,
+                 without: frozenset[str] = frozenset()) -> str:
+    return "coalesce(" + " OR ".join(compile_match(m, kb, d, without) for m in matches) + ", FALSE)"
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,8 @@ def compile_screen(kb: KnowledgeBase, d: Dialect) -> CompiledScreen:
     table, flags = kb.mme, kb.population_flags
     kb = bulk_kb(kb)
     rank = {lvl: i for i, lvl in enumerate(LEVELS)}
-    rule_cols = [f"{compile_when(r.when, kb)} AS r_{identifier(r.id)}" for r in kb.tramadol.rules]
-    test_cols = [f"{compile_when(t.matches, kb)} AS t_{identifier(code)}" for code, t in flag_tests(flags)]
+    rule_cols = [f"{compile_when(r.when, kb, d)} AS r_{identifier(r.id)}" for r in kb.tramadol.rules]
+    test_cols = [f"{compile_when(t.matches, kb, d)} AS t_{identifier(code)}" for code, t in flag_tests(flags)]
     rules_sql = "SELECT facts.*, " + ", ".join(rule_cols + test_cols) + " FROM facts"
 
     by_code: dict[str, list[Rule]] = {}
@@ -144,7 +145,7 @@ def compile_screen(kb: KnowledgeBase, d: Dialect) -> CompiledScreen:
         whens = " ".join(f"WHEN r_{r.id} THEN {rank[r.level]}" for r in rs)
         rank_exprs.append(f"CASE {whens} ELSE 0 END")
     verdict_rank = f"greatest({', '.join(rank_exprs)})" if len(rank_exprs) > 1 else rank_exprs[0]
-    verdict = "CASE " + " ".join(f"WHEN vr = {i} THEN {literal(lvl)}" for i, lvl in enumerate(LEVELS)) + " END"
+    verdict = "CASE " + " ".join(f"WHEN vr = {i} THEN {d.literal(lvl)}" for i, lvl in enumerate(LEVELS)) + " END"
 
     test_code = {id(t): code for code, t in flag_tests(flags)}
 
@@ -171,7 +172,7 @@ def compile_screen(kb: KnowledgeBase, d: Dialect) -> CompiledScreen:
         by_option: dict[str, list[str]] = {}
         for orule in kb.care.option_rules:
             if t in orule.treatments:
-                by_option.setdefault(orule.code, []).append(compile_when(orule.when, kb, without))
+                by_option.setdefault(orule.code, []).append(compile_when(orule.when, kb, d, without))
         pairs = [("(" + " OR ".join(ws) + ")", c) for c, ws in sorted(by_option.items())]
         option_cols.append(f"{d.select(pairs)} AS option_{identifier(t)}")
     output_sql = (

@@ -29,7 +29,7 @@ DIALECT = Dialect()
 
 
 def _sql_list(paths: Sequence[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(DIALECT.literal(str(p)) for p in paths) + "]"
 
 
 def _read(con: duckdb.DuckDBPyConnection, rtype: str, files: Sequence[ExportFile]) -> list[BadLine]:
@@ -41,13 +41,13 @@ def _read(con: duckdb.DuckDBPyConnection, rtype: str, files: Sequence[ExportFile
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {stage_sql(DIALECT, rtype)}, TRUE AS ok "
                     f"FROM (SELECT {nulls}) LIMIT 0")
         return []
-    spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in cols.items()) + "}"
+    spec = "{" + ", ".join(f"{DIALECT.literal(k)}: {DIALECT.literal(v)}" for k, v in cols.items()) + "}"
     # the file name column only when there are several files (one file: a constant in the query below)
     several = len(files) > 1
-    filename = "filename" if several else "'" + str(files[0].path).replace("'", "''") + "'"
+    filename = "filename" if several else DIALECT.literal(str(files[0].path))
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {stage_sql(DIALECT, rtype)}, "
-        f"coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '', FALSE) AS ok"
+        f"coalesce(resourceType = {DIALECT.literal(rtype)} AND id IS NOT NULL AND id <> '', FALSE) AS ok"
         + (", filename " if several else " ") +
         f"FROM read_json({_sql_list([f.path for f in files])}, format = 'newline_delimited', "
         f"ignore_errors = true, filename = {str(several).lower()}, columns = {spec}, maximum_object_size = 67108864)"
@@ -108,9 +108,9 @@ def screen(
         for old in target.glob("*.parquet"):
             old.unlink()
         path = target / "part-0.parquet"
-        con.execute(f"COPY ({query}) TO '{_esc(path)}' (FORMAT parquet, COMPRESSION snappy)")
+        con.execute(f"COPY ({query}) TO {DIALECT.literal(str(path))} (FORMAT parquet, COMPRESSION snappy)")
         tick("screen")
-        con.execute(f"CREATE TEMP VIEW screened AS SELECT * FROM read_parquet('{_esc(path)}')")
+        con.execute(f"CREATE TEMP VIEW screened AS SELECT * FROM read_parquet({DIALECT.literal(str(path))})")
         cur = con.execute(summary_sql(flag_columns(kb)))
         names = [c[0] for c in cur.description or ()]
         groups = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -120,10 +120,6 @@ def screen(
                             stages=stages)
     finally:
         con.close()
-
-
-def _esc(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 _MAP_BATCH = 500  # rows per INSERT: one statement per batch, its values bound as parameters

@@ -9,6 +9,7 @@ facts on DuckDB and Spark); both convert a dose with the table's ``dose_units``,
 from __future__ import annotations
 
 from withdrawal.knowledge.population import MmeTable
+from withdrawal.population.sql import Dialect
 
 __all__ = ["MmeTable", "mg_per_day_to_mme", "mme_sql"]
 
@@ -22,11 +23,11 @@ def mg_per_day_to_mme(drug: str, mg_per_day: float, table: MmeTable) -> float:
     return table.dose_unit(f.dose_unit).from_mg_per_day(mg_per_day) * f.factor
 
 
-def mme_sql(table: MmeTable, drug: str, mg_per_day: str) -> str:
+def mme_sql(d: Dialect, table: MmeTable, drug: str, mg_per_day: str) -> str:
     """:func:`mg_per_day_to_mme` as one SQL ``CASE`` over the columns ``drug`` (the drug id) and
     ``mg_per_day`` (DOUBLE), for DuckDB and Spark alike; a drug without a factor is 0."""
     whens = " ".join(
-        f"WHEN '{d}' THEN {table.dose_unit(f.dose_unit).sql_from_mg_per_day(mg_per_day)} * {f.factor!r}"
-        for d, f in sorted(table.by_drug().items())
+        f"WHEN {d.literal(drug_id)} THEN {table.dose_unit(f.dose_unit).sql_from_mg_per_day(mg_per_day)} * {f.factor!r}"
+        for drug_id, f in sorted(table.by_drug().items())
     )
     return f"CASE {drug} {whens} ELSE 0.0 END"

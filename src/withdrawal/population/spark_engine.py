@@ -101,8 +101,8 @@ def _read(spark: Any, rtype: str, files: Sequence[ExportFile]) -> tuple[Any, lis
     view = f"src_{rtype.lower()}"
     raw.createOrReplaceTempView(view)
     staged = spark.sql(
-        f"SELECT {stage_sql(DIALECT, rtype)}, coalesce(resourceType = '{rtype}' AND id IS NOT NULL AND id <> '' "
-        f"AND _corrupt_record IS NULL, FALSE) AS ok, filename FROM {view}"
+        f"SELECT {stage_sql(DIALECT, rtype)}, coalesce(resourceType = {DIALECT.literal(rtype)} AND id IS NOT NULL "
+        f"AND id <> '' AND _corrupt_record IS NULL, FALSE) AS ok, filename FROM {view}"
     ).cache()
     dirty = staged.where("NOT ok").groupBy("filename").count().collect()
     bad: list[BadLine] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from withdrawal.errors import KnowledgeBaseError
 from withdrawal.knowledge.loader import KnowledgeBase
@@ -72,10 +72,28 @@ class Dialect:
     """The SQL spellings that differ between DuckDB and Spark SQL (this class: DuckDB's)."""
 
     name = "duckdb"
+    _escapes: ClassVar[dict[int, str]] = str.maketrans({"'": "''"})
+    """How a string literal spells the characters it cannot hold as themselves: DuckDB doubles a quote
+    (a backslash is an ordinary character)."""
+
+    def literal(self, text: str) -> str:
+        """``text`` as a string literal that reads back as exactly ``text``: the one way SQL text is built
+        from a value (a KB word, a status, a file path). Every character is kept, escaped as the dialect
+        requires (quotes, backslashes; NUL, control characters and any Unicode as themselves); a string
+        that cannot be SQL text at all (a lone surrogate: it has no UTF-8) is refused with ValueError."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"cannot be an SQL string literal: {text!r}") from e
+        return "'" + text.translate(self._escapes) + "'"
+
+    def literals(self, values: Iterable[str]) -> str:
+        """A parenthesised list of :meth:`literal` (for ``IN``)."""
+        return "(" + ", ".join(self.literal(v) for v in values) + ")"
 
     def select(self, pairs: Sequence[tuple[str, str]]) -> str:
         """The list of the literals whose (non-null) boolean holds, in order, from (boolean, literal) pairs."""
-        return (f"list_where([{', '.join(literal(v) for _, v in pairs)}], "
+        return (f"list_where([{', '.join(self.literal(v) for _, v in pairs)}], "
                 f"[{', '.join(c for c, _ in pairs)}])")
 
     def days_between(self, start: str, end: str) -> str:
@@ -118,9 +136,12 @@ class Dialect:
 
 class SparkDialect(Dialect):
     name = "spark"
+    # Spark SQL reads a backslash in a string literal as an escape (spark.sql.parser.escapedStringLiterals
+    # is false by default): a backslash and a quote are each escaped with one
+    _escapes: ClassVar[dict[int, str]] = str.maketrans({"\\": "\\\\", "'": "\\'"})
 
     def select(self, pairs: Sequence[tuple[str, str]]) -> str:
-        items = ", ".join(f"CASE WHEN {c} THEN {literal(v)} END" for c, v in pairs)
+        items = ", ".join(f"CASE WHEN {c} THEN {self.literal(v)} END" for c, v in pairs)
         return f"filter(array({items}), x -> x IS NOT NULL)"
 
     def days_between(self, start: str, end: str) -> str:
@@ -146,13 +167,6 @@ class SparkDialect(Dialect):
 
     def json_text(self, col: str) -> str:
         return col  # Spark reads a JSON-typed column as a string already
-
-
-def literal(text: str) -> str:
-    """A KB word as an SQL string literal; anything outside a safe alphabet is refused, not escaped."""
-    if not re.fullmatch(r"[A-Za-z0-9_ .\-]*", text):
-        raise ValueError(f"unsafe SQL literal {text!r}")
-    return f"'{text}'"
 
 
 def identifier(text: str) -> str:

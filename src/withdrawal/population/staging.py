@@ -92,14 +92,6 @@ def spark_schema(rtype: str) -> str:
 # --- text helpers (the same in both dialects) ---------------------------------------------
 
 
-def lit(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
-
-
-def lits(values: Sequence[str]) -> str:
-    return "(" + ", ".join(lit(v) for v in values) + ")"
-
-
 def clean(expr: str) -> str:
     """A string stripped of surrounding spaces; empty becomes NULL (the mapper's ``_str``). Trimmed only
     when it starts or ends with a space or is empty (trimming every value was a tenth of the read)."""
@@ -149,8 +141,8 @@ def _medication(q: Dialect, rtype: str) -> str:
             f"THEN {clean('medicationReference.display')} END")
     dosage = "dosageInstruction" if rtype == "MedicationRequest" else "dosage"
     intent = "intent" if "intent" in f else "CAST(NULL AS STRING)"
-    return (f"{ref_id(q, 'subject.reference')} AS patient_id, '{rtype}' AS rtype, "
-            f"coalesce(lower({clean('status')}), {lit(reading.ABSENT)}) AS status, {clean(intent)} AS intent, "
+    return (f"{ref_id(q, 'subject.reference')} AS patient_id, {q.literal(rtype)} AS rtype, "
+            f"coalesce(lower({clean('status')}), {q.literal(reading.ABSENT)}) AS status, {clean(intent)} AS intent, "
             f"{first_date(q, reading.values(rtype, 'start date'), f)} AS start_date, "
             f"{first_date(q, reading.values(rtype, 'end date'), f)} AS end_date, "
             f"{first_date(q, reading.values(rtype, 'stop date'), f)} AS stop_date, "
@@ -165,7 +157,7 @@ def _observation(q: Dialect) -> str:
     ``observation_coded`` reads their distinct combinations (``facts.obs_map``)."""
     o = "Observation"
     return (f"{ref_id(q, 'subject.reference')} AS patient_id, coalesce(lower({clean('status')}), "
-            f"{lit(reading.ABSENT)}) AS status, "
+            f"{q.literal(reading.ABSENT)}) AS status, "
             f"{first_date(q, reading.values(o, 'date'), FIELDS[o])} AS effective, "
             f"valueQuantity.value AS value, coalesce({q.json_text('code')}, '') AS code, "
             f"coalesce({q.json_text('valueCodeableConcept')}, '') AS coded, "
@@ -180,7 +172,7 @@ def stage_sql(q: Dialect, rtype: str) -> str:
     sexes = tuple(get_args(Sex))
     if rtype == "Patient":
         return (f"{clean('id')} AS patient_id, {date_sql('birthDate')} AS birth_date, "
-                f"CASE WHEN {clean('gender')} IN {lits(sexes)} THEN {clean('gender')} ELSE 'unknown' END AS sex")
+                f"CASE WHEN {clean('gender')} IN {q.literals(sexes)} THEN {clean('gender')} ELSE 'unknown' END AS sex")
     if rtype == c:
         return (f"{ref_id(q, 'subject.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
                 f"{code_status(q, 'verificationStatus')} AS verification, "
@@ -200,8 +192,8 @@ def stage_sql(q: Dialect, rtype: str) -> str:
         # is staged as the clinical status 'ignored', which no Condition reading counts
         p = "Procedure"
         return (f"{ref_id(q, 'subject.reference')} AS patient_id, "
-                f"CASE WHEN coalesce(lower({clean('status')}), {lit(reading.ABSENT)}) IN "
-                f"{lits(reading.values(p, 'status', 'counted'))} THEN CAST(NULL AS STRING) ELSE 'ignored' END "
+                f"CASE WHEN coalesce(lower({clean('status')}), {q.literal(reading.ABSENT)}) IN "
+                f"{q.literals(reading.values(p, 'status', 'counted'))} THEN CAST(NULL AS STRING) ELSE 'ignored' END "
                 f"AS clinical, CAST(NULL AS STRING) AS verification, "
                 f"{first_date(q, reading.values(p, 'performed'), FIELDS[p])} AS onset, "
                 f"CAST(NULL AS DATE) AS abatement, {concept} AS concept, 1 AS procedure")
