@@ -683,8 +683,10 @@ def observation_answer(kind: str, value_concept: object, value_boolean: object) 
 
 
 def observation_coded(res: JSON) -> tuple[str | None, bool | None, str | None]:
-    """What an Observation's codes and coded value say: its kind, a status answer, a CYP2D6 phenotype
-    (the bulk screen reads the export's distinct codes and values with it)."""
+    """What an Observation's codes and coded value say: its kind, a status answer, a CYP2D6 phenotype.
+
+    The one reading of them: the per-patient mapper reads each Observation with it, and the bulk screen
+    the export's distinct codes and values."""
     concept = res.get("code")
     kind = observation_kind(_codes(concept, codes.LOINC), None) or observation_kind((), _text(concept))
     if kind is None:
@@ -695,11 +697,11 @@ def observation_coded(res: JSON) -> tuple[str | None, bool | None, str | None]:
 
 
 def _observation(res: JSON, keep: Any, as_of: date) -> None:
+    """An Observation of the patient's, kept by ``keep`` when it is the latest of its kind: its codes and
+    coded value read by :func:`observation_coded`, the bulk screen's reading, then its date and number."""
     if (_status_code(res.get("status")) or reading.ABSENT) not in _USABLE:
         return
-    concept = res.get("code")
-    # the code text is read only for an Observation no LOINC code of the table names (most are)
-    kind = observation_kind(_codes(concept, codes.LOINC), None) or observation_kind((), _text(concept))
+    kind, answer, phenotype = observation_coded(res)
     if kind is None:
         return  # not a fact the table reads (most of a record: vital signs, labs): no date to parse
     when = _effective(res)
@@ -711,10 +713,9 @@ def _observation(res: JSON, keep: Any, as_of: date) -> None:
     if kind == "pregnancy":
         if when is not None and days > reading.PREGNANCY_LOOKBACK_DAYS:
             return
-        if (answer := observation_answer(kind, res.get("valueCodeableConcept"), None)) is not None:
+        if answer is not None:
             keep("pregnant", days, 0 if answer else 1, answer)
     elif kind == "breastfeeding":
-        answer = observation_answer(kind, res.get("valueCodeableConcept"), res.get("valueBoolean"))
         if answer is not None:
             keep("breastfeeding", days, 0 if answer else 1, answer)
     elif kind in {"crcl", "egfr"} and value is not None:
@@ -724,6 +725,6 @@ def _observation(res: JSON, keep: Any, as_of: date) -> None:
         kg = value * 0.45359237 if unit in {"[lb_av]", "lb", "lbs"} else value
         if 0 < kg <= 500:
             keep("weight_kg", days, kg, round(kg, 2))
-    elif kind == "cyp2d6" and _is_cyp2d6(res) and (ph := _phenotype(res)):
+    elif kind == "cyp2d6" and phenotype is not None:
         order = [p for p, _ in _PHENOTYPES]
-        keep("cyp2d6_phenotype", days, order.index(ph), ph)
+        keep("cyp2d6_phenotype", days, order.index(phenotype), phenotype)
