@@ -9,14 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from population_support import AS_OF, N, rows_by_id, truth_by_id
 from typer.testing import CliRunner
 
 from withdrawal.cli import app
 from withdrawal.errors import InputError
+from withdrawal.population.compiler import age_band_sql
 from withdrawal.population.screen import ScreenRun, run_screen
-from withdrawal.population.summary import suppress
+from withdrawal.population.sql import Dialect
+from withdrawal.population.summary import AGE_BANDS, UNKNOWN_AGE, suppress
 
 
 def _cells(summary: dict[str, Any]) -> list[Any]:
@@ -84,3 +87,18 @@ def test_cli_options(export_small: Path, tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["population", "screen", str(export_small), "--out", str(tmp_path / "p"),
                                        "--pseudonym-key-file", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "--pseudonym-key-file" in missing.output
+
+
+def test_the_output_age_bands_are_the_summarys() -> None:
+    """The compiled ``age_band`` (DuckDB) puts every age in the summary band whose range names it."""
+    ages = [None, *range(0, 121)]
+    con = duckdb.connect()
+    got = [r[0] for r in con.execute(f"SELECT {age_band_sql(Dialect())} FROM unnest(?::INT[]) AS t(age)",
+                                     [ages]).fetchall()]
+    assert set(got) == set(AGE_BANDS)
+    for age, band in zip(ages, got, strict=True):
+        if age is None:
+            assert band == UNKNOWN_AGE
+        else:
+            low, _, high = band.rstrip("+").partition("-")
+            assert int(low) <= age and (not high or age <= int(high)), (age, band)

@@ -19,6 +19,7 @@ from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import LEVELS, Match, Rule
 from withdrawal.population.flags import FindingTest, FlagTest, HighMmeTest, flag_tests
 from withdrawal.population.sql import BitLayout, Dialect, bits_any, identifier, window_column
+from withdrawal.population.summary import AGE_BAND_LIMITS, UNKNOWN_AGE
 
 # Facts the NDJSON export does not carry take the per-patient defaults of PatientIn (as the FHIR
 # mapper leaves them unset): Child-Pugh class, withdrawal substance, setting and last use unknown.
@@ -109,6 +110,13 @@ def compile_match(m: Match, kb: KnowledgeBase, d: Dialect, without: frozenset[st
     return "(" + " AND ".join(parts) + ")"
 
 
+def age_band_sql(d: Dialect) -> str:
+    """The output's ``age_band`` of the facts' ``age``: the summary's bands (``summary.AGE_BAND_LIMITS``)."""
+    whens = " ".join(f"WHEN age < {int(end)} THEN {d.literal(label)}" for label, end in AGE_BAND_LIMITS
+                     if end is not None)
+    return f"CASE WHEN age IS NULL THEN {d.literal(UNKNOWN_AGE)} {whens} ELSE {d.literal(AGE_BAND_LIMITS[-1][0])} END"
+
+
 def compile_when(matches: Iterable[Match], kb: KnowledgeBase, d: Dialect,
                  without: frozenset[str] = frozenset()) -> str:
     return "coalesce(" + " OR ".join(compile_match(m, kb, d, without) for m in matches) + ", FALSE)"
@@ -176,9 +184,7 @@ def compile_screen(kb: KnowledgeBase, d: Dialect) -> CompiledScreen:
         pairs = [("(" + " OR ".join(ws) + ")", c) for c, ws in sorted(by_option.items())]
         option_cols.append(f"{d.select(pairs)} AS option_{identifier(t)}")
     output_sql = (
-        "SELECT patient_id, age, "
-        "CASE WHEN age IS NULL THEN 'unknown' WHEN age < 18 THEN '0-17' WHEN age < 35 THEN '18-34' "
-        "WHEN age < 50 THEN '35-49' WHEN age < 65 THEN '50-64' ELSE '65+' END AS age_band, "
+        f"SELECT patient_id, age, {age_band_sql(d)} AS age_band, "
         f"sex, {verdict} AS verdict, {code_list} AS codes, "
         f"{bits_any('drugs_active', BitLayout.of(kb).masks('drugs', ('tramadol',)))} AS tramadol_active, "
         f"(vr >= {rank['avoid']}) AS tramadol_blocked, "

@@ -11,7 +11,18 @@ from typing import Any
 
 from withdrawal.knowledge.population import Flag
 
-AGE_BANDS = ("0-17", "18-34", "35-49", "50-64", "65+", "unknown")
+AGE_BAND_STARTS: tuple[int, ...] = (0, 18, 35, 50, 65)
+"""The age bands the summary reports (a reporting choice, not clinical knowledge): each from its start
+to the next band's start, the last open-ended. The one definition the compiled output's ``age_band``
+(``compiler.age_band_sql``) and the summary's order read."""
+UNKNOWN_AGE = "unknown"
+"""The band of a patient without a usable birth date."""
+AGE_BAND_LIMITS: tuple[tuple[str, int | None], ...] = tuple(
+    (f"{start}-{end - 1}" if end is not None else f"{start}+", end)
+    for start, end in zip(AGE_BAND_STARTS, (*AGE_BAND_STARTS[1:], None), strict=True)
+)
+"""(label, the first age past the band, None for the last) per band, youngest first: ``0-17`` ... ``65+``."""
+AGE_BANDS: tuple[str, ...] = (*(label for label, _ in AGE_BAND_LIMITS), UNKNOWN_AGE)
 MEASURES = ("tramadol_active", "tramadol_blocked", "high_mme")
 """The counted columns before the flags (``flag_<id>``, one per population flag of the knowledge base)."""
 
