@@ -313,3 +313,27 @@ def test_same_day_status_answers_prefer_yes(kb: KnowledgeBase) -> None:
     for order in (["77386006", "60001007"], ["60001007", "77386006"]):
         p = to_patient([patient, *(status(a) for a in order)], kb, as_of=AS_OF).patient
         assert p.pregnant is True, order
+
+
+def test_a_medication_that_cannot_be_identified_is_named_not_dropped(kb: KnowledgeBase) -> None:
+    """An active order pointing to a Medication the data does not hold (a FHIR search answers orders
+    without them), or with an empty concept, is named as not screened and keeps the verdict at caution;
+    with the Medication in the Bundle it is read."""
+    from withdrawal.fhir.mapping import unresolved_medication_references
+
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "1980-01-01"}
+    order = {"resourceType": "MedicationRequest", "id": "o1", "status": "active", "intent": "order",
+             "subject": {"reference": "Patient/p"}, "medicationReference": {"reference": "Medication/m1"}}
+    empty = {"resourceType": "MedicationStatement", "id": "s1", "status": "active",
+             "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": {}}  # fmt: skip
+    tramadol = {"resourceType": "Medication", "id": "m1",
+                "code": {"coding": [{"system": RX, "code": "10689", "display": "tramadol"}]}}  # fmt: skip
+    assert unresolved_medication_references([patient, order]) == ["Medication/m1"]
+    assert unresolved_medication_references([patient, order, tramadol]) == []
+    a = assess_patient(to_patient([patient, order, empty], kb, as_of=date(2026, 12, 5)).patient, kb)
+    assert a.screen.verdict == "caution" and a.patient.unresolved
+    named = " ".join(a.to_dict()["not_screened"])
+    assert "MedicationRequest/o1: medication not identified (Medication/m1 not in the data)" in named
+    assert "MedicationStatement/s1: medication not identified (no code or name)" in named
+    read = to_patient([patient, order, tramadol], kb, as_of=date(2026, 12, 5)).patient
+    assert [m.rxnorm for m in read.medications] == ["10689"]

@@ -92,10 +92,13 @@ class Controls:
     """Sign id_tokens for another audience (a forged or misdirected token)."""
     failing_search: str | None = None
     """A resource type whose searches answer HTTP 500 (a FHIR server failing mid-read)."""
+    hidden_medications: frozenset[str] = frozenset()
+    """Medication ids whose reads answer 404 (a reference the server cannot resolve)."""
 
     def reset(self) -> None:
         self.expires_in, self.issue_refresh, self.tamper_challenge, self.wrong_state = 3600, True, False, False
         self.id_token_aud = self.failing_search = None
+        self.hidden_medications = frozenset()
 
 
 @dataclass
@@ -279,6 +282,18 @@ class Ehr:
         return JSONResponse(next(r for r in self.records[pid] if r["resourceType"] == "Patient"),
                             media_type="application/fhir+json")
 
+    async def medication(self, request: Request) -> Response:
+        """A Medication read (searches answer orders without the Medications they reference)."""
+        pid = self._bearer(request)
+        if pid is None:
+            return self._unauthorized()
+        mid = request.path_params["mid"]
+        found = next((r for r in self.records[pid] if r["resourceType"] == "Medication" and r.get("id") == mid), None)
+        self.log("fhir", f"Medication/{mid}" + ("" if found else " 404"))
+        if found is None or mid in self.controls.hidden_medications:
+            return JSONResponse({"resourceType": "OperationOutcome"}, status_code=404)
+        return JSONResponse(found, media_type="application/fhir+json")
+
     async def search(self, request: Request) -> Response:
         rtype = request.path_params["rtype"]
         if rtype not in {"Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance",
@@ -312,5 +327,6 @@ class Ehr:
             Route("/authorize", self.authorize),
             Route("/token", self.token, methods=["POST"]),
             Route("/fhir/Patient/{pid}", self.patient),
+            Route("/fhir/Medication/{mid}", self.medication),
             Route("/fhir/{rtype}", self.search),
         ])

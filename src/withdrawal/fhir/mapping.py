@@ -44,6 +44,8 @@ class Medication:
     days_since_stopped: float | None = None
     dose_mg_per_day: float | None = None
     resource_id: str | None = None
+    identified: bool = True
+    """False for a record with neither a code nor a name: ``name`` then says so (not screened)."""
 
     def to_input(self) -> MedicationIn:
         return MedicationIn(
@@ -354,6 +356,34 @@ def _first_date(res: JSON, paths: Sequence[str]) -> date | None:
     return None
 
 
+def unresolved_medication_references(resources: Sequence[JSON]) -> list[str]:
+    """The ``medicationReference`` targets (as written) of medication records that neither a contained
+    nor a listed Medication resolves: what a reader of a FHIR server fetches before mapping, since a
+    search answers the orders without the Medications they point to."""
+    listed = {rid for r in resources if r.get("resourceType") == "Medication" and (rid := _str(r.get("id")))}
+    out: list[str] = []
+    for res in resources:
+        if res.get("resourceType") not in {"MedicationRequest", "MedicationStatement"}:
+            continue
+        ref = res.get("medicationReference")
+        target = _str(ref.get("reference")) if isinstance(ref, Mapping) else None
+        if res.get("medicationCodeableConcept") is not None or not target or target.startswith("#"):
+            continue
+        contained = {_str(c.get("id")) for c in res.get("contained") or [] if isinstance(c, Mapping)}
+        rid = _ref_id(ref)
+        if rid not in listed and rid not in contained and "Medication/" in target and target not in out:
+            out.append(target)
+    return out
+
+
+def unidentified_medication(res: JSON) -> str:
+    """How a medication record with neither a code nor a name is named among what was not screened."""
+    ref = res.get("medicationReference")
+    target = _str(ref.get("reference")) if isinstance(ref, Mapping) else None
+    why = f"{target} not in the data" if target else "no code or name"
+    return f"{res.get('resourceType')}/{_str(res.get('id')) or '?'}: medication not identified ({why})"[:200]
+
+
 def read_medication(
     res: JSON, kb: KnowledgeBase, *, as_of: date, medications: Mapping[str, JSON] | None = None
 ) -> Medication | None:
@@ -374,7 +404,10 @@ def read_medication(
             contained[cid] = c
     ident = concept_identity(_medication_concept(res, contained), kb)
     if ident is None:
-        return None
+        # NOTE: a medication that cannot be identified (a reference to a Medication not in the data, an
+        # empty concept) is never dropped: it is named, and the patient model reads it as not screened.
+        return Medication(name=unidentified_medication(res), rxnorm=None, status=state, resource_id=_str(res.get("id")),
+                          identified=False)
     dosage = res.get("dosageInstruction") if rtype == "MedicationRequest" else res.get("dosage")
     dose = daily_dose_mg(dosage, ident.strength_mg, kb)
     ago: float | None = None

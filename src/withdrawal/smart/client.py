@@ -22,11 +22,14 @@ from authlib.integrations.base_client import InvalidTokenError, MissingTokenErro
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from withdrawal.errors import WithdrawalError
+from withdrawal.fhir.mapping import unresolved_medication_references
 from withdrawal.smart.config import SmartSettings, check_url, normalise_iss
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 SEARCHES = ("Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance", "Observation")
 MAX_BYTES = 20_000_000
+MAX_MEDICATION_READS = 100
+"""Medication reads per record: beyond it, the rest are named as not screened, never silently dropped."""
 DISCOVERY_TTL_S = 300.0
 
 
@@ -276,7 +279,29 @@ class FhirReader:
                     self.unread.append(rtype)  # not every EHR offers it; the page says it was not read
                     continue
                 raise
-        return resources
+        return resources + await self._medications(unresolved_medication_references(resources))
+
+    async def _medications(self, references: list[str]) -> list[dict[str, Any]]:
+        """The Medications the record's orders point to, read from the same server (at most
+        ``MAX_MEDICATION_READS``); one that cannot be read is left to the mapper, which names it as not
+        screened, since a search answers the orders without them."""
+        out: list[dict[str, Any]] = []
+        for target in references[:MAX_MEDICATION_READS]:
+            url = target if self._same_server(target) else None
+            if not target.startswith(("http://", "https://")):
+                rid = target.rsplit("/", 1)[-1]
+                url = f"{self.iss}/Medication/{quote(rid, safe='')}" if target == f"Medication/{rid}" else None
+            if url is None:
+                continue
+            try:
+                res = await self._get(url)
+            except SmartError as exc:
+                if exc.code != "fhir":
+                    raise
+                continue
+            if res.get("resourceType") == "Medication" and res.get("id") == target.rsplit("/", 1)[-1]:
+                out.append(res)
+        return out
 
 
 _jwks: dict[str, tuple[float, dict[str, Any]]] = {}

@@ -125,7 +125,7 @@ def orders(hook: str, context: Mapping[str, Any], kb: KnowledgeBase, today: date
         rid = res.get("id") if isinstance(res.get("id"), str) else None
         into = out.screened if selected is None or bool({rid, f"MedicationRequest/{rid}"} & selected) else out.basket
         med = read_medication({**res, "status": "draft"}, kb, as_of=today, medications=medications)
-        if med is None:
+        if med is None or not med.identified:
             ref = res.get("medicationReference")
             label = ref.get("reference") if isinstance(ref, Mapping) else None
             into.append((cardlib.DraftOrder(rid, (), None, f"medication {label or 'without a code or a name'}"), None))
