@@ -17,7 +17,7 @@ screen's scope) set ``unresolved``, which the incomplete-screen rule reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -66,18 +66,30 @@ def _identity(concept: str, text: str, kb: KnowledgeBase) -> MedIdentity | None:
     return concept_identity(_json(concept) if concept else ({"text": text} if text else None), kb)
 
 
-def medication_map(pairs: Iterable[tuple[str | None, str | None]],
-                   kb: KnowledgeBase) -> list[tuple[str, str, str, str]]:
+Identities = Mapping[tuple[str, str], MedIdentity]
+"""The mapper's identity of each distinct staged medication, by (concept, text)."""
+
+
+def medication_identities(pairs: Iterable[tuple[str | None, str | None]], kb: KnowledgeBase) -> dict[
+        tuple[str, str], MedIdentity]:
+    """The identity of every distinct staged (concept, text) the mapper can read, in sorted order: read once
+    for both the medication map and the dose map."""
+    out: dict[tuple[str, str], MedIdentity] = {}
+    for concept, text in sorted({(c or "", t or "") for c, t in pairs}):
+        ident = _identity(concept, text, kb)
+        if ident is not None:
+            out[(concept, text)] = ident
+    return out
+
+
+def medication_map(identities: Identities, kb: KnowledgeBase) -> list[tuple[str, str, str, str]]:
     """(concept, text, drug id or '' when unresolved, product key): the mapper's identity, then the
     knowledge base's :meth:`~withdrawal.knowledge.kb.KnowledgeBase.resolve_medication`.
 
     A name with words beside its known ingredients that were not screened gets an extra '' row, as
     the patient model names it unresolved."""
     out: list[tuple[str, str, str, str]] = []
-    for concept, text in sorted({(c or "", t or "") for c, t in pairs}):
-        ident = _identity(concept, text, kb)
-        if ident is None:
-            continue
+    for (concept, text), ident in sorted(identities.items()):
         found = kb.resolve_medication(ident.rxnorm, ident.name)
         drugs = sorted(set(found.drugs))
         # a product with words left unscreened beside its ingredients is also an unresolved row
@@ -86,13 +98,13 @@ def medication_map(pairs: Iterable[tuple[str | None, str | None]],
     return out
 
 
-def dose_map(triples: Iterable[tuple[str | None, str | None, str | None]],
+def dose_map(triples: Iterable[tuple[str | None, str | None, str | None]], identities: Identities,
              kb: KnowledgeBase) -> list[tuple[str, str, str, float]]:
     """(concept, text, dosage, mg/day) for every distinct dosage that can be read: the mapper's
-    ``daily_dose_mg`` on the dosage as the export wrote it."""
+    ``daily_dose_mg`` on the dosage as the export wrote it, with the medication's identity's strength."""
     out: list[tuple[str, str, str, float]] = []
     for concept, text, dosage in sorted({(c or "", t or "", d or "") for c, t, d in triples}):
-        ident = _identity(concept, text, kb)
+        ident = identities.get((concept, text))
         if ident is None or not dosage:
             continue
         mg = daily_dose_mg(_json(dosage), ident.strength_mg, kb)
@@ -188,6 +200,7 @@ DISTINCT_SQL = {
 def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[MapTable, ...]:
     """``cond_map``, ``med_map`` (one row per drug, for the MME), ``dose_map``, ``alg_map`` and ``obs_map``."""
     cwords, dwords = layout.columns("conditions", "conditions"), layout.columns("drugs", "drugs")
+    identities = medication_identities(((c, t) for c, t, _ in values.medications), kb)
     cond = MapTable("cond_map", (("concept", "STRING"), ("procedure", "INT"),
                                  *((c, "BIGINT") for c in cwords), ("unresolved", "INT")),
                     tuple((c, p, *layout.masks("conditions", ks), int(u))
@@ -195,10 +208,10 @@ def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[
     med = MapTable("med_map", (("concept", "STRING"), ("text", "STRING"), ("drug", "STRING"), ("product", "STRING"),
                                *((c, "BIGINT") for c in dwords), ("unresolved", "INT")),
                    tuple((c, t, drug, prod, *layout.masks("drugs", (drug,) if drug else ()), int(not drug))
-                         for c, t, drug, prod in medication_map(((c, t) for c, t, _ in values.medications), kb)))
+                         for c, t, drug, prod in medication_map(identities, kb)))
     dose = MapTable("dose_map", (("concept", "STRING"), ("text", "STRING"), ("dosage", "STRING"),
                                  ("mg_day", "DOUBLE")),
-                    tuple(dose_map(values.medications, kb)))
+                    tuple(dose_map(values.medications, identities, kb)))
     alg = MapTable("alg_map", (("concept", "STRING"),
                                *((c, "BIGINT") for c in layout.columns("allergies", "drugs")), ("unresolved", "INT")),
                    tuple((c, *layout.masks("drugs", ds), int(u)) for c, ds, u in allergy_map(values.allergies, kb)))
