@@ -231,6 +231,15 @@ def test_null_prefetch_means_no_data_and_operation_outcome_is_ignored(cds) -> No
     assert any("serotonergic" in c["summary"] for c in cards)
 
 
+def test_a_bundle_in_a_prefetched_bundle_is_read_as_the_mapper_reads_it(cds) -> None:
+    # a Bundle's entries, nested Bundles too, an OperationOutcome passed over: the reading table's rows, as
+    # ``fhir.resources_of`` reads them for every path
+    oo = {"resourceType": "OperationOutcome", "issue": []}
+    nested = bundle(bundle(oo, med("m1", "36437", "sertraline")))
+    cards = cds.call(SIGN, request(prefetch={"medications": nested})).json()["cards"]
+    assert any("serotonergic" in c["summary"] for c in cards), [c["summary"] for c in cards]
+
+
 def test_missing_prefetch_without_fhir_server_is_412(cds) -> None:
     assert cds.call(SIGN, request(prefetch={"patient": "ABSENT"})).status_code == 412
     assert cds.call(SIGN, request(prefetch={"patient": None})).status_code == 412

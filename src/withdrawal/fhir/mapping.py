@@ -76,7 +76,8 @@ def is_fhir(raw: object) -> bool:
 
 
 def resources_of(raw: object) -> list[JSON]:
-    """Flatten a Bundle (nested Bundles too), a resource or a list into resources."""
+    """Flatten a Bundle (nested Bundles too), a resource or a list into resources; an OperationOutcome
+    (a failed search's answer, not the patient's record) is passed over (``reading.ALSO_READ``)."""
     out: list[JSON] = []
 
     def walk(node: object, depth: int) -> None:
@@ -89,7 +90,8 @@ def resources_of(raw: object) -> list[JSON]:
                     if _is_mapping(e):
                         walk(e.get("resource"), depth + 1)
             return
-        if isinstance(node.get("resourceType"), str):
+        rtype = node.get("resourceType")
+        if isinstance(rtype, str) and rtype != "OperationOutcome":
             out.append(node)
 
     if isinstance(raw, list):

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from withdrawal.fhir import codes
+from withdrawal.fhir import codes, resources_of
 from withdrawal.fhir.decoding import read_by_a_reader
 from withdrawal.fhir.questionnaire import CODE_SYSTEM as SCALE_SYSTEM
 from withdrawal.fhir.questionnaire import HOURS_CODE, SCALES
@@ -78,19 +78,10 @@ def _usable(value: object) -> bool:
 
 
 def _entries(value: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The resources of a prefetched or fetched value; an Observation no reader reads is passed over here
+    """The resources of a prefetched or fetched value, as every path reads a Bundle (``fhir.resources_of``:
+    nested Bundles too, OperationOutcome passed over); an Observation no reader reads is passed over here
     (``fhir.decoding.read_by_a_reader``: a record's vital signs and labs are most of it)."""
-    if value.get("resourceType") != "Bundle":
-        return [value]
-    out = []
-    for e in value.get("entry") or []:
-        # NOTE: a JSON object is a dict: checked first, the Mapping ABC (slower) only for anything else;
-        # a whole record in prefetch is thousands of entries.
-        r = e.get("resource") if type(e) is dict or isinstance(e, Mapping) else None
-        if (type(r) is dict or isinstance(r, Mapping)) and r.get("resourceType") not in (None, "OperationOutcome") \
-                and read_by_a_reader(r):
-            out.append(r)
-    return out
+    return [r for r in resources_of(value) if read_by_a_reader(r)]
 
 
 def _given(prefetch: Mapping[str, Any], key: str) -> bool:
