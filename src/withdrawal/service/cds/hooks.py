@@ -14,7 +14,7 @@ from typing import Any
 
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import read_medication, resources_of
-from withdrawal.fhir.mapping import Medication, release_form
+from withdrawal.fhir.mapping import Medication, release_form, unresolved_medication_references
 from withdrawal.fhir.questionnaire import BedsideReading, to_patient_at_bedside
 from withdrawal.fhir.writeback import system_actions, writeback_bundle
 from withdrawal.knowledge.loader import OPIOID_USE, KnowledgeBase
@@ -138,15 +138,10 @@ def orders(hook: str, context: Mapping[str, Any], kb: KnowledgeBase, today: date
 
 
 def unresolved_references(context: Mapping[str, Any], medications: Mapping[str, Any]) -> list[str]:
-    """``Medication/<id>`` references of draft orders that neither the draft nor the request resolves."""
-    out: list[str] = []
-    for res in resources_of(context.get("draftOrders")):
-        ref = res.get("medicationReference") if res.get("resourceType") == "MedicationRequest" else None
-        target = ref.get("reference") if isinstance(ref, Mapping) else None
-        if res.get("medicationCodeableConcept") is None and isinstance(target, str) \
-                and target.startswith("Medication/") and target.removeprefix("Medication/") not in medications:
-            out.append(target)
-    return out
+    """``Medication/<id>`` references of draft orders that neither the draft nor the request resolves: the
+    mapper's reading (``fhir.mapping.unresolved_medication_references``), as the SMART launch reads them."""
+    drafts = [r for r in resources_of(context.get("draftOrders")) if r.get("resourceType") == "MedicationRequest"]
+    return unresolved_medication_references([*drafts, *medications.values()])
 
 
 def needs_record(hook: str, drafts: Orders) -> bool:
