@@ -259,8 +259,10 @@ class RecordGenerator:
             extra.append({"resourceType": "Medication", "id": mid, "code": concept})
             res["medicationReference"] = {"reference": f"Medication/{mid}"}
         else:
-            res["medicationReference"] = {"reference": "Medication/not-in-the-record",
-                                          "display": concept.get("text") or r.choice(_UNKNOWN_DRUGS)}
+            display = concept.get("text") or r.choice(_UNKNOWN_DRUGS)
+            res["medicationReference"] = {"reference": "Medication/not-in-the-record"}
+            if self._n % 4:  # NOTE: every fourth has no display: a medication no reader can identify
+                res["medicationReference"]["display"] = display
         for element in ("start date", "end date", "stop date"):
             if r.random() < 0.45:
                 path = self.pick(rtype, element)

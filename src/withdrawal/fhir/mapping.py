@@ -404,18 +404,18 @@ def read_medication(
     for c in res.get("contained") or []:
         if isinstance(c, Mapping) and (cid := _str(c.get("id"))):
             contained[cid] = c
-    ident = concept_identity(_medication_concept(res, contained), kb)
-    if ident is None:
-        # NOTE: a medication that cannot be identified (a reference to a Medication not in the data, an
-        # empty concept) is never dropped: it is named, and the patient model reads it as not screened.
-        return Medication(name=unidentified_medication(res), rxnorm=None, status=state, resource_id=_str(res.get("id")),
-                          identified=False)
-    dosage = res.get("dosageInstruction") if rtype == "MedicationRequest" else res.get("dosage")
-    dose = daily_dose_mg(dosage, ident.strength_mg, kb)
     ago: float | None = None
     if state == "stopped":
         stop = _first_date(res, reading.values(rtype, "stop date"))
         ago = float(max((as_of - stop).days, 0)) if stop else None
+    ident = concept_identity(_medication_concept(res, contained), kb)
+    if ident is None:
+        # NOTE: a medication that cannot be identified (a reference to a Medication not in the data, an
+        # empty concept) is never dropped: it is named, and the patient model reads it as not screened.
+        return Medication(name=unidentified_medication(res), rxnorm=None, status=state, days_since_stopped=ago,
+                          resource_id=_str(res.get("id")), identified=False)
+    dosage = res.get("dosageInstruction") if rtype == "MedicationRequest" else res.get("dosage")
+    dose = daily_dose_mg(dosage, ident.strength_mg, kb)
     return Medication(
         name=ident.name,
         rxnorm=ident.rxnorm,

@@ -66,20 +66,17 @@ def _identity(concept: str, text: str, kb: KnowledgeBase) -> MedIdentity | None:
     return concept_identity(_json(concept) if concept else ({"text": text} if text else None), kb)
 
 
-Identities = Mapping[tuple[str, str], MedIdentity]
-"""The mapper's identity of each distinct staged medication, by (concept, text)."""
+Identities = Mapping[tuple[str, str], MedIdentity | None]
+"""The mapper's identity of each distinct staged medication, by (concept, text); None where it has
+neither a code nor a name (a reference to a Medication the export does not hold, an empty concept)."""
 
 
 def medication_identities(pairs: Iterable[tuple[str | None, str | None]], kb: KnowledgeBase) -> dict[
-        tuple[str, str], MedIdentity]:
-    """The identity of every distinct staged (concept, text) the mapper can read, in sorted order: read once
-    for both the medication map and the dose map."""
-    out: dict[tuple[str, str], MedIdentity] = {}
-    for concept, text in sorted({(c or "", t or "") for c, t in pairs}):
-        ident = _identity(concept, text, kb)
-        if ident is not None:
-            out[(concept, text)] = ident
-    return out
+        tuple[str, str], MedIdentity | None]:
+    """The identity of every distinct staged (concept, text), in sorted order: read once for both the
+    medication map and the dose map."""
+    return {(concept, text): _identity(concept, text, kb)
+            for concept, text in sorted({(c or "", t or "") for c, t in pairs})}
 
 
 def medication_map(identities: Identities, kb: KnowledgeBase) -> list[tuple[str, str, str, str]]:
@@ -87,9 +84,13 @@ def medication_map(identities: Identities, kb: KnowledgeBase) -> list[tuple[str,
     knowledge base's :meth:`~withdrawal.knowledge.kb.KnowledgeBase.resolve_medication`.
 
     A name with words beside its known ingredients that were not screened gets an extra '' row, as
-    the patient model names it unresolved."""
+    the patient model names it unresolved; so does a medication with neither a code nor a name."""
     out: list[tuple[str, str, str, str]] = []
     for (concept, text), ident in sorted(identities.items()):
+        if ident is None:
+            # as the mapper's ``unidentified_medication``: named as not screened, never dropped
+            out.append((concept, text, "", ""))
+            continue
         found = kb.resolve_medication(ident.rxnorm, ident.name)
         drugs = sorted(set(found.drugs))
         # a product with words left unscreened beside its ingredients is also an unresolved row
