@@ -48,8 +48,10 @@ def request(hook: str, meds: list[dict[str, Any]], conditions: tuple[dict[str, A
             "patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1985-04-02", "gender": "male"},
             "conditions": bundle(*conditions),
             "medications": bundle(*meds),
+            "statements": None,
             "allergies": bundle(),
             "observations": bundle(),
+            "procedures": bundle(),
         },
     }
 

@@ -72,6 +72,7 @@ def request(
         "statements": None,
         "allergies": bundle(),
         "observations": bundle(),
+        "procedures": bundle(),
     }
     if prefetch is not None:
         pf.update(prefetch)
@@ -365,3 +366,18 @@ def test_malformed_cds_requests_are_4xx(cds) -> None:
         assert cds.call(SIGN, body).status_code in (400, 422)
     assert cds.call(SIGN, request("patient-view")).status_code == 400
     assert cds.call("nope", request()).status_code == 404
+
+
+@pytest.mark.parametrize("key", ["statements", "allergies", "observations", "procedures"])
+def test_a_prefetch_key_left_out_with_no_server_is_named_not_read_as_empty(cds, key: str) -> None:
+    """CDS Hooks: a key with no data is null; a key left out was not filled. Without a fhirServer to fetch
+    it from, the record is incomplete (a tramadol allergy, an MAOI statement, a tonsillectomy or a
+    pregnancy could be in it): named, never the clean card. The same request with the key null is clean."""
+    body = request()
+    body["prefetch"][key] = None
+    assert all(c["indicator"] == "info" for c in cds.call(SIGN, body).json()["cards"])
+    del body["prefetch"][key]
+    cards = cds.call(SIGN, body).json()["cards"]
+    assert any(c["indicator"] in ("warning", "critical") for c in cards), cards
+    named = " ".join(c["summary"] + " " + c.get("detail", "") for c in cards)
+    assert f"record not had: {key}" in named, named

@@ -124,7 +124,7 @@ def call(server: LiveServer, keys: Keys, hook: str, *, drafts: list[dict[str, An
     body = {"hook": hook, "hookInstance": "2a9c0f5e-0d7c-4bd4-9a51-3d0b0b1f2c11", "context": ctx,
             "prefetch": {"patient": patient, "conditions": bundle(*conditions, next_url=conditions_next),
                          "medications": bundle(*records), "statements": None, "allergies": bundle(),
-                         "observations": bundle(), **(extra or {})}}
+                         "observations": bundle(), "procedures": bundle(), **(extra or {})}}
     if fhir_server:
         body["fhirServer"] = fhir_server
     r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {keys.token(url)}"}, timeout=30)

@@ -167,10 +167,14 @@ def assess(
     # COWS/SOWS (QuestionnaireResponses or scored Observations) and the last opioid use are read too.
     mapped = to_patient_at_bedside(got.resources, kb, as_of=now.date(), now=now, patient_id=pid, strict=False)
     data = mapped.patient
-    if got.truncated or got.not_fetched:
-        # NOTE: data cut short or not had is never a clean answer: named as not screened, the screen is incomplete.
+    if got.truncated or got.unavailable:
+        # NOTE: data cut short or not had is never a clean answer: named as not screened, the screen is
+        # incomplete. A key the client left out (not null: null says there is no such data) and could not
+        # be fetched is data not had, as CDS Hooks reads an omitted key.
         cut = (*(f"record cut short: {k} (further pages not read)" for k in got.truncated),
-               *(f"record not fetched: {k} (the FHIR server did not give it)" for k in got.not_fetched))
+               *(f"record not fetched: {k} (the FHIR server did not give it)" if k in got.not_fetched
+                 else f"record not had: {k} (not in the prefetch, and no FHIR server to fetch it from)"
+                 for k in got.unavailable))
         data = data.model_copy(update={"conditions": (*data.conditions, *cut)})
     record_drugs = resolve(data, kb).active_drugs if record else frozenset()
     if without_tramadol:
