@@ -311,6 +311,20 @@ def test_medication_reference_fetched_from_the_fhir_server(server: LiveServer, k
     assert any(s.startswith("Order not screened: medication Medication/nowhere") for s in summaries(r))
 
 
+def test_a_record_order_by_reference_is_read_from_the_fhir_server(server: LiveServer, keys: Keys, fhir: str) -> None:
+    """The record's own active order points to a Medication its search does not return: fetched from
+    fhirServer (sertraline: serotonergic with the tramadol ordered); without a server it is named as not
+    screened (the screen is incomplete), never dropped."""
+    taken = {**order("r1", ref="Medication/med-s"), "status": "active"}
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], records=[taken], fhir_server=fhir)
+    assert any("serotonergic" in s for s in summaries(r)), summaries(r)
+    assert not any("not identified" in s for s in summaries(r))
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], records=[taken])
+    named = " ".join(c["summary"] + " " + c.get("detail", "") for c in r.json()["cards"])
+    assert "MedicationRequest/r1: medication not identified (Medication/med-s not in the data)" in named
+    assert not any(s.startswith("Tramadol: no patient-specific") for s in summaries(r))
+
+
 def test_cards_list_what_was_not_recognised(server: LiveServer, keys: Keys) -> None:
     out_of_scope = {"resourceType": "Condition", "id": "c9", "subject": {"reference": "Patient/p1"},
                     "code": {"coding": [{"system": ICD, "code": "L98.9"}]}}

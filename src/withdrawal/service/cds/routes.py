@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from starlette.types import Scope
 
 from withdrawal.fhir.decoding import DecodeError
+from withdrawal.fhir.mapping import unresolved_medication_references
 from withdrawal.service.cds import hooks
 from withdrawal.service.cds.jwt_auth import verify
 from withdrawal.service.cds.prefetch import (
@@ -190,8 +191,14 @@ async def hook_inputs(service_id: ServiceId, body: CdsRequest, request: Request,
         if (keys or follow) and body.fhirServer:
             fetched = await fetch_missing(fhir, keys, patient_id=hooks.patient_id(body.context),
                                           continue_from=follow, truncated=truncated)
-    more = {k: v for k in follow if (v := fetched.pop(k, None)) is not None}
-    return HookInputs(orders, assemble(body.prefetch, fetched, more=more, truncated=truncated), now)
+        more = {k: v for k in follow if (v := fetched.pop(k, None)) is not None}
+        gathered = assemble(body.prefetch, fetched, more=more, truncated=truncated)
+        # The record's orders may point to Medications a search does not return: read them too (one not
+        # had is named as not screened by the mapper).
+        refs = unresolved_medication_references(gathered.resources)
+        if refs and body.fhirServer:
+            gathered.resources.extend(await fetch_references(fhir, refs))
+    return HookInputs(orders, gathered, now)
 
 
 def _record(uow: UnitOfWork, request: Request, claims: dict[str, Any] | None, *rows: object,
