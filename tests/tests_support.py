@@ -104,3 +104,31 @@ def follow(page: Any, target: Any) -> None:
     after it can read the page being left (``is_visible`` and ``count`` do not wait at all)."""
     with page.expect_navigation():
         target.click()
+
+
+def fill_new_patient(page: Any, name: str, *, age: str, substance: str | None = None, hours: str | None = None,
+                     setting: str = "", current: str = "", conditions: str = "") -> None:
+    """Open the new-patient form and fill it in as a clinician would (left unsubmitted)."""
+    page.goto("/app/patients/new")
+    page.get_by_label("Name or initials").fill(name)
+    page.get_by_label("Age in years").fill(age)
+    if substance:
+        page.get_by_label("Opioid the patient is withdrawing from").select_option(substance)
+    if hours:
+        page.get_by_label("Hours since last use").fill(hours)
+    if setting:
+        page.get_by_label("Setting").select_option(setting)
+    if conditions:
+        page.get_by_label("Conditions").fill(conditions)
+    if current:
+        page.get_by_label("Current medications").fill(current)
+
+
+def create_patient(page: Any, name: str, **fields: str) -> int:
+    """A patient made through the form (entries not recognised saved as typed); the new record's id."""
+    fill_new_patient(page, name, **fields)
+    follow(page, page.get_by_role("button", name="Create and assess"))
+    if page.locator("#review").count():  # entries not recognised: saved as typed, listed as not screened
+        follow(page, page.get_by_role("button", name="Save anyway"))
+    assert "Patient created" in page.get_by_role("status").inner_text()
+    return int(page.url.split("/app/patients/")[1].split("?")[0].split("/")[0].split("#")[0])

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests_support import follow
+from tests_support import fill_new_patient, follow
 
 
 @pytest.mark.parametrize("width,height,screens", [(1280, 800, 2.8), (390, 844, 4.6)])
@@ -77,11 +77,7 @@ def test_course_chart_opens_at_the_newest_points_on_a_phone(
 
 def test_simulator_menu_names_the_phenotype_simulated(page: Any, creds: Any, signin: Any) -> None:
     signin(page, creds["clinician"])
-    page.goto("/app/patients/new")
-    page.get_by_label("Name or initials").fill("Simulator no phenotype")
-    page.get_by_label("Age in years").fill("35")
-    page.get_by_label("Opioid the patient is withdrawing from").select_option("heroin")
-    page.get_by_label("Hours since last use").fill("20")
+    fill_new_patient(page, "Simulator no phenotype", age="35", substance="heroin", hours="20")
     follow(page, page.get_by_role("button", name="Create and assess"))
     follow(page, page.get_by_role("link", name="Simulator"))
     assert page.locator("#phenotype").input_value() == "normal"  # not "poor" while simulating normal

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests_support import follow
+from tests_support import fill_new_patient, follow
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.web.answer import DIAL
 
@@ -77,10 +77,7 @@ def test_new_states_are_axe_clean(
     clin = make_page(width=width, height=844, bypass_csp=True)
     signin(clin, creds["clinician"])
     problems: list[str] = []
-    clin.goto("/app/patients/new")
-    clin.get_by_label("Name or initials").fill(f"Axe {width}")
-    clin.get_by_label("Age in years").fill("30")
-    clin.get_by_label("Conditions").fill("epilepsi")
+    fill_new_patient(clin, f"Axe {width}", age="30", conditions="epilepsi")
     follow(clin, clin.get_by_role("button", name="Create and assess"))
     assert clin.locator("#review").is_visible()
     problems += [f"review: {describe_violations(v)}" for v in [[x for x in axe(clin) if x["impact"] in serious]] if v]

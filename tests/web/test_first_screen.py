@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests_support import follow
+from tests_support import fill_new_patient, follow
 
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 
@@ -58,12 +58,8 @@ def test_unscreened_entries_on_first_screen(make_page: Any, server: Any, creds: 
     w, h = SIZES[size]
     page = make_page(width=w, height=h)
     signin(page, creds["clinician"])
-    page.goto("/app/patients/new")
-    page.get_by_label("Name or initials").fill(f"First screen {size}")
-    page.get_by_label("Age in years").fill("30")
-    page.get_by_label("Opioid the patient is withdrawing from").select_option("heroin")
-    page.get_by_label("Hours since last use").fill("20")
-    page.get_by_label("Current medications").fill("sertraline\nzorblaxamine")
+    fill_new_patient(page, f"First screen {size}", age="30", substance="heroin", hours="20",
+                     current="sertraline\nzorblaxamine")
     follow(page, page.get_by_role("button", name="Create and assess"))
     follow(page, page.get_by_role("button", name="Save anyway"))
     for sel in ("#not-screened", "#verdict", "#verdict-reason", "#alternative", "#alternative-timing"):

@@ -6,25 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests_support import follow
+from tests_support import create_patient, follow
 
 
 def _create(page: Any, name: str, *, substance: str, hours: str, current: str = "", setting: str = "") -> int:
-    page.goto("/app/patients")
-    follow(page, page.get_by_role("link", name="New patient").first)
-    page.get_by_label("Name or initials").fill(name)
-    page.get_by_label("Age in years").fill("29")
-    page.get_by_label("Opioid the patient is withdrawing from").select_option(substance)
-    page.get_by_label("Hours since last use").fill(hours)
-    if setting:
-        page.get_by_label("Setting").select_option(setting)
-    if current:
-        page.get_by_label("Current medications").fill(current)
-    follow(page, page.get_by_role("button", name="Create and assess"))
-    if page.locator("#review").count():
-        follow(page, page.get_by_role("button", name="Save anyway"))
-    assert "Patient created" in page.get_by_role("status").inner_text()
-    return int(page.url.split("/app/patients/")[1].split("?")[0].split("/")[0])
+    return create_patient(page, name, age="29", substance=substance, hours=hours, current=current, setting=setting)
 
 
 def test_fentanyl_patient_gets_the_low_dose_schedule_and_the_warning(page: Any, creds: Any, signin: Any) -> None:

@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests_support import follow
+from tests_support import fill_new_patient, follow
 
 
 def _start(page: Any, name: str, conditions: str, current: str) -> None:
-    page.goto("/app/patients/new")
-    page.get_by_label("Name or initials").fill(name)
-    page.get_by_label("Age in years").fill("29")
-    page.get_by_label("Opioid the patient is withdrawing from").select_option("heroin")
-    page.get_by_label("Hours since last use").fill("18")
-    page.get_by_label("Conditions").fill(conditions)
-    page.get_by_label("Current medications").fill(current)
+    fill_new_patient(page, name, age="29", substance="heroin", hours="18", conditions=conditions, current=current)
     follow(page, page.get_by_role("button", name="Create and assess"))
 
 
