@@ -484,17 +484,29 @@ def _procedure_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ..
     return concept_conditions(res.get("code"), kb, procedure=True)
 
 
-def allergy_entry(rx_codes: Sequence[str], text: str | None, kb: KnowledgeBase) -> str | None:
-    """A known RxNorm code names the drug, else the text does."""
+def allergy_entry(rx_codes: Sequence[str], text: str | None, kb: KnowledgeBase,
+                  other_codes: Sequence[str] = ()) -> str | None:
+    """A known RxNorm code names the drug, else the text does; with neither, the first code names the
+    allergy (``rxnorm:835603``, ``system|code`` for another system), which no drug name resolves."""
     for c in rx_codes:
         if c in kb.drug_rxcui:
             return kb.drugs[kb.drug_rxcui[c]].name
-    return text
+    if text:
+        return text
+    # NOTE: a coded allergy the knowledge base cannot read (a tramadol product's RxNorm code, a SNOMED CT
+    # substance, without a display) is never dropped: it is named, and the patient model reads it as not
+    # screened, as an unknown medication code is.
+    if rx_codes:
+        return f"rxnorm:{rx_codes[0]}"
+    return other_codes[0] if other_codes else None
 
 
 def concept_allergy(concept: object, kb: KnowledgeBase) -> str | None:
-    """The allergy an AllergyIntolerance's code names: a known RxNorm coding, else the text."""
-    return allergy_entry(_codes(concept, codes.RXNORM), _text(concept), kb)
+    """The allergy an AllergyIntolerance's code names: a known RxNorm coding, else the text, else its
+    first code (named as not screened)."""
+    other = [f"{system}|{code}" if (system := _str(c.get("system"))) else code
+             for c in _codings(concept) if c.get("system") != codes.RXNORM and (code := _str(c.get("code")))]
+    return allergy_entry(_codes(concept, codes.RXNORM), _text(concept), kb, other)
 
 
 def _allergy_entry(res: JSON, kb: KnowledgeBase) -> str | None:
