@@ -102,6 +102,17 @@ def resources_of(raw: object) -> list[JSON]:
     return out
 
 
+def next_link(value: object) -> str | None:
+    """The ``next`` page URL of a paginated Bundle (its first ``link`` of relation ``next``), if any: the one
+    reading of a Bundle's paging, for the CDS prefetch and fetches and the SMART launch's searches."""
+    if not _is_mapping(value) or value.get("resourceType") != "Bundle":
+        return None
+    for link in value.get("link") or []:
+        if _is_mapping(link) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None
+
+
 # --- small readers --------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from authlib.integrations.base_client import InvalidTokenError, MissingTokenErro
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from withdrawal.errors import WithdrawalError
+from withdrawal.fhir import next_link, resources_of
 from withdrawal.fhir.mapping import unresolved_medication_references
 from withdrawal.smart.config import SmartSettings, check_url, normalise_iss
 
@@ -256,14 +257,10 @@ class FhirReader:
             bundle = await self._get(url)
             if bundle.get("resourceType") != "Bundle":
                 raise SmartError(502, f"The EHR's {rtype} search did not answer a Bundle.", code="fhir")
-            entries = bundle.get("entry")
-            for e in entries if isinstance(entries, list) else []:
-                if isinstance(e, dict) and isinstance(e.get("resource"), dict):
-                    out.append(e["resource"])
-            url = None
-            for link in bundle.get("link") or []:
-                if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-                    url = link["url"] if self._same_server(link["url"]) else None
+            out.extend(dict(r) for r in resources_of(bundle))
+            # the Bundle's next page, read as the CDS fetches read it (fhir.next_link), on the same server only
+            nxt = next_link(bundle)
+            url = nxt if nxt is not None and self._same_server(nxt) else None
         return out
 
     async def record(self, patient: str) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from withdrawal.fhir import codes, resources_of
+from withdrawal.fhir import codes, next_link, resources_of
 from withdrawal.fhir.decoding import read_by_a_reader
 from withdrawal.fhir.questionnaire import CODE_SYSTEM as SCALE_SYSTEM
 from withdrawal.fhir.questionnaire import HOURS_CODE, SCALES
@@ -95,16 +95,6 @@ def _given(prefetch: Mapping[str, Any], key: str) -> bool:
 def missing(prefetch: Mapping[str, Any] | None) -> list[str]:
     """The prefetch keys the client did not supply."""
     return [key for key in PREFETCH if not _given(prefetch or {}, key)]
-
-
-def next_link(value: object) -> str | None:
-    """The ``next`` page of a paginated Bundle, if any."""
-    if not isinstance(value, Mapping) or value.get("resourceType") != "Bundle":
-        return None
-    for link in value.get("link") or []:
-        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return str(link["url"])
-    return None
 
 
 def pages_to_follow(prefetch: Mapping[str, Any] | None) -> dict[str, str]:
