@@ -65,11 +65,13 @@ def test_the_unscreened_order_card_says_and_cites_the_incomplete_screen_rule() -
     kb = default_kb()
     rule = kb.rule("incomplete_screen")
     card = _unscreened(kb)
-    assert card["summary"] == "Order not screened: medication Medication/not-sent could not be identified"
+    # named as the mapper names such a record (fhir.mapping.unidentified_medication)
+    assert card["summary"] == ("Order not screened: MedicationRequest/d1: medication not identified "
+                               "(Medication/not-sent not in the data)")
     assert card["indicator"] == "warning"
     detail = card["detail"]
     assert rule.message in detail and rule.action in detail
-    assert "the draft order medication Medication/not-sent" in detail
+    assert "the draft order MedicationRequest/d1: medication not identified (Medication/not-sent" in detail
     linked = [kb.sources[s].title for s in rule.sources]
     assert all(t in detail for t in linked)
     assert card["source"]["label"].startswith(tuple(linked))
@@ -78,7 +80,8 @@ def test_the_unscreened_order_card_says_and_cites_the_incomplete_screen_rule() -
 def test_the_unscreened_order_summary_names_the_order_truncated() -> None:
     long_ref = {**UNREADABLE, "medicationReference": {"reference": "Medication/" + "x" * 200}}
     card = _order_sign(default_kb(), long_ref)[0]
-    assert card["summary"].startswith("Order not screened: medication Medication/xxx")
+    assert card["summary"].startswith("Order not screened: MedicationRequest/d1: medication not identified "
+                                      "(Medication/xxx")
     assert len(card["summary"]) < 140
 
 

@@ -113,6 +113,12 @@ def next_link(value: object) -> str | None:
     return None
 
 
+def medications_by_id(resources: Iterable[JSON]) -> dict[str, JSON]:
+    """The Medication resources among ``resources`` by id (stripped): what a ``medicationReference``
+    is resolved against, for the record (:func:`to_patient`) and the CDS draft orders alike."""
+    return {rid: r for r in resources if r.get("resourceType") == "Medication" and (rid := _str(r.get("id")))}
+
+
 # --- small readers --------------------------------------------------------------------
 
 
@@ -197,13 +203,24 @@ def _number(v: object) -> float | None:
     return f if f == f and abs(f) < 1e9 else None
 
 
-def _ref_id(ref: object) -> str | None:
-    if not _is_mapping(ref):
-        return None
-    r = _str(ref.get("reference"))
+def reference_id(reference: object, resource_type: str | None = None) -> str | None:
+    """The id a reference string names (stripped): relative (``Patient/p1``), absolute
+    (``https://host/fhir/Patient/p1``), ``urn:uuid:p1``, contained (``#p1``) or a bare id. With
+    ``resource_type``, a relative or absolute reference to another type names None."""
+    r = _str(reference)
     if not r:
         return None
-    return r.rsplit("/", 1)[-1] if "/" in r else r.removeprefix("urn:uuid:").removeprefix("#")
+    if "/" not in r:
+        return r.removeprefix("urn:uuid:").removeprefix("#") or None
+    head, _, rid = r.rpartition("/")
+    if resource_type is not None and head.rsplit("/", 1)[-1] != resource_type:
+        return None
+    return rid or None
+
+
+def _ref_id(ref: object) -> str | None:
+    """The id a Reference (``{"reference": ...}``) names: :func:`reference_id`."""
+    return reference_id(ref.get("reference")) if _is_mapping(ref) else None
 
 
 def _label(res: JSON) -> str:
@@ -373,7 +390,7 @@ def unresolved_medication_references(resources: Sequence[JSON]) -> list[str]:
     """The ``medicationReference`` targets (as written) of medication records that neither a contained
     nor a listed Medication resolves: what a reader of a FHIR server fetches before mapping, since a
     search answers the orders without the Medications they point to."""
-    listed = {rid for r in resources if r.get("resourceType") == "Medication" and (rid := _str(r.get("id")))}
+    listed = set(medications_by_id(resources))
     out: list[str] = []
     for res in resources:
         if res.get("resourceType") not in {"MedicationRequest", "MedicationStatement"}:
@@ -624,9 +641,7 @@ def to_patient(
         gender = _str(chosen.get("gender"))
         if gender in get_args(Sex):
             fields["sex"] = gender
-    medications_by_id = {
-        rid: r for r in resources if r.get("resourceType") == "Medication" and (rid := _str(r.get("id")))
-    }
+    medications = medications_by_id(resources)
     conditions: list[str] = []
     meds: list[Medication] = []
     allergies: list[str] = []
@@ -654,7 +669,7 @@ def to_patient(
                     if entry not in conditions:
                         conditions.append(entry)
             elif rtype in {"MedicationRequest", "MedicationStatement"}:
-                med = read_medication(res, kb, as_of=as_of, medications=medications_by_id)
+                med = read_medication(res, kb, as_of=as_of, medications=medications)
                 if med is not None:
                     meds.append(med)
             elif rtype == "AllergyIntolerance":

@@ -51,6 +51,8 @@ class DraftOrder:
     name: str
     has_dosage: bool = False
     release: str = "immediate"
+    identified: bool = True
+    """False: no code and no name; ``name`` is then the mapper's naming of the record (it says so)."""
 
 
 def _clip(text: str, n: int = 140) -> str:
@@ -342,8 +344,10 @@ def unscreened_order_card(a: Assessment, order: DraftOrder) -> dict[str, Any]:
     the item that was not screened."""
     cited = _Cited(a)
     rule = a.kb.rule(INCOMPLETE_SCREEN)
+    summary = (f"Order not screened: {order.name[:80]} could not be identified" if order.identified
+               else f"Order not screened: {_clip(order.name, 120)}")
     return _card(
-        f"Order not screened: {order.name[:80]} could not be identified",
+        summary,
         "warning",
         f"**{rule.message}**\n\nNot screened: the draft order {order.name}\n\n{rule.action}"
         f"\n\nSources:\n{_links_md(cited, rule.sources)}\n\n_{cited.off_label}_",

@@ -14,7 +14,14 @@ from typing import Any
 
 from withdrawal.assess import Assessment, assess_patient
 from withdrawal.fhir import read_medication, resources_of
-from withdrawal.fhir.mapping import Medication, release_form, unresolved_medication_references
+from withdrawal.fhir.mapping import (
+    Medication,
+    medications_by_id,
+    reference_id,
+    release_form,
+    unidentified_medication,
+    unresolved_medication_references,
+)
 from withdrawal.fhir.questionnaire import BedsideReading, to_patient_at_bedside
 from withdrawal.fhir.writeback import system_actions, writeback_bundle
 from withdrawal.knowledge.loader import OPIOID_USE, KnowledgeBase
@@ -76,23 +83,18 @@ class Answer:
 
 
 def patient_id(context: Mapping[str, Any]) -> str:
-    """``context.patientId``; a ``Patient/<id>`` reference is read as its id."""
-    pid = context.get("patientId")
-    if isinstance(pid, str) and pid.startswith("Patient/"):
-        pid = pid.removeprefix("Patient/")
-    if not isinstance(pid, str) or not pid or len(pid) > 200:
+    """``context.patientId``; a ``Patient/<id>`` reference is read as its id, as the mapper reads a
+    reference (``fhir.mapping.reference_id``); a reference to another resource type is refused."""
+    pid = reference_id(context.get("patientId"), "Patient")
+    if pid is None or len(pid) > 200:
         raise MissingData("context.patientId is required (an id, or Patient/<id>)")
     return pid
 
 
 def medications_in(*nodes: object) -> dict[str, Any]:
-    """Medication resources by id, from Bundles (draftOrders, prefetch) the request carries."""
-    out: dict[str, Any] = {}
-    for node in nodes:
-        for res in resources_of(node):
-            if res.get("resourceType") == "Medication" and isinstance(res.get("id"), str):
-                out[res["id"]] = res
-    return out
+    """Medication resources by id, from Bundles (draftOrders, prefetch) the request carries: the mapper's
+    look-up (``fhir.mapping.medications_by_id``), as a record's orders are resolved."""
+    return medications_by_id([res for node in nodes for res in resources_of(node)])
 
 
 def draft_medications(context: Mapping[str, Any], prefetch: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -113,7 +115,7 @@ def orders(hook: str, context: Mapping[str, Any], kb: KnowledgeBase, today: date
     order-select names its ``selections``; the rest of ``draftOrders`` is what else is being ordered, so
     it is read as the patient's medication too. A draft whose medication cannot be read (an unresolved
     ``medicationReference``, no code and no name) is kept with no ingredient, so that it gets a card
-    saying it was not screened."""
+    saying it was not screened, named as the mapper names such a record (``unidentified_medication``)."""
     selected: set[str] | None = None
     if hook == "order-select":
         sel = context.get("selections")
@@ -126,9 +128,8 @@ def orders(hook: str, context: Mapping[str, Any], kb: KnowledgeBase, today: date
         into = out.screened if selected is None or bool({rid, f"MedicationRequest/{rid}"} & selected) else out.basket
         med = read_medication({**res, "status": "draft"}, kb, as_of=today, medications=medications)
         if med is None or not med.identified:
-            ref = res.get("medicationReference")
-            label = ref.get("reference") if isinstance(ref, Mapping) else None
-            into.append((cardlib.DraftOrder(rid, (), None, f"medication {label or 'without a code or a name'}"), None))
+            name = med.name if med is not None and med.name else unidentified_medication(res)
+            into.append((cardlib.DraftOrder(rid, (), None, name, identified=False), None))
             continue
         ids = kb.resolve_medication(med.rxnorm, med.name).drugs
         order = cardlib.DraftOrder(rid, tuple(ids), med.dose_mg_per_day, med.name or f"rxnorm {med.rxnorm}",
