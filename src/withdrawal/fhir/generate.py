@@ -383,7 +383,7 @@ class RecordGenerator:
             if r.random() < 0.05:
                 number = r.choice((-3.0, 350.0))
                 self.use(o, "clearance range", "lowest" if number < 0 else "highest")
-            res["valueQuantity"] = {"value": number, "unit": "mL/min" if kind != "weight" else "kg"}
+            res["valueQuantity"] = {"value": number, "unit": "mL/min"} if kind != "weight" else self._weight(number)
         else:
             self._cyp(res, code)
         out = [res]
@@ -408,6 +408,21 @@ class RecordGenerator:
                 self.use(o, "latest", "same day, phenotype")
             out.append(twin)
         return out
+
+    def _weight(self, kg: float) -> JSON:
+        """A body weight's valueQuantity in one of the table's weight units; -3 and 350 (the rare draws
+        above) stand for weights below and above the range. The unit follows from the number drawn, so
+        no further draw is made (the records drawn, and the golden outputs, stay as they were)."""
+        o = "Observation"
+        units = reading.values(o, "weight unit")
+        unit = self.use(o, "weight unit", units[int(abs(kg) * 10) % len(units)])
+        if kg in (-3.0, 350.0):
+            kg = -3.0 if kg < 0 else reading.WEIGHT_MAX_KG + 100
+            self.use(o, "weight range", "lowest" if kg < 0 else "highest")
+        factor = reading.weight_kg_factor("" if unit == reading.ABSENT else unit)
+        assert factor is not None
+        value = round(kg / factor, 3)
+        return {"value": value} if unit == reading.ABSENT else {"value": value, "unit": unit}
 
     def _cyp(self, res: JSON, code: str) -> None:
         r, o = self.rng, "Observation"

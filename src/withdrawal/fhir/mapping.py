@@ -769,6 +769,18 @@ def observation_coded(res: JSON) -> tuple[str | None, bool | None, str | None]:
     return kind, answer, phenotype
 
 
+def weight_kg(value: float, quantity: object) -> float | None:
+    """A body weight in kg by the table's unit rows (``valueQuantity.code``, else ``.unit``; absent: kg),
+    to 10 g, or None for a unit not read or a weight outside its range (rounded first: the patient model's
+    range holds for the weight it is given)."""
+    unit = (_str(quantity.get("code")) or _str(quantity.get("unit")) or "").lower() if _is_mapping(quantity) else ""
+    factor = reading.weight_kg_factor(unit)
+    if factor is None:
+        return None
+    kg = round(value * factor, 2)
+    return kg if reading.WEIGHT_MIN_KG < kg <= reading.WEIGHT_MAX_KG else None
+
+
 def _observation(res: JSON, keep: Any, as_of: date) -> None:
     """An Observation of the patient's, kept by ``keep`` when it is the latest of its kind: its codes and
     coded value read by :func:`observation_coded`, the bulk screen's reading, then its date and number."""
@@ -793,11 +805,8 @@ def _observation(res: JSON, keep: Any, as_of: date) -> None:
             keep("breastfeeding", days, 0 if answer else 1, answer)
     elif kind in {"crcl", "egfr"} and value is not None:
         keep(kind, days, value, value)
-    elif kind == "weight" and value is not None and 0 < value <= 500:
-        unit = (_str(q.get("code")) or _str(q.get("unit")) or "kg").lower() if isinstance(q, Mapping) else "kg"
-        kg = value * 0.45359237 if unit in {"[lb_av]", "lb", "lbs"} else value
-        if 0 < kg <= 500:
-            keep("weight_kg", days, kg, round(kg, 2))
+    elif kind == "weight" and value is not None and (kg := weight_kg(value, q)) is not None:
+        keep("weight_kg", days, kg, kg)
     elif kind == "cyp2d6" and phenotype is not None:
         order = [p for p, _ in _PHENOTYPES]
         keep("cyp2d6_phenotype", days, order.index(phenotype), phenotype)

@@ -168,6 +168,14 @@ def _rows() -> list[Row]:
     add(o, "code kind order", ("pregnancy", "breastfeeding", "crcl", "egfr", "weight", "cyp2d6"), "",
         "an Observation coded for several facts is read as the first")
     add(o, "code", sorted(codes.BODY_WEIGHT), "weight", "per-patient only (no rule reads it)")
+    add(o, "weight unit", ("kg", "(absent)"), "1",
+        "kg per unit of valueQuantity.code, else .unit (lower case); absent: kg, the patient model's unit. "
+        "Another unit: the weight is not read")
+    add(o, "weight unit", ("g",), "0.001", "UCUM gram")
+    add(o, "weight unit", ("[lb_av]", "lb", "lbs"), "0.45359237", "the avoirdupois pound (UCUM [lb_av])")
+    add(o, "weight range", ("lowest",), "0",
+        "in kg, after the unit: a weight at or below it is not read (the patient model's range)")
+    add(o, "weight range", ("highest",), "500", "in kg, after the unit: a weight above it is not read")
     add(o, "pregnancy value", sorted(codes.PREGNANT_ANSWERS), "yes")
     add(o, "pregnancy value", sorted(codes.NOT_PREGNANT_ANSWERS), "no")
     add(o, "breastfeeding value", (*sorted(codes.BREASTFEEDING_ANSWERS), "valueBoolean true"), "yes")
@@ -242,6 +250,12 @@ def dose_unit_factor(unit: str) -> str | None:
     return reading_of("Dosage", "doseQuantity unit", unit or ABSENT)
 
 
+def weight_kg_factor(unit: str) -> float | None:
+    """kg per unit of a body weight (absent: kg), or None for a unit not read."""
+    got = reading_of("Observation", "weight unit", unit or ABSENT)
+    return float(got) if got is not None else None
+
+
 def per_day(period_unit: str) -> float | None:
     got = reading_of("Dosage", "periodUnit", period_unit)
     return float(got) if got is not None else None
@@ -259,6 +273,8 @@ def phenotype_words() -> tuple[tuple[str, tuple[str, ...]], ...]:
 PREGNANCY_LOOKBACK_DAYS = int(number("Observation", "look-back days", "pregnancy"))
 CRCL_MIN = number("Observation", "clearance range", "lowest")
 CRCL_MAX = number("Observation", "clearance range", "highest")
+WEIGHT_MIN_KG = number("Observation", "weight range", "lowest")
+WEIGHT_MAX_KG = number("Observation", "weight range", "highest")
 UNDATED_DAYS = 10**6
 """Days ago of an observation with no date: older than any dated one, outside every look-back."""
 
@@ -277,7 +293,7 @@ _READS: dict[str, tuple[str, ...]] = {
     "date": (_VALUES,), "phenotype value": (_VALUES,), "instructions": (_VALUES,),
     "pregnancy value": ("valueCodeableConcept",),
     "breastfeeding value": ("valueCodeableConcept", "valueBoolean"),
-    "clearance range": ("valueQuantity",),
+    "clearance range": ("valueQuantity",), "weight unit": ("valueQuantity",), "weight range": ("valueQuantity",),
     "release form": (), "duplicates": (), "unknown code": (), "code kind order": (), "look-back days": (),
     "latest": (), "phenotype word": (),
 }
