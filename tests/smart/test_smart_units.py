@@ -104,3 +104,19 @@ def test_serve_refuses_several_workers_with_smart_and_names_a_bad_smart_setting(
     monkeypatch.setenv("WITHDRAWAL_SMART_ISSUERS", "http://ehr.example.org/fhir")
     result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "must use https" in result.output
+
+
+@pytest.mark.parametrize(("url", "same"), [
+    ("https://ehr.example/fhir/Patient/1", True),
+    ("https://ehr.example/fhir", True),
+    ("https://ehr.example/fhir-other/Patient/1", False),  # a path that only starts with the base's text
+    ("https://ehr.example/other/fhir/Patient/1", False),
+    ("http://ehr.example/fhir/Patient/1", False),
+    ("https://ehr.example:8443/fhir/Patient/1", False),
+])
+def test_the_access_token_goes_only_to_the_launchs_fhir_base(url: str, same: bool) -> None:
+    """A next link or a reference is followed with the bearer token only on the launch's base path."""
+    from withdrawal.smart.client import FhirReader
+
+    reader = FhirReader(None, "https://ehr.example/fhir", SmartSettings())  # type: ignore[arg-type]
+    assert reader._same_server(url) is same

@@ -245,8 +245,11 @@ class FhirReader:
         return body
 
     def _same_server(self, url: str) -> bool:
+        """The launch's FHIR server: same scheme and host, and the base path itself or below it (``/fhir``
+        does not admit ``/fhir-other``); the access token goes nowhere else."""
         a, b = urlsplit(url), urlsplit(self.iss)
-        return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path)
+        base = b.path.rstrip("/")
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc) and (a.path == base or a.path.startswith(base + "/"))
 
     async def _search(self, rtype: str, patient: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
