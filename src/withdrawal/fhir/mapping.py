@@ -113,6 +113,27 @@ def next_link(value: object) -> str | None:
     return None
 
 
+def pages_not_read(raw: object) -> list[str]:
+    """The ``next`` pages (:func:`next_link`) of the Bundles in ``raw``, nested ones too, walked as
+    :func:`resources_of` walks them: a Bundle given as it is with a further page holds part of the record."""
+    out: list[str] = []
+
+    def walk(node: object, depth: int) -> None:
+        if depth > 4 or not _is_mapping(node) or node.get("resourceType") != "Bundle":
+            return
+        if (url := next_link(node)) is not None and url not in out:
+            out.append(url)
+        entries = node.get("entry")
+        if isinstance(entries, list):
+            for e in entries:
+                if _is_mapping(e):
+                    walk(e.get("resource"), depth + 1)
+
+    for r in raw if isinstance(raw, list) else (raw,):
+        walk(r, 0)
+    return out
+
+
 def medications_by_id(resources: Iterable[JSON]) -> dict[str, JSON]:
     """The Medication resources among ``resources`` by id (stripped): what a ``medicationReference``
     is resolved against, for the record (:func:`to_patient`) and the CDS draft orders alike."""
@@ -687,6 +708,9 @@ def to_patient(
     renal = latest.get("crcl") or latest.get("egfr")
     if renal is not None:
         fields["creatinine_clearance_ml_min"] = min(max(float(renal[1]), reading.CRCL_MIN), reading.CRCL_MAX)
+    # NOTE: a page of the record not read (a Bundle given as it is, with a next link nobody followed) is
+    # never a clean screen: named as not screened, as the CDS service names a prefetch cut short.
+    conditions.extend(f"record cut short: Bundle page not read ({url})"[:200] for url in pages_not_read(raw))
     fields["conditions"] = conditions
     fields["allergies"] = allergies
     # Validated MedicationIn instances: the patient model takes them as they are.

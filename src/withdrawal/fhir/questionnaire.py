@@ -434,5 +434,6 @@ def to_patient_at_bedside(
         ids = [r.get("id") for r in resources if r.get("resourceType") == "Patient"]
         patient_id = ids[0] if len(ids) == 1 and isinstance(ids[0], str) and ids[0] else None
     reading = read_bedside(resources, kb, now=now, patient_id=patient_id, strict=strict)
-    mapped = to_patient(resources, kb, as_of=as_of, patient_id=patient_id, extra=bedside_fields(reading))
+    # the record as given (not its resources): to_patient names a Bundle's page not read
+    mapped = to_patient(raw, kb, as_of=as_of, patient_id=patient_id, extra=bedside_fields(reading))
     return BedsideRecord(mapped.patient, (*mapped.skipped, *reading.skipped), mapped.medications, reading, patient_id)

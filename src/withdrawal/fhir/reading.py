@@ -311,7 +311,8 @@ ALSO_READ: tuple[tuple[str, str, str], ...] = (
     ("(every resource)", "subject", "a resource of another patient is skipped"),
     ("(every resource)", "patient", "the same, where the subject is called so (AllergyIntolerance)"),
     ("Bundle", "entry", "every entry's resource, nested Bundles too"),
-    ("Bundle", "link", "a `next` page is read on"),
+    ("Bundle", "link", "a `next` page is read on; a Bundle given as it is with one: the page is named as not "
+                       "screened (the record is cut short)"),
     ("Patient", "birthDate", "age on the day"),
     ("Patient", "gender", "sex"),
     ("MedicationRequest", "contained", "a contained Medication a medicationReference names"),
