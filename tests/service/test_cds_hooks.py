@@ -381,3 +381,16 @@ def test_a_prefetch_key_left_out_with_no_server_is_named_not_read_as_empty(cds, 
     assert any(c["indicator"] in ("warning", "critical") for c in cards), cards
     named = " ".join(c["summary"] + " " + c.get("detail", "") for c in cards)
     assert f"record not had: {key}" in named, named
+
+
+def test_a_draft_order_starting_later_is_screened(cds) -> None:
+    """An order signed today for a course that starts next week (dispenseRequest.validityPeriod.start in the
+    future, as EHRs write a post-dated prescription) is screened like any draft: with an MAOI stopped five
+    days ago it is the critical card, not 'order not screened'."""
+    week = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 7 * 86400))
+    later = {**TRAMADOL, "dispenseRequest": {"validityPeriod": {"start": week}}}
+    stopped = med("m2", "8123", "phenelzine", status="stopped", dispenseRequest={"validityPeriod": {
+        "end": time.strftime("%Y-%m-%d", time.gmtime(time.time() - 5 * 86400))}})  # fmt: skip
+    cards = cds.call(SIGN, request(meds=[stopped], drafts=[later])).json()["cards"]
+    assert any(c["indicator"] == "critical" and "maoi" in c["summary"].lower() for c in cards), cards
+    assert not any(c["summary"].startswith("Order not screened") for c in cards)

@@ -436,16 +436,20 @@ def unidentified_medication(res: JSON) -> str:
 
 
 def read_medication(
-    res: JSON, kb: KnowledgeBase, *, as_of: date, medications: Mapping[str, JSON] | None = None
+    res: JSON, kb: KnowledgeBase, *, as_of: date, medications: Mapping[str, JSON] | None = None,
+    order: bool = False,
 ) -> Medication | None:
-    """A MedicationRequest or MedicationStatement as a medication, or None to skip it."""
+    """A MedicationRequest or MedicationStatement as a medication, or None to skip it.
+
+    ``order``: a draft order being placed now, read as the patient's from now on: its start and end
+    dates are the prescription's to come, not its history (an order starting tomorrow is still screened)."""
     rtype = res.get("resourceType")
     if rtype not in {"MedicationRequest", "MedicationStatement"}:
         return None
     start = _first_date(res, reading.values(rtype, "start date"))
-    if start is not None and start > as_of:
+    if start is not None and start > as_of and not order:
         return None
-    end = _first_date(res, reading.values(rtype, "end date"))
+    end = None if order else _first_date(res, reading.values(rtype, "end date"))
     state = med_state(rtype, _status_code(res.get("status")), _str(res.get("intent")), end, as_of)
     if state == "ignored":
         return None

@@ -126,7 +126,8 @@ def orders(hook: str, context: Mapping[str, Any], kb: KnowledgeBase, today: date
             continue
         rid = res.get("id") if isinstance(res.get("id"), str) else None
         into = out.screened if selected is None or bool({rid, f"MedicationRequest/{rid}"} & selected) else out.basket
-        med = read_medication({**res, "status": "draft"}, kb, as_of=today, medications=medications)
+        med = read_medication({**res, "status": "draft"}, kb, as_of=today, medications=medications,
+                              order=True)
         if med is None or not med.identified:
             name = med.name if med is not None and med.name else unidentified_medication(res)
             into.append((cardlib.DraftOrder(rid, (), None, name, identified=False), None))
