@@ -22,8 +22,11 @@ ICD10PCS = frozenset({"http://www.cms.gov/Medicare/Coding/ICD10", "urn:oid:2.16.
 
 # SEE: https://hl7.org/fhir/uv/ips/ValueSet-pregnancy-status-uv-ips.html
 # LOINC 82810-3 "Pregnancy status"; answers LA15173-0 Pregnant (~ SNOMED 77386006),
-# LA26683-5 Not pregnant (~ SNOMED 60001007), LA4489-6 Unknown.
-PREGNANCY_STATUS = frozenset({"82810-3"})
+# LA26683-5 Not pregnant (~ SNOMED 60001007), LA4489-6 Unknown. LOINC 11449-6 "Pregnancy status - Reported"
+# (https://loinc.org/11449-6/) is the older code of the same question, with the same answers; EHRs and
+# C-CDA-derived records still write it.
+PREGNANCY_STATUS_IPS = "82810-3"
+PREGNANCY_STATUS = frozenset({PREGNANCY_STATUS_IPS, "11449-6"})
 PREGNANT_ANSWERS = frozenset({"LA15173-0", "77386006"})
 NOT_PREGNANT_ANSWERS = frozenset({"LA26683-5", "60001007"})
 

@@ -367,7 +367,16 @@ class RecordGenerator:
         if kind == "pregnancy" and "effectiveDateTime" in res and r.random() < 0.5:
             res["effectiveDateTime"] = (self.as_of - timedelta(days=r.randint(281, 400))).isoformat()
             self.use(o, "look-back days", "pregnancy")
-        code = self.rng.choice(reading.values(o, "code", kind))
+        drawn = reading.values(o, "code", kind)
+        if kind == "pregnancy":
+            # NOTE: the IPS code is drawn as it was when it was pregnancy's only code; the record's number
+            # gives the other pregnancy codes their turn, with no further draw (the records drawn, and the
+            # golden outputs, stay as they were).
+            code = self.rng.choice((codes.PREGNANCY_STATUS_IPS,))
+            others = [c for c in drawn if c != codes.PREGNANCY_STATUS_IPS]
+            code = others[self._n % (len(others) + 1) - 1] if self._n % (len(others) + 1) else code
+        else:
+            code = self.rng.choice(drawn)
         self.use(o, "code", code)
         res["code"] = self.concept(codes.LOINC, code)
         if kind in ("pregnancy", "breastfeeding"):

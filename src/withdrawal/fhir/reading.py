@@ -158,7 +158,8 @@ def _rows() -> list[Row]:
                     "issued"), "",
         "tried in this order; after the as-of date: ignored; none: older than any dated one, and not "
         "held to a look-back")
-    add(o, "code", sorted(codes.PREGNANCY_STATUS), "pregnancy", "IPS pregnancy status")
+    add(o, "code", sorted(codes.PREGNANCY_STATUS), "pregnancy",
+        "pregnancy status: 82810-3 (IPS), 11449-6 (reported; the older code, same answers)")
     add(o, "code", sorted(codes.BREASTFEEDING_STATUS), "breastfeeding", "LOINC breastfeeding status")
     add(o, "code", sorted(codes.CREATININE_CLEARANCE), "crcl", "creatinine clearance, mL/min")
     add(o, "code", sorted(codes.EGFR), "egfr", "eGFR stands in for the clearance only when none is recorded")
