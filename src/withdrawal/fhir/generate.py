@@ -39,6 +39,10 @@ _PHENOTYPE_TEXTS = {
 }
 
 
+_TIMES_OF_DAY = (("MORN", "08:00:00"), ("NOON", "12:00:00"), ("EVE", "18:00:00"), ("NIGHT", "22:00:00"))
+"""Distinct times of day a dosage lists (``when`` code, ``timeOfDay``), in the order of the reading table's rows."""
+
+
 @dataclass
 class RecordGenerator:
     """Draws records with ``rng``; ``drawn`` collects the keys of the table rows used."""
@@ -305,6 +309,14 @@ class RecordGenerator:
         if r.random() < 0.95:
             rep["period"] = r.choice((1, 1, 2, 4, 6, 8, 12))
             rep["periodUnit"] = self.pick("Dosage", "periodUnit")
+        times = reading.values("Dosage", "times of day")
+        if turn := self._n % (len(times) + 1):
+            # NOTE: by the record's number, no further draw: the times of day listed are as many as the
+            # times the dosage already gives (at most 4), so the dose, the records' screens and the golden
+            # outputs stay as they were; the doses with more times than that are in the mapper's tests.
+            count = min(int(rep.get("frequencyMax") or rep.get("frequency") or 1), len(_TIMES_OF_DAY))
+            element = self.use("Dosage", "times of day", times[turn - 1])
+            rep[element] = [t[turn - 1] for t in _TIMES_OF_DAY[:count]]
         return {"timing": {"repeat": rep}, "doseAndRate": [dar]}
 
     def procedure(self, subject: JSON) -> JSON:

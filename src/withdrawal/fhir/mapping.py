@@ -330,6 +330,10 @@ def _times_per_day(timing: object) -> float | None:
     if not isinstance(rep, Mapping):
         return None
     freq = _number(rep.get("frequencyMax")) or _number(rep.get("frequency")) or 1.0
+    # every distinct time of day listed (when: MORN, NIGHT ...; timeOfDay: 08:00 ...) is a dose
+    times = (set(v) if isinstance(v := rep.get(k), list) and all(isinstance(x, str) for x in v) else set()
+             for k in reading.values("Dosage", "times of day"))
+    freq = max(freq, *(float(len(t)) for t in times))
     period = _number(rep.get("period"))
     unit = _str(rep.get("periodUnit"))
     factor = reading.per_day(unit) if unit else None

@@ -101,6 +101,8 @@ def _rows() -> list[Row]:
         "tried in this order; a range counts at its high end (" + _STRICT + ")")
     add("Dosage", "times per dose period", ("frequencyMax", "frequency", "(absent)"), "",
         "tried in this order (most allowed, " + _STRICT + "); absent: once")
+    add("Dosage", "times of day", ("when", "timeOfDay"), "at least",
+        "each distinct time of day listed is a dose: at least as many times per dose period (" + _STRICT + ")")
     add("Dosage", "periodUnit", ("s",), "86400")
     add("Dosage", "periodUnit", ("min",), "1440")
     add("Dosage", "periodUnit", ("h",), "24")
@@ -298,7 +300,7 @@ _READS: dict[str, tuple[str, ...]] = {
     "release form": (), "duplicates": (), "unknown code": (), "code kind order": (), "look-back days": (),
     "latest": (), "phenotype word": (),
 }
-_INSIDE = frozenset({"doseQuantity unit", "dose", "times per dose period", "periodUnit"})
+_INSIDE = frozenset({"doseQuantity unit", "dose", "times per dose period", "times of day", "periodUnit"})
 """Labels read inside a Dosage (``dosageInstruction`` or ``dosage``, each kept whole)."""
 _ON: dict[str, tuple[str, ...]] = {
     "medication[x]": ("MedicationRequest", "MedicationStatement"),
