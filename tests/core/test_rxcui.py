@@ -135,3 +135,12 @@ def test_an_ehr_order_coded_only_by_a_new_rxcui_gives_the_drugs_finding(
     assert answer["tramadol"]["verdict"] == verdict
     assert finding in [f["code"] for f in answer["tramadol"]["findings"]]
     assert answer["not_screened"] == []
+
+
+@pytest.mark.parametrize("written", ["Tylenol #3", "Tylenol 3", "Tylenol No. 4", "TYLENOL #4 tablet"])
+def test_tylenol_number_shorthand_is_codeine_with_acetaminophen(kb: KnowledgeBase, written: str) -> None:
+    """'Tylenol #3' is acetaminophen with codeine: read as acetaminophen alone, the codeine (an opioid
+    agonist beside tramadol) was missed and the screen came out clean; plain Tylenol stays acetaminophen."""
+    found = kb.resolve_medication(None, written)
+    assert set(found.drugs) == {"codeine", "acetaminophen"} and found.complete
+    assert kb.resolve_medication(None, "Tylenol 500 mg").drugs == ("acetaminophen",)
