@@ -224,16 +224,24 @@ def _number(v: object) -> float | None:
     return f if f == f and abs(f) < 1e9 else None
 
 
+HISTORY = re.compile(r"/_history/[^/]*$")
+"""The version part of a versioned reference (``Patient/p1/_history/4``): not part of the id. The bulk SQL
+strips it with the same pattern (``population.staging.ref_id``)."""
+
+
 def reference_id(reference: object, resource_type: str | None = None) -> str | None:
     """The id a reference string names (stripped): relative (``Patient/p1``), absolute
-    (``https://host/fhir/Patient/p1``), ``urn:uuid:p1``, contained (``#p1``) or a bare id. With
-    ``resource_type``, a relative or absolute reference to another type names None."""
+    (``https://host/fhir/Patient/p1``), versioned (``Patient/p1/_history/4``, either of them),
+    ``urn:uuid:p1``, contained (``#p1``) or a bare id. With ``resource_type``, a relative or absolute
+    reference to another type names None."""
     r = _str(reference)
     if not r:
         return None
     if "/" not in r:
         return r.removeprefix("urn:uuid:").removeprefix("#") or None
-    head, _, rid = r.rpartition("/")
+    # NOTE: the id of a versioned reference is before its /_history/ part (the version was read as the id,
+    # and the patient's own MAOI order was skipped as another patient's)
+    head, _, rid = HISTORY.sub("", r).rpartition("/")
     if resource_type is not None and head.rsplit("/", 1)[-1] != resource_type:
         return None
     return rid or None
@@ -411,6 +419,12 @@ def _first_date(res: JSON, paths: Sequence[str]) -> date | None:
     return None
 
 
+def _contained(res: JSON) -> list[object]:
+    """The contained resources (a ``contained`` that is not a list holds none, as the bulk screen reads it)."""
+    got = res.get("contained")
+    return got if isinstance(got, list) else []
+
+
 def unresolved_medication_references(resources: Sequence[JSON]) -> list[str]:
     """The ``medicationReference`` targets (as written) of medication records that neither a contained
     nor a listed Medication resolves: what a reader of a FHIR server fetches before mapping, since a
@@ -424,7 +438,7 @@ def unresolved_medication_references(resources: Sequence[JSON]) -> list[str]:
         target = _str(ref.get("reference")) if isinstance(ref, Mapping) else None
         if res.get("medicationCodeableConcept") is not None or not target or target.startswith("#"):
             continue
-        contained = {_str(c.get("id")) for c in res.get("contained") or [] if isinstance(c, Mapping)}
+        contained = {_str(c.get("id")) for c in _contained(res) if isinstance(c, Mapping)}
         rid = _ref_id(ref)
         if rid not in listed and rid not in contained and "Medication/" in target and target not in out:
             out.append(target)
@@ -458,7 +472,7 @@ def read_medication(
     if state == "ignored":
         return None
     contained: dict[str, JSON] = dict(medications or {})
-    for c in res.get("contained") or []:
+    for c in _contained(res):
         if isinstance(c, Mapping) and (cid := _str(c.get("id"))):
             contained[cid] = c
     ago: float | None = None
@@ -566,14 +580,31 @@ def concept_allergy(concept: object, kb: KnowledgeBase) -> str | None:
     return allergy_entry(_codes(concept, codes.RXNORM), _text(concept), kb, other)
 
 
+def allergy_counted(category: object) -> bool:
+    """Whether an AllergyIntolerance of this ``category`` is read (the table's category rows): a category
+    counted, or none that can be read. Each item is a code, or (an EHR error) a CodeableConcept or Coding,
+    whose codes are read; an item that is neither is not read. The bulk screen runs it on the distinct
+    categories (``population.facts.category_map``)."""
+    if not isinstance(category, list):
+        return True
+    got: set[str] = set()
+    for item in category:
+        if isinstance(item, str):
+            got.add(item)
+        elif _is_mapping(item):
+            # NOTE: a category written as a CodeableConcept (or a bare Coding) is read by its codes; it made
+            # the resource unreadable and dropped a tramadol allergy
+            got.update(c for x in (*_codings(item), item) if (c := _str(x.get("code"))))
+    return not got or bool(got & set(reading.values("AllergyIntolerance", "category", "counted")))
+
+
 def _allergy_entry(res: JSON, kb: KnowledgeBase) -> str | None:
     a = "AllergyIntolerance"
     if _status_code(res.get("clinicalStatus")) in reading.values(a, "clinicalStatus", "ignored"):
         return None
     if _status_code(res.get("verificationStatus")) in reading.values(a, "verificationStatus", "ignored"):
         return None
-    cats = res.get("category")
-    if isinstance(cats, list) and cats and not set(cats) & set(reading.values(a, "category", "counted")):
+    if not allergy_counted(res.get("category")):
         return None
     return concept_allergy(res.get("code"), kb)
 
@@ -598,7 +629,8 @@ def _names(text: str | None, kind: str) -> bool:
     return any(w in low for w in reading.named_words(kind))
 
 
-def _is_cyp2d6(res: JSON) -> bool:
+def is_cyp2d6(res: JSON) -> bool:
+    """Whether a result of the cyp2d6 kind is CYP2D6's (a 53040-2 result may be of another gene)."""
     concept = res.get("code")
     loinc = set(_codes(concept, codes.LOINC))
     if codes.CYP2D6_OWN in loinc:
@@ -675,6 +707,12 @@ def to_patient(
     meds: list[Medication] = []
     allergies: list[str] = []
     latest: dict[str, tuple[tuple[int, float], Any]] = {}
+    unread_at: dict[str, tuple[int, str]] = {}
+
+    def unread(kind: str, days: int, label: str) -> None:
+        # the most recent result of a kind whose value cannot be read (the first listed on the same day)
+        if kind not in unread_at or days < unread_at[kind][0]:
+            unread_at[kind] = (days, label)
 
     def keep(kind: str, days: int, tie: float, value: Any) -> None:
         # The latest observation counts; on the same day the table's tie-break (a "yes", the lower
@@ -705,10 +743,19 @@ def to_patient(
                 if (a := _allergy_entry(res, kb)) and a not in allergies:
                     allergies.append(a)
             elif rtype == "Observation":
-                _observation(res, keep, as_of)
+                _observation(res, keep, as_of, unread)
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            # NOTE: a malformed resource is skipped and named, never fatal.
+            # NOTE: a malformed resource is skipped and named, never fatal; one of a type the screen reads is
+            # also named as not screened (it was dropped silently: a tramadol allergy whose category was a
+            # CodeableConcept left the screen clean)
             skipped.append(f"{_label(res)}: unreadable ({type(exc).__name__})")
+            if rtype in reading.SCREENED_TYPES:
+                conditions.append(not_read(res, f"unreadable ({type(exc).__name__})"))
+    for kind, (days, label) in unread_at.items():
+        # a result whose value cannot be read, not older than the latest one read of its kind: not screened
+        seen = latest.get(_KEPT_AS[kind])
+        if not (kind == "egfr" and "crcl" in latest) and (seen is None or days <= seen[0][0]):
+            conditions.append(label)
     for kind, (_, value) in latest.items():
         if kind in {"crcl", "egfr"}:
             continue
@@ -797,7 +844,7 @@ def observation_coded(res: JSON) -> tuple[str | None, bool | None, str | None]:
     if kind is None:
         return None, None, None
     answer = observation_answer(kind, res.get("valueCodeableConcept"), res.get("valueBoolean"))
-    phenotype = _phenotype(res) if kind == "cyp2d6" and _is_cyp2d6(res) else None
+    phenotype = _phenotype(res) if kind == "cyp2d6" and is_cyp2d6(res) else None
     return kind, answer, phenotype
 
 
@@ -813,9 +860,21 @@ def weight_kg(value: float, quantity: object) -> float | None:
     return kg if reading.WEIGHT_MIN_KG < kg <= reading.WEIGHT_MAX_KG else None
 
 
-def _observation(res: JSON, keep: Any, as_of: date) -> None:
+_KEPT_AS = {"pregnancy": "pregnant", "breastfeeding": "breastfeeding", "crcl": "crcl", "egfr": "egfr",
+            "cyp2d6": "cyp2d6_phenotype"}
+"""The kinds of Observation a rule reads (weight is not), by the name their latest value is kept under."""
+
+
+def not_read(res: JSON, why: str) -> str:
+    """How a resource of the patient's that the screen could not read is named among what was not screened
+    (the reading table's ``NOT_READ`` notes)."""
+    return f"record not read: {_label(res)} ({why})"[:200]
+
+
+def _observation(res: JSON, keep: Any, as_of: date, unread: Any) -> None:
     """An Observation of the patient's, kept by ``keep`` when it is the latest of its kind: its codes and
-    coded value read by :func:`observation_coded`, the bulk screen's reading, then its date and number."""
+    coded value read by :func:`observation_coded`, the bulk screen's reading, then its date and number.
+    One of a kind a rule reads whose value cannot be read is passed to ``unread`` (kind, days, label)."""
     if (_status_code(res.get("status")) or reading.ABSENT) not in _USABLE:
         return
     kind, answer, phenotype = observation_coded(res)
@@ -827,14 +886,10 @@ def _observation(res: JSON, keep: Any, as_of: date) -> None:
     days = (as_of - when).days if when is not None else reading.UNDATED_DAYS
     q = res.get("valueQuantity")
     value = _number(q.get("value")) if isinstance(q, Mapping) else None
-    if kind == "pregnancy":
-        if when is not None and days > reading.PREGNANCY_LOOKBACK_DAYS:
-            return
-        if answer is not None:
-            keep("pregnant", days, 0 if answer else 1, answer)
-    elif kind == "breastfeeding":
-        if answer is not None:
-            keep("breastfeeding", days, 0 if answer else 1, answer)
+    if kind == "pregnancy" and when is not None and days > reading.PREGNANCY_LOOKBACK_DAYS:
+        return
+    if kind in {"pregnancy", "breastfeeding"} and answer is not None:
+        keep(_KEPT_AS[kind], days, 0 if answer else 1, answer)
     elif kind in {"crcl", "egfr"} and value is not None:
         keep(kind, days, value, value)
     elif kind == "weight" and value is not None and (kg := weight_kg(value, q)) is not None:
@@ -842,3 +897,7 @@ def _observation(res: JSON, keep: Any, as_of: date) -> None:
     elif kind == "cyp2d6" and phenotype is not None:
         order = [p for p, _ in _PHENOTYPES]
         keep("cyp2d6_phenotype", days, order.index(phenotype), phenotype)
+    elif kind in _KEPT_AS and (kind != "cyp2d6" or is_cyp2d6(res)):
+        # NOTE: a result the screen reads whose value cannot be read (a valueString '<15' or 'positive', an
+        # unknown answer, text only) was ignored: it is named as not screened unless a later one is read
+        unread(kind, days, not_read(res, f"{kind} result: value not read"))

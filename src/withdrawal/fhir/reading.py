@@ -308,6 +308,10 @@ _ON: dict[str, tuple[str, ...]] = {
 }
 """Labels whose rows (on Medication, Dosage) read an element of the resources that carry them."""
 
+SCREENED_TYPES = ("Condition", "Procedure", "MedicationRequest", "MedicationStatement", "AllergyIntolerance",
+                  "Observation")
+"""The resource types the screen reads facts from: one of them that cannot be read is named as not screened."""
+
 ALSO_READ: tuple[tuple[str, str, str], ...] = (
     ("(every resource)", "resourceType", "what the resource is; OperationOutcome is passed over"),
     ("(every resource)", "id", "names what was skipped; finds the Patient, Medications and contained ones"),
@@ -329,6 +333,26 @@ ALSO_READ: tuple[tuple[str, str, str], ...] = (
     ("QuestionnaireResponse", "item", "the item scores, the opioid last used and the hours since"),
 )
 """Elements the readers read that no row above decides on (identity, references, the bedside scores)."""
+
+NOT_READ: tuple[tuple[str, str, str], ...] = (
+    (", ".join(SCREENED_TYPES), "a resource that cannot be read",
+     "per patient (CLI, REST, CDS Hooks): skipped and named as not screened "
+     "(`record not read: Type/id (unreadable (TypeError))`), so the screen is incomplete, never clean. The bulk "
+     "screen cannot tell such a resource: its engines read each element into a fixed schema, where an element "
+     "of another shape reads as empty (DuckDB; the rest of the resource is read) or its line is rejected and "
+     "listed with the export's malformed lines (`malformed.csv`, Spark), not named with the patient"),
+    ("AllergyIntolerance", "category",
+     "each item a code, or (an EHR error) a CodeableConcept or Coding, read by its codes; an item that is "
+     "neither is not read, and a category of which no item is read counts as absent; per patient and in bulk"),
+    ("Observation", "a value not read",
+     "a pregnancy, breastfeeding, creatinine clearance, eGFR or CYP2D6 result (usable, dated no later than "
+     "the as-of date, a pregnancy within its look-back) whose value cannot be read (a valueString `<15` or "
+     "`positive`, an unknown answer, text only) is named as not screened "
+     "(`record not read: Observation/id (kind result: value not read)`) unless a result of its kind that is "
+     "read is more recent (the same day: still named); an eGFR's not while a clearance is read. Per patient "
+     "and in bulk alike; a weight is not read by any rule"),
+)
+"""What the readers do with what they cannot read (every path: an incomplete screen, never a clean one)."""
 
 
 def row_elements(row: Row) -> tuple[str, ...]:
@@ -390,6 +414,8 @@ def markdown() -> str:
         lines.append(f"| {resource} | " + ", ".join(f"`{e}`" for e in elements) + " |")
     lines += ["", "Read beyond the rows:", "", "| resource | element | why |", "|---|---|---|"]
     lines += [f"| {r} | `{e}` | {why} |" for r, e, why in ALSO_READ]
+    lines += ["", "## What cannot be read", "", "| resource | what | read as |", "|---|---|---|"]
+    lines += [f"| {r} | {e} | {why} |" for r, e, why in NOT_READ]
     return "\n".join(lines) + "\n"
 
 

@@ -24,10 +24,12 @@ from datetime import date
 from withdrawal.fhir import reading
 from withdrawal.fhir.mapping import (
     MedIdentity,
+    allergy_counted,
     concept_allergy,
     concept_conditions,
     concept_identity,
     daily_dose_mg,
+    is_cyp2d6,
     observation_coded,
 )
 from withdrawal.knowledge.loader import KnowledgeBase
@@ -127,6 +129,12 @@ def allergy_map(concepts: Iterable[tuple[str | None]],
     return out
 
 
+def category_map(categories: Iterable[tuple[str | None]]) -> list[tuple[str, int]]:
+    """(category, 1 when counted else 0) for every distinct staged AllergyIntolerance category (its JSON text;
+    '' when absent): the mapper's ``allergy_counted``."""
+    return [(c, int(allergy_counted(_json(c) if c else None))) for c in sorted({c or "" for c, in categories})]
+
+
 def observation_map(rows: Iterable[tuple[str | None, str | None, str | None, int | None, str | None]]
                     ) -> list[tuple[str, str, str, int, str, str, int | None, str | None]]:
     """(code, coded, vstring, vbool, component, kind, answer 1/0, phenotype) for every distinct staged
@@ -138,7 +146,7 @@ def observation_map(rows: Iterable[tuple[str | None, str | None, str | None, int
                "valueString": vs or None, "valueBoolean": {1: True, 0: False}.get(vb),
                "component": _json(comp) if comp else None}
         kind, answer, phenotype = observation_coded(res)
-        if kind is not None:
+        if kind is not None and (kind != "cyp2d6" or is_cyp2d6(res)):  # a 53040-2 result of another gene: none
             out.append((code, coded, vs, vb, comp, kind, None if answer is None else int(answer), phenotype))
     return out
 
@@ -162,6 +170,7 @@ class Distinct:
     conditions: list[tuple[str | None, int | None]]
     medications: list[tuple[str | None, str | None, str | None]]  # (concept, text, dosage): one pass for both maps
     allergies: list[tuple[str | None]]
+    categories: list[tuple[str | None]]
     observations: list[tuple[str | None, str | None, str | None, int | None, str | None]]
 
 
@@ -194,12 +203,14 @@ DISTINCT_SQL = {
     "conditions": "SELECT DISTINCT concept, procedure FROM cond",
     "medications": "SELECT DISTINCT concept, text, dosage FROM med",
     "allergies": "SELECT DISTINCT concept FROM alg",
+    "categories": "SELECT DISTINCT category FROM alg",
     "observations": "SELECT DISTINCT code, coded, vstring, vbool, component FROM obs",
 }
 
 
 def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[MapTable, ...]:
-    """``cond_map``, ``med_map`` (one row per drug, for the MME), ``dose_map``, ``alg_map`` and ``obs_map``."""
+    """``cond_map``, ``med_map`` (one row per drug, for the MME), ``dose_map``, ``alg_map``, ``cat_map`` and
+    ``obs_map``."""
     cwords, dwords = layout.columns("conditions", "conditions"), layout.columns("drugs", "drugs")
     identities = medication_identities(((c, t) for c, t, _ in values.medications), kb)
     cond = MapTable("cond_map", (("concept", "STRING"), ("procedure", "INT"),
@@ -216,10 +227,11 @@ def map_tables(kb: KnowledgeBase, layout: BitLayout, values: Distinct) -> tuple[
     alg = MapTable("alg_map", (("concept", "STRING"),
                                *((c, "BIGINT") for c in layout.columns("allergies", "drugs")), ("unresolved", "INT")),
                    tuple((c, *layout.masks("drugs", ds), int(u)) for c, ds, u in allergy_map(values.allergies, kb)))
+    cat = MapTable("cat_map", (("category", "STRING"), ("counted", "INT")), tuple(category_map(values.categories)))
     obs = MapTable("obs_map", (("code", "STRING"), ("coded", "STRING"), ("vstring", "STRING"), ("vbool", "INT"),
                                ("component", "STRING"), ("kind", "STRING"), ("answer", "INT"), ("phenotype", "STRING")),
                    tuple(observation_map(values.observations)))
-    return cond, med, dose, alg, obs
+    return cond, med, dose, alg, cat, obs
 
 
 def _status_reading(d: Dialect, rtype: str) -> str:
@@ -265,7 +277,20 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     undated = reading.UNDATED_DAYS
     days_ago = f"coalesce(CAST({d.days_between('effective', asof)} AS INT), {undated})"
     cyp_rank = "CASE phenotype " + " ".join(f"WHEN {d.literal(p)} THEN {i}" for i, p in enumerate(PHENOTYPES)) + " END"
+    # a result of a kind a rule reads whose value cannot be read, not older than the latest one read of its kind
+    # (an eGFR's: while no clearance is read): not screened (``fhir.mapping._observation``, reading.NOT_READ)
+    lookback = f"(effective IS NULL OR days <= {reading.PREGNANCY_LOOKBACK_DAYS})"
+    value_of = {"pregnancy": "answer", "breastfeeding": "answer", "crcl": "value", "egfr": "value",
+                "cyp2d6": "phenotype"}
+    newest = ", ".join(
+        f"min(CASE WHEN kind = {d.literal(k)} AND {v} IS {neg}NULL{' AND ' + lookback if k == 'pregnancy' else ''} "
+        f"THEN days END) AS {k}_{name}"
+        for k, v in value_of.items() for name, neg in (("read", "NOT "), ("unread", "")))
+    unread = " OR ".join(
+        f"({k}_unread <= coalesce({k}_read, {k}_unread){' AND crcl_read IS NULL' if k == 'egfr' else ''})"
+        for k in value_of)
     branches = [
+        branch({"patient_id": "patient_id", "unres": "1"}, f"FROM ob WHERE {unread}"),
         branch({"patient_id": "cond.patient_id", "unres": "cond_map.unresolved",
                 **{col: f"cond_map.{col}" for col in cwords}}, f"""
   FROM cond JOIN cond_map ON cond.concept = cond_map.concept AND cond.procedure = cond_map.procedure
@@ -276,11 +301,10 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
         branch({"patient_id": "patient_id", "mme_part": mme_sql(d, table, "drug", "mg_day")}, "FROM mm"),
         branch({"patient_id": "alg.patient_id", "unres": "alg_map.unresolved",
                 **{col: f"alg_map.{col}" for col in awords}}, f"""
-  FROM alg JOIN alg_map ON alg.concept = alg_map.concept
+  FROM alg JOIN alg_map ON alg.concept = alg_map.concept JOIN cat_map ON alg.category = cat_map.category
   WHERE (clinical IS NULL OR clinical NOT IN {d.literals(reading.values(a, 'clinicalStatus', 'ignored'))})
     AND (verification IS NULL OR verification NOT IN {d.literals(reading.values(a, 'verificationStatus', 'ignored'))})
-    AND (category = '' OR {" OR ".join(f"instr(concat('|', category, '|'), {d.literal(f'|{v}|')}) > 0"
-                                      for v in reading.values(a, 'category', 'counted') if v != reading.ABSENT)})"""),
+    AND cat_map.counted = 1"""),
     ]
     union = "\n  UNION ALL\n".join(branches)
     sets = [*cwords, *(col for col, _ in win_words), *awords]
@@ -332,7 +356,8 @@ ob AS (
     {d.min_pair('days', '1 - answer', "kind = 'pregnancy' AND answer IS NOT NULL AND (effective IS NULL OR days <= "
                 + str(reading.PREGNANCY_LOOKBACK_DAYS) + ")")} AS preg_rank,
     {d.min_pair('days', '1 - answer', "kind = 'breastfeeding' AND answer IS NOT NULL")} AS bf_rank,
-    {d.min_pair('days', cyp_rank, "kind = 'cyp2d6' AND phenotype IS NOT NULL")} AS cyp_rank
+    {d.min_pair('days', cyp_rank, "kind = 'cyp2d6' AND phenotype IS NOT NULL")} AS cyp_rank,
+    {newest}
   FROM oa GROUP BY patient_id
 ),
 u AS (

@@ -17,7 +17,8 @@ Staged columns:
   Medication's) and ``dosage`` the dosage array, as JSON text the export wrote; ``text`` the reference's
   display for a contained Medication without a code; ``ref`` is set when the medication is a reference
   not resolved in the row (then joined with the export's Medication resources)
-* ``alg(patient_id, clinical, verification, category, concept)``: ``concept`` the code's JSON text
+* ``alg(patient_id, clinical, verification, category, concept)``: ``category`` and ``concept`` as JSON text
+  (a category read by the mapper's ``allergy_counted`` on the distinct texts: an item may be a CodeableConcept)
 * ``obs(patient_id, status, effective, value, code, coded, vstring, vbool, component)``: ``code``,
   ``coded`` (valueCodeableConcept) and ``component`` as JSON text, ``vbool`` 1, 0 or -1 (absent)
 * ``medres(id, has_code, concept)`` from Medication resources
@@ -29,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from withdrawal.fhir import reading
+from withdrawal.fhir.mapping import HISTORY
 from withdrawal.knowledge.models import Sex
 from withdrawal.population.sql import Dialect
 
@@ -55,7 +57,7 @@ FIELDS: dict[str, dict[str, Any]] = {
                           "dispenseRequest": {"validityPeriod": PERIOD}},
     "MedicationStatement": {**_MED, "effectivePeriod": PERIOD, "effectiveDateTime": S, "dosage": DOSAGE},
     "AllergyIntolerance": {"patient": REF, "clinicalStatus": CONCEPT, "verificationStatus": CONCEPT,
-                           "category": [S], "code": J},
+                           "category": J, "code": J},
     "Observation": {"status": S, "subject": REF, "code": J, "effectiveDateTime": S, "effectiveInstant": S,
                     "effectivePeriod": PERIOD, "issued": S, "valueQuantity": QTY, "valueCodeableConcept": J,
                     "valueBoolean": B, "valueString": S, "component": J},
@@ -115,10 +117,15 @@ def first_date(q: Dialect, paths: Sequence[str], available: Mapping[str, Any]) -
 
 
 def ref_id(q: Dialect, ref: str) -> str:
-    """The id in a Reference string (``Patient/x``, ``urn:uuid:x``, ``#x``), as ``fhir.mapping._ref_id``."""
+    """The id in a Reference string (``Patient/x``, ``https://host/Patient/x``, ``Patient/x/_history/2``,
+    ``urn:uuid:x``, ``#x``), as ``fhir.mapping.reference_id`` reads it (its ``HISTORY`` pattern; none: NULL)."""
     r = clean(ref)
-    return (f"CASE WHEN {r} LIKE '%/%' THEN {q.after_last_slash(r)} "
-            f"WHEN {r} LIKE 'urn:uuid:%' THEN substr({r}, 10) WHEN {r} LIKE '#%' THEN substr({r}, 2) ELSE {r} END")
+    # the version part is stripped only where there is one (a regular expression per row is not cheap)
+    unversioned = (f"CASE WHEN instr({r}, '/_history/') > 0 "
+                   f"THEN regexp_replace({r}, {q.literal(HISTORY.pattern)}, '') ELSE {r} END")
+    return ("nullif(" + f"CASE WHEN {r} LIKE '%/%' THEN {q.after_last_slash(unversioned)} "
+            f"WHEN {r} LIKE 'urn:uuid:#%' THEN substr({r}, 11) WHEN {r} LIKE 'urn:uuid:%' THEN substr({r}, 10) "
+            f"WHEN {r} LIKE '#%' THEN substr({r}, 2) ELSE {r} END, '')")
 
 
 def code_status(q: Dialect, concept: str) -> str:
@@ -183,7 +190,8 @@ def stage_sql(q: Dialect, rtype: str) -> str:
         return _medication(q, rtype)
     if rtype == "AllergyIntolerance":
         return (f"{ref_id(q, 'patient.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
-                f"{code_status(q, 'verificationStatus')} AS verification, {q.join('category')} AS category, "
+                f"{code_status(q, 'verificationStatus')} AS verification, "
+                f"coalesce({q.json_text('category')}, '') AS category, "
                 f"{concept} AS concept")
     if rtype == "Observation":
         return _observation(q)
