@@ -131,7 +131,9 @@ class RecordGenerator:
         r = self.rng
         age = r.randint(1, 95)
         birth = date(self.as_of.year - age, r.randint(1, 12), r.randint(1, 28))
-        patient: JSON = {"resourceType": "Patient", "id": pid, "birthDate": self.date_text(birth, datetime_ok=False)}
+        born = self.date_text(birth, datetime_ok=False)
+        self.use("Patient", "birthDate", {4: "year", 7: "year-month"}.get(len(born), "date"))  # no further draw
+        patient: JSON = {"resourceType": "Patient", "id": pid, "birthDate": born}
         if r.random() < 0.95:
             patient["gender"] = r.choice(("female", "male", "other", "unknown"))
         out = [patient]

@@ -15,6 +15,7 @@ screen runs on the distinct values of an export.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -215,6 +216,30 @@ def parse_date(value: object) -> date | None:
 def age_on(birth: date, as_of: date) -> int:
     """Completed years between a birth date and ``as_of``."""
     return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+
+
+def birth_dates(value: object) -> tuple[date, date] | None:
+    """The first and last day a birthDate allows (``2013``: 1 January to 31 December; ``2013-05``: the
+    month; a full date: that day), by the reading table's ``Patient | birthDate`` rows; None if unreadable."""
+    first = parse_date(value)
+    if first is None:
+        return None
+    s = _str(value) or ""
+    precision = "year" if len(s) == 4 else "year-month" if len(s) == 7 else "date"
+    if reading.reading_of("Patient", "birthDate", precision) != "last day":
+        return first, first
+    last = date(first.year, 12, 31) if precision == "year" else \
+        date(first.year, first.month, calendar.monthrange(first.year, first.month)[1])
+    return first, last
+
+
+def ages_on(value: object, as_of: date) -> tuple[int, int] | None:
+    """(youngest, oldest) age a birthDate allows on ``as_of``: the youngest from the last day it allows (a
+    day after ``as_of``: born on it), the oldest from the first; None when unreadable or not born by then."""
+    dates = birth_dates(value)
+    if dates is None or dates[0] > as_of:
+        return None
+    return age_on(min(dates[1], as_of), as_of), age_on(dates[0], as_of)
 
 
 def _number(v: object) -> float | None:
@@ -695,15 +720,19 @@ def to_patient(
     pid = _str(chosen.get("id")) if chosen else None
     skipped: list[str] = []
     fields: dict[str, Any] = {}
+    conditions: list[str] = []
     if chosen is not None:
-        birth = parse_date(chosen.get("birthDate"))
-        if birth is not None and birth <= as_of:
-            fields["age_years"] = min(age_on(birth, as_of), 120)
+        ages = ages_on(chosen.get("birthDate"), as_of)
+        if ages is not None:
+            # NOTE: a partial birth date reads as the youngest age it allows (an 11-year-old born in 2013 was
+            # read as 12: the under-12 contraindication missed); an age it leaves open is named as not screened.
+            fields["age_years"] = min(ages[0], 120)
+            if ages[0] != ages[1] and not (extra and "age_years" in extra):
+                conditions.append(f"Patient.birthDate {_str(chosen.get('birthDate'))}: age {ages[0]} or {ages[1]}")
         gender = _str(chosen.get("gender"))
         if gender in get_args(Sex):
             fields["sex"] = gender
     medications = medications_by_id(resources)
-    conditions: list[str] = []
     meds: list[Medication] = []
     allergies: list[str] = []
     latest: dict[str, tuple[tuple[int, float], Any]] = {}

@@ -52,6 +52,13 @@ def _rows() -> list[Row]:
     def add(resource: str, element: str, values: Iterable[str], reading: str, why: str = "") -> None:
         r.extend(Row(resource, element, v, reading, why) for v in values)
 
+    # --- the patient -----------------------------------------------------------------------
+    add("Patient", "birthDate", ("year", "year-month"), "last day",
+        "a partial date is read as the last day it allows: the youngest the patient can be (" + _STRICT
+        + ": one who may be 11 is not read as 12). Where the youngest and oldest ages it allows on the as-of "
+        "date differ, the age is named as not screened ('Patient.birthDate 2013: age 11 or 12')")
+    add("Patient", "birthDate", ("date",), "as written", "a full date (a dateTime: its date as written)")
+
     # --- medications ---------------------------------------------------------------------
     mr, ms = "MedicationRequest", "MedicationStatement"
     add(mr, "status", ("active", "on-hold"), "active", _VS + " medicationrequest-status")
@@ -320,7 +327,6 @@ ALSO_READ: tuple[tuple[str, str, str], ...] = (
     ("Bundle", "entry", "every entry's resource, nested Bundles too"),
     ("Bundle", "link", "a `next` page is read on; a Bundle given as it is with one: the page is named as not "
                        "screened (the record is cut short)"),
-    ("Patient", "birthDate", "age on the day"),
     ("Patient", "gender", "sex"),
     ("MedicationRequest", "contained", "a contained Medication a medicationReference names"),
     ("MedicationStatement", "dosage", "its dosage instructions (the Dosage rows)"),

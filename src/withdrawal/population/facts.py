@@ -175,7 +175,7 @@ class Distinct:
 
 
 VIEWS: dict[str, str] = {
-    "pat": "SELECT patient_id, birth_date, sex FROM stg_patient",
+    "pat": "SELECT patient_id, birth_date, birth_first, sex FROM stg_patient",
     "cond": "SELECT * FROM stg_condition UNION ALL SELECT * FROM stg_procedure",
     "alg": "SELECT * FROM stg_allergyintolerance",
     "obs": "SELECT * FROM stg_observation",
@@ -313,6 +313,9 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     mr, ms = "MedicationRequest", "MedicationStatement"
     ignored_intents = d.literals(reading.values(mr, "intent", "ignored when stopped"))
     renal = "coalesce(crcl, egfr)"
+    # a partial birthDate: the age is the youngest it allows (its last day, or the as-of date when that is
+    # later), and one it leaves open (youngest and oldest differ) is not screened (``fhir.mapping.ages_on``)
+    youngest, oldest = _age_sql(f"least(birth_date, {asof})", asof), _age_sql("birth_first", asof)
     pheno = "CASE cyp_rank " + " ".join(f"WHEN {i} THEN {d.literal(p)}" for i, p in enumerate(PHENOTYPES)) + " END"
     return f"""
 WITH m0 AS (
@@ -375,11 +378,12 @@ em AS (
   FROM ms WHERE patient_id IS NOT NULL GROUP BY patient_id
 ),
 pg AS (
-  SELECT patient_id, min(birth_date) AS birth_date, min(sex) AS sex FROM pat
+  SELECT patient_id, min(birth_date) AS birth_date, min(birth_first) AS birth_first, min(sex) AS sex FROM pat
   WHERE patient_id IS NOT NULL GROUP BY patient_id
 ),
 agg AS (
-  SELECT pg.patient_id, pg.birth_date, pg.sex, {"".join(f"coalesce(ev.{col}, 0) AS {col}, " for col in coded)}
+  SELECT pg.patient_id, pg.birth_date, pg.birth_first, pg.sex,
+    {"".join(f"coalesce(ev.{col}, 0) AS {col}, " for col in coded)}
     {"".join(f"coalesce(em.{col}, 0) AS {col}, " for col, _ in win_words)}
     ev.mme, ob.crcl, ob.egfr, CASE WHEN ob.preg_rank = 0 THEN 1 END AS pregnant,
     CASE WHEN ob.bf_rank = 0 THEN 1 END AS breastfeeding, ob.cyp_rank, greatest(ev.unres, em.unres) AS unres
@@ -387,15 +391,11 @@ agg AS (
     LEFT JOIN ob ON pg.patient_id = ob.patient_id
 )
 SELECT patient_id,
-  CASE WHEN birth_date IS NULL OR birth_date > {asof} THEN NULL
-       ELSE year({asof}) - year(birth_date)
-         - CASE WHEN month({asof}) < month(birth_date)
-                  OR (month({asof}) = month(birth_date) AND day({asof}) < day(birth_date)) THEN 1 ELSE 0 END
-  END AS age,
+  CASE WHEN birth_first IS NULL OR birth_first > {asof} THEN NULL ELSE {youngest} END AS age,
   coalesce(sex, 'unknown') AS sex,
   coalesce(pregnant = 1, FALSE) AS pregnant_obs,
   coalesce(breastfeeding = 1, FALSE) AS breastfeeding_obs,
-  coalesce(unres = 1, FALSE) AS unresolved,
+  coalesce(unres = 1, FALSE) OR coalesce(birth_first <= {asof} AND {youngest} <> {oldest}, FALSE) AS unresolved,
   {pheno} AS cyp2d6,
   {"".join(f"{col}, " for col in sets)}
   CASE WHEN {renal} IS NULL THEN NULL
@@ -403,6 +403,12 @@ SELECT patient_id,
   round(coalesce(mme, 0.0), 3) AS mme
 FROM agg
 """
+
+
+def _age_sql(birth: str, asof: str) -> str:
+    """Completed years from ``birth`` to ``asof`` (``fhir.mapping.age_on``)."""
+    return (f"(year({asof}) - year({birth}) - CASE WHEN month({asof}) < month({birth}) OR (month({asof}) = "
+            f"month({birth}) AND day({asof}) < day({birth})) THEN 1 ELSE 0 END)")
 
 
 def summary_sql(flag_columns: Iterable[str]) -> str:

@@ -9,7 +9,8 @@ run on the distinct staged values (``facts.map_tables``).
 
 Staged columns:
 
-* ``pat(patient_id, birth_date, sex)``
+* ``pat(patient_id, birth_date, birth_first, sex)``: ``birth_date`` the last day a partial birthDate allows,
+  ``birth_first`` its first (the youngest and oldest the patient can be)
 * ``cond(patient_id, clinical, verification, onset, abatement, concept, procedure)``: one row per Condition
   or Procedure (``procedure`` 1: read as the condition its code names); ``concept`` the code's JSON text
 * ``med(patient_id, rtype, status, intent, start_date, end_date, stop_date, concept, text, ref,
@@ -111,6 +112,18 @@ def date_sql(expr: str) -> str:
             f"WHEN length({e}) > 10 THEN try_cast(substr({e}, 1, 10) AS DATE) END")
 
 
+def birth_sql(expr: str) -> str:
+    """The birth date a patient's age is counted from: a partial date's last day where the reading table says
+    so (``Patient | birthDate``: the youngest the patient can be), else as :func:`date_sql` reads it; the
+    first day it allows is :func:`date_sql` (``fhir.mapping.birth_dates``)."""
+    e = clean(expr)
+    last = {"year": f"try_cast(concat({e}, '-12-31') AS DATE)",
+            "year-month": f"last_day(try_cast(concat({e}, '-01') AS DATE))"}
+    whens = "".join(f"WHEN length({e}) = {n} THEN {last[p]} " for p, n in (("year", 4), ("year-month", 7))
+                    if reading.reading_of("Patient", "birthDate", p) == "last day")
+    return f"CASE {whens}ELSE {date_sql(expr)} END" if whens else date_sql(expr)
+
+
 def first_date(q: Dialect, paths: Sequence[str], available: Mapping[str, Any]) -> str:
     parts = [date_sql(q.path(p)) for p in paths if p.split(".")[0] in available]
     return f"coalesce({', '.join(parts)})" if len(parts) > 1 else (parts[0] if parts else "CAST(NULL AS DATE)")
@@ -178,7 +191,8 @@ def stage_sql(q: Dialect, rtype: str) -> str:
     concept = f"coalesce({q.json_text('code')}, '')"  # read by the mapper's own functions on the distinct texts
     sexes = tuple(get_args(Sex))
     if rtype == "Patient":
-        return (f"{clean('id')} AS patient_id, {date_sql('birthDate')} AS birth_date, "
+        return (f"{clean('id')} AS patient_id, {birth_sql('birthDate')} AS birth_date, "
+                f"{date_sql('birthDate')} AS birth_first, "
                 f"CASE WHEN {clean('gender')} IN {q.literals(sexes)} THEN {clean('gender')} ELSE 'unknown' END AS sex")
     if rtype == c:
         return (f"{ref_id(q, 'subject.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
