@@ -25,6 +25,9 @@ _UNKNOWN_RX = ("99999901", "99999902")
 _IN_SCOPE_UNKNOWN_ICD = ("G98.8", "F99")
 _OUT_OF_SCOPE_ICD = ("L98.9", "H52.4", "Z00.00")
 _OUT_OF_SCOPE_SCT = ("38341003", "162864005")
+_UNKNOWN_SCT_NAMING = (("352818000", "Tonic-clonic epilepsy"), ("313307000", "Epilepsy with partial seizures"),
+                       ("230456007", "Status epilepticus (disorder)"))
+"""SNOMED CT codes the knowledge base does not know, with a display naming a screened condition by its words."""
 _UNKNOWN_TEXT = ("a condition the vocabulary has no word for",)
 _UNKNOWN_PCS = "0DTJ4ZZ"  # an appendectomy: a procedure the vocabulary does not read
 _UNKNOWN_PROCEDURE_SCT = "80146002"
@@ -185,10 +188,19 @@ class RecordGenerator:
                 res["code"] = self.concept(self._icd_system(), r.choice(_OUT_OF_SCOPE_ICD))
             else:
                 res["code"] = self.concept(self.use(c, "code", codes.SNOMED), r.choice(_OUT_OF_SCOPE_SCT))
+                if self._n % 3 == 0:  # by the record's number, no further draw: a display naming a screened one
+                    code, display = _UNKNOWN_SCT_NAMING[self._n % len(_UNKNOWN_SCT_NAMING)]
+                    res["code"] = self.concept(codes.SNOMED, code, display)
+                    self.use(c, "unknown code", "text naming a screened condition")
+                    return self._condition_dates(res)
             self.use(c, "unknown code", "outside condition_scope")
         else:
             res["code"] = {"text": r.choice(_UNKNOWN_TEXT)}
             self.use(c, "unknown code", "free text only")
+        return self._condition_dates(res)
+
+    def _condition_dates(self, res: JSON) -> JSON:
+        r, c = self.rng, "Condition"
         if r.random() < 0.3:
             path = self.pick(c, "onset")
             self.set_path(res, path, self.date_text(self.day(-2000, 30)))

@@ -525,10 +525,12 @@ def read_medication(
 # --- the whole record -----------------------------------------------------------------
 
 
-def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, kb: KnowledgeBase) -> tuple[str, ...]:
+def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, kb: KnowledgeBase,
+                      displays: Sequence[str] = ()) -> tuple[str, ...]:
     """What one Condition adds to the patient's ``conditions``: the keys of every coding the knowledge
     base knows (else of its text); when none is known, one entry that the patient model reads as
-    unresolved (a code in the screen's scope, or free text) or out of scope."""
+    unresolved (a code in the screen's scope, a text or coding ``displays`` naming a screened condition
+    by its words, or free text) or out of scope."""
     keys: list[str] = []
     for c in icd:
         if (key := kb.lookup_condition(c)) and key not in keys:
@@ -544,8 +546,11 @@ def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, 
     if not every:
         return (text[:200],) if text else ()
     label = f"ICD-10-CM {icd[0]}" if icd else f"SNOMED {sct[0]}"
-    if any(kb.condition_in_scope(c) for c in every):
-        return (f"{label}: {text}"[:200] if text else label,)  # not a bare code: read as unresolved
+    # NOTE: an unknown code whose text names a screened condition ("Tonic-clonic epilepsy", SNOMED 352818000)
+    # was listed as out of scope and the screen came out clean: it is named as unresolved, never mapped.
+    named = next((t for t in (text, *displays) if t and kb.condition_named(t)), None)
+    if named or any(kb.condition_in_scope(c) for c in every):
+        return (f"{label}: {text or named}"[:200] if text or named else label,)  # not a bare code: unresolved
     return (every[0],)  # a bare code outside the scope: listed, not screened
 
 
@@ -554,7 +559,9 @@ def concept_conditions(concept: object, kb: KnowledgeBase, *, procedure: bool = 
     or a Procedure's (its ICD-10-PCS and SNOMED CT codings; no text)."""
     if procedure:
         return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb)
-    return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb)
+    displays = [d for c in _codings(concept) if (d := _str(c.get("display")))]
+    return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb,
+                             displays)
 
 
 def _condition_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ...]:

@@ -137,6 +137,10 @@ def _rows() -> list[Row]:
         "plain words, when no coding is known; tried in this order")
     add(c, "unknown code", ("inside condition_scope", "free text only"), "unresolved",
         "the screen could not look at it: an incomplete screen, never a clean one")
+    add(c, "unknown code", ("text naming a screened condition",), "unresolved",
+        "outside condition_scope, but its text (or a coding's display) names a condition a rule reads by its "
+        "label or a synonym as whole words ('Tonic-clonic epilepsy': epilepsy): named as not screened, never "
+        "read as that condition (vocabulary snomed_screened_concepts; " + _STRICT + ")")
     add(c, "unknown code", ("outside condition_scope",), "out of scope", "listed, not screened")
 
     p = "Procedure"

@@ -251,6 +251,36 @@ class KnowledgeBase:
         key = self.lookup_condition(text)
         return ResolvedCondition(key, key is None and self.condition_in_scope(text))
 
+    def condition_named(self, text: str) -> str | None:
+        """The first screened condition (one the screen's rules read) whose label or a synonym appears in
+        ``text`` as whole words ("Tonic-clonic epilepsy" names seizure_disorder by "epilepsy"), or None.
+
+        A name, not a mapping: the FHIR reading names a code the knowledge base does not know as unresolved
+        when its text names one (vocabulary ``snomed_screened_concepts``), and never reads it as the condition."""
+        return self.memoized("condition_named", text, self._condition_named)
+
+    def _condition_named(self, text: str) -> str | None:
+        phrases = self.memoized("screened_condition_phrases", "", lambda _: self._screened_phrases())
+        words = _WORD.findall(normalise_name(text))
+        for size in sorted({len(p) for p in phrases}, reverse=True):
+            for i in range(len(words) - size + 1):
+                if key := phrases.get(tuple(words[i : i + size])):
+                    return key
+        return None
+
+    def _screened_phrases(self) -> dict[tuple[str, ...], str]:
+        """The words of each screened condition's label and synonyms -> its key (vocabulary order)."""
+        matches = [m for items in (self.tramadol.rules, self.tramadol.dose_limits, self.care.option_notes,
+                                   self.care.option_rules, self.care.adjunct_rules) for x in items for m in x.when]
+        screened = {k for m in matches for k in m.conditions_any}
+        out: dict[tuple[str, ...], str] = {}
+        for c in self.vocabulary.conditions:
+            if c.key in screened:
+                for name in (c.label, *c.synonyms):
+                    out.setdefault(tuple(_WORD.findall(normalise_name(name))), c.key)
+        out.pop((), None)
+        return out
+
     def condition_in_scope(self, text: str) -> bool:
         """An unrecognised condition the screen should have looked at (free text, or a code in scope)."""
         return self.condition_scope(text) is not None or not _CODE.match(text.strip().upper())
