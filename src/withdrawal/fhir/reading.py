@@ -22,7 +22,7 @@ from functools import cache
 
 from withdrawal.fhir import codes
 
-READING_VERSION = "1"
+READING_VERSION = "2"
 """Bumped whenever a row's reading changes; the population summary names it."""
 
 
