@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 DATA = REPO / "tests" / "data"
 
 
@@ -132,3 +135,10 @@ def create_patient(page: Any, name: str, **fields: str) -> int:
         follow(page, page.get_by_role("button", name="Save anyway"))
     assert "Patient created" in page.get_by_role("status").inner_text()
     return int(page.url.split("/app/patients/")[1].split("?")[0].split("/")[0].split("#")[0])
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: a browser test's Playwright keeps an event loop running in
+    the test thread, and a pytest worker may have run one before (``asyncio.run`` then refuses)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -8,7 +8,6 @@ outbound fetches are bounded in number.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import threading
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from conftest import Keys, LiveServer, start_server, stop_server
+from tests_support import run_async
 from withdrawal.service.cds.prefetch import FhirPolicy, parse_server
 
 pytestmark = pytest.mark.integration
@@ -293,11 +293,11 @@ def test_policy_parses_origins_and_refuses_private_addresses_unless_listed() -> 
     assert listed.refuse("https://u:p@fhir.example.org/r4") is not None
     # a listed host name that resolves to loopback (or any private address) is refused; an IP literal is listed
     named = FhirPolicy.from_settings(("http://localhost:9/r4",), ())
-    assert asyncio.run(named.check_addresses("localhost", 9)) is not None
-    assert asyncio.run(listed.check_addresses("169.254.169.254", 80)) is None
-    assert asyncio.run(listed.check_addresses("10.1.2.3", 80)) is not None
+    assert run_async(named.check_addresses("localhost", 9)) is not None
+    assert run_async(listed.check_addresses("169.254.169.254", 80)) is None
+    assert run_async(listed.check_addresses("10.1.2.3", 80)) is not None
     networks = FhirPolicy.from_settings(("http://localhost:9/r4",), ("127.0.0.0/8", "::1/128"))
-    assert asyncio.run(networks.check_addresses("localhost", 9)) is None
+    assert run_async(networks.check_addresses("localhost", 9)) is None
     assert networks.address_allowed(ipaddress.ip_address("8.8.8.8"), "dns.example")
     with pytest.raises(ValueError, match="userinfo"):
         parse_server("http://allowed.example@127.0.0.1:1/")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests_support import run_async
 from withdrawal.service.cds.prefetch import FhirPolicy, FhirServer, Limiter
 from withdrawal.smart.client import FhirReader, oauth_client
 from withdrawal.smart.config import SmartSettings
@@ -68,7 +68,7 @@ async def _cds(pages: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
 
 
 def _both(pages: dict[str, dict[str, Any]]) -> None:
-    smart, cds = asyncio.run(_smart(pages)), asyncio.run(_cds(pages))
+    smart, cds = run_async(_smart(pages)), run_async(_cds(pages))
     assert smart == cds
 
 

@@ -4,19 +4,16 @@ what each request reads from the EHR, and that a refreshed token is kept whateve
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import jwt
 import pytest
 from ehr import CLIENT_ID, App, Ehr
 
-from tests_support import free_port
+from tests_support import free_port, run_async
 from withdrawal.smart import client as smart_client
 from withdrawal.smart.client import Endpoints, SmartError, discover, fhir_user
 from withdrawal.smart.config import SmartSettings
@@ -40,12 +37,6 @@ def launch(app: App, ehr: Ehr) -> str:
     found = re.search(r'name="smart_session" value="([^"]+)"', page.text)
     assert found is not None
     return found.group(1)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` in a thread of its own: the browser tests' Playwright keeps a loop running in this one."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def post(app: App, action: str, token: str) -> httpx.Response:
@@ -115,7 +106,7 @@ def test_discovery_and_the_jwk_set_are_fetched_once_and_cached(ehr: Ehr) -> None
             users.append(await fhir_user(id_token, found, settings))
         return users
 
-    assert run(twice()) == [f"{ehr.fhir}/{ehr.practitioner}"] * 2
+    assert run_async(twice()) == [f"{ehr.fhir}/{ehr.practitioner}"] * 2
     assert ehr.seen("discovery") == ["ok"] and ehr.seen("jwks") == ["ok"]
 
 
@@ -125,9 +116,9 @@ def test_a_jwk_set_that_cannot_be_reached_refuses_the_id_token(ehr: Ehr) -> None
     id_token = jwt.encode({"iss": ehr.base, "aud": CLIENT_ID}, ehr.signing_key, algorithm="RS256")
     endpoints = Endpoints(f"{ehr.base}/authorize", f"{ehr.base}/token", (), ehr.base, nowhere)
     with pytest.raises(SmartError, match="ConnectError") as refused:
-        run(fhir_user(id_token, endpoints, settings))
+        run_async(fhir_user(id_token, endpoints, settings))
     assert refused.value.code == "id_token" and refused.value.status == 400
     missing = Endpoints(f"{ehr.base}/authorize", f"{ehr.base}/token", (), ehr.base, f"{ehr.base}/no-jwks")
     with pytest.raises(SmartError, match=r"JWK Set: HTTP 404") as refused:
-        run(fhir_user(id_token, missing, settings))
+        run_async(fhir_user(id_token, missing, settings))
     assert refused.value.code == "id_token"
