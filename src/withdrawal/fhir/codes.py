@@ -9,9 +9,30 @@ from __future__ import annotations
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
+ICD10CM_URI = "http://hl7.org/fhir/sid/icd-10-cm"
+
+# The HL7 OIDs of the systems read, as records converted from C-CDA or HL7 v2 write them
+# (``urn:oid:...``): each names the system of its URI. Each pair is a CodeSystem's URL and its
+# ``urn:oid`` identifier in HL7 Terminology (THO), on the pages named in SYSTEM_OID_SOURCES.
+# The reading table renders them (``fhir.reading``, 'Coding | system'); every reader reads a coding's system
+# through it (``fhir.reading.system_of``).
+SYSTEM_OIDS: dict[str, str] = {
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.88": RXNORM,
+    "urn:oid:2.16.840.1.113883.6.1": LOINC,
+    "urn:oid:2.16.840.1.113883.6.90": ICD10CM_URI,
+}
+_THO = "https://build.fhir.org/ig/HL7/UTG/"
+SYSTEM_OID_SOURCES: dict[str, tuple[str, str]] = {
+    # SEE: each page: the system's URI with the OID as its identifier (NamingSystem: OID and URI, both preferred)
+    "urn:oid:2.16.840.1.113883.6.96": ("SNOMED CT", _THO + "NamingSystem-v3-snomed-CT.json.html"),
+    "urn:oid:2.16.840.1.113883.6.88": ("RxNorm", _THO + "CodeSystem-v3-rxNorm.xml.html"),
+    "urn:oid:2.16.840.1.113883.6.1": ("LOINC", _THO + "CodeSystem-v3-loinc.xml.html"),
+    "urn:oid:2.16.840.1.113883.6.90": ("ICD-10-CM", _THO + "CodeSystem-icd10CM.json.html"),
+}
 ICD10CM = frozenset(
     {
-        "http://hl7.org/fhir/sid/icd-10-cm",
+        ICD10CM_URI,
         "http://hl7.org/fhir/sid/icd-10",
         "urn:oid:2.16.840.1.113883.6.90",
     }

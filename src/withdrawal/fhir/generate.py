@@ -29,6 +29,9 @@ _UNKNOWN_SCT_NAMING = (("352818000", "Tonic-clonic epilepsy"), ("313307000", "Ep
                        ("230456007", "Status epilepticus (disorder)"))
 """SNOMED CT codes the knowledge base does not know, with a display naming a screened condition by its words."""
 _UNKNOWN_TEXT = ("a condition the vocabulary has no word for",)
+_SYSTEM_NOT_READ = ("http://hl7.org/fhir/sid/icd-9-cm", "345.90")
+"""A condition code of a system no row reads (ICD-9-CM 345.90, epilepsy), drawn with no text or display."""
+_OIDS = {system: oid for oid, system in codes.SYSTEM_OIDS.items()}
 _UNKNOWN_PCS = "0DTJ4ZZ"  # an appendectomy: a procedure the vocabulary does not read
 _UNKNOWN_PROCEDURE_SCT = "80146002"
 _PCS_REST = ("XZZ", "0ZZ")
@@ -85,6 +88,15 @@ class RecordGenerator:
             raise KeyError(f"not a row of the reading table: {key}")
         self.drawn.add(key)
         return value
+
+    def system(self, system: str) -> str:
+        """``system``, or for every fourth resource (by the record's number, no further draw) its HL7 OID: a
+        'Coding | system' row, read as the system it names (the records' readings, and the golden outputs, stay
+        as they were)."""
+        oid = _OIDS.get(system)
+        if oid is None or self._n % 4:
+            return system
+        return self.use("Coding", "system", oid)
 
     def pick(self, resource: str, element: str) -> str:
         return self.use(resource, element, self.rng.choice(reading.values(resource, element)))
@@ -170,7 +182,7 @@ class RecordGenerator:
             res["code"] = self.concept(self._icd_system(), code)
         elif kind == 3 and self._sct:
             _, code = r.choice(self._sct)
-            res["code"] = self.concept(self.use(c, "code", codes.SNOMED), code)
+            res["code"] = self.concept(self.system(self.use(c, "code", codes.SNOMED)), code)
         elif kind == 4:
             words = [s for cond in self._conds for s in cond.synonyms] or [self._conds[0].label]
             text = r.choice(words)
@@ -197,6 +209,9 @@ class RecordGenerator:
         else:
             res["code"] = {"text": r.choice(_UNKNOWN_TEXT)}
             self.use(c, "unknown code", "free text only")
+            if self._n % 2:  # by the record's number, no further draw: as unresolved as the free text
+                res["code"] = self.concept(*_SYSTEM_NOT_READ)
+                self.use(c, "unknown code", "system not read, no text or display")
         return self._condition_dates(res)
 
     def _condition_dates(self, res: JSON) -> JSON:
@@ -210,7 +225,10 @@ class RecordGenerator:
         return res
 
     def _icd_system(self) -> str:
-        return self.use("Condition", "code", self.rng.choice(sorted(codes.ICD10CM)))
+        system = self.use("Condition", "code", self.rng.choice(sorted(codes.ICD10CM)))
+        if system in codes.SYSTEM_OIDS:
+            self.use("Coding", "system", system)
+        return system
 
     def _drug_concept(self) -> tuple[JSON, float | None]:
         """A medication concept and the strength its text states (for unit counts)."""
@@ -219,7 +237,7 @@ class RecordGenerator:
         strength: float | None = None
         if kind <= 1 and self._with_rx:
             d = r.choice(self._with_rx)
-            concept = self.concept(self.use(m, "code", codes.RXNORM), str(d.rxcui))
+            concept = self.concept(self.system(self.use(m, "code", codes.RXNORM)), str(d.rxcui))
             if r.random() < 0.5:
                 strength = float(r.choice((5, 10, 50, 100)))
                 concept["text"] = f"{d.name} {strength:g} MG Oral Tablet"
@@ -369,7 +387,7 @@ class RecordGenerator:
             res["category"] = [cat]
         if r.random() < 0.5 and self._with_rx:
             d = r.choice(self._with_rx)
-            res["code"] = self.concept(self.use(a, "code", codes.RXNORM), str(d.rxcui))
+            res["code"] = self.concept(self.system(self.use(a, "code", codes.RXNORM)), str(d.rxcui))
         else:
             d = r.choice(self._drugs)
             res["code"] = {"text": r.choice((d.name, "shellfish", *_UNKNOWN_DRUGS))}
@@ -404,7 +422,7 @@ class RecordGenerator:
         else:
             code = self.rng.choice(drawn)
         self.use(o, "code", code)
-        res["code"] = self.concept(codes.LOINC, code)
+        res["code"] = self.concept(self.system(codes.LOINC), code)
         if kind in ("pregnancy", "breastfeeding"):
             answers = reading.values(o, f"{kind} value")
             answer = self.use(o, f"{kind} value", r.choice(answers))

@@ -167,10 +167,20 @@ def _codings(concept: object) -> list[JSON]:
 
 
 def _codes(concept: object, systems: Iterable[str] | str) -> list[str]:
+    """The codes of the codings of ``systems``; a coding's system is read through the reading table (an HL7
+    OID of a system read, ``urn:oid:2.16.840.1.113883.6.96``, is that system: it was not read)."""
+    system_of = reading.system_of
     if isinstance(systems, str):
-        return [c for x in _codings(concept) if x.get("system") == systems and (c := _str(x.get("code")))]
+        return [c for x in _codings(concept) if system_of(x.get("system")) == systems and (c := _str(x.get("code")))]
     wanted = set(systems)
-    return [c for x in _codings(concept) if x.get("system") in wanted and (c := _str(x.get("code")))]
+    return [c for x in _codings(concept) if system_of(x.get("system")) in wanted and (c := _str(x.get("code")))]
+
+
+def _codes_not_read(concept: object, systems: Iterable[str]) -> list[str]:
+    """``system|code`` of each coding with a code in none of ``systems`` (no system: ``(no system)|code``)."""
+    read = set(systems)
+    return [f"{s or '(no system)'}|{c}" for x in _codings(concept)
+            if (s := reading.system_of(x.get("system"))) not in read and (c := _str(x.get("code")))]
 
 
 def _text(concept: object) -> str | None:
@@ -526,11 +536,12 @@ def read_medication(
 
 
 def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, kb: KnowledgeBase,
-                      displays: Sequence[str] = ()) -> tuple[str, ...]:
+                      displays: Sequence[str] = (), not_read: Sequence[str] = ()) -> tuple[str, ...]:
     """What one Condition adds to the patient's ``conditions``: the keys of every coding the knowledge
     base knows (else of its text); when none is known, one entry that the patient model reads as
     unresolved (a code in the screen's scope, a text or coding ``displays`` naming a screened condition
-    by its words, or free text) or out of scope."""
+    by its words, free text, or with no text only codes of systems not read: ``not_read``, ``system|code``)
+    or out of scope."""
     keys: list[str] = []
     for c in icd:
         if (key := kb.lookup_condition(c)) and key not in keys:
@@ -544,7 +555,12 @@ def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, 
         return (key,)
     every = (*icd, *sct)
     if not every:
-        return (text[:200],) if text else ()
+        if text:
+            return (text[:200],)
+        # NOTE: a code only of a system no row reads (ICD-9-CM, a local system), with no text or display, was
+        # dropped silently and the screen came out clean: it is named as not screened (reading table row
+        # 'Condition | unknown code | system not read, no text or display')
+        return (f"code not read: {not_read[0]}"[:200],) if not_read else ()
     label = f"ICD-10-CM {icd[0]}" if icd else f"SNOMED {sct[0]}"
     # NOTE: an unknown code whose text names a screened condition ("Tonic-clonic epilepsy", SNOMED 352818000)
     # was listed as out of scope and the screen came out clean: it is named as unresolved, never mapped.
@@ -558,10 +574,14 @@ def concept_conditions(concept: object, kb: KnowledgeBase, *, procedure: bool = 
     """What a Condition's code adds to ``conditions`` (its ICD-10-CM and SNOMED CT codings, else its text),
     or a Procedure's (its ICD-10-PCS and SNOMED CT codings; no text)."""
     if procedure:
-        return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb)
+        # a Procedure is read by its codes only; one coded only in systems not read, with no text or display,
+        # is named as not screened as a Condition is (one with a text or display: not read, as before)
+        unread = [] if _text(concept) else _codes_not_read(concept, (*codes.ICD10PCS, codes.SNOMED))
+        return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb,
+                                 not_read=unread)
     displays = [d for c in _codings(concept) if (d := _str(c.get("display")))]
     return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb,
-                             displays)
+                             displays, _codes_not_read(concept, (*codes.ICD10CM, codes.SNOMED)))
 
 
 def _condition_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ...]:
@@ -607,8 +627,9 @@ def allergy_entry(rx_codes: Sequence[str], text: str | None, kb: KnowledgeBase,
 def concept_allergy(concept: object, kb: KnowledgeBase) -> str | None:
     """The allergy an AllergyIntolerance's code names: a known RxNorm coding, else the text, else its
     first code (named as not screened)."""
-    other = [f"{system}|{code}" if (system := _str(c.get("system"))) else code
-             for c in _codings(concept) if c.get("system") != codes.RXNORM and (code := _str(c.get("code")))]
+    other = [f"{system}|{code}" if (system := _str(reading.system_of(c.get("system")))) else code
+             for c in _codings(concept) if reading.system_of(c.get("system")) != codes.RXNORM
+             and (code := _str(c.get("code")))]
     return allergy_entry(_codes(concept, codes.RXNORM), _text(concept), kb, other)
 
 

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
 
 from withdrawal.errors import InputError
+from withdrawal.fhir import reading
 from withdrawal.fhir.mapping import FhirPatient, resources_of, to_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Scale, Substance
@@ -156,7 +157,9 @@ def _codes(concept: object, system: str) -> list[str]:
     codings = concept.get("coding")
     if not isinstance(codings, list):
         return []
-    return [c["code"] for c in codings if isinstance(c, Mapping) and c.get("system") == system and _str(c.get("code"))]
+    # a coding's system is read through the reading table (an HL7 OID of LOINC is LOINC)
+    return [c["code"] for c in codings
+            if isinstance(c, Mapping) and reading.system_of(c.get("system")) == system and _str(c.get("code"))]
 
 
 def _scale_of_questionnaire(canonical: object) -> str | None:

@@ -52,6 +52,13 @@ def _rows() -> list[Row]:
     def add(resource: str, element: str, values: Iterable[str], reading: str, why: str = "") -> None:
         r.extend(Row(resource, element, v, reading, why) for v in values)
 
+    # --- every coding ----------------------------------------------------------------------
+    for oid, system in codes.SYSTEM_OIDS.items():
+        name, page = codes.SYSTEM_OID_SOURCES[oid]
+        add("Coding", "system", (oid,), system,
+            f"the HL7 OID of {name} ({page}): read as the system it names on every resource (Conditions, "
+            "Procedures, medications, allergies, Observations)")
+
     # --- the patient -----------------------------------------------------------------------
     add("Patient", "birthDate", ("year", "year-month"), "last day",
         "a partial date is read as the last day it allows: the youngest the patient can be (" + _STRICT
@@ -142,6 +149,10 @@ def _rows() -> list[Row]:
         "label or a synonym as whole words ('Tonic-clonic epilepsy': epilepsy): named as not screened, never "
         "read as that condition (vocabulary snomed_screened_concepts; " + _STRICT + ")")
     add(c, "unknown code", ("outside condition_scope",), "out of scope", "listed, not screened")
+    add(c, "unknown code", ("system not read, no text or display",), "unresolved",
+        "coded only in a system no row reads (ICD-9-CM, a local system), with no code.text and no display: "
+        "named as not screened ('code not read: http://hl7.org/fhir/sid/icd-9-cm|345.90'; " + _STRICT
+        + "), never dropped; a Procedure's code likewise. With a text or display the text rows apply")
 
     p = "Procedure"
     add(p, "status", ("completed", "in-progress", "stopped", "on-hold", "unknown", "(absent)"), "counted",
@@ -238,6 +249,15 @@ for _r in TABLE:
     _READING.setdefault((_r.resource, _r.element, _r.value), _r.reading)
 
 
+_SYSTEMS: dict[str, str] = {r.value: r.reading for r in TABLE if r.resource == "Coding" and r.element == "system"}
+
+
+def system_of(system: object) -> object:
+    """The system a coding's ``system`` names: an HL7 OID of a system read (the 'Coding | system' rows) as
+    that system's URI, anything else as written. Every reader compares a coding's system through it."""
+    return _SYSTEMS.get(system, system) if isinstance(system, str) else system
+
+
 def reading_of(resource: str, element: str, value: str) -> str | None:
     """What a value reads as (the first row for it), or None; a dict look-up, the table indexed at import."""
     return _READING.get((resource, element, value))
@@ -309,7 +329,7 @@ _READS: dict[str, tuple[str, ...]] = {
     "breastfeeding value": ("valueCodeableConcept", "valueBoolean"),
     "clearance range": ("valueQuantity",), "weight unit": ("valueQuantity",), "weight range": ("valueQuantity",),
     "release form": (), "duplicates": (), "unknown code": (), "code kind order": (), "look-back days": (),
-    "latest": (), "phenotype word": (),
+    "latest": (), "phenotype word": (), "system": (),
 }
 _INSIDE = frozenset({"doseQuantity unit", "dose", "times per dose period", "times of day", "periodUnit"})
 """Labels read inside a Dosage (``dosageInstruction`` or ``dosage``, each kept whole)."""
