@@ -66,6 +66,9 @@ class PatientIn(_Strict):
     medications: tuple[MedicationIn, ...] = ()
     allergies: tuple[str, ...] = ()
     creatinine_clearance_ml_min: float | None = Field(default=None, ge=0, le=300)
+    renal_measure: Literal["creatinine_clearance", "egfr"] | None = None
+    """What ``creatinine_clearance_ml_min`` was read from (a FHIR record's more recent of a clearance and an
+    eGFR); absent: a creatinine clearance. The answer names it."""
     child_pugh: ChildPugh | None = None
     cyp2d6_phenotype: Phenotype | None = None
     setting: Setting | None = None

@@ -53,11 +53,14 @@ RECORDS: dict[str, tuple[list[dict[str, Any]], str, bool]] = {
     "crcl_string": (_record("crcl_string", _obs("2164-2", valueString="<15")), "caution", True),
     "cyp_string": (_record("cyp_string", _obs("79714-9", valueString="indeterminate")), "caution", True),
     "breastfeeding_string": (_record("breastfeeding_string", _obs("63895-7", valueString="yes")), "caution", True),
-    # a later result read supersedes it; an eGFR not read while a clearance is read does not matter
+    # a later result read supersedes it; an eGFR not read, more recent than the clearance read, is named (the
+    # renal value is the more recent of the two: it was hidden by any clearance), an older one is not
     "crcl_superseded": (_record("crcl_superseded", _obs("2164-2", valueString="<15"),
                                 _obs("2164-2", "2025-05-10", valueQuantity={"value": 80})), "acceptable", False),
     "egfr_beside_crcl": (_record("egfr_beside_crcl", _obs("33914-3", valueString="<15"),
-                                 _obs("2164-2", "2025-01-01", valueQuantity={"value": 80})), "acceptable", False),
+                                 _obs("2164-2", "2025-01-01", valueQuantity={"value": 80})), "caution", True),
+    "egfr_before_crcl": (_record("egfr_before_crcl", _obs("33914-3", valueString="<15"),
+                                 _obs("2164-2", "2025-05-10", valueQuantity={"value": 80})), "acceptable", False),
     "pregnancy_old": (_record("pregnancy_old", _obs("82810-3", "2020-01-01", valueString="x")), "acceptable", False),
     "clean": (_record("clean"), "acceptable", False),
 }

@@ -163,7 +163,10 @@ def test_observations_map_to_fields(kb: KnowledgeBase, obs: dict, field: str, va
     assert getattr(to_patient(res, kb, as_of=AS_OF).patient, field) == value
 
 
-def test_latest_observation_wins_and_clearance_beats_egfr(kb: KnowledgeBase) -> None:
+def test_latest_observation_wins_and_the_more_recent_of_clearance_and_egfr(kb: KnowledgeBase) -> None:
+    """The renal value is the more recent of the latest clearance and the latest eGFR (the clearance won
+    whenever there was one: an old clearance hid a recent eGFR; tests/core/test_fhir_start_and_renal.py)."""
+
     def obs(code: str, v: float, when: str) -> dict:
         return {
             "resourceType": "Observation",
@@ -180,7 +183,10 @@ def test_latest_observation_wins_and_clearance_beats_egfr(kb: KnowledgeBase) -> 
         obs("33914-3", 90, "2026-01-01"),
         {**obs("2164-2", 5, "2026-02-01"), "status": "entered-in-error"},
     ]
-    assert to_patient(res, kb, as_of=AS_OF).patient.creatinine_clearance_ml_min == 25
+    p = to_patient(res, kb, as_of=AS_OF).patient
+    assert (p.creatinine_clearance_ml_min, p.renal_measure) == (90, "egfr")
+    p = to_patient(res[:3] + res[4:], kb, as_of=AS_OF).patient
+    assert (p.creatinine_clearance_ml_min, p.renal_measure) == (25, "creatinine_clearance")
 
 
 def test_allergy_by_rxnorm_and_text(kb: KnowledgeBase) -> None:

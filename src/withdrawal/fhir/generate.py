@@ -304,6 +304,8 @@ class RecordGenerator:
                 path = self.pick(rtype, element)
                 lo, hi = (-300, 15) if element == "start date" else (-60, 40)
                 value = self.date_text(self.day(lo, hi))
+                if element == "start date":  # how far after the as-of date it may be: by its form, no further draw
+                    self.use(rtype, "start after as-of", "dateTime with offset" if len(value) > 10 else "date")
                 if path.endswith(".start") or path.endswith(".end"):
                     self.set_path(res, path, value)
                 else:
@@ -437,6 +439,8 @@ class RecordGenerator:
                 number = r.choice((-3.0, 350.0))
                 self.use(o, "clearance range", "lowest" if number < 0 else "highest")
             res["valueQuantity"] = {"value": number, "unit": "mL/min"} if kind != "weight" else self._weight(number)
+            if kind != "weight":  # the renal value: the more recent of a clearance and an eGFR (no further draw)
+                self.use(o, "latest", kind)
         else:
             self._cyp(res, code)
         out = [res]

@@ -223,6 +223,22 @@ def parse_date(value: object) -> date | None:
         return None
 
 
+_OFFSET_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T(\d{2}):(\d{2})[^Z+-]*(?:Z|([+-])(\d{2}):(\d{2}))")
+
+
+def utc_shift(value: object) -> int | None:
+    """Days (-1, 0 or 1) from a dateTime's date as written to its UTC date, by its time and offset
+    (``2026-06-02T08:00:00+10:00``: -1); None for a date, or a dateTime without a readable time and offset
+    (it cannot say its time zone). The bulk SQL reads it with the same arithmetic (``staging.utc_shift_sql``)."""
+    s = _str(value)
+    m = _OFFSET_TIME.fullmatch(s) if s and len(s) > 10 else None
+    if m is None:
+        return None
+    hh, mm, sign, oh, om = m.groups()
+    minutes = int(hh) * 60 + int(mm) - (0 if sign is None else (1 if sign == "+" else -1) * (int(oh) * 60 + int(om)))
+    return -1 if minutes < 0 else 1 if minutes >= 1440 else 0
+
+
 def age_on(birth: date, as_of: date) -> int:
     """Completed years between a birth date and ``as_of``."""
     return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
@@ -454,6 +470,31 @@ def _first_date(res: JSON, paths: Sequence[str]) -> date | None:
     return None
 
 
+def start_late(rtype: str, value: object) -> int:
+    """How many days after the as-of date a start date as written may be and still count as started (the
+    reading table's ``start after as-of`` rows): a date (no time zone) one day, a dateTime with an offset
+    none, after its shift to UTC (:func:`utc_shift`). The bulk SQL stages it (``staging.start_late_sql``)."""
+    shift = utc_shift(value)
+    if shift is None:
+        return int(reading.number(rtype, "start after as-of", "date"))
+    return int(reading.number(rtype, "start after as-of", "dateTime with offset")) - shift
+
+
+def started(res: JSON, rtype: str, as_of: date) -> bool:
+    """Whether a medication record has started by ``as_of``: its first start date (the table's order) is
+    none, or not later than :func:`start_late` allows.
+
+    NOTE: the as-of date is a UTC date, and an EHR ahead of UTC writes today's local date (tomorrow in UTC):
+    an MAOI ordered this morning in Sydney was read as not yet started and the screen came out clean."""
+    for path in reading.values(rtype, "start date"):
+        node: object = res
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if (start := parse_date(node)) is not None:
+            return (start - as_of).days <= start_late(rtype, node)
+    return True
+
+
 def _contained(res: JSON) -> list[object]:
     """The contained resources (a ``contained`` that is not a list holds none, as the bulk screen reads it)."""
     got = res.get("contained")
@@ -499,8 +540,7 @@ def read_medication(
     rtype = res.get("resourceType")
     if rtype not in {"MedicationRequest", "MedicationStatement"}:
         return None
-    start = _first_date(res, reading.values(rtype, "start date"))
-    if start is not None and start > as_of and not order:
+    if not order and not started(res, rtype, as_of):
         return None
     end = None if order else _first_date(res, reading.values(rtype, "end date"))
     state = med_state(rtype, _status_code(res.get("status")), _str(res.get("intent")), end, as_of)
@@ -808,18 +848,23 @@ def to_patient(
             skipped.append(f"{_label(res)}: unreadable ({type(exc).__name__})")
             if rtype in reading.SCREENED_TYPES:
                 conditions.append(not_read(res, f"unreadable ({type(exc).__name__})"))
+    # NOTE: the renal value is the more recent of the latest clearance and the latest eGFR (the same day: the
+    # lower; an undated one is older than any dated one); the clearance won whenever there was one, so a 2020
+    # clearance of 90 beat this week's eGFR of 10 and the renal dose limit was missed.
+    renal = renal_of(latest.get("crcl"), latest.get("egfr"))
     for kind, (days, label) in unread_at.items():
-        # a result whose value cannot be read, not older than the latest one read of its kind: not screened
-        seen = latest.get(_KEPT_AS[kind])
-        if not (kind == "egfr" and "crcl" in latest) and (seen is None or days <= seen[0][0]):
+        # a result whose value cannot be read, not older than the latest one read of its kind (a clearance's
+        # or an eGFR's: the renal value read): not screened
+        seen = renal if kind in _RENAL else latest.get(_KEPT_AS[kind])
+        if seen is None or days <= seen[0][0]:
             conditions.append(label)
     for kind, (_, value) in latest.items():
-        if kind in {"crcl", "egfr"}:
+        if kind in _RENAL:
             continue
         fields[kind] = value
-    renal = latest.get("crcl") or latest.get("egfr")
     if renal is not None:
         fields["creatinine_clearance_ml_min"] = min(max(float(renal[1]), reading.CRCL_MIN), reading.CRCL_MAX)
+        fields["renal_measure"] = "creatinine_clearance" if renal is latest.get("crcl") else "egfr"
     # NOTE: a page of the record not read (a Bundle given as it is, with a next link nobody followed) is
     # never a clean screen: named as not screened, as the CDS service names a prefetch cut short.
     conditions.extend(f"record cut short: Bundle page not read ({url})"[:200] for url in pages_not_read(raw))
@@ -828,10 +873,22 @@ def to_patient(
     # Validated MedicationIn instances: the patient model takes them as they are.
     fields["medications"] = [m.to_input() for m in _dedupe(meds)]
     if extra:
+        if "creatinine_clearance_ml_min" in extra and "renal_measure" not in extra:
+            fields.pop("renal_measure", None)  # a value given beside the record is not the record's measure
         fields.update(extra)
     if "age_years" not in fields:
         raise InputError("Patient.birthDate", "needed to compute age_years; none usable in the data")
     return FhirPatient(patient=parse_patient(fields), skipped=tuple(skipped), medications=tuple(meds))
+
+
+_RENAL = frozenset(reading.values("Observation", "latest", "more recent"))
+"""The kinds of result the renal value is read from (the reading table's ``Observation | latest`` row)."""
+
+
+def renal_of(*latest: tuple[tuple[int, float], Any] | None) -> tuple[tuple[int, float], Any] | None:
+    """The renal value: the more recent of the latest clearance and the latest eGFR ((days ago, value), value),
+    the same day the lower (the table's ``same day, number`` row); None when neither is read."""
+    return min((x for x in latest if x is not None), key=lambda x: x[0], default=None)
 
 
 def _dedupe(meds: Sequence[Medication]) -> list[Medication]:

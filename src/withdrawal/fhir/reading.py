@@ -79,8 +79,18 @@ def _rows() -> list[Row]:
         _STRICT + ": the patient intends to take it or may be taking it")
     add(ms, "status", ("stopped", "completed"), "stopped", _VS + " medication-statement-status")
     add(ms, "status", ("not-taken", "entered-in-error"), "ignored", "not taken, or recorded by mistake")
-    add(mr, "start date", ("authoredOn",), "", "a record that starts after the as-of date is not yet part of it")
+    add(mr, "start date", ("authoredOn",), "",
+        "a record that starts after the as-of date is not yet part of it (by the 'start after as-of' rows)")
     add(ms, "start date", ("effectivePeriod.start", "effectiveDateTime"), "", "tried in this order; as for orders")
+    for res in (mr, ms):
+        add(res, "start after as-of", ("date",), "1",
+            "days: a start date (a date, or a dateTime with no readable time and offset: it cannot say its time "
+            "zone) at most this many days after the as-of date counts as started. The as-of date is a UTC date; "
+            "an EHR ahead of UTC writes its local date, tomorrow in UTC (an MAOI ordered this morning in "
+            "Sydney). One starting later is not yet part of the record (" + _STRICT + ")")
+        add(res, "start after as-of", ("dateTime with offset",), "0",
+            "days: compared exactly, by its UTC date (its time less its offset: `2026-06-02T08:00:00+10:00` is "
+            "2026-06-01 in UTC), on or before the as-of date")
     add(mr, "end date", ("dispenseRequest.validityPeriod.end",), "",
         "an active order whose validity period ended on or before the as-of date can no longer be filled: "
         "stopped on that date, so the washout windows still count from it")
@@ -186,7 +196,8 @@ def _rows() -> list[Row]:
         "pregnancy status: 82810-3 (IPS), 11449-6 (reported; the older code, same answers)")
     add(o, "code", sorted(codes.BREASTFEEDING_STATUS), "breastfeeding", "LOINC breastfeeding status")
     add(o, "code", sorted(codes.CREATININE_CLEARANCE), "crcl", "creatinine clearance, mL/min")
-    add(o, "code", sorted(codes.EGFR), "egfr", "eGFR stands in for the clearance only when none is recorded")
+    add(o, "code", sorted(codes.EGFR), "egfr", "eGFR, read as the clearance when it is the more recent "
+        "(the 'latest' row for crcl, egfr)")
     add(o, "code", sorted(codes.CYP2D6_PHENOTYPE), "cyp2d6",
         "79714-9 is CYP2D6's own; 53040-2 counts when CYP2D6 is named in its code text or components")
     add(o, "code", (TEXT_NAMING + codes.CYP2D6_GENE,), "cyp2d6", "an uncoded CYP2D6 result, read by its value's words")
@@ -210,6 +221,11 @@ def _rows() -> list[Row]:
         "(design choice; from_memory)")
     add(o, "latest", ("same day, yes/no",), "yes wins", _STRICT)
     add(o, "latest", ("same day, number",), "lowest wins", _STRICT + " (the lower clearance)")
+    add(o, "latest", ("crcl", "egfr"), "more recent",
+        "the renal value (creatinine_clearance_ml_min, which the dose-limit rules read) is the more recent of the "
+        "latest clearance and the latest eGFR, by the dates above: an old clearance never hides a recent eGFR. "
+        "The same day: the lower (" + _STRICT + "); an undated one is older than any dated one. A result of either "
+        "whose value cannot be read is named unless the value read is more recent")
     add(o, "latest", ("same day, phenotype",), "first in the phenotype order", _STRICT)
     add(o, "clearance range", ("lowest",), "0", "clamped to the patient model's range (mL/min)")
     add(o, "clearance range", ("highest",), "300", "clamped to the patient model's range (mL/min)")
@@ -323,6 +339,7 @@ _READS: dict[str, tuple[str, ...]] = {
     # element label -> the elements it reads; _VALUES: the rows' values are element paths.
     # A label not named here is itself the element (status, intent, code, clinicalStatus ...).
     "start date": (_VALUES,), "end date": (_VALUES,), "stop date": (_VALUES,), "text": (_VALUES,),
+    "start after as-of": (),
     "medication[x]": (_VALUES,), "onset": (_VALUES,), "abatement": (_VALUES,), "performed": (_VALUES,),
     "date": (_VALUES,), "phenotype value": (_VALUES,), "instructions": (_VALUES,),
     "pregnancy value": ("valueCodeableConcept",),
@@ -379,7 +396,8 @@ NOT_READ: tuple[tuple[str, str, str], ...] = (
      "the as-of date, a pregnancy within its look-back) whose value cannot be read (a valueString `<15` or "
      "`positive`, an unknown answer, text only) is named as not screened "
      "(`record not read: Observation/id (kind result: value not read)`) unless a result of its kind that is "
-     "read is more recent (the same day: still named); an eGFR's not while a clearance is read. Per patient "
+     "read is more recent (the same day: still named); a clearance's or an eGFR's unless the renal value read (the "
+     "more recent of the two kinds) is more recent. Per patient "
      "and in bulk alike; a weight is not read by any rule"),
 )
 """What the readers do with what they cannot read (every path: an incomplete screen, never a clean one)."""

@@ -189,7 +189,7 @@ r AS (
   SELECT id, max(has_code) AS has_code, min(concept) AS concept
   FROM stg_medication WHERE id IS NOT NULL GROUP BY id
 )
-SELECT s.patient_id, s.rtype, s.status, s.intent, s.start_date, s.end_date, s.stop_date,
+SELECT s.patient_id, s.rtype, s.status, s.intent, s.start_date, s.start_late, s.end_date, s.stop_date,
   coalesce(CASE WHEN s.ref IS NULL THEN s.concept WHEN r.has_code THEN r.concept END, '') AS concept,
   coalesce(CASE WHEN s.ref IS NULL THEN s.text WHEN r.has_code THEN NULL ELSE s.ref_display END, '') AS text,
   s.dosage
@@ -278,7 +278,8 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     days_ago = f"coalesce(CAST({d.days_between('effective', asof)} AS INT), {undated})"
     cyp_rank = "CASE phenotype " + " ".join(f"WHEN {d.literal(p)} THEN {i}" for i, p in enumerate(PHENOTYPES)) + " END"
     # a result of a kind a rule reads whose value cannot be read, not older than the latest one read of its kind
-    # (an eGFR's: while no clearance is read): not screened (``fhir.mapping._observation``, reading.NOT_READ)
+    # (a clearance's or an eGFR's: the renal value read, the more recent of the two): not screened
+    # (``fhir.mapping._observation``, reading.NOT_READ)
     lookback = f"(effective IS NULL OR days <= {reading.PREGNANCY_LOOKBACK_DAYS})"
     value_of = {"pregnancy": "answer", "breastfeeding": "answer", "crcl": "value", "egfr": "value",
                 "cyp2d6": "phenotype"}
@@ -286,9 +287,10 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
         f"min(CASE WHEN kind = {d.literal(k)} AND {v} IS {neg}NULL{' AND ' + lookback if k == 'pregnancy' else ''} "
         f"THEN days END) AS {k}_{name}"
         for k, v in value_of.items() for name, neg in (("read", "NOT "), ("unread", "")))
-    unread = " OR ".join(
-        f"({k}_unread <= coalesce({k}_read, {k}_unread){' AND crcl_read IS NULL' if k == 'egfr' else ''})"
-        for k in value_of)
+    renal_kinds = reading.values(o, "latest", "more recent")
+    read_days = {k: f"{k}_read" for k in value_of}
+    read_days.update(dict.fromkeys(renal_kinds, "coalesce(least(crcl_read, egfr_read), crcl_read, egfr_read)"))
+    unread = " OR ".join(f"({k}_unread <= coalesce({read_days[k]}, {k}_unread))" for k in value_of)
     branches = [
         branch({"patient_id": "patient_id", "unres": "1"}, f"FROM ob WHERE {unread}"),
         branch({"patient_id": "cond.patient_id", "unres": "cond_map.unresolved",
@@ -312,7 +314,12 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     set_aggs = "".join(f"coalesce(bit_or({col}), 0) AS {col}, " for col in coded)
     mr, ms = "MedicationRequest", "MedicationStatement"
     ignored_intents = d.literals(reading.values(mr, "intent", "ignored when stopped"))
-    renal = "coalesce(crcl, egfr)"
+    # the renal value: the more recent of the latest clearance and the latest eGFR, the same day the lower
+    # (``fhir.mapping.renal_of``; an undated one is reading.UNDATED_DAYS old)
+    if tuple(renal_kinds) != ("crcl", "egfr"):
+        raise ValueError(f"the renal value is read from a clearance and an eGFR, not {renal_kinds}")
+    renal = ("(CASE WHEN egfr IS NULL THEN crcl WHEN crcl IS NULL THEN egfr WHEN crcl_read < egfr_read THEN crcl "
+             "WHEN egfr_read < crcl_read THEN egfr ELSE least(crcl, egfr) END)")
     # a partial birthDate: the age is the youngest it allows (its last day, or the as-of date when that is
     # later), and one it leaves open (youngest and oldest differ) is not screened (``fhir.mapping.ages_on``)
     youngest, oldest = _age_sql(f"least(birth_date, {asof})", asof), _age_sql("birth_first", asof)
@@ -320,7 +327,7 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
     return f"""
 WITH m0 AS (
   SELECT med.*, CASE WHEN rtype = {d.literal(mr)} THEN {_status_reading(d, mr)} ELSE {_status_reading(d, ms)} END AS st
-  FROM med WHERE start_date IS NULL OR start_date <= {asof}
+  FROM med WHERE start_date IS NULL OR {d.days_between(asof, 'start_date')} <= start_late
 ),
 m1 AS (
   SELECT m0.*,
@@ -385,7 +392,7 @@ agg AS (
   SELECT pg.patient_id, pg.birth_date, pg.birth_first, pg.sex,
     {"".join(f"coalesce(ev.{col}, 0) AS {col}, " for col in coded)}
     {"".join(f"coalesce(em.{col}, 0) AS {col}, " for col, _ in win_words)}
-    ev.mme, ob.crcl, ob.egfr, CASE WHEN ob.preg_rank = 0 THEN 1 END AS pregnant,
+    ev.mme, ob.crcl, ob.egfr, ob.crcl_read, ob.egfr_read, CASE WHEN ob.preg_rank = 0 THEN 1 END AS pregnant,
     CASE WHEN ob.bf_rank = 0 THEN 1 END AS breastfeeding, ob.cyp_rank, greatest(ev.unres, em.unres) AS unres
   FROM pg LEFT JOIN ev ON pg.patient_id = ev.patient_id LEFT JOIN em ON pg.patient_id = em.patient_id
     LEFT JOIN ob ON pg.patient_id = ob.patient_id

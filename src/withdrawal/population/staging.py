@@ -13,8 +13,9 @@ Staged columns:
   ``birth_first`` its first (the youngest and oldest the patient can be)
 * ``cond(patient_id, clinical, verification, onset, abatement, concept, procedure)``: one row per Condition
   or Procedure (``procedure`` 1: read as the condition its code names); ``concept`` the code's JSON text
-* ``med(patient_id, rtype, status, intent, start_date, end_date, stop_date, concept, text, ref,
-  ref_display, dosage)``: ``concept`` the medication's CodeableConcept (its own or a contained
+* ``med(patient_id, rtype, status, intent, start_date, start_late, end_date, stop_date, concept, text, ref,
+  ref_display, dosage)``: ``start_late`` the days after the as-of date its start date may be and still count as
+  started (``fhir.mapping.start_late``); ``concept`` the medication's CodeableConcept (its own or a contained
   Medication's) and ``dosage`` the dosage array, as JSON text the export wrote; ``text`` the reference's
   display for a contained Medication without a code; ``ref`` is set when the medication is a reference
   not resolved in the row (then joined with the export's Medication resources)
@@ -129,6 +130,31 @@ def first_date(q: Dialect, paths: Sequence[str], available: Mapping[str, Any]) -
     return f"coalesce({', '.join(parts)})" if len(parts) > 1 else (parts[0] if parts else "CAST(NULL AS DATE)")
 
 
+def utc_shift_sql(expr: str) -> str:
+    """Days (-1, 0 or 1) from a dateTime's date as written to its UTC date, by its time and offset; NULL for a
+    date or a dateTime without a readable time and offset (``fhir.mapping.utc_shift``)."""
+    e = clean(expr)
+    n = f"length({e})"
+    sign = f"substr({e}, {n} - 5, 1)"
+    offset = (f"CASE WHEN {e} LIKE '%Z' THEN 0 WHEN {sign} IN ('+', '-') AND substr({e}, {n} - 2, 1) = ':' "
+              f"THEN (CASE WHEN {sign} = '+' THEN 1 ELSE -1 END) * (try_cast(substr({e}, {n} - 4, 2) AS INT) * 60 "
+              f"+ try_cast(substr({e}, {n} - 1, 2) AS INT)) END")
+    minutes = (f"(try_cast(substr({e}, 12, 2) AS INT) * 60 + try_cast(substr({e}, 15, 2) AS INT) - ({offset}))")
+    return (f"CASE WHEN {n} > 10 AND substr({e}, 11, 1) = 'T' AND substr({e}, 14, 1) = ':' THEN "
+            f"CASE WHEN {minutes} < 0 THEN -1 WHEN {minutes} >= 1440 THEN 1 WHEN {minutes} >= 0 THEN 0 END END")
+
+
+def start_late_sql(q: Dialect, rtype: str, available: Mapping[str, Any]) -> str:
+    """How many days after the as-of date the first start date (the table's order) may be and still count as
+    started (``fhir.mapping.start_late``): a date one day, a dateTime with an offset none after its shift."""
+    on_date = int(reading.number(rtype, "start after as-of", "date"))
+    exact = int(reading.number(rtype, "start after as-of", "dateTime with offset"))
+    whens = "".join(
+        f"WHEN {date_sql(q.path(p))} IS NOT NULL THEN coalesce({exact} - ({utc_shift_sql(q.path(p))}), {on_date}) "
+        for p in reading.values(rtype, "start date") if p.split(".")[0] in available)
+    return f"CASE {whens}END" if whens else "CAST(NULL AS INT)"
+
+
 def ref_id(q: Dialect, ref: str) -> str:
     """The id in a Reference string (``Patient/x``, ``https://host/Patient/x``, ``Patient/x/_history/2``,
     ``urn:uuid:x``, ``#x``), as ``fhir.mapping.reference_id`` reads it (its ``HISTORY`` pattern; none: NULL)."""
@@ -164,6 +190,7 @@ def _medication(q: Dialect, rtype: str) -> str:
     return (f"{ref_id(q, 'subject.reference')} AS patient_id, {q.literal(rtype)} AS rtype, "
             f"coalesce(lower({clean('status')}), {q.literal(reading.ABSENT)}) AS status, {clean(intent)} AS intent, "
             f"{first_date(q, reading.values(rtype, 'start date'), f)} AS start_date, "
+            f"{start_late_sql(q, rtype, f)} AS start_late, "
             f"{first_date(q, reading.values(rtype, 'end date'), f)} AS end_date, "
             f"{first_date(q, reading.values(rtype, 'stop date'), f)} AS stop_date, "
             f"{concept} AS concept, {text} AS text, "

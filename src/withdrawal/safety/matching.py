@@ -87,7 +87,8 @@ def match_triggers(m: Match, f: Facts) -> list[str] | None:
         crcl = data.creatinine_clearance_ml_min
         if crcl is None or not crcl < m.crcl_below:
             return None
-        triggers.append(f"CrCl {crcl:g} mL/min")
+        # the measure the value was read from: an eGFR is not named as a clearance
+        triggers.append(f"eGFR {crcl:g} mL/min/1.73 m2" if data.renal_measure == "egfr" else f"CrCl {crcl:g} mL/min")
     if m.child_pugh_in:
         if data.child_pugh not in m.child_pugh_in:
             return None
