@@ -236,7 +236,7 @@ def utc_shift(value: object) -> int | None:
         return None
     hh, mm, sign, oh, om = m.groups()
     minutes = int(hh) * 60 + int(mm) - (0 if sign is None else (1 if sign == "+" else -1) * (int(oh) * 60 + int(om)))
-    return -1 if minutes < 0 else 1 if minutes >= 1440 else 0
+    return minutes // 1440
 
 
 def age_on(birth: date, as_of: date) -> int:

@@ -132,16 +132,17 @@ def first_date(q: Dialect, paths: Sequence[str], available: Mapping[str, Any]) -
 
 def utc_shift_sql(expr: str) -> str:
     """Days (-1, 0 or 1) from a dateTime's date as written to its UTC date, by its time and offset; NULL for a
-    date or a dateTime without a readable time and offset (``fhir.mapping.utc_shift``)."""
-    e = clean(expr)
-    n = f"length({e})"
-    sign = f"substr({e}, {n} - 5, 1)"
-    offset = (f"CASE WHEN {e} LIKE '%Z' THEN 0 WHEN {sign} IN ('+', '-') AND substr({e}, {n} - 2, 1) = ':' "
-              f"THEN (CASE WHEN {sign} = '+' THEN 1 ELSE -1 END) * (try_cast(substr({e}, {n} - 4, 2) AS INT) * 60 "
-              f"+ try_cast(substr({e}, {n} - 1, 2) AS INT)) END")
-    minutes = (f"(try_cast(substr({e}, 12, 2) AS INT) * 60 + try_cast(substr({e}, 15, 2) AS INT) - ({offset}))")
-    return (f"CASE WHEN {n} > 10 AND substr({e}, 11, 1) = 'T' AND substr({e}, 14, 1) = ':' THEN "
-            f"CASE WHEN {minutes} < 0 THEN -1 WHEN {minutes} >= 1440 THEN 1 WHEN {minutes} >= 0 THEN 0 END END")
+    date or a dateTime without a readable time and offset (``fhir.mapping.utc_shift``). Kept small: Spark
+    compiles each projection into one method (a longer one, with the text repeated in every branch, failed
+    Spark's code generation)."""
+    t = f"trim({expr})"
+    n = f"length({t})"
+    offset = (f"CASE WHEN {t} LIKE '%Z' THEN 0 WHEN substr({t}, {n} - 2, 1) = ':' THEN "
+              f"try_cast(concat(substr({t}, {n} - 5, 1), '1') AS INT) * "
+              f"(try_cast(substr({t}, {n} - 4, 2) AS INT) * 60 + try_cast(substr({t}, {n} - 1, 2) AS INT)) END")
+    minutes = f"try_cast(substr({t}, 12, 2) AS INT) * 60 + try_cast(substr({t}, 15, 2) AS INT) - ({offset})"
+    return (f"CASE WHEN {n} > 10 AND substr({t}, 11, 1) = 'T' AND substr({t}, 14, 1) = ':' "
+            f"THEN CAST(floor(({minutes}) / 1440.0) AS INT) END")
 
 
 def start_late_sql(q: Dialect, rtype: str, available: Mapping[str, Any]) -> str:

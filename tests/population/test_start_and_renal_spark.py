@@ -1,0 +1,72 @@
+"""Spark reads a start date the day after the as-of date, with and without an offset, and the renal value as
+the more recent of a clearance and an eGFR, as the per-patient mapper does (tests/core/test_fhir_start_and_renal.py
+checks DuckDB; the generator draws no offset ahead of UTC, so the differential test never shifts a date back)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from population_support import rows_by_id
+
+from withdrawal.fhir import to_patient
+from withdrawal.knowledge.loader import KnowledgeBase
+from withdrawal.population.per_patient import PatientEvaluator
+from withdrawal.population.screen import run_screen
+
+AS_OF = date(2025, 6, 1)
+LOINC = "http://loinc.org"
+
+
+def _record(pid: str, *resources: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"resourceType": "Patient", "id": pid, "birthDate": "1980-05-05", "gender": "male"}]
+    out += [{**r, "id": f"{pid}-{i}", "subject": {"reference": f"Patient/{pid}"}} for i, r in enumerate(resources)]
+    return out
+
+
+def _maoi(rtype: str, **dates: Any) -> dict[str, Any]:
+    return {"resourceType": rtype, "status": "active", "medicationCodeableConcept": {"text": "phenelzine"}, **dates}
+
+
+def _obs(code: str, day: str | None, value: float) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "Observation", "status": "final", "valueQuantity": {"value": value},
+                           "code": {"coding": [{"system": LOINC, "code": code}]}}
+    return {**res, "effectiveDateTime": day} if day else res
+
+
+# pid: (record, verdict)
+RECORDS = {
+    "tomorrow": (_record("tomorrow", _maoi("MedicationRequest", authoredOn="2025-06-02")), "contraindicated"),
+    "sydney": (_record("sydney", _maoi("MedicationRequest", authoredOn="2025-06-02T08:00:00+10:00")),
+               "contraindicated"),
+    "sydney_noon": (_record("sydney_noon", _maoi("MedicationStatement",
+                                                 effectivePeriod={"start": "2025-06-02T12:00:00+10:00"})),
+                    "acceptable"),
+    "ny_evening": (_record("ny_evening", _maoi("MedicationStatement", effectiveDateTime="2025-06-01T23:15:00-05:00")),
+                   "acceptable"),
+    "five_days": (_record("five_days", _maoi("MedicationRequest", authoredOn="2025-06-06")), "acceptable"),
+    "recent_egfr": (_record("recent_egfr", _obs("2164-2", "2020-03-01", 90), _obs("33914-3", "2025-05-28", 10)),
+                    "caution"),
+    "recent_crcl": (_record("recent_crcl", _obs("2164-2", "2025-05-28", 80), _obs("33914-3", "2024-01-01", 10)),
+                    "acceptable"),
+    "undated_crcl": (_record("undated_crcl", _obs("2164-2", None, 90), _obs("33914-3", "2019-01-01", 15)), "caution"),
+}
+
+
+def test_spark_reads_them_as_the_mapper(kb: KnowledgeBase, spark: Any, tmp_path: Path) -> None:
+    root = tmp_path / "bulk"
+    root.mkdir()
+    by_type: dict[str, list[str]] = {}
+    for record, _ in RECORDS.values():
+        for r in record:
+            by_type.setdefault(r["resourceType"], []).append(json.dumps(r))
+    for rtype, lines in by_type.items():
+        (root / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = rows_by_id(run_screen(root, tmp_path / "out", engine="spark", as_of=AS_OF, kb=kb, spark=spark).patients_path)
+    evaluate = PatientEvaluator(kb)
+    for pid, (record, verdict) in RECORDS.items():
+        want = evaluate(to_patient(record, kb, as_of=AS_OF).patient)
+        assert (pid, rows[pid]["verdict"], sorted(rows[pid]["codes"])) == (pid, want.verdict, sorted(want.codes))
+        assert want.verdict == verdict, (pid, want.codes)
