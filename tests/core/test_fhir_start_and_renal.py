@@ -3,7 +3,7 @@
 A medication's start date: the as-of date is a UTC date, and an EHR ahead of UTC writes today's local date,
 tomorrow in UTC. An MAOI ordered this morning in Sydney was read as not yet started and the screen came out
 clean. A start date (a date) at most one day after the as-of date now counts as started; a dateTime with an
-offset is compared exactly, by its UTC date (the table's ``start after as-of`` rows). One starting in 5 days
+offset is compared exactly, by its UTC date (the table's ``after as-of`` rows). One starting in 5 days
 is still not yet part of the record.
 
 The renal value: the mapper read the latest clearance whenever there was one, so a 2020 clearance of 90 beat
@@ -23,7 +23,7 @@ import pytest
 
 from withdrawal.assess import assess_patient
 from withdrawal.fhir import reading
-from withdrawal.fhir.mapping import start_late, to_patient, utc_shift
+from withdrawal.fhir.mapping import late_days, to_patient, utc_shift
 from withdrawal.knowledge.loader import default_kb
 from withdrawal.population.per_patient import PatientEvaluator
 from withdrawal.population.screen import run_screen
@@ -93,14 +93,16 @@ def _bulk(tmp_path: Path, records: list[list[dict[str, Any]]]) -> dict[str, dict
 
 
 def test_the_table_reads_a_start_date_one_day_late() -> None:
+    assert reading.number(reading.DATES, "after as-of", "date") == 1
+    assert reading.number(reading.DATES, "after as-of", "dateTime with offset") == 0
     for rtype in ("MedicationRequest", "MedicationStatement"):
-        assert reading.number(rtype, "start after as-of", "date") == 1
-        assert reading.number(rtype, "start after as-of", "dateTime with offset") == 0
+        assert reading.reading_of(rtype, "after as-of", "start date") == reading.AFTER_AS_OF
     assert [utc_shift(v) for v in ("2025-06-02", "2025-06-02T08:00:00+10:00", "2025-06-02T12:00:00+10:00",
                                    "2025-06-01T23:15:00-05:00", "2025-06-01T10:00:00Z", "2025-06-01T10:00:00",
                                    "2025", None)] == [None, -1, 0, 1, 0, None, None, None]
-    assert start_late("MedicationRequest", "2025-06-02T08:00:00+10:00") == 1
-    assert start_late("MedicationRequest", "2025-06-01T23:15:00-05:00") == -1
+    assert late_days("2025-06-02T08:00:00+10:00") == 1
+    assert late_days("2025-06-01T23:15:00-05:00") == -1
+    assert late_days("2025-06-02") == 1
 
 
 @pytest.mark.parametrize("pid", sorted(STARTS))

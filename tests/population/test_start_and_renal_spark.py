@@ -18,6 +18,7 @@ from withdrawal.population.screen import run_screen
 
 AS_OF = date(2025, 6, 1)
 LOINC = "http://loinc.org"
+SCT = "http://snomed.info/sct"
 
 
 def _record(pid: str, *resources: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,6 +53,18 @@ RECORDS = {
     "recent_crcl": (_record("recent_crcl", _obs("2164-2", "2025-05-28", 80), _obs("33914-3", "2024-01-01", 10)),
                     "acceptable"),
     "undated_crcl": (_record("undated_crcl", _obs("2164-2", None, 90), _obs("33914-3", "2019-01-01", 15)), "caution"),
+    # the one 'after as-of' rule read for every date: an eGFR, a seizure's onset, an abatement
+    "egfr_sydney": (_record("egfr_sydney", _obs("33914-3", "2025-06-02T08:00:00+10:00", 10)), "caution"),
+    "egfr_five_days": (_record("egfr_five_days", _obs("33914-3", "2025-06-06", 10)), "acceptable"),
+    "seizure_tomorrow": (_record("seizure_tomorrow", {"resourceType": "Condition", "onsetDateTime": "2025-06-02",
+                                                      "code": {"coding": [{"system": SCT, "code": "84757009"}]}}),
+                         "avoid"),
+    "seizure_abated_ny": (_record("seizure_abated_ny", {
+        "resourceType": "Condition", "abatementDateTime": "2025-06-01T23:15:00-05:00",
+        "code": {"coding": [{"system": SCT, "code": "84757009"}]}}), "avoid"),
+    "cpt_tonsils": (_record("cpt_tonsils", {"resourceType": "Procedure", "status": "completed", "code": {
+        "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "42826", "display": "Tonsillectomy"}]}}),
+                    "caution"),
 }
 
 

@@ -122,6 +122,12 @@ class RecordGenerator:
             return d.isoformat() + "T08:30:00Z"
         return d.isoformat() + "T23:15:00-05:00"
 
+    def after_as_of(self, resource: str, element: str, value: str) -> None:
+        """Marks the 'after as-of' rows a date drawn for ``element`` is read by: its own and the rule's for its
+        form (no further draw)."""
+        self.use(resource, "after as-of", element)
+        self.use(reading.DATES, "after as-of", "dateTime with offset" if len(value) > 10 else "date")
+
     def set_path(self, res: JSON, path: str, value: object) -> None:
         node = res
         parts = path.split(".")
@@ -218,10 +224,12 @@ class RecordGenerator:
         r, c = self.rng, "Condition"
         if r.random() < 0.3:
             path = self.pick(c, "onset")
-            self.set_path(res, path, self.date_text(self.day(-2000, 30)))
+            self.set_path(res, path, value := self.date_text(self.day(-2000, 30)))
+            self.after_as_of(c, "onset", value)
         if r.random() < 0.2:
             path = self.pick(c, "abatement")
-            self.set_path(res, path, self.date_text(self.day(-300, 60)))
+            self.set_path(res, path, value := self.date_text(self.day(-300, 60)))
+            self.after_as_of(c, "abatement", value)
         return res
 
     def _icd_system(self) -> str:
@@ -305,7 +313,7 @@ class RecordGenerator:
                 lo, hi = (-300, 15) if element == "start date" else (-60, 40)
                 value = self.date_text(self.day(lo, hi))
                 if element == "start date":  # how far after the as-of date it may be: by its form, no further draw
-                    self.use(rtype, "start after as-of", "dateTime with offset" if len(value) > 10 else "date")
+                    self.after_as_of(rtype, element, value)
                 if path.endswith(".start") or path.endswith(".end"):
                     self.set_path(res, path, value)
                 else:
@@ -365,9 +373,14 @@ class RecordGenerator:
         else:
             res["code"] = self.concept(self.use(p, "code", codes.SNOMED),
                                        r.choice((*self._procedure_sct, _UNKNOWN_PROCEDURE_SCT)))
+            if res["code"]["coding"][0]["code"] == _UNKNOWN_PROCEDURE_SCT and self._n % 3 == 0:
+                # by the record's number, no further draw: a display naming a condition recorded by a procedure
+                res["code"]["coding"][0]["display"] = "Tonsillectomy"
+                self.use(p, "unknown code", "text naming a screened condition")
         if r.random() < 0.7:
             path = self.pick(p, "performed")
             value = self.date_text(self.day(-800, 20))
+            self.after_as_of(p, "performed", value)
             if "." in path:
                 self.set_path(res, path, value)
             else:
@@ -377,6 +390,7 @@ class RecordGenerator:
     def allergy(self, pid: str) -> JSON:
         r, a = self.rng, "AllergyIntolerance"
         res: JSON = {"resourceType": a, "id": self._id("a"), "patient": {"reference": f"Patient/{pid}"}}
+        self.use(a, "after as-of", "(no date read)")
         clinical = self.pick(a, "clinicalStatus")
         if clinical != reading.ABSENT:
             res["clinicalStatus"] = {"coding": [{"code": clinical}]}
@@ -406,6 +420,7 @@ class RecordGenerator:
             path = self.pick(o, "date")
             lo = -400 if kind == "pregnancy" else -200
             value = self.date_text(self.day(lo, 10))
+            self.after_as_of(o, "date", value)
             if "." in path:
                 self.set_path(res, path, value)
             else:

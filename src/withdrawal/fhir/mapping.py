@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, TypeGuard, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 from withdrawal.errors import InputError
 from withdrawal.fhir import codes, reading
@@ -460,39 +460,63 @@ def med_state(rtype: str, status: str | None, intent: str | None, end: date | No
     return state
 
 
-def _first_date(res: JSON, paths: Sequence[str]) -> date | None:
+def _first_dated(res: JSON, paths: Sequence[str]) -> tuple[date, object] | None:
+    """The first of ``paths`` (the table's order) with a date: (its date as written, the value as written)."""
     for path in paths:
         node: object = res
         for part in path.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
         if (d := parse_date(node)) is not None:
-            return d
+            return d, node
     return None
 
 
-def start_late(rtype: str, value: object) -> int:
-    """How many days after the as-of date a start date as written may be and still count as started (the
-    reading table's ``start after as-of`` rows): a date (no time zone) one day, a dateTime with an offset
-    none, after its shift to UTC (:func:`utc_shift`). The bulk SQL stages it (``staging.start_late_sql``)."""
+def _first_date(res: JSON, paths: Sequence[str]) -> date | None:
+    got = _first_dated(res, paths)
+    return got[0] if got is not None else None
+
+
+def late_days(value: object) -> int:
+    """How many days after the as-of date a date as written may be and still count as on or before it (the
+    reading table's ``(every date) | after as-of`` rows, the one rule of every such check): a date (no time
+    zone) one day, a dateTime with an offset none, after its shift to UTC (:func:`utc_shift`). The bulk SQL
+    stages it beside each date (``staging.late_sql``)."""
     shift = utc_shift(value)
     if shift is None:
-        return int(reading.number(rtype, "start after as-of", "date"))
-    return int(reading.number(rtype, "start after as-of", "dateTime with offset")) - shift
+        return int(reading.number(reading.DATES, "after as-of", "date"))
+    return int(reading.number(reading.DATES, "after as-of", "dateTime with offset")) - shift
+
+
+def by_as_of(dated: tuple[date, object], as_of: date) -> bool:
+    """Whether a date (its date as written, the value as written) is on or before ``as_of`` by :func:`late_days`.
+
+    NOTE: the as-of date is a UTC date, and an EHR ahead of UTC writes today's local date (tomorrow in UTC):
+    an MAOI ordered, a pregnancy test or a seizure recorded this morning in Sydney was read as not yet."""
+    return (dated[0] - as_of).days <= late_days(dated[1])
+
+
+def dated_by(res: JSON, resource: str, element: str, as_of: date) -> tuple[date, object] | None | Literal[False]:
+    """The first date of ``resource``'s ``element`` rows: (date, value) when it is on or before ``as_of`` by
+    the 'after as-of' rule, False when it is after it, None when there is none."""
+    if reading.reading_of(resource, "after as-of", element) != reading.AFTER_AS_OF:
+        raise KeyError(f"{resource}|after as-of|{element}")
+    got = _first_dated(res, reading.values(resource, element))
+    if got is None:
+        return None
+    return got if by_as_of(got, as_of) else False
+
+
+def abated(res: JSON, as_of: date) -> bool:
+    """Whether a Condition abated on or before ``as_of``, both as written and by its UTC date (the table's
+    ``Condition | after as-of | abatement`` row: the exact reading never drops a condition earlier)."""
+    got = _first_dated(res, reading.values("Condition", "abatement"))
+    return got is not None and (got[0] - as_of).days <= min(0, late_days(got[1]))
 
 
 def started(res: JSON, rtype: str, as_of: date) -> bool:
     """Whether a medication record has started by ``as_of``: its first start date (the table's order) is
-    none, or not later than :func:`start_late` allows.
-
-    NOTE: the as-of date is a UTC date, and an EHR ahead of UTC writes today's local date (tomorrow in UTC):
-    an MAOI ordered this morning in Sydney was read as not yet started and the screen came out clean."""
-    for path in reading.values(rtype, "start date"):
-        node: object = res
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if (start := parse_date(node)) is not None:
-            return (start - as_of).days <= start_late(rtype, node)
-    return True
+    none, or on or before it by the 'after as-of' rule (:func:`by_as_of`)."""
+    return dated_by(res, rtype, "start date", as_of) is not False
 
 
 def _contained(res: JSON) -> list[object]:
@@ -576,7 +600,8 @@ def read_medication(
 
 
 def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, kb: KnowledgeBase,
-                      displays: Sequence[str] = (), not_read: Sequence[str] = ()) -> tuple[str, ...]:
+                      displays: Sequence[str] = (), not_read: Sequence[str] = (),
+                      procedure: bool = False) -> tuple[str, ...]:
     """What one Condition adds to the patient's ``conditions``: the keys of every coding the knowledge
     base knows (else of its text); when none is known, one entry that the patient model reads as
     unresolved (a code in the screen's scope, a text or coding ``displays`` naming a screened condition
@@ -594,6 +619,8 @@ def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, 
     if text and (key := kb.lookup_condition(text)):
         return (key,)
     every = (*icd, *sct)
+    if procedure:
+        return _procedure_entries(icd, sct, displays, kb, not_read)
     if not every:
         if text:
             return (text[:200],)
@@ -610,16 +637,45 @@ def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, 
     return (every[0],)  # a bare code outside the scope: listed, not screened
 
 
+def procedure_named(text: str, kb: KnowledgeBase) -> str | None:
+    """The condition recorded by a procedure (one with ICD-10-PCS codes: tonsillectomy_recent) that ``text``
+    names by its label or a synonym as whole words (:meth:`KnowledgeBase.condition_named`), or None."""
+    key = kb.condition_named(text)
+    return key if key is not None and kb.conditions[key].icd10pcs else None
+
+
+def _procedure_entries(pcs: Sequence[str], sct: Sequence[str], texts: Sequence[str], kb: KnowledgeBase,
+                       not_read: Sequence[str]) -> tuple[str, ...]:
+    """What a Procedure none of whose codes the knowledge base knows adds to ``conditions``: a text or display
+    naming a condition recorded by a procedure is named as not screened, never read as it (the table's row
+    'Procedure | unknown code | text naming a screened condition'); else as before, by its codes only."""
+    every = (*pcs, *sct)
+    # NOTE: a Procedure whose code the knowledge base does not know (a CPT tonsillectomy code) was read by its
+    # code only, and dropped silently when that code was of a system not read: a tonsillectomy in a child left
+    # the screen clean. A text or display naming one is named as not screened.
+    named = next((t for t in texts if procedure_named(t, kb)), None)
+    if named:
+        label = f"ICD-10-PCS {pcs[0]}" if pcs else f"SNOMED {sct[0]}" if sct else (not_read[0] if not_read else "")
+        return (f"procedure not screened: {label + ': ' if label else ''}{named}"[:200],)
+    if not every:
+        return (f"code not read: {not_read[0]}"[:200],) if not_read and not texts else ()
+    if any(kb.condition_in_scope(c) for c in every):
+        return (f"ICD-10-PCS {pcs[0]}" if pcs else f"SNOMED {sct[0]}",)
+    return (every[0],)
+
+
 def concept_conditions(concept: object, kb: KnowledgeBase, *, procedure: bool = False) -> tuple[str, ...]:
     """What a Condition's code adds to ``conditions`` (its ICD-10-CM and SNOMED CT codings, else its text),
     or a Procedure's (its ICD-10-PCS and SNOMED CT codings; no text)."""
-    if procedure:
-        # a Procedure is read by its codes only; one coded only in systems not read, with no text or display,
-        # is named as not screened as a Condition is (one with a text or display: not read, as before)
-        unread = [] if _text(concept) else _codes_not_read(concept, (*codes.ICD10PCS, codes.SNOMED))
-        return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb,
-                                 not_read=unread)
     displays = [d for c in _codings(concept) if (d := _str(c.get("display")))]
+    if procedure:
+        # a Procedure is read by its codes; its text and displays only name a condition recorded by a
+        # procedure as not screened. One coded only in systems not read, with no text or display, is named
+        # as not screened as a Condition is
+        text = _str(concept.get("text")) if _is_mapping(concept) else None
+        return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb,
+                                 [t for t in (text, *displays) if t],
+                                 _codes_not_read(concept, (*codes.ICD10PCS, codes.SNOMED)), procedure=True)
     return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb,
                              displays, _codes_not_read(concept, (*codes.ICD10CM, codes.SNOMED)))
 
@@ -630,9 +686,7 @@ def _condition_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ..
         return ()
     if _status_code(res.get("verificationStatus")) in reading.values("Condition", "verificationStatus", "ignored"):
         return ()
-    onset = _first_date(res, reading.values("Condition", "onset"))
-    abated = _first_date(res, reading.values("Condition", "abatement"))
-    if (onset is not None and onset > as_of) or (abated is not None and abated <= as_of):
+    if dated_by(res, "Condition", "onset", as_of) is False or abated(res, as_of):
         return ()
     return concept_conditions(res.get("code"), kb)
 
@@ -641,8 +695,7 @@ def _procedure_entry(res: JSON, kb: KnowledgeBase, as_of: date) -> tuple[str, ..
     """A Procedure (a tonsillectomy, say) read as the condition its code names; codes only, no text."""
     if (_status_code(res.get("status")) or reading.ABSENT) not in reading.values("Procedure", "status", "counted"):
         return ()
-    performed = _first_date(res, reading.values("Procedure", "performed"))
-    if performed is not None and performed > as_of:
+    if dated_by(res, "Procedure", "performed", as_of) is False:
         return ()
     return concept_conditions(res.get("code"), kb, procedure=True)
 
@@ -744,10 +797,6 @@ def component_text(components: object) -> str:
                 for c in _codings(value):
                     out.extend(t for t in (_str(c.get("code")), _str(c.get("display"))) if t)
     return " ".join(out)
-
-
-def _effective(res: JSON) -> date | None:
-    return _first_date(res, reading.values("Observation", "date"))
 
 
 def _pick_patient(resources: Sequence[JSON], patient_id: str | None) -> JSON | None:
@@ -994,10 +1043,13 @@ def _observation(res: JSON, keep: Any, as_of: date, unread: Any) -> None:
     kind, answer, phenotype = observation_coded(res)
     if kind is None:
         return  # not a fact the table reads (most of a record: vital signs, labs): no date to parse
-    when = _effective(res)
-    if when is not None and when > as_of:
+    dated = dated_by(res, "Observation", "date", as_of)
+    if dated is False:
         return
-    days = (as_of - when).days if when is not None else reading.UNDATED_DAYS
+    # one dated after the as-of date but read as on or before it (a date tomorrow: today in Sydney) is as
+    # recent as the as-of date (the same day's tie-breaks, the stricter, apply)
+    when = dated[0] if dated else None
+    days = max((as_of - when).days, 0) if when is not None else reading.UNDATED_DAYS
     q = res.get("valueQuantity")
     value = _number(q.get("value")) if isinstance(q, Mapping) else None
     if kind == "pregnancy" and when is not None and days > reading.PREGNANCY_LOOKBACK_DAYS:

@@ -44,6 +44,10 @@ TEXT_NAMING = "code text naming "
 """Prefix of an Observation ``code`` row whose value is a word, not a code: a code text (or a 53040-2
 result's components) naming it reads as the row's kind (:func:`named_words`)."""
 _STRICT = "stricter when in doubt"
+DATES = "(every date)"
+"""The resource of the rows of the one rule for a date after the as-of date (``after as-of``)."""
+AFTER_AS_OF = "by the rule"
+"""The reading of a row saying a date element is checked by the :data:`DATES` rows."""
 
 
 def _rows() -> list[Row]:
@@ -66,6 +70,25 @@ def _rows() -> list[Row]:
         "date differ, the age is named as not screened ('Patient.birthDate 2013: age 11 or 12')")
     add("Patient", "birthDate", ("date",), "as written", "a full date (a dateTime: its date as written)")
 
+    # --- dates after the as-of date ----------------------------------------------------------
+    add(DATES, "after as-of", ("date",), "1",
+        "days: a date (a date, or a dateTime with no readable time and offset: it cannot say its time zone) at "
+        "most this many days after the as-of date counts as on or before it. The as-of date is a UTC date; an "
+        "EHR ahead of UTC writes its local date, tomorrow in UTC (an MAOI ordered, a pregnancy test or a seizure "
+        "recorded this morning in Sydney). One later is not yet part of the record (" + _STRICT + ")")
+    add(DATES, "after as-of", ("dateTime with offset",), "0",
+        "days: compared exactly, by its UTC date (its time less its offset: `2026-06-02T08:00:00+10:00` is "
+        "2026-06-01 in UTC), on or before the as-of date")
+    for res, element in (("MedicationRequest", "start date"), ("MedicationStatement", "start date"),
+                         ("Condition", "onset"), ("Procedure", "performed"), ("Observation", "date")):
+        add(res, "after as-of", (element,), AFTER_AS_OF,
+            f"its {element} is on or before the as-of date by the '{DATES} | after as-of' rows")
+    add("Condition", "after as-of", ("abatement",), "never earlier",
+        "abated on or before the as-of date both as written and by its UTC date (the exact reading of a dateTime "
+        "with an offset may only keep a condition, never drop one: " + _STRICT + ")")
+    add("AllergyIntolerance", "after as-of", ("(no date read)",), "none",
+        "no date of an allergy is read: a recorded allergy counts whenever it was recorded (" + _STRICT + ")")
+
     # --- medications ---------------------------------------------------------------------
     mr, ms = "MedicationRequest", "MedicationStatement"
     add(mr, "status", ("active", "on-hold"), "active", _VS + " medicationrequest-status")
@@ -80,17 +103,8 @@ def _rows() -> list[Row]:
     add(ms, "status", ("stopped", "completed"), "stopped", _VS + " medication-statement-status")
     add(ms, "status", ("not-taken", "entered-in-error"), "ignored", "not taken, or recorded by mistake")
     add(mr, "start date", ("authoredOn",), "",
-        "a record that starts after the as-of date is not yet part of it (by the 'start after as-of' rows)")
+        "a record that starts after the as-of date is not yet part of it (by the 'after as-of' rows)")
     add(ms, "start date", ("effectivePeriod.start", "effectiveDateTime"), "", "tried in this order; as for orders")
-    for res in (mr, ms):
-        add(res, "start after as-of", ("date",), "1",
-            "days: a start date (a date, or a dateTime with no readable time and offset: it cannot say its time "
-            "zone) at most this many days after the as-of date counts as started. The as-of date is a UTC date; "
-            "an EHR ahead of UTC writes its local date, tomorrow in UTC (an MAOI ordered this morning in "
-            "Sydney). One starting later is not yet part of the record (" + _STRICT + ")")
-        add(res, "start after as-of", ("dateTime with offset",), "0",
-            "days: compared exactly, by its UTC date (its time less its offset: `2026-06-02T08:00:00+10:00` is "
-            "2026-06-01 in UTC), on or before the as-of date")
     add(mr, "end date", ("dispenseRequest.validityPeriod.end",), "",
         "an active order whose validity period ended on or before the as-of date can no longer be filled: "
         "stopped on that date, so the washout windows still count from it")
@@ -145,9 +159,9 @@ def _rows() -> list[Row]:
     add(c, "verificationStatus", ("refuted", "entered-in-error"), "ignored",
         "any other status counts: a provisional seizure disorder still matters")
     add(c, "onset", ("onsetDateTime", "onsetPeriod.start"), "",
-        "tried in this order; an onset after the as-of date: not yet a condition")
+        "tried in this order; an onset after the as-of date (the 'after as-of' rows): not yet a condition")
     add(c, "abatement", ("abatementDateTime", "abatementPeriod.end"), "",
-        "tried in this order; abated on or before the as-of date: not counted")
+        "tried in this order; abated on or before the as-of date (the 'after as-of' row): not counted")
     add(c, "code", sorted(codes.ICD10CM), "icd10", "every coding counts (ICD-10-CM with parent codes, ICD-10-PCS)")
     add(c, "code", (codes.SNOMED,), "snomed", "every coding counts")
     add(c, "code", ("code.text", "code.coding.display"), "text",
@@ -169,10 +183,16 @@ def _rows() -> list[Row]:
         "FHIR R4 value set event-status; begun or of unknown state: " + _STRICT)
     add(p, "status", ("preparation", "not-done", "entered-in-error"), "ignored", "not performed, or in error")
     add(p, "performed", ("performedDateTime", "performedPeriod.start"), "",
-        "tried in this order; performed after the as-of date: not yet. No source says how recent a "
-        "tonsillectomy must be for the label's warning: any recorded one counts (" + _STRICT + ")")
+        "tried in this order; performed after the as-of date (the 'after as-of' rows): not yet. No source says how "
+        "recent a tonsillectomy must be for the label's warning: any recorded one counts (" + _STRICT + ")")
     add(p, "code", sorted(codes.ICD10PCS), "icd10pcs", "read as a condition (tonsillectomy: 0CTP, 0CTQ)")
     add(p, "code", (codes.SNOMED,), "snomed", "read as a condition (tonsillectomy: 173422009)")
+    add(p, "unknown code", ("text naming a screened condition",), "unresolved",
+        "a code the knowledge base does not know (a CPT code, a SNOMED CT code outside the vocabulary), or none, "
+        "whose code.text or a coding's display names a condition the vocabulary records by a procedure (one with "
+        "ICD-10-PCS codes: tonsillectomy_recent) by its label or a synonym as whole words ('Tonsillectomy'): named "
+        "as not screened, never read as that condition (" + _STRICT + "). Any other text is not read "
+        "('Appendectomy': as before, listed by its code or dropped)")
 
     # --- allergies -------------------------------------------------------------------------
     a = "AllergyIntolerance"
@@ -190,7 +210,8 @@ def _rows() -> list[Row]:
         "no result yet, withdrawn or in error")
     add(o, "date", ("effectiveDateTime", "effectiveInstant", "effectivePeriod.end", "effectivePeriod.start",
                     "issued"), "",
-        "tried in this order; after the as-of date: ignored; none: older than any dated one, and not "
+        "tried in this order; after the as-of date (the 'after as-of' rows): ignored; one dated after it but "
+        "read as on or before it is as recent as the as-of date; none: older than any dated one, and not "
         "held to a look-back")
     add(o, "code", sorted(codes.PREGNANCY_STATUS), "pregnancy",
         "pregnancy status: 82810-3 (IPS), 11449-6 (reported; the older code, same answers)")
@@ -339,7 +360,7 @@ _READS: dict[str, tuple[str, ...]] = {
     # element label -> the elements it reads; _VALUES: the rows' values are element paths.
     # A label not named here is itself the element (status, intent, code, clinicalStatus ...).
     "start date": (_VALUES,), "end date": (_VALUES,), "stop date": (_VALUES,), "text": (_VALUES,),
-    "start after as-of": (),
+    "after as-of": (),
     "medication[x]": (_VALUES,), "onset": (_VALUES,), "abatement": (_VALUES,), "performed": (_VALUES,),
     "date": (_VALUES,), "phenotype value": (_VALUES,), "instructions": (_VALUES,),
     "pregnancy value": ("valueCodeableConcept",),

@@ -275,7 +275,10 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
         return f"SELECT {select} {rest}"
 
     undated = reading.UNDATED_DAYS
-    days_ago = f"coalesce(CAST({d.days_between('effective', asof)} AS INT), {undated})"
+    # one dated after the as-of date but read as on or before it is as recent as the as-of date (``fhir.mapping``)
+    # (greatest skips a NULL in both engines: an undated one is tested first)
+    days_ago = (f"CASE WHEN effective IS NULL THEN {undated} "
+                f"ELSE greatest(CAST({d.days_between('effective', asof)} AS INT), 0) END")
     cyp_rank = "CASE phenotype " + " ".join(f"WHEN {d.literal(p)} THEN {i}" for i, p in enumerate(PHENOTYPES)) + " END"
     # a result of a kind a rule reads whose value cannot be read, not older than the latest one read of its kind
     # (a clearance's or an eGFR's: the renal value read, the more recent of the two): not screened
@@ -298,8 +301,8 @@ def facts_sql(d: Dialect, as_of: date, table: MmeTable, windows: Iterable[int], 
   FROM cond JOIN cond_map ON cond.concept = cond_map.concept AND cond.procedure = cond_map.procedure
   WHERE (clinical IS NULL OR clinical IN {d.literals(reading.values(c, 'clinicalStatus', 'counted'))})
     AND (verification IS NULL OR verification NOT IN {d.literals(reading.values(c, 'verificationStatus', 'ignored'))})
-    AND (onset IS NULL OR onset <= {asof})
-    AND (abatement IS NULL OR abatement > {asof})"""),
+    AND (onset IS NULL OR {d.days_between(asof, 'onset')} <= onset_late)
+    AND (abatement IS NULL OR {d.days_between(asof, 'abatement')} > least(abatement_late, 0))"""),
         branch({"patient_id": "patient_id", "mme_part": mme_sql(d, table, "drug", "mg_day")}, "FROM mm"),
         branch({"patient_id": "alg.patient_id", "unres": "alg_map.unresolved",
                 **{col: f"alg_map.{col}" for col in awords}}, f"""
@@ -357,7 +360,7 @@ oa AS (
   FROM obs JOIN obs_map ON obs.code = obs_map.code AND obs.coded = obs_map.coded
     AND obs.vstring = obs_map.vstring AND obs.vbool = obs_map.vbool AND obs.component = obs_map.component
   WHERE status IN {d.literals(reading.values(o, 'status', 'usable'))}
-    AND (effective IS NULL OR effective <= {asof}) AND patient_id IS NOT NULL
+    AND (effective IS NULL OR {d.days_between(asof, 'effective')} <= effective_late) AND patient_id IS NOT NULL
 ),
 ob AS (
   SELECT patient_id,

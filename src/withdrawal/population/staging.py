@@ -11,17 +11,19 @@ Staged columns:
 
 * ``pat(patient_id, birth_date, birth_first, sex)``: ``birth_date`` the last day a partial birthDate allows,
   ``birth_first`` its first (the youngest and oldest the patient can be)
-* ``cond(patient_id, clinical, verification, onset, abatement, concept, procedure)``: one row per Condition
-  or Procedure (``procedure`` 1: read as the condition its code names); ``concept`` the code's JSON text
+* ``cond(patient_id, clinical, verification, onset, onset_late, abatement, abatement_late, concept, procedure)``:
+  one row per Condition or Procedure (``procedure`` 1: read as the condition its code names; its performed date
+  is the onset); ``concept`` the code's JSON text; each ``*_late`` the days after the as-of date its date may be
+  and still count as on or before it (``fhir.mapping.late_days``)
 * ``med(patient_id, rtype, status, intent, start_date, start_late, end_date, stop_date, concept, text, ref,
   ref_display, dosage)``: ``start_late`` the days after the as-of date its start date may be and still count as
-  started (``fhir.mapping.start_late``); ``concept`` the medication's CodeableConcept (its own or a contained
+  started (``fhir.mapping.late_days``); ``concept`` the medication's CodeableConcept (its own or a contained
   Medication's) and ``dosage`` the dosage array, as JSON text the export wrote; ``text`` the reference's
   display for a contained Medication without a code; ``ref`` is set when the medication is a reference
   not resolved in the row (then joined with the export's Medication resources)
 * ``alg(patient_id, clinical, verification, category, concept)``: ``category`` and ``concept`` as JSON text
   (a category read by the mapper's ``allergy_counted`` on the distinct texts: an item may be a CodeableConcept)
-* ``obs(patient_id, status, effective, value, code, coded, vstring, vbool, component)``: ``code``,
+* ``obs(patient_id, status, effective, effective_late, value, code, coded, vstring, vbool, component)``: ``code``,
   ``coded`` (valueCodeableConcept) and ``component`` as JSON text, ``vbool`` 1, 0 or -1 (absent)
 * ``medres(id, has_code, concept)`` from Medication resources
 """
@@ -145,15 +147,26 @@ def utc_shift_sql(expr: str) -> str:
             f"THEN CAST(floor(({minutes}) / 1440.0) AS INT) END")
 
 
-def start_late_sql(q: Dialect, rtype: str, available: Mapping[str, Any]) -> str:
-    """How many days after the as-of date the first start date (the table's order) may be and still count as
-    started (``fhir.mapping.start_late``): a date one day, a dateTime with an offset none after its shift."""
-    on_date = int(reading.number(rtype, "start after as-of", "date"))
-    exact = int(reading.number(rtype, "start after as-of", "dateTime with offset"))
+def late_sql(q: Dialect, paths: Sequence[str], available: Mapping[str, Any]) -> str:
+    """How many days after the as-of date the first date of ``paths`` (the table's order) may be and still count
+    as on or before it (``fhir.mapping.late_days``, the reading table's ``(every date) | after as-of`` rows): a
+    date one day, a dateTime with an offset none after its shift. One short branch per path (Spark compiles a
+    projection into one method)."""
+    on_date = int(reading.number(reading.DATES, "after as-of", "date"))
+    exact = int(reading.number(reading.DATES, "after as-of", "dateTime with offset"))
     whens = "".join(
         f"WHEN {date_sql(q.path(p))} IS NOT NULL THEN coalesce({exact} - ({utc_shift_sql(q.path(p))}), {on_date}) "
-        for p in reading.values(rtype, "start date") if p.split(".")[0] in available)
+        for p in paths if p.split(".")[0] in available)
     return f"CASE {whens}END" if whens else "CAST(NULL AS INT)"
+
+
+def dated_sql(q: Dialect, resource: str, element: str, available: Mapping[str, Any]) -> tuple[str, str]:
+    """(the first date of ``resource``'s ``element`` rows, its :func:`late_sql`): what the facts compare with the
+    as-of date, for an element the table's ``after as-of`` rows check (``fhir.mapping.dated_by``)."""
+    if reading.reading_of(resource, "after as-of", element) not in (reading.AFTER_AS_OF, "never earlier"):
+        raise KeyError(f"{resource}|after as-of|{element}")
+    paths = reading.values(resource, element)
+    return first_date(q, paths, available), late_sql(q, paths, available)
 
 
 def ref_id(q: Dialect, ref: str) -> str:
@@ -190,8 +203,7 @@ def _medication(q: Dialect, rtype: str) -> str:
     intent = "intent" if "intent" in f else "CAST(NULL AS STRING)"
     return (f"{ref_id(q, 'subject.reference')} AS patient_id, {q.literal(rtype)} AS rtype, "
             f"coalesce(lower({clean('status')}), {q.literal(reading.ABSENT)}) AS status, {clean(intent)} AS intent, "
-            f"{first_date(q, reading.values(rtype, 'start date'), f)} AS start_date, "
-            f"{start_late_sql(q, rtype, f)} AS start_late, "
+            "{} AS start_date, {} AS start_late, ".format(*dated_sql(q, rtype, "start date", f)) +
             f"{first_date(q, reading.values(rtype, 'end date'), f)} AS end_date, "
             f"{first_date(q, reading.values(rtype, 'stop date'), f)} AS stop_date, "
             f"{concept} AS concept, {text} AS text, "
@@ -206,7 +218,7 @@ def _observation(q: Dialect) -> str:
     o = "Observation"
     return (f"{ref_id(q, 'subject.reference')} AS patient_id, coalesce(lower({clean('status')}), "
             f"{q.literal(reading.ABSENT)}) AS status, "
-            f"{first_date(q, reading.values(o, 'date'), FIELDS[o])} AS effective, "
+            "{} AS effective, {} AS effective_late, ".format(*dated_sql(q, o, "date", FIELDS[o])) +
             f"valueQuantity.value AS value, coalesce({q.json_text('code')}, '') AS code, "
             f"coalesce({q.json_text('valueCodeableConcept')}, '') AS coded, "
             f"coalesce({clean('valueString')}, '') AS vstring, "
@@ -225,8 +237,8 @@ def stage_sql(q: Dialect, rtype: str) -> str:
     if rtype == c:
         return (f"{ref_id(q, 'subject.reference')} AS patient_id, {code_status(q, 'clinicalStatus')} AS clinical, "
                 f"{code_status(q, 'verificationStatus')} AS verification, "
-                f"{first_date(q, reading.values(c, 'onset'), FIELDS[c])} AS onset, "
-                f"{first_date(q, reading.values(c, 'abatement'), FIELDS[c])} AS abatement, "
+                "{} AS onset, {} AS onset_late, ".format(*dated_sql(q, c, "onset", FIELDS[c])) +
+                "{} AS abatement, {} AS abatement_late, ".format(*dated_sql(q, c, "abatement", FIELDS[c])) +
                 f"{concept} AS concept, 0 AS procedure")
     if rtype in ("MedicationRequest", "MedicationStatement"):
         return _medication(q, rtype)
@@ -245,8 +257,9 @@ def stage_sql(q: Dialect, rtype: str) -> str:
                 f"CASE WHEN coalesce(lower({clean('status')}), {q.literal(reading.ABSENT)}) IN "
                 f"{q.literals(reading.values(p, 'status', 'counted'))} THEN CAST(NULL AS STRING) ELSE 'ignored' END "
                 f"AS clinical, CAST(NULL AS STRING) AS verification, "
-                f"{first_date(q, reading.values(p, 'performed'), FIELDS[p])} AS onset, "
-                f"CAST(NULL AS DATE) AS abatement, {concept} AS concept, 1 AS procedure")
+                "{} AS onset, {} AS onset_late, ".format(*dated_sql(q, p, "performed", FIELDS[p])) +
+                f"CAST(NULL AS DATE) AS abatement, CAST(NULL AS INT) AS abatement_late, {concept} AS concept, "
+                "1 AS procedure")
     if rtype == "Medication":
         return f"{clean('id')} AS id, code IS NOT NULL AS has_code, {q.json_text('code')} AS concept"
     raise KeyError(rtype)
