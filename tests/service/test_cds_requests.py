@@ -326,6 +326,21 @@ def test_a_record_order_by_reference_is_read_from_the_fhir_server(server: LiveSe
     assert not any(s.startswith("Tramadol: no patient-specific") for s in summaries(r))
 
 
+def test_the_medications_prefetch_includes_the_medications_its_orders_reference(server: LiveServer,
+                                                                                keys: Keys) -> None:
+    """The template asks for _include=MedicationRequest:medication (US Core: a server whose orders reference
+    a Medication SHALL support it); a prefetch that carries the included Medication is screened by it with no
+    server to ask."""
+    discovery = httpx.get(f"{server.url}/cds-services", headers={"Authorization": f"Bearer {keys.token(f'{server.url}/cds-services')}"})
+    templates = {s["id"]: s["prefetch"]["medications"] for s in discovery.json()["services"] if s.get("prefetch")}
+    assert templates and all(t.endswith("&_include=MedicationRequest:medication") for t in templates.values())
+    taken = {**order("r2", ref="Medication/med-inc"), "status": "active"}
+    included = {"resourceType": "Medication", "id": "med-inc", "code": SERTRALINE["medicationCodeableConcept"]}
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL], records=[taken, included])
+    assert any("serotonergic" in s for s in summaries(r)), summaries(r)
+    assert not any("not identified" in s for s in summaries(r))
+
+
 def test_cards_list_what_was_not_recognised(server: LiveServer, keys: Keys) -> None:
     out_of_scope = {"resourceType": "Condition", "id": "c9", "subject": {"reference": "Patient/p1"},
                     "code": {"coding": [{"system": ICD, "code": "L98.9"}]}}

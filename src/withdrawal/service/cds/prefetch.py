@@ -52,7 +52,10 @@ _OBS_CODES += "," + ",".join(f"{SCALE_SYSTEM}|{c}" for c in (*(f"{s}-total" for 
 PREFETCH: dict[str, str] = {
     "patient": "Patient/{{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
-    "medications": "MedicationRequest?patient={{context.patientId}}",
+    # US Core (MedicationRequest profile): a server whose orders reference a Medication SHALL support
+    # _include=MedicationRequest:medication, so the prefetch (or our fetch) carries the Medications too;
+    # what still comes without them is read from fhirServer or named as not identified.
+    "medications": "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
     "statements": "MedicationStatement?patient={{context.patientId}}",
     "allergies": "AllergyIntolerance?patient={{context.patientId}}",
     "observations": f"Observation?patient={{{{context.patientId}}}}&code={_OBS_CODES}",
