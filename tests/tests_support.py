@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,3 +143,37 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     the test thread, and a pytest worker may have run one before (``asyncio.run`` then refuses)."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def write_export(root: Path, records: Iterable[Iterable[dict[str, Any]]]) -> Path:
+    """A FHIR Bulk Data export (one NDJSON file per resource type) of ``records``' resources, in ``root``."""
+    by_type: dict[str, list[str]] = {}
+    for record in records:
+        for r in record:
+            by_type.setdefault(r["resourceType"], []).append(json.dumps(r))
+    root.mkdir(parents=True, exist_ok=True)
+    for rtype, lines in by_type.items():
+        (root / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def bulk_rows(tmp_path: Path, records: Iterable[Iterable[dict[str, Any]]], *, as_of: Any, kb: Any = None,
+              engine: str = "duckdb", spark: Any = None) -> dict[str, dict[str, Any]]:
+    """The population screen's patient rows (by patient id) for ``records``, exported and screened as of
+    ``as_of``: what the bulk path says of the records a per-patient test reads."""
+    import pyarrow.dataset as ds
+
+    from withdrawal.population.screen import run_screen
+
+    export = write_export(tmp_path / "bulk", records)
+    run = run_screen(export, tmp_path / "out", engine=engine, as_of=as_of, kb=kb, spark=spark)
+    return {r["patient_id"]: r for r in ds.dataset(run.patients_path, format="parquet").to_table().to_pylist()}
+
+
+def without_uuids(node: Any) -> Any:
+    """A CDS answer with its random ``uuid`` fields left out, to compare two answers."""
+    if isinstance(node, dict):
+        return {k: without_uuids(v) for k, v in node.items() if k != "uuid"}
+    if isinstance(node, list):
+        return [without_uuids(v) for v in node]
+    return node

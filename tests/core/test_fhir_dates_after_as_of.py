@@ -12,20 +12,18 @@ named as not screened; 'Appendectomy' stays out of scope.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow.dataset as ds
 import pytest
 
+from tests_support import bulk_rows
 from withdrawal.assess import assess_patient
 from withdrawal.fhir import reading
 from withdrawal.fhir.mapping import to_patient
 from withdrawal.knowledge.loader import default_kb
 from withdrawal.population.per_patient import PatientEvaluator
-from withdrawal.population.screen import run_screen
 
 AS_OF = date(2025, 6, 1)
 SCT = "http://snomed.info/sct"
@@ -131,16 +129,7 @@ def test_per_patient(pid: str) -> None:
 
 def test_in_bulk(tmp_path: Path) -> None:
     kb = default_kb()
-    root = tmp_path / "bulk"
-    root.mkdir()
-    by_type: dict[str, list[str]] = {}
-    for record, _, _ in CASES.values():
-        for r in record:
-            by_type.setdefault(r["resourceType"], []).append(json.dumps(r))
-    for rtype, lines in by_type.items():
-        (root / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    run = run_screen(root, tmp_path / "out", engine="duckdb", as_of=AS_OF, kb=kb)
-    rows = {r["patient_id"]: r for r in ds.dataset(run.patients_path, format="parquet").to_table().to_pylist()}
+    rows = bulk_rows(tmp_path, (record for record, _, _ in CASES.values()), as_of=AS_OF, kb=kb)
     evaluate = PatientEvaluator(kb)
     for pid, (record, code, incomplete) in CASES.items():
         want = evaluate(to_patient(record, kb, as_of=AS_OF).patient)

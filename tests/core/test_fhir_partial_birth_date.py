@@ -7,20 +7,18 @@ in the bulk screen (``population.staging.birth_sql`` and the facts' age): both r
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow.dataset as ds
 import pytest
 
+from tests_support import bulk_rows
 from withdrawal.assess import assess_patient
 from withdrawal.fhir import reading
 from withdrawal.fhir.mapping import ages_on, birth_dates, to_patient
 from withdrawal.knowledge.loader import default_kb
 from withdrawal.population.per_patient import PatientEvaluator
-from withdrawal.population.screen import run_screen
 
 AS_OF = date(2025, 6, 1)
 
@@ -30,12 +28,7 @@ def _record(pid: str, birth: str) -> list[dict[str, Any]]:
 
 
 def _bulk(tmp_path: Path, records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    bulk = tmp_path / "bulk"
-    bulk.mkdir()
-    (bulk / "Patient.ndjson").write_text(
-        "\n".join(json.dumps(r) for rs in records.values() for r in rs) + "\n", encoding="utf-8")
-    run = run_screen(bulk, tmp_path / "out", engine="duckdb", as_of=AS_OF, kb=default_kb())
-    return {r["patient_id"]: r for r in ds.dataset(run.patients_path, format="parquet").to_table().to_pylist()}
+    return bulk_rows(tmp_path, records.values(), as_of=AS_OF, kb=default_kb())
 
 
 # (birthDate, age read, what is named as not screened, verdict at least, finding code)

@@ -6,20 +6,18 @@ patient's, and the screen came out clean."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.dataset as ds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests_support import bulk_rows
 from withdrawal.assess import assess_patient
 from withdrawal.fhir.mapping import reference_id, to_patient
 from withdrawal.knowledge.loader import default_kb
-from withdrawal.population.screen import run_screen
 from withdrawal.population.sql import Dialect
 from withdrawal.population.staging import ref_id
 
@@ -95,12 +93,6 @@ def test_a_versioned_subject_is_the_patients_own_per_patient_and_in_bulk(tmp_pat
         mapped = to_patient(resources, kb, as_of=AS_OF, patient_id=pid)
         assert mapped.skipped == (), mapped.skipped
         assert assess_patient(mapped.patient, kb).to_dict()["tramadol"]["verdict"] == "contraindicated"
-    root = tmp_path / "bulk"
-    root.mkdir()
-    for rtype in ("Patient", "MedicationRequest"):
-        lines = [json.dumps(r) for rs in records.values() for r in rs if r["resourceType"] == rtype]
-        (root / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    run = run_screen(root, tmp_path / "out", engine="duckdb", as_of=AS_OF, kb=kb)
-    rows = {r["patient_id"]: r for r in ds.dataset(run.patients_path, format="parquet").to_table().to_pylist()}
+    rows = bulk_rows(tmp_path, records.values(), as_of=AS_OF, kb=kb)
     assert {pid: rows[pid]["verdict"] for pid in records} == {"pv": "contraindicated", "pa": "contraindicated"}
     assert all("maoi" in rows[pid]["codes"] for pid in records)

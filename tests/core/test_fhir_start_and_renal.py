@@ -18,15 +18,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow.dataset as ds
 import pytest
 
+from tests_support import bulk_rows
 from withdrawal.assess import assess_patient
 from withdrawal.fhir import reading
 from withdrawal.fhir.mapping import late_days, to_patient, utc_shift
 from withdrawal.knowledge.loader import default_kb
 from withdrawal.population.per_patient import PatientEvaluator
-from withdrawal.population.screen import run_screen
 
 AS_OF = date(2025, 6, 1)
 LOINC = "http://loinc.org"
@@ -80,16 +79,7 @@ STARTS: dict[str, tuple[list[dict[str, Any]], bool]] = {
 
 
 def _bulk(tmp_path: Path, records: list[list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    root = tmp_path / "bulk"
-    root.mkdir()
-    by_type: dict[str, list[str]] = {}
-    for record in records:
-        for r in record:
-            by_type.setdefault(r["resourceType"], []).append(json.dumps(r))
-    for rtype, lines in by_type.items():
-        (root / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    run = run_screen(root, tmp_path / "out", engine="duckdb", as_of=AS_OF, kb=default_kb())
-    return {r["patient_id"]: r for r in ds.dataset(run.patients_path, format="parquet").to_table().to_pylist()}
+    return bulk_rows(tmp_path, records, as_of=AS_OF, kb=default_kb())
 
 
 def test_the_table_reads_a_start_date_one_day_late() -> None:

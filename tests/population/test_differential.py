@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from population_support import rows_by_id, truth_by_id
 
+from tests_support import write_export
 from withdrawal.fhir import to_patient
 from withdrawal.fhir.generate import RecordGenerator, coverage
 from withdrawal.fhir.reading import TABLE
@@ -34,13 +35,7 @@ AS_OFS = (date(2026, 1, 1), date(2025, 6, 30), date(2024, 2, 29))
 
 
 def _export(root: Path, records: dict[str, list[dict[str, Any]]]) -> None:
-    by_type: dict[str, list[str]] = {}
-    for resources in records.values():
-        for r in resources:
-            by_type.setdefault(r["resourceType"], []).append(json.dumps(r))
-    root.mkdir(parents=True, exist_ok=True)
-    for rtype, lines in by_type.items():
-        (root / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_export(root, records.values())
 
 
 def _batch(kb: KnowledgeBase, seed: int, n: int, as_of: date) -> tuple[dict[str, list[dict[str, Any]]], set[str]]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from population_support import rows_by_id
 
+from tests_support import write_export
 from withdrawal.knowledge.loader import KnowledgeBase, default_kb
 from withdrawal.patient import MedicationIn, PatientIn, resolve
 from withdrawal.population.flags import flag_columns
@@ -95,16 +95,9 @@ CASES: dict[str, tuple[list[dict[str, Any]], PatientIn]] = {
 @pytest.fixture(scope="module")
 def engine_rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     root = tmp_path_factory.mktemp("cases")
-    by_type: dict[str, list[str]] = {}
-    for pid, (resources, data) in CASES.items():
-        birth = date(AS_OF.year - data.age_years, 1, 1).isoformat()
-        by_type.setdefault("Patient", []).append(json.dumps({"resourceType": "Patient", "id": pid,
-                                                             "birthDate": birth}))
-        for r in resources:
-            by_type.setdefault(r["resourceType"], []).append(json.dumps(r))
-    for rtype, lines in by_type.items():
-        (root / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n")
-    return rows_by_id(run_screen(root, root / "out", as_of=AS_OF).patients_path)
+    records = [[{"resourceType": "Patient", "id": pid, "birthDate": date(AS_OF.year - data.age_years, 1, 1).isoformat()},
+                *resources] for pid, (resources, data) in CASES.items()]
+    return rows_by_id(run_screen(write_export(root, records), root / "out", as_of=AS_OF).patients_path)
 
 
 @pytest.mark.parametrize("pid", sorted(CASES))

@@ -4,17 +4,14 @@ checks DuckDB; the generator draws no offset ahead of UTC, so the differential t
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from population_support import rows_by_id
-
+from tests_support import bulk_rows
 from withdrawal.fhir import to_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.population.per_patient import PatientEvaluator
-from withdrawal.population.screen import run_screen
 
 AS_OF = date(2025, 6, 1)
 LOINC = "http://loinc.org"
@@ -69,15 +66,8 @@ RECORDS = {
 
 
 def test_spark_reads_them_as_the_mapper(kb: KnowledgeBase, spark: Any, tmp_path: Path) -> None:
-    root = tmp_path / "bulk"
-    root.mkdir()
-    by_type: dict[str, list[str]] = {}
-    for record, _ in RECORDS.values():
-        for r in record:
-            by_type.setdefault(r["resourceType"], []).append(json.dumps(r))
-    for rtype, lines in by_type.items():
-        (root / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    rows = rows_by_id(run_screen(root, tmp_path / "out", engine="spark", as_of=AS_OF, kb=kb, spark=spark).patients_path)
+    rows = bulk_rows(tmp_path, (record for record, _ in RECORDS.values()), as_of=AS_OF, kb=kb, engine="spark",
+                     spark=spark)
     evaluate = PatientEvaluator(kb)
     for pid, (record, verdict) in RECORDS.items():
         want = evaluate(to_patient(record, kb, as_of=AS_OF).patient)

@@ -13,6 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests_support import without_uuids
 from withdrawal.fhir.decoding import ELEMENTS, decode_resource
 from withdrawal.fhir.generate import RecordGenerator
 from withdrawal.fhir.mapping import resources_of
@@ -121,12 +122,6 @@ def _body(seed: int, hook: str, kb: KnowledgeBase) -> tuple[str, bytes]:
     return service, json.dumps(body).encode()
 
 
-def _without_uuids(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _without_uuids(v) for k, v in node.items() if k != "uuid"}
-    if isinstance(node, list):
-        return [_without_uuids(v) for v in node]
-    return node
 
 
 def _answer(service: str, raw: Any, kb: KnowledgeBase, *, every_resource: bool = False) -> tuple[Any, Any]:
@@ -147,7 +142,7 @@ def _answer(service: str, raw: Any, kb: KnowledgeBase, *, every_resource: bool =
     patient = to_patient_at_bedside(record.resources, kb, as_of=AS_OF, now=NOW, patient_id=hooks.patient_id(body.context),
                                     strict=False)
     answer = hooks.answer(service, body.context, kb, orders, record, now=NOW)
-    return _without_uuids(answer.body()), (patient.patient, patient.medications)
+    return without_uuids(answer.body()), (patient.patient, patient.medications)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

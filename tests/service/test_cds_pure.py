@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from svc_synthea import bundle, condition, medication_request, q6h
 
+from tests_support import without_uuids
 from withdrawal.knowledge.loader import default_kb
 from withdrawal.service.cds import hooks
 from withdrawal.service.cds.prefetch import assemble
@@ -49,12 +50,6 @@ def _request() -> dict[str, Any]:
     }
 
 
-def _without_uuids(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _without_uuids(v) for k, v in node.items() if k != "uuid"}
-    if isinstance(node, list):
-        return [_without_uuids(v) for v in node]
-    return node
 
 
 def test_hooks_answer_without_the_app_as_the_route_does(app_factory: Any, keys: Any) -> None:
@@ -68,7 +63,7 @@ def test_hooks_answer_without_the_app_as_the_route_does(app_factory: Any, keys: 
         tok = keys.token(f"http://testserver/cds-services/{SIGN}")
         r = c.post(f"/cds-services/{SIGN}", json=body, headers={"Authorization": f"Bearer {tok}"})
     assert r.status_code == 200, r.text
-    assert _without_uuids(r.json()) == _without_uuids(answer.body())
+    assert without_uuids(r.json()) == without_uuids(answer.body())
 
 
 def test_an_order_hook_with_nothing_to_screen_reads_no_record() -> None:
