@@ -288,3 +288,16 @@ def test_malformed_records_raise_only_input_errors(body: Any, kind: str) -> None
     except InputError:
         pass
     assert read_bedside([res], kb, now=NOW, strict=False) is not None
+
+
+@pytest.mark.parametrize("subject", ["urn:uuid:p1", "Patient/p1/_history/2", "https://ehr.example/fhir/Patient/p1"])
+def test_a_response_names_its_patient_as_the_mapper_reads_a_reference(kb: KnowledgeBase, subject: str) -> None:
+    """A transaction Bundle's urn:uuid subject, a versioned or an absolute one is the Bundle's patient: the
+    bedside reading uses the mapper's reading of a reference (its own copy skipped these responses)."""
+    qr = _response(kb, COWS)
+    qr["subject"] = {"reference": subject}
+    record = to_patient_at_bedside(_bundle(qr), kb, as_of=NOW.date(), now=NOW)
+    assert record.patient.cows == COWS and record.reading.sources == {"cows": "QuestionnaireResponse/qr1"}
+    padded = _bundle(_response(kb, COWS))
+    padded["entry"][0]["resource"]["id"] = " p1 "  # an id with spaces, as _pick_patient reads it
+    assert to_patient_at_bedside(padded, kb, as_of=NOW.date(), now=NOW).patient.cows == COWS

@@ -24,7 +24,7 @@ from typing import Any, get_args
 
 from withdrawal.errors import InputError
 from withdrawal.fhir import reading
-from withdrawal.fhir.mapping import FhirPatient, resources_of, to_patient
+from withdrawal.fhir.mapping import FhirPatient, reference_id, resources_of, to_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Scale, Substance
 
@@ -294,9 +294,10 @@ def read_bedside(
     epoch = datetime(1900, 1, 1, tzinfo=UTC)
 
     def subject_ok(res: JSON) -> bool:
+        # the mapper's reading of a reference (urn:uuid, versioned, absolute), as to_patient reads subjects
         subj = res.get("subject")
-        ref = _str(subj.get("reference")) if isinstance(subj, Mapping) else None
-        return not (patient_id and ref and ref.rsplit("/", 1)[-1] != patient_id)
+        ref = reference_id(subj.get("reference")) if isinstance(subj, Mapping) else None
+        return not (patient_id and ref and ref != patient_id)
 
     def later(when: datetime) -> bool:
         # NOTE: read as of ``now``: what was recorded after it (beyond a few minutes of clock skew) is not used.
@@ -434,8 +435,8 @@ def to_patient_at_bedside(
     """
     resources = resources_of(raw)
     if patient_id is None:
-        ids = [r.get("id") for r in resources if r.get("resourceType") == "Patient"]
-        patient_id = ids[0] if len(ids) == 1 and isinstance(ids[0], str) and ids[0] else None
+        ids = [reference_id(r.get("id")) for r in resources if r.get("resourceType") == "Patient"]
+        patient_id = ids[0] if len(ids) == 1 else None
     reading = read_bedside(resources, kb, now=now, patient_id=patient_id, strict=strict)
     # the record as given (not its resources): to_patient names a Bundle's page not read
     mapped = to_patient(raw, kb, as_of=as_of, patient_id=patient_id, extra=bedside_fields(reading))
