@@ -476,15 +476,23 @@ def _first_date(res: JSON, paths: Sequence[str]) -> date | None:
     return got[0] if got is not None else None
 
 
+_LATE_DATE = int(reading.number(reading.DATES, "after as-of", "date"))
+_LATE_OFFSET = int(reading.number(reading.DATES, "after as-of", "dateTime with offset"))
+_DATED_BY = frozenset({("MedicationRequest", "start date"), ("MedicationStatement", "start date"),
+                       ("Condition", "onset"), ("Procedure", "performed"), ("Observation", "date")})
+# NOTE: checked once, at import: a missing row fails loudly here, not as every resource "unreadable"
+for _resource, _element in _DATED_BY:
+    if reading.reading_of(_resource, "after as-of", _element) != reading.AFTER_AS_OF:
+        raise LookupError(f"the reading table has no '{_resource}|after as-of|{_element}' row")
+
+
 def late_days(value: object) -> int:
     """How many days after the as-of date a date as written may be and still count as on or before it (the
     reading table's ``(every date) | after as-of`` rows, the one rule of every such check): a date (no time
     zone) one day, a dateTime with an offset none, after its shift to UTC (:func:`utc_shift`). The bulk SQL
     stages it beside each date (``staging.late_sql``)."""
     shift = utc_shift(value)
-    if shift is None:
-        return int(reading.number(reading.DATES, "after as-of", "date"))
-    return int(reading.number(reading.DATES, "after as-of", "dateTime with offset")) - shift
+    return _LATE_DATE if shift is None else _LATE_OFFSET - shift
 
 
 def by_as_of(dated: tuple[date, object], as_of: date) -> bool:
@@ -498,8 +506,7 @@ def by_as_of(dated: tuple[date, object], as_of: date) -> bool:
 def dated_by(res: JSON, resource: str, element: str, as_of: date) -> tuple[date, object] | None | Literal[False]:
     """The first date of ``resource``'s ``element`` rows: (date, value) when it is on or before ``as_of`` by
     the 'after as-of' rule, False when it is after it, None when there is none."""
-    if reading.reading_of(resource, "after as-of", element) != reading.AFTER_AS_OF:
-        raise KeyError(f"{resource}|after as-of|{element}")
+    assert (resource, element) in _DATED_BY, (resource, element)
     got = _first_dated(res, reading.values(resource, element))
     if got is None:
         return None
