@@ -72,6 +72,7 @@ class Dialect:
     """The SQL spellings that differ between DuckDB and Spark SQL (this class: DuckDB's)."""
 
     name = "duckdb"
+    _quote: ClassVar[str] = '"'
     _escapes: ClassVar[dict[int, str]] = str.maketrans({"'": "''"})
     """How a string literal spells the characters it cannot hold as themselves: DuckDB doubles a quote
     (a backslash is an ordinary character)."""
@@ -106,18 +107,14 @@ class Dialect:
     # --- the array and text functions the staging (``staging.py``) reads JSON with ---
 
     def path(self, dotted: str) -> str:
-        """A quoted column path (``a.b`` -> ``"a"."b"``)."""
-        return ".".join(f'"{p}"' for p in dotted.split("."))
+        """A quoted column path (``a.b`` -> ``"a"."b"``; Spark quotes with backticks)."""
+        return ".".join(f"{self._quote}{p}{self._quote}" for p in dotted.split("."))
 
     def first(self, arr: str) -> str:
         return f"({arr})[1]"
 
     def filter(self, arr: str, body: str) -> str:
         return f"list_filter({arr}, lambda x: {body})"
-
-    def join(self, arr: str) -> str:
-        """The strings of an array joined with ``|`` ('' for none)."""
-        return f"coalesce(array_to_string({arr}, '|'), '')"
 
     def first_where(self, arr: str, cond: Callable[[str], str]) -> str:
         """The first element of ``arr`` for which ``cond(element)`` holds. Most arrays' first element does, so
@@ -136,6 +133,7 @@ class Dialect:
 
 class SparkDialect(Dialect):
     name = "spark"
+    _quote: ClassVar[str] = "`"
     # Spark SQL reads a backslash in a string literal as an escape (spark.sql.parser.escapedStringLiterals
     # is false by default): a backslash and a quote are each escaped with one
     _escapes: ClassVar[dict[int, str]] = str.maketrans({"\\": "\\\\", "'": "\\'"})
@@ -150,17 +148,11 @@ class SparkDialect(Dialect):
     def min_pair(self, key: str, value: str, cond: str) -> str:
         return f"min(CASE WHEN {cond} THEN named_struct('k', {key}, 'v', {value}) END).v"
 
-    def path(self, dotted: str) -> str:
-        return ".".join(f"`{p}`" for p in dotted.split("."))
-
     def first(self, arr: str) -> str:
         return f"try_element_at({arr}, 1)"
 
     def filter(self, arr: str, body: str) -> str:
         return f"filter({arr}, x -> {body})"
-
-    def join(self, arr: str) -> str:
-        return f"coalesce(concat_ws('|', {arr}), '')"
 
     def after_last_slash(self, text: str) -> str:
         return f"substring_index({text}, '/', -1)"
