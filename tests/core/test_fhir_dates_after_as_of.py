@@ -85,6 +85,9 @@ CASES: dict[str, tuple[list[dict[str, Any]], str | None, bool]] = {
                                                                  performedDateTime="2025-06-06")), None, False),
     # a Procedure of a code the knowledge base does not know whose display names a tonsillectomy: not screened
     "cpt_tonsils": (_child("cpt_tonsils", _procedure(CPT, "42826", "Tonsillectomy")), None, True),
+    # the display names sleep apnoea too (the longer phrase): still a tonsillectomy, named as not screened
+    "cpt_tonsils_osa": (_child("cpt_tonsils_osa", _procedure(CPT, "42826", "Tonsillectomy for obstructive sleep apnea")),
+                        None, True),
     "sct_tonsils": (_child("sct_tonsils", _procedure(SCT, "80146002", "Tonsillectomy, primary")), None, True),
     "text_tonsils": (_child("text_tonsils", {"resourceType": "Procedure", "status": "completed",
                                              "code": {"text": "Adenotonsillectomy"}}), None, True),

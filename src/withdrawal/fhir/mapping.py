@@ -646,9 +646,9 @@ def condition_entries(icd: Sequence[str], sct: Sequence[str], text: str | None, 
 
 def procedure_named(text: str, kb: KnowledgeBase) -> str | None:
     """The condition recorded by a procedure (one with ICD-10-PCS codes: tonsillectomy_recent) that ``text``
-    names by its label or a synonym as whole words (:meth:`KnowledgeBase.condition_named`), or None."""
-    key = kb.condition_named(text)
-    return key if key is not None and kb.conditions[key].icd10pcs else None
+    names by its label or a synonym as whole words (:meth:`KnowledgeBase.conditions_named`: among every
+    condition it names, so "Tonsillectomy for obstructive sleep apnea" is a tonsillectomy), or None."""
+    return next((key for key in kb.conditions_named(text) if kb.conditions[key].icd10pcs), None)
 
 
 def _procedure_entries(pcs: Sequence[str], sct: Sequence[str], texts: Sequence[str], kb: KnowledgeBase,

@@ -257,16 +257,23 @@ class KnowledgeBase:
 
         A name, not a mapping: the FHIR reading names a code the knowledge base does not know as unresolved
         when its text names one (vocabulary ``snomed_screened_concepts``), and never reads it as the condition."""
-        return self.memoized("condition_named", text, self._condition_named)
+        named = self.conditions_named(text)
+        return named[0] if named else None
 
-    def _condition_named(self, text: str) -> str | None:
+    def conditions_named(self, text: str) -> tuple[str, ...]:
+        """Every screened condition ``text`` names (as :meth:`condition_named`), longest phrase first:
+        "Tonsillectomy for obstructive sleep apnea" names sleep_apnea and tonsillectomy_recent."""
+        return self.memoized("conditions_named", text, self._conditions_named)
+
+    def _conditions_named(self, text: str) -> tuple[str, ...]:
         phrases = self.memoized("screened_condition_phrases", "", lambda _: self._screened_phrases())
         words = _WORD.findall(normalise_name(text))
+        found: list[str] = []
         for size in sorted({len(p) for p in phrases}, reverse=True):
             for i in range(len(words) - size + 1):
-                if key := phrases.get(tuple(words[i : i + size])):
-                    return key
-        return None
+                if (key := phrases.get(tuple(words[i : i + size]))) and key not in found:
+                    found.append(key)
+        return tuple(found)
 
     def _screened_phrases(self) -> dict[tuple[str, ...], str]:
         """The words of each screened condition's label and synonyms -> its key (vocabulary order)."""
