@@ -341,6 +341,15 @@ def test_the_medications_prefetch_includes_the_medications_its_orders_reference(
     assert not any("not identified" in s for s in summaries(r))
 
 
+def test_a_versioned_medication_reference_is_read_by_its_id(server: LiveServer, keys: Keys, fhir: str) -> None:
+    """Medication/med-s/_history/2 names med-s, as the mapper reads a reference: fetched as Medication/med-s
+    (it was requested as one escaped id and the order stayed not screened)."""
+    r = call(server, keys, "order-sign", drafts=[TRAMADOL, order("s6", ref="Medication/med-s/_history/2")],
+             fhir_server=fhir)
+    assert any("serotonergic" in s for s in summaries(r)), summaries(r)
+    assert not any(s.startswith("Order not screened") for s in summaries(r))
+
+
 def test_cards_list_what_was_not_recognised(server: LiveServer, keys: Keys) -> None:
     out_of_scope = {"resourceType": "Condition", "id": "c9", "subject": {"reference": "Patient/p1"},
                     "code": {"coding": [{"system": ICD, "code": "L98.9"}]}}

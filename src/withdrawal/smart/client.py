@@ -23,7 +23,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from withdrawal.errors import WithdrawalError
 from withdrawal.fhir import next_link, resources_of
-from withdrawal.fhir.mapping import unresolved_medication_references
+from withdrawal.fhir.mapping import reference_id, unresolved_medication_references
 from withdrawal.smart.config import SmartSettings, check_url, normalise_iss
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -287,19 +287,17 @@ class FhirReader:
         screened, since a search answers the orders without them."""
         out: list[dict[str, Any]] = []
         for target in references[:MAX_MEDICATION_READS]:
-            url = target if self._same_server(target) else None
-            if not target.startswith(("http://", "https://")):
-                rid = target.rsplit("/", 1)[-1]
-                url = f"{self.iss}/Medication/{quote(rid, safe='')}" if target == f"Medication/{rid}" else None
-            if url is None:
+            # the mapper's reading of a reference (versioned, absolute on this server), as it names them
+            rid = reference_id(target, "Medication")
+            if not rid or (target.startswith(("http://", "https://")) and not self._same_server(target)):
                 continue
             try:
-                res = await self._get(url)
+                res = await self._get(f"{self.iss}/Medication/{quote(rid, safe='')}")
             except SmartError as exc:
                 if exc.code != "fhir":
                     raise
                 continue
-            if res.get("resourceType") == "Medication" and res.get("id") == target.rsplit("/", 1)[-1]:
+            if res.get("resourceType") == "Medication" and res.get("id") == rid:
                 out.append(res)
         return out
 

@@ -32,6 +32,7 @@ import httpx
 
 from withdrawal.fhir import codes, next_link, resources_of
 from withdrawal.fhir.decoding import read_by_a_reader
+from withdrawal.fhir.mapping import reference_id
 from withdrawal.fhir.questionnaire import CODE_SYSTEM as SCALE_SYSTEM
 from withdrawal.fhir.questionnaire import HOURS_CODE, SCALES
 from withdrawal.service.errors import MissingData
@@ -477,8 +478,9 @@ async def fetch_references(fhir: FhirServer, references: list[str]) -> list[Mapp
     try:
         async with fhir.deadline():
             for ref in references[:20]:
-                rtype, _, rid = ref.partition("/")
-                if rtype != "Medication" or not rid:
+                # the mapper's reading of a reference (versioned, absolute on this server), as it names them
+                rid = reference_id(ref, "Medication")
+                if not rid or (ref.startswith(("http://", "https://")) and not fhir.same_server(ref)):
                     continue
                 got = await fhir.read(fhir.url_of(f"Medication/{_encode_id(rid)}"), 1)
                 out.extend(r for r in got or [] if r.get("resourceType") == "Medication")
