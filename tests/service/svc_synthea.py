@@ -211,3 +211,12 @@ def bundle(
     entries.insert(3, {"fullUrl": "urn:uuid:broken"})  # an entry without a resource
     entries.insert(5, "garbage")
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}, pid
+
+
+def full_prefetch(patient: dict[str, Any], **given: Any) -> dict[str, Any]:
+    """A CDS prefetch with every key the services ask for: ``given`` ones as given, the rest null (the
+    client has no such data). A key left out is a record not had, never a clean screen, so a test of a
+    clean answer sends them all."""
+    from withdrawal.service.cds.prefetch import PREFETCH
+
+    return {**dict.fromkeys(PREFETCH), "patient": patient, **given}

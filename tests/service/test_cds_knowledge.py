@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from svc_synthea import full_prefetch
 
 from tests_support import kb_with
 from withdrawal.errors import KnowledgeBaseError
@@ -31,9 +32,9 @@ def _condition(code: str) -> dict[str, Any]:
 
 
 def _prefetch(*conditions: dict[str, Any]) -> dict[str, Any]:
-    return {"patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1985-04-02", "gender": "male"},
-            "conditions": _bundle(*conditions), "medications": _bundle(), "allergies": _bundle(),
-            "observations": _bundle()}
+    return full_prefetch({"resourceType": "Patient", "id": "p1", "birthDate": "1985-04-02", "gender": "male"},
+                         conditions=_bundle(*conditions), medications=_bundle(), allergies=_bundle(),
+                         observations=_bundle())
 
 
 def _order_sign(kb: KnowledgeBase, *drafts: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from svc_synthea import full_prefetch
 
 from withdrawal.fhir import to_patient
 from withdrawal.fhir.mapping import reference_id
@@ -54,8 +55,7 @@ def test_an_unidentified_draft_is_named_as_the_mapper_names_it(draft: dict[str, 
     read = to_patient([PATIENT, {**draft, "status": "active"}], kb, as_of=NOW.date())
     (mapped,) = [m for m in read.medications if not m.identified]
     assert order.name == mapped.name
-    record = assemble({"patient": PATIENT, "conditions": None, "medications": None, "statements": None,
-                       "allergies": None, "observations": None, "procedures": None}, {})
+    record = assemble(full_prefetch(PATIENT), {})
     (card,) = hooks.answer("withdrawal-order-sign", context, kb, drafts, record, now=NOW).cards
     assert card["summary"].startswith("Order not screened: " + mapped.name[:60]) and len(card["summary"]) < 140
     assert f"the draft order {mapped.name}" in card["detail"]
@@ -64,7 +64,7 @@ def test_an_unidentified_draft_is_named_as_the_mapper_names_it(draft: dict[str, 
 def test_an_identified_drug_the_knowledge_base_does_not_know_keeps_its_own_summary() -> None:
     order = cards.DraftOrder("d1", (), None, "zorblaxamine 5 MG Oral Tablet")
     kb = default_kb()
-    record = assemble({"patient": PATIENT, "conditions": None, "medications": None}, {})
+    record = assemble(full_prefetch(PATIENT), {})
     a, _, _ = hooks.assess({"patientId": "p1"}, kb, record, [], now=NOW, record=False)
     assert cards.unscreened_order_card(a, order)["summary"] == (
         "Order not screened: zorblaxamine 5 MG Oral Tablet could not be identified")
