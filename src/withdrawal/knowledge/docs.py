@@ -177,7 +177,9 @@ def _pathway(kb: KnowledgeBase) -> list[str]:
             lines += _table(["day", "buprenorphine", "full agonist"],
                             ([d.day, d.buprenorphine, d.full_agonist] for d in sc.days))
     lines += ["### COWS rechecks, precipitated withdrawal, hand-off", ""]
-    rows: list[list[object]] = [[r.id, f"{r.when}: {r.action}", _cites(r)] for r in pw.rechecks]
+    rows: list[list[object]] = [[r.id, f"{r.when}: {r.action}" + (f" (timing, below the threshold: \"{r.timing_note}\")"
+                                                                  if r.timing_note else ""), _cites(r)]
+                                for r in pw.rechecks]
     rows += [[s.id, s.text, _cites(s)] for s in (*pw.precipitated_withdrawal, *pw.handoff)]
     lines += _table(["step", "text", "sources (verification)"], rows)
     return lines

@@ -455,6 +455,8 @@ class Recheck(Cited):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     when: str
     action: str
+    timing_note: str | None = None
+    """What an option's timing says when the score is below its start threshold (one recheck has it)."""
 
 
 class LowDoseFirst(Cited):
@@ -476,8 +478,15 @@ class BuprenorphinePathway(Frozen):
     handoff: tuple[PathwayStep, ...] = Field(min_length=1)
     chart_note_footer: PathwayStep
 
+    @property
+    def below_threshold(self) -> Recheck:
+        """The recheck whose timing note an option's timing ends with below its COWS threshold."""
+        return next(r for r in self.rechecks if r.timing_note)
+
     @model_validator(mode="after")
     def _every_start(self) -> BuprenorphinePathway:
+        if sum(1 for r in self.rechecks if r.timing_note) != 1:
+            raise ValueError("rechecks: exactly one needs a timing_note (what a timing says below the threshold)")
         ids = [s.id for s in self.starts]
         if sorted(ids) != sorted(("standard", "low_dose", "high_dose_ed")):
             raise ValueError(f"starts must be standard, low_dose and high_dose_ed once each, got {ids}")

@@ -73,7 +73,7 @@ class Gate:
 
     text: str
     sources: tuple[str, ...] = ()
-    """The low-dose note's sources (``pathway.low_dose_first``) when the text ends with it; else ()."""
+    """The sources of the pathway notes the text carries (``low_dose_first``, the below-threshold recheck)."""
 
 
 def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: KnowledgeBase) -> Gate | None:
@@ -88,8 +88,8 @@ def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: 
     low = is_bup and bool(low_dose_first(board, patient, kb))
     low_dose = f" {first.timing_note}" if low else ""
 
-    def gate(text: str) -> Gate:
-        return Gate(text + low_dose, first.sources if low else ())
+    def gate(text: str, sources: tuple[str, ...] = ()) -> Gate:
+        return Gate(text + low_dose, (*(first.sources if low else ()), *sources))
 
     waits: list[str] = []
     for o in board:
@@ -117,7 +117,6 @@ def objective_gate(t: Treatment, patient: Patient, cows: ScaleScore | None, kb: 
     if threshold is not None and cows.total >= threshold:
         now = "Can start now" if is_bup else "Objective withdrawal present"
         return gate(f"{now}: {hours:g} h since last use and COWS {cows.total}.")
-    return gate(
-        f"{label}: {hours:g} h since last use but COWS {cows.total} is below {threshold}: "
-        f"re-score in 1-2 h and start when withdrawal is objective."
-    )
+    below = kb.pathway.below_threshold
+    return gate(f"{label}: {hours:g} h since last use but COWS {cows.total} is below {threshold}: "
+                f"{below.timing_note}", below.sources)
