@@ -201,10 +201,12 @@ class KnowledgeBase:
         return self.condition_groups[group_id]
 
     def statement(self, statement_id: str) -> Statement:
-        """The care statement ``statement_id`` (care.yaml ``statements``): a sentence with its sources."""
-        for s in self.care.statements:
-            if s.id == statement_id:
-                return s
+        """The care statement ``statement_id`` (care.yaml ``statements``, ``monitoring`` or
+        ``evidence_summary``): a sentence with its sources."""
+        for group in (self.care.statements, self.care.monitoring, self.care.evidence_summary):
+            for s in group:
+                if s.id == statement_id:
+                    return s
         raise KeyError(statement_id)
 
     def rule(self, rule_id: str) -> Rule:

@@ -86,14 +86,6 @@ class Plan:
     included): evaluated once here, read by the start pathway."""
 
 
-def _statement(kb: KnowledgeBase, sid: str) -> Statement:
-    for group in (kb.care.statements, kb.care.monitoring, kb.care.evidence_summary):
-        for s in group:
-            if s.id == sid:
-                return s
-    raise KeyError(sid)
-
-
 def _notes(t: Treatment, facts: Facts, kb: KnowledgeBase) -> tuple[list[OptionNote], bool]:
     """The option notes whose conditions hold for this patient, and whether one puts it first."""
     hits = [n for n in kb.care.option_notes if t.id in n.treatments and fires(n.when, facts) is not None]
@@ -246,10 +238,10 @@ def build_plan(
         tramadol_regimen=regimen,
         adjuncts=_adjuncts(facts, kb),
         monitoring=kb.care.monitoring,
-        naloxone=_statement(kb, "naloxone"),
+        naloxone=kb.statement("naloxone"),
         resources=_resources(patient, kb),
         evidence=kb.care.evidence_summary,
-        notes=(_statement(kb, "decision_support"), _statement(kb, "cows_threshold")),
+        notes=(kb.statement("decision_support"), kb.statement("cows_threshold")),
         regimen_withheld=withheld,
         override=override if screen.verdict == "avoid" else None,
         option_notes=tuple(fired),

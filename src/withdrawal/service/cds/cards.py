@@ -306,7 +306,7 @@ def incomplete_card(a: Assessment, cited: _Cited) -> dict[str, Any] | None:
 
     A warning (not info) card, so that an EHR that shows only warnings still shows it.
     """
-    f = next((f for f in a.screen.findings if f.code == "incomplete_screen"), None)
+    f = next((f for f in a.screen.findings if f.code == INCOMPLETE_SCREEN), None)
     if f is None:
         return None
     return _card(
