@@ -70,7 +70,6 @@ MAX_PAGES = 5
 class Gathered:
     resources: list[Mapping[str, Any]] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
-    fetched: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
     """Keys whose data was cut short: a ``next`` page not read (limit reached, another origin, no server)."""
     not_fetched: list[str] = field(default_factory=list)
@@ -145,7 +144,6 @@ def assemble(
             if key in fetched:
                 out.not_fetched.append(key)
             continue
-        out.fetched.append(key)
         out.resources.extend(got)
     out.truncated = sorted(cut)
     return out
