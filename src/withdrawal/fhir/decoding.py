@@ -48,9 +48,6 @@ class Entry(TypedDict, total=False):
 # NOTE: built from the table at import; msgspec resolves the forward references in this module.
 Resource = TypedDict("Resource", _fields(), total=False)  # type: ignore[misc]
 
-ELEMENTS: frozenset[str] = frozenset(Resource.__annotations__)
-"""Every element a decoded resource may hold."""
-
 DecodeError = (msgspec.DecodeError, msgspec.ValidationError)
 """What a decoder raises for a body it does not read (malformed JSON, or not the expected structure)."""
 
@@ -58,14 +55,6 @@ DecodeError = (msgspec.DecodeError, msgspec.ValidationError)
 def decoder(shape: Any = Resource) -> msgspec.json.Decoder[Any]:
     """A JSON decoder of ``shape``; :data:`Resource` where a FHIR resource or Bundle stands."""
     return msgspec.json.Decoder(shape)
-
-
-def decode_resource(body: bytes | str) -> Any:
-    """A FHIR resource or Bundle, decoded to the elements the readers read."""
-    return _RESOURCE.decode(body)
-
-
-_RESOURCE = decoder()
 
 
 _OBSERVATION_CODES = frozenset((*reading.values("Observation", "code"), *(f"{s}-total" for s in SCALES), HOURS_CODE,
