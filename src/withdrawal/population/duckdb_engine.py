@@ -122,15 +122,10 @@ def screen(
         con.close()
 
 
-_MAP_BATCH = 500  # rows per INSERT: one statement per batch, its values bound as parameters
-
-
 def _create_map(con: duckdb.DuckDBPyConnection, m: MapTable) -> None:
-    """The map as a temp table, inserted with bound parameters (no quoting, no pyarrow or numpy to import)."""
+    """The map as a temp table, built in one statement from its columns bound as lists (no quoting, no
+    pyarrow or numpy to import; a batched multi-row INSERT took seconds on a large export's maps)."""
     types = {"STRING": "VARCHAR", "BIGINT": "BIGINT", "INT": "INTEGER", "DOUBLE": "DOUBLE"}
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {m.name} ({', '.join(f'{n} {types[t]}' for n, t in m.columns)})")
-    row = "(" + ", ".join("?" for _ in m.columns) + ")"
-    for start in range(0, len(m.rows), _MAP_BATCH):
-        batch = m.rows[start:start + _MAP_BATCH]
-        con.execute(f"INSERT INTO {m.name} VALUES {', '.join(row for _ in batch)}",
-                    [v for r in batch for v in r])
+    columns = ", ".join(f"unnest(?::{types[t]}[]) AS {n}" for n, t in m.columns)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {m.name} AS SELECT {columns}",
+                [[r[i] for r in m.rows] for i in range(len(m.columns))])
