@@ -166,7 +166,7 @@ def _codings(concept: object) -> list[JSON]:
     return [c for c in cs if _is_mapping(c)] if isinstance(cs, list) else []
 
 
-def _codes(concept: object, systems: Iterable[str] | str) -> list[str]:
+def codes_of(concept: object, systems: Iterable[str] | str) -> list[str]:
     """The codes of the codings of ``systems``; a coding's system is read through the reading table (an HL7
     OID of a system read, ``urn:oid:2.16.840.1.113883.6.96``, is that system: it was not read)."""
     system_of = reading.system_of
@@ -428,7 +428,7 @@ def medication_identity(rx_codes: Sequence[str], text: str | None, kb: Knowledge
 
 def concept_identity(concept: object, kb: KnowledgeBase) -> MedIdentity | None:
     """The identity a medication's CodeableConcept names: its RxNorm codes and its text."""
-    return medication_identity(_codes(concept, codes.RXNORM), _text(concept), kb)
+    return medication_identity(codes_of(concept, codes.RXNORM), _text(concept), kb)
 
 
 def _medication_concept(res: JSON, contained: Mapping[str, JSON]) -> object:
@@ -680,10 +680,10 @@ def concept_conditions(concept: object, kb: KnowledgeBase, *, procedure: bool = 
         # procedure as not screened. One coded only in systems not read, with no text or display, is named
         # as not screened as a Condition is
         text = _str(concept.get("text")) if _is_mapping(concept) else None
-        return condition_entries(_codes(concept, codes.ICD10PCS), _codes(concept, codes.SNOMED), None, kb,
+        return condition_entries(codes_of(concept, codes.ICD10PCS), codes_of(concept, codes.SNOMED), None, kb,
                                  [t for t in (text, *displays) if t],
                                  _codes_not_read(concept, (*codes.ICD10PCS, codes.SNOMED)), procedure=True)
-    return condition_entries(_codes(concept, codes.ICD10CM), _codes(concept, codes.SNOMED), _text(concept), kb,
+    return condition_entries(codes_of(concept, codes.ICD10CM), codes_of(concept, codes.SNOMED), _text(concept), kb,
                              displays, _codes_not_read(concept, (*codes.ICD10CM, codes.SNOMED)))
 
 
@@ -730,7 +730,7 @@ def concept_allergy(concept: object, kb: KnowledgeBase) -> str | None:
     other = [f"{system}|{code}" if (system := _str(reading.system_of(c.get("system")))) else code
              for c in _codings(concept) if reading.system_of(c.get("system")) != codes.RXNORM
              and (code := _str(c.get("code")))]
-    return allergy_entry(_codes(concept, codes.RXNORM), _text(concept), kb, other)
+    return allergy_entry(codes_of(concept, codes.RXNORM), _text(concept), kb, other)
 
 
 def allergy_counted(category: object) -> bool:
@@ -785,7 +785,7 @@ def _names(text: str | None, kind: str) -> bool:
 def is_cyp2d6(res: JSON) -> bool:
     """Whether a result of the cyp2d6 kind is CYP2D6's (a 53040-2 result may be of another gene)."""
     concept = res.get("code")
-    loinc = set(_codes(concept, codes.LOINC))
+    loinc = set(codes_of(concept, codes.LOINC))
     if codes.CYP2D6_OWN in loinc:
         return True
     if loinc & codes.CYP2D6_PHENOTYPE:
@@ -988,7 +988,7 @@ def observation_answer(kind: str, value_concept: object, value_boolean: object) 
     """A pregnancy or breastfeeding status Observation's answer (None: unreadable, or another kind)."""
     o = "Observation"
     if kind == "pregnancy":
-        answers = set(_codes(value_concept, {codes.LOINC, codes.SNOMED}))
+        answers = set(codes_of(value_concept, {codes.LOINC, codes.SNOMED}))
         if answers & set(reading.values(o, "pregnancy value", "yes")):
             return True
         if answers & set(reading.values(o, "pregnancy value", "no")):
@@ -996,7 +996,7 @@ def observation_answer(kind: str, value_concept: object, value_boolean: object) 
     elif kind == "breastfeeding":
         # NOTE: tramadol is not recommended while breastfeeding (label 8.2): a recorded status is
         # read; "unknown" or an unreadable answer leaves the field unset, as it was.
-        answers = set(_codes(value_concept, codes.LOINC))
+        answers = set(codes_of(value_concept, codes.LOINC))
         if answers & set(reading.values(o, "breastfeeding value", "yes")) or value_boolean is True:
             return True
         if answers & set(reading.values(o, "breastfeeding value", "no")) or value_boolean is False:
@@ -1010,7 +1010,7 @@ def observation_coded(res: JSON) -> tuple[str | None, bool | None, str | None]:
     The one reading of them: the per-patient mapper reads each Observation with it, and the bulk screen
     the export's distinct codes and values."""
     concept = res.get("code")
-    kind = observation_kind(_codes(concept, codes.LOINC), None) or observation_kind((), _text(concept))
+    kind = observation_kind(codes_of(concept, codes.LOINC), None) or observation_kind((), _text(concept))
     if kind is None:
         return None, None, None
     answer = observation_answer(kind, res.get("valueCodeableConcept"), res.get("valueBoolean"))

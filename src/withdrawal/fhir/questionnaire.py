@@ -23,8 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
 
 from withdrawal.errors import InputError
-from withdrawal.fhir import reading
-from withdrawal.fhir.mapping import FhirPatient, reference_id, resources_of, to_patient
+from withdrawal.fhir.mapping import FhirPatient, codes_of, reference_id, resources_of, to_patient
 from withdrawal.knowledge.loader import KnowledgeBase
 from withdrawal.knowledge.models import Scale, Substance
 
@@ -151,17 +150,6 @@ def _when(text: object) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _codes(concept: object, system: str) -> list[str]:
-    if not isinstance(concept, Mapping):
-        return []
-    codings = concept.get("coding")
-    if not isinstance(codings, list):
-        return []
-    # a coding's system is read through the reading table (an HL7 OID of LOINC is LOINC)
-    return [c["code"] for c in codings
-            if isinstance(c, Mapping) and reading.system_of(c.get("system")) == system and _str(c.get("code"))]
-
-
 def _scale_of_questionnaire(canonical: object) -> str | None:
     url = _str(canonical)
     if url is None:
@@ -247,7 +235,7 @@ def _read_scored_observation(res: JSON, sid: str, kb: KnowledgeBase) -> dict[str
         if not isinstance(comp, Mapping):
             continue
         where = f"Observation/{rid}.component[{n}]"
-        codes = [c for c in _codes(comp.get("code"), CODE_SYSTEM) if c.startswith(f"{sid}.")]
+        codes = [c for c in codes_of(comp.get("code"), CODE_SYSTEM) if c.startswith(f"{sid}.")]
         if not codes:
             continue
         item_id = codes[0][len(sid) + 1 :]
@@ -326,8 +314,8 @@ def read_bedside(
             if (hours is not None or substance) and (last_use is None or when >= last_use[0]):
                 last_use = (when, hours, substance)
         elif rtype == "Observation":
-            codes = _codes(res.get("code"), CODE_SYSTEM)
-            loinc = set(_codes(res.get("code"), LOINC))
+            codes = codes_of(res.get("code"), CODE_SYSTEM)
+            loinc = set(codes_of(res.get("code"), LOINC))
             if _str(res.get("status")) not in _OBS_DONE:
                 return
             when = _when(res.get("effectiveDateTime")) or _when(res.get("issued")) or epoch
@@ -356,8 +344,8 @@ def read_bedside(
                     )
                 substance = None
                 for comp in _list(res.get("component")):
-                    if isinstance(comp, Mapping) and SUBSTANCE_CODE in _codes(comp.get("code"), CODE_SYSTEM):
-                        found = _codes(comp.get("valueCodeableConcept"), SUBSTANCE_SYSTEM)
+                    if isinstance(comp, Mapping) and SUBSTANCE_CODE in codes_of(comp.get("code"), CODE_SYSTEM):
+                        found = codes_of(comp.get("valueCodeableConcept"), SUBSTANCE_SYSTEM)
                         substance = found[0] if found else None
                         if substance not in _SUBSTANCES:
                             raise InputError(
